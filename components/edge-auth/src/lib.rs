@@ -1,0 +1,287 @@
+//! Credentials for the edge components, with no I/O so that it is unit-tested natively.
+//!
+//! * Tokens: HS256 JWTs made and checked with `jwt-simple`. The algorithm is pinned by the key
+//!   type (a token whose header says `none` or another algorithm is rejected), `exp` and `iat`
+//!   must both be present, and a token older than the configured lifetime is refused even if its
+//!   `exp` says otherwise.
+//! * Passwords: argon2id PHC strings; the salt comes from the caller so this crate needs no
+//!   randomness source.
+//! * HTTP `Authorization` header parsing for Basic and Bearer.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use jwt_simple::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The custom claims every token carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserClaims {
+    pub email: String,
+    pub admin: bool,
+}
+
+/// What `/validate` returns: the custom claims plus the registered times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedClaims {
+    pub email: String,
+    pub admin: bool,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("the JWT secret must be at least {MIN_SECRET_LEN} bytes")]
+    WeakSecret,
+    #[error("token lifetime must be between 1 second and 366 days")]
+    BadLifetime,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("token has no expiry or issue time")]
+    MissingTimes,
+    #[error("could not create token: {0}")]
+    Issue(String),
+}
+
+/// Shortest accepted HMAC secret.
+pub const MIN_SECRET_LEN: usize = 16;
+/// Default token lifetime: 24 hours.
+pub const DEFAULT_LIFETIME_SECS: u64 = 24 * 3600;
+/// Longest accepted token, in bytes (a guard against hostile headers).
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Issues and verifies tokens with one HS256 key.
+pub struct TokenAuthority {
+    key: HS256Key,
+    lifetime: Duration,
+}
+
+impl TokenAuthority {
+    pub fn new(secret: &[u8], lifetime_secs: u64) -> Result<Self, AuthError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(AuthError::WeakSecret);
+        }
+        if lifetime_secs == 0 || lifetime_secs > 366 * 24 * 3600 {
+            return Err(AuthError::BadLifetime);
+        }
+        Ok(TokenAuthority { key: HS256Key::from_bytes(secret), lifetime: Duration::from_secs(lifetime_secs) })
+    }
+
+    /// A signed token for `email`, valid for the configured lifetime from now.
+    pub fn issue(&self, email: &str, admin: bool) -> Result<String, AuthError> {
+        let claims = Claims::with_custom_claims(UserClaims { email: email.to_string(), admin }, self.lifetime);
+        self.key.authenticate(claims).map_err(|e| AuthError::Issue(e.to_string()))
+    }
+
+    /// Checks signature, algorithm, `exp`, `iat` and the maximum lifetime.
+    pub fn verify(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::InvalidToken("token too long".into()));
+        }
+        let options = VerificationOptions {
+            // Small clock skew between edge instances only.
+            time_tolerance: Some(Duration::from_secs(30)),
+            max_validity: Some(self.lifetime),
+            max_token_length: Some(MAX_TOKEN_LEN),
+            ..Default::default()
+        };
+        let claims = self
+            .key
+            .verify_token::<UserClaims>(token, Some(options))
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let (Some(iat), Some(exp)) = (claims.issued_at, claims.expires_at) else {
+            return Err(AuthError::MissingTimes);
+        };
+        // `max_validity` bounds the token's age; this bounds what it claims for itself, so a
+        // token minted under a longer lifetime is not honoured after the lifetime was shortened.
+        if exp.as_secs().saturating_sub(iat.as_secs()) > self.lifetime.as_secs() {
+            return Err(AuthError::InvalidToken("token lifetime exceeds the configured maximum".into()));
+        }
+        Ok(VerifiedClaims { email: claims.custom.email, admin: claims.custom.admin, iat: iat.as_secs(), exp: exp.as_secs() })
+    }
+}
+
+/// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes) and a 16-byte salt.
+pub fn hash_password(password: &str, salt: &[u8; 16]) -> String {
+    let salt = SaltString::encode_b64(salt).expect("16 bytes is a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters cannot fail")
+        .to_string()
+}
+
+/// Checks a password against a PHC string made by [`hash_password`].
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HeaderError {
+    #[error("missing Authorization header")]
+    Missing,
+    #[error("Authorization header must use the {0} scheme")]
+    WrongScheme(&'static str),
+    #[error("malformed Authorization header: {0}")]
+    Malformed(&'static str),
+}
+
+/// Parses `Authorization: Basic base64(user:password)`.
+pub fn parse_basic(header: Option<&str>) -> Result<(String, String), HeaderError> {
+    let header = header.ok_or(HeaderError::Missing)?;
+    let (scheme, rest) = header.trim().split_once(' ').ok_or(HeaderError::Malformed("no credentials"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(HeaderError::WrongScheme("Basic"));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| HeaderError::Malformed("credentials are not base64"))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| HeaderError::Malformed("credentials are not UTF-8"))?;
+    let (user, password) = decoded.split_once(':').ok_or(HeaderError::Malformed("credentials lack a ':'"))?;
+    if user.is_empty() {
+        return Err(HeaderError::Malformed("empty user name"));
+    }
+    Ok((user.to_string(), password.to_string()))
+}
+
+/// Parses `Authorization: Bearer TOKEN`.
+pub fn parse_bearer(header: Option<&str>) -> Result<&str, HeaderError> {
+    let header = header.ok_or(HeaderError::Missing)?;
+    let (scheme, rest) = header.trim().split_once(' ').ok_or(HeaderError::Malformed("no token"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(HeaderError::WrongScheme("Bearer"));
+    }
+    let token = rest.trim();
+    if token.is_empty() {
+        return Err(HeaderError::Malformed("empty token"));
+    }
+    Ok(token)
+}
+
+/// A plausible e-mail address: one `@`, non-empty parts, a dot in the domain, no spaces or
+/// control characters, at most 254 bytes.
+pub fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn issued_tokens_verify() {
+        let auth = TokenAuthority::new(SECRET, 3600).unwrap();
+        let token = auth.issue("a@example.com", true).unwrap();
+        let claims = auth.verify(&token).unwrap();
+        assert_eq!(claims.email, "a@example.com");
+        assert!(claims.admin);
+        assert_eq!(claims.exp - claims.iat, 3600);
+    }
+
+    #[test]
+    fn wrong_key_and_tampering_are_rejected() {
+        let auth = TokenAuthority::new(SECRET, 3600).unwrap();
+        let other = TokenAuthority::new(b"another-secret-of-enough-length!", 3600).unwrap();
+        let token = auth.issue("a@example.com", false).unwrap();
+        assert!(matches!(other.verify(&token), Err(AuthError::InvalidToken(_))));
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        parts[1] = b64(r#"{"email":"a@example.com","admin":true,"iat":1,"exp":99999999999}"#);
+        assert!(auth.verify(&parts.join(".")).is_err());
+        assert!(auth.verify("garbage").is_err());
+        assert!(auth.verify("").is_err());
+        assert!(auth.verify(&"a".repeat(MAX_TOKEN_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let auth = TokenAuthority::new(SECRET, 3600).unwrap();
+        let header = b64(r#"{"alg":"none","typ":"JWT"}"#);
+        let body = b64(r#"{"email":"a@example.com","admin":true,"iat":1700000000,"exp":99999999999}"#);
+        assert!(auth.verify(&format!("{header}.{body}.")).is_err());
+    }
+
+    #[test]
+    fn expired_and_timeless_tokens_are_rejected() {
+        let auth = TokenAuthority::new(SECRET, 3600).unwrap();
+        let key = HS256Key::from_bytes(SECRET);
+        let mut claims = Claims::with_custom_claims(UserClaims { email: "a@example.com".into(), admin: false }, Duration::from_secs(60));
+        claims.issued_at = Some(Duration::from_secs(1_000_000));
+        claims.expires_at = Some(Duration::from_secs(1_000_060));
+        assert!(auth.verify(&key.authenticate(claims).unwrap()).is_err());
+
+        let mut timeless = Claims::with_custom_claims(UserClaims { email: "a@example.com".into(), admin: false }, Duration::from_secs(60));
+        timeless.expires_at = None;
+        assert_eq!(auth.verify(&key.authenticate(timeless).unwrap()), Err(AuthError::MissingTimes));
+    }
+
+    #[test]
+    fn tokens_longer_than_the_lifetime_are_rejected() {
+        let long = TokenAuthority::new(SECRET, 7200).unwrap();
+        let short = TokenAuthority::new(SECRET, 60).unwrap();
+        assert!(short.verify(&long.issue("a@example.com", false).unwrap()).is_err());
+    }
+
+    #[test]
+    fn weak_secrets_and_bad_lifetimes() {
+        assert_eq!(TokenAuthority::new(b"short", 60).err(), Some(AuthError::WeakSecret));
+        assert_eq!(TokenAuthority::new(SECRET, 0).err(), Some(AuthError::BadLifetime));
+    }
+
+    #[test]
+    fn passwords() {
+        let phc = hash_password("hunter2", &[7; 16]);
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(!phc.contains("hunter2"));
+        assert!(verify_password("hunter2", &phc));
+        assert!(!verify_password("hunter3", &phc));
+        assert!(!verify_password("hunter2", "not a phc string"));
+    }
+
+    #[test]
+    fn basic_headers() {
+        let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert_eq!(parse_basic(Some(&format!("Basic {}", enc("a@b.c:p:w")))), Ok(("a@b.c".into(), "p:w".into())));
+        assert_eq!(parse_basic(None), Err(HeaderError::Missing));
+        assert_eq!(parse_basic(Some("Bearer x")), Err(HeaderError::WrongScheme("Basic")));
+        assert!(parse_basic(Some("Basic !!!")).is_err());
+        assert!(parse_basic(Some(&format!("Basic {}", enc("nocolon")))).is_err());
+        assert!(parse_basic(Some(&format!("Basic {}", enc(":pw")))).is_err());
+        assert!(parse_basic(Some("Basic")).is_err());
+    }
+
+    #[test]
+    fn bearer_headers() {
+        assert_eq!(parse_bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(parse_bearer(Some("bearer  abc ")), Ok("abc"));
+        assert_eq!(parse_bearer(None), Err(HeaderError::Missing));
+        assert_eq!(parse_bearer(Some("Basic abc")), Err(HeaderError::WrongScheme("Bearer")));
+        assert!(parse_bearer(Some("Bearer ")).is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(is_plausible_email("a@example.com"));
+        assert!(!is_plausible_email("a@b"));
+        assert!(!is_plausible_email("@example.com"));
+        assert!(!is_plausible_email("a b@example.com"));
+        assert!(!is_plausible_email("a@@example.com"));
+    }
+}

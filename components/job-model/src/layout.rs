@@ -1,0 +1,84 @@
+//! Names shared by every process: key-value keys, Redis stream and channel names, chunk size.
+//!
+//! Keys are plain strings so that a Redis-backed key-value store (which Spin keeps with raw keys)
+//! can be read by `redis-cli` or a second process without knowing anything about Spin.
+
+/// Size of one stored chunk. Spin caps a single key-value read at 128 MiB; 1 MiB keeps the
+/// memory of every component small and gives streaming downloads a fine grain.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Durable job queue (a Redis stream read by a consumer group of workers).
+pub const JOB_STREAM: &str = "mp3edge:jobs";
+/// Field of a [`JOB_STREAM`] entry that holds the [`crate::JobMessage`] JSON.
+pub const JOB_STREAM_FIELD: &str = "job";
+/// Consumer group the workers share.
+pub const WORKER_GROUP: &str = "mp3edge-workers";
+/// Jobs that failed too often end here.
+pub const DEAD_LETTER_STREAM: &str = "mp3edge:jobs:dead";
+/// Channel published on every new job, the way a Spin Redis trigger expects (a wake-up call;
+/// the stream is the source of truth).
+pub const JOB_CHANNEL: &str = "mp3edge.jobs";
+/// Channel published when a job reaches a final state (for notifications).
+pub const DONE_CHANNEL: &str = "mp3edge.done";
+
+/// Key of the JSON job record.
+pub fn job_key(job_id: &str) -> String {
+    format!("job:{job_id}")
+}
+
+/// Key of chunk `index` of the uploaded source.
+pub fn source_chunk_key(job_id: &str, index: u32) -> String {
+    format!("job:{job_id}:src:{index:06}")
+}
+
+/// Key of chunk `index` of the converted output.
+pub fn output_chunk_key(job_id: &str, index: u32) -> String {
+    format!("job:{job_id}:out:{index:06}")
+}
+
+/// A job id is 32 lowercase hex digits (128 random bits). Anything else is rejected before it
+/// reaches a key, so a hostile id can never address another key.
+pub fn is_valid_job_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Formats 128 random bits as a job id.
+pub fn job_id_from_bits(bits: u128) -> String {
+    format!("{bits:032x}")
+}
+
+/// Number of chunks a file of `size` bytes occupies.
+pub fn chunk_count(size: u64) -> u32 {
+    size.div_ceil(CHUNK_SIZE as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable_and_sort_by_chunk_index() {
+        let id = job_id_from_bits(0xdead_beef);
+        assert_eq!(id, "000000000000000000000000deadbeef");
+        assert_eq!(job_key(&id), format!("job:{id}"));
+        assert!(source_chunk_key(&id, 2) < source_chunk_key(&id, 10));
+        assert_eq!(output_chunk_key(&id, 7), format!("job:{id}:out:000007"));
+    }
+
+    #[test]
+    fn job_ids_are_validated() {
+        assert!(is_valid_job_id(&job_id_from_bits(u128::MAX)));
+        assert!(!is_valid_job_id("../../etc/passwd"));
+        assert!(!is_valid_job_id("0123456789ABCDEF0123456789ABCDEF"));
+        assert!(!is_valid_job_id(""));
+        assert!(!is_valid_job_id(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn chunk_counts() {
+        assert_eq!(chunk_count(0), 0);
+        assert_eq!(chunk_count(1), 1);
+        assert_eq!(chunk_count(CHUNK_SIZE as u64), 1);
+        assert_eq!(chunk_count(CHUNK_SIZE as u64 + 1), 2);
+    }
+}

@@ -1,0 +1,163 @@
+//! The contract between the edge components and the worker, with no I/O.
+//!
+//! Everything two processes must agree on lives here, once: the job record stored in the
+//! key-value store, the message put on the durable queue, the names of the Redis stream and
+//! channels, and the key layout of the chunked source and output files. The edge (wasm) and the
+//! host worker (native) both depend on this crate, so a change of layout is a compile-time change
+//! for both sides.
+
+pub mod layout;
+pub mod naming;
+pub mod range;
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a conversion job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Converting,
+    Done,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Converting => "converting",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    /// A job in a final state never changes again.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Done | JobStatus::Failed)
+    }
+}
+
+/// How the uploaded source is stored: `chunks` values of at most `chunk_size` bytes each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub size: u64,
+    pub chunks: u32,
+    pub chunk_size: u32,
+    pub content_type: String,
+}
+
+/// The converted audio, once the worker has stored it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputFile {
+    #[serde(flatten)]
+    pub file: StoredFile,
+    /// Strong validator for HTTP caching and `Range` requests.
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+}
+
+/// Conversion options chosen at upload time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversionOptions {
+    /// Output format name, e.g. `mp3` or `wav` (mapped to a codec plugin by the worker).
+    pub format: String,
+    /// Target bitrate in kbps, when the format has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<u32>,
+}
+
+/// The job record, stored as JSON under [`layout::job_key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub owner: String,
+    pub source_name: String,
+    pub source: StoredFile,
+    pub options: ConversionOptions,
+    pub status: JobStatus,
+    /// Conversion progress in percent (0–100).
+    #[serde(default)]
+    pub progress: u8,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub updated_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputFile>,
+    /// How many times a worker has started this job.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl Job {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a job always serializes")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Job, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// The message the gateway puts on the durable queue and publishes on the job channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: String,
+}
+
+impl JobMessage {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a job message always serializes")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<JobMessage, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Job {
+        Job {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            owner: "a@example.com".into(),
+            source_name: "clip.mp4".into(),
+            source: StoredFile { size: 10, chunks: 1, chunk_size: 1 << 20, content_type: "video/mp4".into() },
+            options: ConversionOptions { format: "mp3".into(), bitrate_kbps: Some(192) },
+            status: JobStatus::Queued,
+            progress: 0,
+            created_at: 1,
+            updated_at: 1,
+            error: None,
+            output: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn job_round_trips_through_json_with_lowercase_status() {
+        let job = sample();
+        let json = job.to_json();
+        assert!(String::from_utf8_lossy(&json).contains("\"status\":\"queued\""));
+        assert_eq!(Job::from_json(&json).unwrap(), job);
+    }
+
+    #[test]
+    fn final_states() {
+        assert!(JobStatus::Done.is_final());
+        assert!(JobStatus::Failed.is_final());
+        assert!(!JobStatus::Queued.is_final());
+        assert!(!JobStatus::Converting.is_final());
+    }
+
+    #[test]
+    fn message_rejects_garbage() {
+        assert!(JobMessage::from_json(b"not json").is_err());
+        assert_eq!(JobMessage::from_json(br#"{"job_id":"x"}"#).unwrap().job_id, "x");
+    }
+}
