@@ -1,1 +1,138 @@
-fn main(){}
+//! `mp3edge`: the project's own host. `mp3edge up` serves the Spin application of `spin.toml`
+//! (HTTP components with key-value, SQLite, Redis and variables) on a machine without Spin.
+
+mod app;
+mod bindings;
+mod embedded_defaults;
+mod engine;
+mod http_trigger;
+mod key_value;
+mod manifest;
+mod outbound;
+mod redis_outbound;
+mod redis_server;
+mod router;
+mod runtime_config;
+mod sqlite;
+mod state;
+mod variables;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Limits, Runtime};
+use crate::variables::{EnvironmentProvider, StaticProvider, VariableProvider, VariableResolver};
+
+/// The variable through which components find the job queue's Redis (`host:port`).
+const REDIS_HOST_VARIABLE: &str = "redis_host";
+
+#[derive(Parser)]
+#[command(name = "mp3edge", version, about = "Run the mp3edge platform without Spin")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application's HTTP components.
+    Up(UpArgs),
+}
+
+#[derive(Parser)]
+struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Directory for all state (databases, private Redis, generated secrets).
+    #[arg(long, default_value = ".mp3edge")]
+    data_dir: PathBuf,
+    /// Spin runtime-config file (key-value stores, SQLite databases).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
+    /// The Spin application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Linear memory cap of one component instance, in MiB.
+    #[arg(long, default_value_t = 128)]
+    max_memory_mib: usize,
+    /// Wall-clock deadline of one request, in seconds.
+    #[arg(long, default_value_t = 600)]
+    request_timeout_secs: u64,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MP3EDGE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Up(args) => rt.block_on(up(args)),
+    }
+}
+
+/// Cancelled on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    token
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let shutdown = shutdown_signal();
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let manifest = manifest::Manifest::load(&args.manifest)?;
+    let runtime_config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
+
+    let mut host_values = embedded_defaults::embedded_variables(&data_dir)?;
+    let redis_configured = EnvironmentProvider.get(REDIS_HOST_VARIABLE).is_some();
+    let private_redis = if !redis_configured && manifest.variables.contains_key(REDIS_HOST_VARIABLE) {
+        let redis = redis_server::PrivateRedis::start(&data_dir.join("redis")).await?;
+        host_values.insert(REDIS_HOST_VARIABLE.to_string(), redis.host());
+        Some(redis)
+    } else {
+        None
+    };
+    let providers: Vec<Box<dyn VariableProvider>> = vec![Box::new(EnvironmentProvider), Box::new(StaticProvider(host_values))];
+    let resolver = VariableResolver::new(&manifest, providers);
+
+    let limits = Limits {
+        max_memory_bytes: args.max_memory_mib << 20,
+        deadline: Duration::from_secs(args.request_timeout_secs),
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(limits)?;
+    let manifest_name = manifest.application.name.clone();
+    let result = async {
+        let app = Arc::new(app::App::load(&runtime, manifest, &runtime_config, &resolver, None).await?);
+        let trigger = http_trigger::HttpTrigger::new(runtime.clone(), app)?;
+        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+        let local = listener.local_addr()?;
+        tracing::info!(%local, app = %manifest_name, "serving");
+        println!("mp3edge: serving on http://{local}");
+        trigger.serve(listener, shutdown).await
+    }
+    .await;
+    if let Some(redis) = private_redis {
+        redis.stop().await;
+    }
+    result
+}

@@ -1,0 +1,116 @@
+//! The Wasmtime engine and the recipe for running a component safely.
+//!
+//! Owns the engine configuration (component model, async, epoch interruption, pooling instance
+//! allocator), the linker with WASI 0.2, `wasi:http` and the Spin interfaces, and the creation
+//! of a fresh `Store` per request or job with its memory cap and wall-clock deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::outbound::OutboundHttpHooks;
+use crate::state::{ComponentState, Grants, MemoryLimiter, Services};
+
+/// How often the epoch advances; the granularity of deadlines and of cooperative yielding.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Resource bounds applied to every instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Linear memory cap per instance.
+    pub max_memory_bytes: usize,
+    /// Wall-clock deadline of one request or job while the guest runs.
+    pub deadline: Duration,
+    /// Instances that may exist at once (size of the pool).
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_memory_bytes: 128 << 20, deadline: Duration::from_secs(600), max_instances: 256 }
+    }
+}
+
+/// A configured engine plus the linker every component is instantiated with.
+pub struct Runtime {
+    pub engine: Engine,
+    pub linker: Linker<ComponentState>,
+    pub limits: Limits,
+}
+
+impl Runtime {
+    pub fn new(limits: Limits) -> Result<Arc<Runtime>> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances * 8)
+            .total_memories(limits.max_instances * 2)
+            .total_tables(limits.max_instances * 4)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(32)
+            .max_memory_size(limits.max_memory_bytes);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+
+        let ticker = engine.weak();
+        std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        crate::bindings::Host_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        Ok(Arc::new(Runtime { engine, linker, limits }))
+    }
+
+    /// Compiles a component once; instances are then made from its pre-instantiation.
+    pub fn compile(&self, path: &std::path::Path) -> Result<Component> {
+        let started = Instant::now();
+        let component = Component::from_file(&self.engine, path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading component {} (run `make build` first?)", path.display()))?;
+        tracing::info!(path = %path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+        Ok(component)
+    }
+
+    /// A fresh store for one request or job of a component.
+    pub fn new_store(&self, grants: Arc<Grants>, services: Arc<Services>, environment: &[(String, String)]) -> Store<ComponentState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr().envs(environment);
+        let state = ComponentState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            http_hooks: OutboundHttpHooks { policy: grants.outbound.clone() },
+            table: ResourceTable::new(),
+            memory: MemoryLimiter::new(self.limits.max_memory_bytes),
+            grants,
+            services,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        let started = Instant::now();
+        let deadline = self.limits.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() > deadline {
+                return Err(wasmtime::Error::msg(format!("deadline of {}s exceeded", deadline.as_secs())));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+}

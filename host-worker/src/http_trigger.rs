@@ -1,0 +1,224 @@
+//! The HTTP trigger: serves the manifest's `[[trigger.http]]` routes with their components.
+//!
+//! Each component is pre-instantiated once (`ProxyPre`); every request gets a fresh instance from
+//! the pooling allocator, Spin's request headers (`spin-full-url`, `spin-path-info`,
+//! `spin-client-addr`, …; client-sent copies are removed so they cannot be spoofed), a memory cap
+//! and a deadline. Shutdown stops accepting, lets in-flight requests finish, then returns.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::app::{App, LoadedComponent};
+use crate::engine::Runtime;
+use crate::router::{RouteMatch, Router};
+use crate::state::ComponentState;
+
+/// Headers Spin sets on every request; never taken from the client.
+const SPIN_HEADERS: &[&str] = &[
+    "spin-full-url",
+    "spin-path-info",
+    "spin-matched-route",
+    "spin-raw-component-route",
+    "spin-component-route",
+    "spin-base-path",
+    "spin-client-addr",
+];
+
+struct HttpComponent {
+    loaded: Arc<LoadedComponent>,
+    pre: ProxyPre<ComponentState>,
+}
+
+pub struct HttpTrigger {
+    runtime: Arc<Runtime>,
+    app: Arc<App>,
+    router: Router,
+    components: BTreeMap<String, HttpComponent>,
+    /// Requests whose component still runs (including streaming response bodies).
+    tasks: TaskTracker,
+}
+
+impl HttpTrigger {
+    pub fn new(runtime: Arc<Runtime>, app: Arc<App>) -> Result<Arc<HttpTrigger>> {
+        let router = Router::new(app.manifest.http_triggers.iter().map(|t| (t.route.as_str(), t.component.as_str())));
+        let mut components = BTreeMap::new();
+        for trigger in &app.manifest.http_triggers {
+            if components.contains_key(&trigger.component) {
+                continue;
+            }
+            let loaded = app.components.get(&trigger.component).cloned().context("component not loaded")?;
+            let instance_pre = runtime
+                .linker
+                .instantiate_pre(&loaded.component)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("component {:?} imports something this host does not provide", loaded.name))?;
+            let pre = ProxyPre::new(instance_pre)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("component {:?} does not export wasi:http/incoming-handler", loaded.name))?;
+            components.insert(trigger.component.clone(), HttpComponent { loaded, pre });
+        }
+        Ok(Arc::new(HttpTrigger { runtime, app, router, components, tasks: TaskTracker::new() }))
+    }
+
+    /// Serves until `shutdown` is cancelled, then waits for in-flight requests.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+        let local = listener.local_addr()?;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (stream, client) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+                },
+                _ = shutdown.cancelled() => break,
+            };
+            let this = self.clone();
+            let service = service_fn(move |req| {
+                let this = this.clone();
+                async move { Ok::<_, Infallible>(this.handle(req, client, local).await) }
+            });
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %client, "connection ended with an error");
+                }
+            });
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+        drop(listener);
+        if tokio::time::timeout(self.runtime.limits.deadline, graceful.shutdown()).await.is_err() {
+            tracing::warn!("some connections did not finish before the deadline");
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        Ok(())
+    }
+
+    async fn handle(&self, req: hyper::Request<Incoming>, client: SocketAddr, local: SocketAddr) -> hyper::Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let Some(matched) = self.router.route(&path) else {
+            return json_error(404, "not found", &format!("no route for {path}"));
+        };
+        let component = &self.components[&matched.component];
+        let req = add_spin_headers(req, &matched, client, local);
+        let response = match self.run(component, req).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(component = %matched.component, error = %format!("{e:#}"), "request failed");
+                json_error(500, "internal error", "the component failed to answer; see the server log")
+            }
+        };
+        tracing::info!(
+            %method, %path, status = response.status().as_u16(), component = %matched.component,
+            elapsed_ms = started.elapsed().as_millis() as u64, "request"
+        );
+        response
+    }
+
+    async fn run(&self, component: &HttpComponent, req: hyper::Request<Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let loaded = &component.loaded;
+        let mut store = self.runtime.new_store(loaded.grants.clone(), self.app.services.clone(), &loaded.environment);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = {
+            use wasmtime_wasi_http::WasiHttpView;
+            let mut http = store.data_mut().http();
+            let incoming = http.new_incoming_request(Scheme::Http, req)?;
+            let out = http.new_response_outparam(sender)?;
+            (incoming, out)
+        };
+        let pre = component.pre.clone();
+        let name = loaded.name.clone();
+        let task = self.tasks.spawn(async move {
+            let started = Instant::now();
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming.0, incoming.1).await
+            }
+            .await;
+            let peak = store.data().memory.peak_memory_bytes;
+            tracing::info!(
+                component = %name, peak_memory_bytes = peak,
+                instance_ms = started.elapsed().as_millis() as u64, "instance finished"
+            );
+            result
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow::anyhow!("component answered with error {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow::anyhow!("component returned without setting a response")),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
+fn add_spin_headers(
+    mut req: hyper::Request<Incoming>,
+    matched: &RouteMatch,
+    client: SocketAddr,
+    local: SocketAddr,
+) -> hyper::Request<Incoming> {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| local.to_string());
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let full_url = format!("http://{host}{path_and_query}");
+    let headers = req.headers_mut();
+    for name in SPIN_HEADERS {
+        headers.remove(*name);
+    }
+    if !headers.contains_key(http::header::HOST) {
+        headers.insert(http::header::HOST, http::HeaderValue::from_str(&local.to_string()).expect("an address is a valid header"));
+    }
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set("spin-full-url", &full_url);
+    set("spin-path-info", &matched.path_info);
+    set("spin-matched-route", &matched.route);
+    set("spin-raw-component-route", &matched.route);
+    set("spin-component-route", &matched.base);
+    set("spin-base-path", "/");
+    set("spin-client-addr", &client.to_string());
+    req
+}
+
+/// A JSON error answered by the host itself (no component involved).
+pub fn json_error(status: u16, error: &str, detail: &str) -> hyper::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": error, "detail": detail }).to_string();
+    hyper::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} }).boxed_unsync())
+        .expect("a static response is valid")
+}

@@ -1,0 +1,115 @@
+//! Key-value stores: the `fermyon:spin/key-value` host interface and its backends.
+//!
+//! Each label of the runtime config maps to one backend behind [`KeyValueBackend`]: Spin's
+//! SQLite layout ([`sqlite::SqliteKeyValue`]) or raw keys on Redis ([`redis::RedisKeyValue`]).
+//! A component may open only the labels its manifest lists; anything else is `access-denied`.
+//! The worker uses the same backends natively to read sources and write outputs.
+
+pub mod redis;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use wasmtime::component::Resource;
+
+use crate::bindings::fermyon::spin::key_value::{self, Error};
+use crate::runtime_config::KeyValueLocation;
+use crate::state::ComponentState;
+
+/// One store's storage. Errors are backend failures (I/O, connection), never "not found".
+#[async_trait]
+pub trait KeyValueBackend: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn set(&self, key: &str, value: &[u8]) -> Result<()>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    async fn exists(&self, key: &str) -> Result<bool>;
+    async fn get_keys(&self) -> Result<Vec<String>>;
+}
+
+/// Every configured store, by label.
+#[derive(Clone, Default)]
+pub struct KeyValueStores {
+    stores: BTreeMap<String, Arc<dyn KeyValueBackend>>,
+}
+
+impl KeyValueStores {
+    pub async fn open(config: &BTreeMap<String, KeyValueLocation>) -> Result<KeyValueStores> {
+        let mut stores: BTreeMap<String, Arc<dyn KeyValueBackend>> = BTreeMap::new();
+        for (label, location) in config {
+            let backend: Arc<dyn KeyValueBackend> = match location {
+                KeyValueLocation::Sqlite(path) => Arc::new(sqlite::SqliteKeyValue::open(path, label)?),
+                KeyValueLocation::Redis(url) => Arc::new(redis::RedisKeyValue::connect(url).await?),
+            };
+            stores.insert(label.clone(), backend);
+        }
+        Ok(KeyValueStores { stores })
+    }
+
+    pub fn get(&self, label: &str) -> Option<Arc<dyn KeyValueBackend>> {
+        self.stores.get(label).cloned()
+    }
+}
+
+/// The guest's handle to an opened store.
+pub struct StoreHandle {
+    backend: Arc<dyn KeyValueBackend>,
+}
+
+/// Largest value a guest may write (Spin's limit on one key-value read is 128 MiB).
+const MAX_VALUE_BYTES: usize = 128 << 20;
+
+fn backend_error(e: anyhow::Error) -> Error {
+    tracing::warn!(error = %format!("{e:#}"), "key-value backend error");
+    Error::Other(format!("{e:#}"))
+}
+
+impl ComponentState {
+    fn kv(&self, handle: &Resource<StoreHandle>) -> wasmtime::Result<Arc<dyn KeyValueBackend>> {
+        Ok(self.table.get(handle)?.backend.clone())
+    }
+}
+
+impl key_value::Host for ComponentState {}
+
+impl key_value::HostStore for ComponentState {
+    async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
+        if !self.grants.key_value_stores.contains(&label) {
+            return Ok(Err(Error::AccessDenied));
+        }
+        let Some(backend) = self.services.key_value.get(&label) else {
+            return Ok(Err(Error::NoSuchStore));
+        };
+        Ok(Ok(self.table.push(StoreHandle { backend })?))
+    }
+
+    async fn get(&mut self, this: Resource<StoreHandle>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        Ok(self.kv(&this)?.get(&key).await.map_err(backend_error))
+    }
+
+    async fn set(&mut self, this: Resource<StoreHandle>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+        if value.len() > MAX_VALUE_BYTES {
+            return Ok(Err(Error::Other(format!("value of {} bytes exceeds the {MAX_VALUE_BYTES}-byte limit", value.len()))));
+        }
+        Ok(self.kv(&this)?.set(&key, &value).await.map_err(backend_error))
+    }
+
+    async fn delete(&mut self, this: Resource<StoreHandle>, key: String) -> wasmtime::Result<Result<(), Error>> {
+        Ok(self.kv(&this)?.delete(&key).await.map_err(backend_error))
+    }
+
+    async fn exists(&mut self, this: Resource<StoreHandle>, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        Ok(self.kv(&this)?.exists(&key).await.map_err(backend_error))
+    }
+
+    async fn get_keys(&mut self, this: Resource<StoreHandle>) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        Ok(self.kv(&this)?.get_keys().await.map_err(backend_error))
+    }
+
+    async fn drop(&mut self, this: Resource<StoreHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

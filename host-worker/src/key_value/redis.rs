@@ -1,0 +1,44 @@
+//! Key-value on Redis with raw keys (Spin's Redis key-value layout): the key a component writes
+//! is the Redis key, so a worker process or `redis-cli` reads chunks without translation.
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use super::KeyValueBackend;
+
+pub struct RedisKeyValue {
+    conn: ConnectionManager,
+}
+
+impl RedisKeyValue {
+    pub async fn connect(url: &str) -> Result<RedisKeyValue> {
+        let client = redis::Client::open(url).with_context(|| format!("invalid Redis URL {url:?}"))?;
+        let conn = ConnectionManager::new(client).await.with_context(|| format!("connecting to {url}"))?;
+        Ok(RedisKeyValue { conn })
+    }
+}
+
+#[async_trait]
+impl KeyValueBackend for RedisKeyValue {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.conn.clone().get(key).await?)
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        Ok(self.conn.clone().set(key, value).await?)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        Ok(self.conn.clone().del(key).await?)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.conn.clone().exists(key).await?)
+    }
+
+    async fn get_keys(&self) -> Result<Vec<String>> {
+        Ok(self.conn.clone().keys("*").await?)
+    }
+}
