@@ -95,6 +95,7 @@ impl HttpTrigger {
                 async move { Ok::<_, Infallible>(this.handle(req, client, local).await) }
             });
             let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .keep_alive(true)
                 .header_read_timeout(Duration::from_secs(30))
                 .serve_connection(TokioIo::new(stream), service);

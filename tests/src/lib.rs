@@ -1,1 +1,282 @@
+//! Test harness for the end-to-end tests: real processes, started and stopped by the tests.
+//!
+//! * [`RedisServer`]: a private `redis-server` on a free loopback port (never 6379), in a
+//!   temporary directory, killed when dropped.
+//! * [`Platform`]: the real `mp3edge up` binary serving the real `.wasm` components of the
+//!   project's `spin.toml`, on a free port, with its own data directory and log file.
+//!
+//! Build first (`make build`); the binary is `target/release/mp3edge` unless `MP3EDGE_BIN` says
+//! otherwise.
 
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub const JWT_SECRET: &str = "e2e-test-secret-0123456789abcdef";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `mp3edge` binary under test.
+pub fn mp3edge_bin() -> PathBuf {
+    let bin = std::env::var_os("MP3EDGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/release/mp3edge"));
+    assert!(bin.is_file(), "{} is missing: run `make build` first", bin.display());
+    bin
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} not ready after {timeout:?}")
+}
+
+fn terminate(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    while started.elapsed() < grace {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A private Redis server for one test.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Result<RedisServer> {
+        let dir = tempfile::tempdir()?;
+        for _ in 0..5 {
+            let port = free_port();
+            assert_ne!(port, 6379, "tests never use the shared default port");
+            let mut child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("redis-server is not installed (run `make setup`)")?;
+            let up = wait_for("redis", Duration::from_secs(10), || {
+                matches!(child.try_wait(), Ok(None)) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up.is_ok() && matches!(child.try_wait(), Ok(None)) {
+                return Ok(RedisServer { child, port, _dir: dir });
+            }
+            let _ = child.kill();
+        }
+        bail!("could not start redis-server")
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A connection from the test process: a second process reading what the platform wrote.
+    pub async fn connect(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How to start the platform.
+#[derive(Default)]
+pub struct PlatformOptions {
+    /// Extra `SPIN_VARIABLE_*` values (by variable name).
+    pub variables: BTreeMap<String, String>,
+    /// Put the key-value store on this Redis (through a runtime-config file).
+    pub key_value_on_redis: bool,
+    /// Let the host start its own private Redis (no `redis_host` given).
+    pub private_redis: bool,
+    /// Extra arguments to `mp3edge up`.
+    pub args: Vec<String>,
+    /// Give no admin credentials, so the host's embedded defaults apply.
+    pub embedded_admin: bool,
+}
+
+/// A running `mp3edge up`.
+pub struct Platform {
+    child: Option<Child>,
+    pub base_url: String,
+    pub data_dir: tempfile::TempDir,
+    pub log_path: PathBuf,
+    /// The test's own Redis (absent in private-Redis mode).
+    pub redis: Option<RedisServer>,
+}
+
+impl Platform {
+    pub fn start() -> Platform {
+        Platform::start_with(PlatformOptions::default()).expect("platform starts")
+    }
+
+    pub fn start_with(options: PlatformOptions) -> Result<Platform> {
+        let data_dir = tempfile::tempdir()?;
+        let redis = if options.private_redis { None } else { Some(RedisServer::start()?) };
+        let port = free_port();
+        let log_path = data_dir.path().join("mp3edge.log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut cmd = Command::new(mp3edge_bin());
+        cmd.current_dir(workspace_root())
+            .arg("up")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir.path().join("state"))
+            .args(&options.args)
+            .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+            .env("MP3EDGE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if !options.embedded_admin {
+            cmd.env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        }
+        for (name, value) in &options.variables {
+            cmd.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
+        }
+        if let Some(redis) = &redis {
+            cmd.env("SPIN_VARIABLE_REDIS_HOST", redis.host());
+            if options.key_value_on_redis {
+                let rc = data_dir.path().join("runtime-config.toml");
+                std::fs::write(
+                    &rc,
+                    format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()),
+                )?;
+                cmd.arg("--runtime-config-file").arg(rc);
+            }
+        } else {
+            cmd.env_remove("SPIN_VARIABLE_REDIS_HOST");
+        }
+        let mut child = cmd.spawn().context("starting mp3edge")?;
+        let ready = wait_for("mp3edge", Duration::from_secs(60), || {
+            matches!(child.try_wait(), Ok(None)) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if let Err(e) = ready {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("{e}; log:\n{log}");
+        }
+        Ok(Platform { child: Some(child), base_url: format!("http://127.0.0.1:{port}"), data_dir, log_path, redis })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn redis(&self) -> &RedisServer {
+        self.redis.as_ref().expect("this platform uses the test's Redis")
+    }
+
+    /// Sends SIGTERM and returns the exit status (None if it had to be killed).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take().and_then(|mut c| terminate(&mut c, Duration::from_secs(20)))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child, Duration::from_secs(5));
+        }
+    }
+}
+
+/// An HTTP client for one test, with helpers for the platform's auth.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Client {
+    pub fn new(platform: &Platform) -> Client {
+        Client { http: reqwest::Client::new(), base: platform.base_url.clone() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Logs in and returns the token (panics on failure).
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let res = self.http.post(self.url("/login")).basic_auth(email, Some(password)).send().await.unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert_eq!(status, 200, "login of {email} failed: {body}");
+        body
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user through the admin API and returns their token.
+    pub async fn new_user(&self, email: &str) -> String {
+        let admin = self.admin_token().await;
+        let res = self
+            .http
+            .post(self.url("/users"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({ "email": email, "password": "user-password-1" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "creating {email}: {}", res.text().await.unwrap());
+        self.login(email, "user-password-1").await
+    }
+}
+
+/// Reads a JSON error body and checks its shape.
+pub async fn error_body(res: reqwest::Response, status: u16) -> serde_json::Value {
+    let got = res.status().as_u16();
+    let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status, body: {text}");
+    assert!(content_type.starts_with("application/json"), "error is not JSON ({content_type}): {text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is not JSON: {text}"));
+    assert!(json["error"].is_string() && json["detail"].is_string(), "error body lacks error/detail: {text}");
+    json
+}

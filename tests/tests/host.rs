@@ -1,0 +1,77 @@
+//! The host itself: embedded defaults (private Redis, generated secrets), Spin's storage
+//! layout, routing errors, memory caps and clean shutdown.
+
+use e2e_tests::*;
+
+#[tokio::test]
+async fn embedded_defaults_run_everything_and_shut_down_cleanly() {
+    let mut p = Platform::start_with(PlatformOptions { private_redis: true, embedded_admin: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    // The first administrator was generated and announced once.
+    let log = p.log();
+    let line = log.lines().find(|l| l.contains("first administrator is")).expect("admin announced");
+    let password = line.split("with password ").nth(1).unwrap().split_whitespace().next().unwrap();
+    let admin = c.login("admin@mp3edge.localhost", password).await;
+    // Uploads reach the private Redis queue.
+    let res = c
+        .http
+        .post(c.url("/upload?filename=a.mp4"))
+        .bearer_auth(&admin)
+        .header("content-type", "video/mp4")
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let state = p.data_dir.path().join("state");
+    assert!(state.join("redis").is_dir(), "private Redis keeps its data in the data dir");
+    assert!(state.join("secrets/jwt_secret").is_file());
+    let port: u16 = log
+        .lines()
+        .find(|l| l.contains("started private redis-server"))
+        .and_then(|l| l.split("port=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .expect("private redis port logged");
+    assert_ne!(port, 6379);
+    let status = p.stop().expect("exits on SIGTERM");
+    assert!(status.success(), "clean exit, got {status:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "private Redis stopped with the host");
+}
+
+#[tokio::test]
+async fn key_value_defaults_to_spins_sqlite_table() {
+    let p = Platform::start();
+    let c = Client::new(&p);
+    let admin = c.admin_token().await;
+    let res = c
+        .http
+        .post(c.url("/upload?filename=a.mp4"))
+        .bearer_auth(&admin)
+        .header("content-type", "video/mp4")
+        .body(vec![7u8; 3000])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    let id = body["job_id"].as_str().unwrap();
+    let db = rusqlite::Connection::open(p.data_dir.path().join("state/sqlite_key_value.db")).unwrap();
+    let value: Vec<u8> = db
+        .query_row(
+            "SELECT value FROM spin_key_value WHERE store = 'default' AND key = ?1",
+            [job_model::layout::source_chunk_key(id, 0)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(value, vec![7u8; 3000]);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_component_failures_are_json_and_isolated() {
+    let p = Platform::start_with(PlatformOptions { args: vec!["--max-memory-mib".into(), "8".into()], ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    error_body(c.http.get(c.url("/no/such/route")).send().await.unwrap(), 404).await;
+    // argon2id needs 19 MiB: under an 8 MiB cap the login instance fails, alone.
+    let res = c.http.post(c.url("/login")).basic_auth(ADMIN_EMAIL, Some(ADMIN_PASSWORD)).send().await.unwrap();
+    error_body(res, 500).await;
+    // The host keeps serving.
+    error_body(c.http.post(c.url("/validate")).send().await.unwrap(), 401).await;
+}
