@@ -7,6 +7,10 @@ set -euo pipefail
 APT_PACKAGES=(
   redis-server        # job queue; tests and `mp3edge up` start private instances
   curl                # README examples
+  pkg-config clang    # FFmpeg bindings (bindgen) and LAME for wasm
+  libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
+  ffmpeg              # test fixtures and the benchmark's reference
+  lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
 )
 
 missing=()
