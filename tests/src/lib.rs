@@ -127,8 +127,8 @@ pub struct PlatformOptions {
     pub private_redis: bool,
     /// Extra arguments to `mp3edge up`.
     pub args: Vec<String>,
-    /// Give no admin credentials, so the host's embedded defaults apply.
-    pub embedded_admin: bool,
+    /// Give no JWT secret or admin credentials, so the host's embedded defaults apply.
+    pub embedded_defaults: bool,
 }
 
 /// A running `mp3edge up`.
@@ -159,13 +159,13 @@ impl Platform {
             .arg("--data-dir")
             .arg(data_dir.path().join("state"))
             .args(&options.args)
-            .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
             .env("MP3EDGE_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(log.try_clone()?)
             .stderr(log);
-        if !options.embedded_admin {
-            cmd.env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        if !options.embedded_defaults {
+            cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+                .env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
         }
         for (name, value) in &options.variables {
             cmd.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
