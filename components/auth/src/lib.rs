@@ -1,1 +1,57 @@
+//! The `auth` component: log-in (`/login`), token validation (`/validate`) and user management
+//! (`/users`) over the shared SQLite database.
 
+mod config;
+mod db;
+mod http_util;
+mod login;
+mod throttle;
+mod users;
+mod validate;
+
+use config::Config;
+use http_util::{ApiError, ApiResult, BodyStream, Head, Reply};
+use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
+use spin_sdk::http_component;
+use spin_sdk::sqlite::Connection;
+
+/// What every route needs: configuration, the database and the time of the request.
+pub struct Ctx {
+    pub config: Config,
+    pub db: Connection,
+    /// Unix seconds.
+    pub now: u64,
+}
+
+impl Ctx {
+    fn load() -> Result<Ctx, ApiError> {
+        let config = Config::load()?;
+        let db = db::open()?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        db::ensure_admin(&db, &config, now)?;
+        Ok(Ctx { config, db, now })
+    }
+}
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let head = Head::of(&req);
+    let mut body: BodyStream = Box::pin(req.into_body_stream());
+    let reply = route(&head, &mut body).await.unwrap_or_else(Reply::from);
+    reply.send(out).await;
+    http_util::drain(&mut body).await;
+}
+
+async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
+    let ctx = Ctx::load()?;
+    match (head.path.as_str(), &head.method) {
+        ("/login", Method::Post) => login::handle(&ctx, head),
+        ("/login", _) => Err(ApiError::method_not_allowed("POST")),
+        ("/validate", Method::Post) => validate::handle(&ctx, head),
+        ("/validate", _) => Err(ApiError::method_not_allowed("POST")),
+        ("/users", Method::Get) => users::list(&ctx, head),
+        ("/users", Method::Post) => users::create(&ctx, head, body).await,
+        ("/users", _) => Err(ApiError::method_not_allowed("GET, POST")),
+        _ => Err(ApiError::not_found()),
+    }
+}

@@ -1,0 +1,52 @@
+//! The component's variables, read and checked on every request (a bad value is a 500 with a
+//! clear detail, never a panic).
+
+use crate::http_util::ApiError;
+use crate::throttle::Limits;
+use edge_auth::TokenAuthority;
+use std::str::FromStr;
+
+pub struct Config {
+    pub tokens: TokenAuthority,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn load() -> Result<Config, ApiError> {
+        let secret = var("jwt_secret")?;
+        let tokens = TokenAuthority::new(secret.as_bytes(), number("jwt_lifetime_secs")?)
+            .map_err(|e| misconfigured(format!("jwt_secret / jwt_lifetime_secs: {e}")))?;
+        let window_secs: u32 = number("login_window_secs")?;
+        if window_secs == 0 {
+            return Err(misconfigured("login_window_secs must be at least 1".into()));
+        }
+        Ok(Config {
+            tokens,
+            admin_email: var("admin_email")?.trim().to_lowercase(),
+            admin_password: var("admin_password")?,
+            limits: Limits {
+                per_account: number("login_max_failures_per_account")?,
+                per_client: number("login_max_failures_per_client")?,
+                window_secs: u64::from(window_secs),
+            },
+        })
+    }
+}
+
+fn misconfigured(detail: String) -> ApiError {
+    eprintln!("configuration error: {detail}");
+    ApiError::new(500, "misconfigured", detail)
+}
+
+fn var(name: &str) -> Result<String, ApiError> {
+    spin_sdk::variables::get(name).map_err(|e| misconfigured(format!("variable {name} is not available: {e}")))
+}
+
+fn number<T: FromStr>(name: &str) -> Result<T, ApiError> {
+    let raw = var(name)?;
+    raw.trim()
+        .parse()
+        .map_err(|_| misconfigured(format!("variable {name} must be a non-negative whole number, got {raw:?}")))
+}

@@ -1,0 +1,129 @@
+//! The shared SQLite database: lazy schema, the `users` table and the first administrator.
+
+use crate::config::Config;
+use crate::http_util::ApiError;
+use serde::Serialize;
+use spin_sdk::sqlite::{Connection, Error, Value};
+
+/// The schema shared with the gateway; every statement is a cheap no-op once applied.
+const SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, password_hash TEXT NOT NULL, \
+     admin INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS login_failures (subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, \
+     window_start INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at)",
+];
+
+pub fn db_error(e: Error) -> ApiError {
+    ApiError::internal("database error", e)
+}
+
+/// Opens the `default` database and makes sure the schema exists.
+pub fn open() -> Result<Connection, ApiError> {
+    let db = Connection::open("default").map_err(db_error)?;
+    for statement in SCHEMA {
+        db.execute(statement, &[]).map_err(db_error)?;
+    }
+    Ok(db)
+}
+
+pub struct User {
+    pub password_hash: String,
+    pub admin: bool,
+    pub active: bool,
+}
+
+#[derive(Serialize)]
+pub struct UserInfo {
+    pub email: String,
+    pub admin: bool,
+    pub active: bool,
+    pub created_at: u64,
+}
+
+pub fn find_user(db: &Connection, email: &str) -> Result<Option<User>, ApiError> {
+    let result = db
+        .execute("SELECT password_hash, admin, active FROM users WHERE email = ?1", &[Value::Text(email.into())])
+        .map_err(db_error)?;
+    Ok(result.rows().next().map(|row| User {
+        password_hash: row.get::<&str>("password_hash").unwrap_or_default().to_string(),
+        admin: row.get("admin").unwrap_or(false),
+        active: row.get("active").unwrap_or(false),
+    }))
+}
+
+pub fn list_users(db: &Connection) -> Result<Vec<UserInfo>, ApiError> {
+    let result = db
+        .execute("SELECT email, admin, active, created_at FROM users ORDER BY created_at, email", &[])
+        .map_err(db_error)?;
+    Ok(result
+        .rows()
+        .map(|row| UserInfo {
+            email: row.get::<&str>("email").unwrap_or_default().to_string(),
+            admin: row.get("admin").unwrap_or(false),
+            active: row.get("active").unwrap_or(false),
+            created_at: row.get("created_at").unwrap_or(0),
+        })
+        .collect())
+}
+
+/// Inserts a user; `false` when the e-mail is taken.
+pub fn insert_user(
+    db: &Connection,
+    email: &str,
+    password_hash: String,
+    admin: bool,
+    now: u64,
+) -> Result<bool, ApiError> {
+    let inserted = db.execute(
+        "INSERT INTO users (email, password_hash, admin, active, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+        &[
+            Value::Text(email.into()),
+            Value::Text(password_hash),
+            Value::Integer(admin.into()),
+            Value::Integer(now as i64),
+        ],
+    );
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(Error::Io(msg)) if msg.contains("UNIQUE") => Ok(false),
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+/// An argon2id hash of `password` with a fresh random salt.
+pub fn hash_new_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| ApiError::internal("no randomness available", e))?;
+    Ok(edge_auth::hash_password(password, &salt))
+}
+
+/// Creates the configured administrator when there is no administrator yet (and the configured
+/// address is not already taken by an ordinary user). Cheap once an administrator exists.
+pub fn ensure_admin(db: &Connection, config: &Config, now: u64) -> Result<(), ApiError> {
+    if config.admin_email.is_empty() || config.admin_password.is_empty() {
+        return Ok(());
+    }
+    if !edge_auth::is_plausible_email(&config.admin_email) {
+        eprintln!("admin_email {:?} is not a plausible e-mail address; no administrator created", config.admin_email);
+        return Ok(());
+    }
+    let result = db
+        .execute(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE admin = 1) OR EXISTS (SELECT 1 FROM users WHERE email = ?1) AS present",
+            &[Value::Text(config.admin_email.clone())],
+        )
+        .map_err(db_error)?;
+    if result.rows().next().and_then(|row| row.get::<bool>("present")).unwrap_or(true) {
+        return Ok(());
+    }
+    let hash = hash_new_password(&config.admin_password)?;
+    db.execute(
+        "INSERT OR IGNORE INTO users (email, password_hash, admin, active, created_at) VALUES (?1, ?2, 1, 1, ?3)",
+        &[Value::Text(config.admin_email.clone()), Value::Text(hash), Value::Integer(now as i64)],
+    )
+    .map_err(db_error)?;
+    eprintln!("created the first administrator {}", config.admin_email);
+    Ok(())
+}

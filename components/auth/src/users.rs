@@ -1,0 +1,64 @@
+//! `GET /users` and `POST /users`: user management for administrators.
+
+use crate::http_util::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
+use crate::{Ctx, db, validate};
+use serde::Deserialize;
+
+/// Largest accepted `POST /users` body.
+const MAX_BODY: usize = 64 * 1024;
+const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
+fn require_admin(ctx: &Ctx, head: &Head) -> Result<(), ApiError> {
+    let claims = validate::claims(ctx, head)?;
+    match db::find_user(&ctx.db, &claims.email.to_lowercase())? {
+        Some(user) if user.active && user.admin && claims.admin => Ok(()),
+        Some(user) if user.active => Err(ApiError::new(403, "forbidden", "only administrators may manage users")),
+        _ => Err(ApiError::new(401, "invalid token", "the token's user is unknown or deactivated")
+            .header("www-authenticate", "Bearer realm=\"mp3edge\"")),
+    }
+}
+
+pub fn list(ctx: &Ctx, head: &Head) -> ApiResult {
+    require_admin(ctx, head)?;
+    Ok(Reply::json(200, &db::list_users(&ctx.db)?))
+}
+
+pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
+    require_admin(ctx, head)?;
+    if media_type(head.header("content-type").unwrap_or("")) != "application/json" {
+        return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
+    }
+    let body = read_body(head, body, MAX_BODY).await?;
+    let new: NewUser = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid body", format!("expected {{\"email\", \"password\", \"admin\"}}: {e}"))
+    })?;
+    let email = new.email.to_lowercase();
+    if !edge_auth::is_plausible_email(&email) {
+        return Err(ApiError::bad_request("invalid email", "the e-mail address is not plausible"));
+    }
+    if !PASSWORD_CHARS.contains(&new.password.chars().count()) {
+        return Err(ApiError::bad_request(
+            "invalid password",
+            format!("the password must have {} to {} characters", PASSWORD_CHARS.start(), PASSWORD_CHARS.end()),
+        ));
+    }
+    let conflict = || ApiError::new(409, "conflict", format!("a user {email} already exists"));
+    // Checked before hashing so a duplicate costs no argon2 run; the insert re-checks (races).
+    if db::find_user(&ctx.db, &email)?.is_some() {
+        return Err(conflict());
+    }
+    let hash = db::hash_new_password(&new.password)?;
+    if !db::insert_user(&ctx.db, &email, hash, new.admin, ctx.now)? {
+        return Err(conflict());
+    }
+    Ok(Reply::json(201, &serde_json::json!({ "email": email, "admin": new.admin })))
+}

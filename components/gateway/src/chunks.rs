@@ -1,0 +1,146 @@
+//! Chunked files in the key-value store: writing an upload chunk by chunk (deleting what was
+//! written unless the upload is kept), and streaming a byte range of a stored output.
+
+use crate::http_util::ApiError;
+use futures::{Sink, SinkExt};
+use job_model::layout::{CHUNK_SIZE, output_chunk_key, source_chunk_key};
+use spin_sdk::key_value::Store;
+
+pub fn open_store() -> Result<Store, ApiError> {
+    Store::open("default").map_err(|e| ApiError::internal("key-value store unavailable", e))
+}
+
+pub fn too_large(max: u64) -> ApiError {
+    ApiError::new(413, "too large", format!("the upload exceeds the limit of {max} bytes"))
+}
+
+/// Writes an upload as `CHUNK_SIZE` chunks (the last one shorter), holding at most one chunk.
+/// Dropping it deletes the chunks written so far unless [`ChunkWriter::keep`] was called.
+pub struct ChunkWriter<'a> {
+    store: &'a Store,
+    job_id: &'a str,
+    max: u64,
+    buf: Vec<u8>,
+    size: u64,
+    chunks: u32,
+    keep: bool,
+}
+
+impl<'a> ChunkWriter<'a> {
+    pub fn new(store: &'a Store, job_id: &'a str, max: u64) -> ChunkWriter<'a> {
+        ChunkWriter { store, job_id, max, buf: Vec::with_capacity(CHUNK_SIZE), size: 0, chunks: 0, keep: false }
+    }
+
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), ApiError> {
+        self.size += data.len() as u64;
+        if self.size > self.max {
+            return Err(too_large(self.max));
+        }
+        while !data.is_empty() {
+            let take = (CHUNK_SIZE - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == CHUNK_SIZE {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ApiError> {
+        self.store
+            .set(&source_chunk_key(self.job_id, self.chunks), &self.buf)
+            .map_err(|e| ApiError::internal("could not store an upload chunk", e))?;
+        self.chunks += 1;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Stores the last, partial chunk; returns the file's size and chunk count.
+    pub fn finish(&mut self) -> Result<(u64, u32), ApiError> {
+        if !self.buf.is_empty() {
+            self.flush()?;
+        }
+        Ok((self.size, self.chunks))
+    }
+
+    /// Keeps the written chunks when the writer is dropped.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for ChunkWriter<'_> {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        for index in 0..self.chunks {
+            let key = source_chunk_key(self.job_id, index);
+            if let Err(e) = self.store.delete(&key) {
+                eprintln!("could not delete {key}: {e:?}");
+            }
+        }
+    }
+}
+
+/// Which part of which chunks make up the bytes `start..end` of a file stored in chunks of
+/// `chunk_size` bytes: `(chunk index, from, to)` with `from..to` relative to the chunk.
+pub fn chunk_slices(start: u64, end: u64, chunk_size: u64) -> impl Iterator<Item = (u32, usize, usize)> {
+    let chunk_size = chunk_size.max(1);
+    let indices = if start < end { start / chunk_size..(end - 1) / chunk_size + 1 } else { 0..0 };
+    indices.map(move |index| {
+        let base = index * chunk_size;
+        (index as u32, start.saturating_sub(base) as usize, ((end - base).min(chunk_size)) as usize)
+    })
+}
+
+/// The bytes `start..end` of a job's stored output, to be streamed as a response body.
+pub struct OutputRange {
+    pub store: Store,
+    pub job_id: String,
+    pub chunk_size: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl OutputRange {
+    /// Sends the range chunk by chunk. The status is already sent, so a missing chunk or a
+    /// client that went away can only be logged; the body then ends short.
+    pub async fn stream<E: std::fmt::Debug>(self, sink: impl Sink<Vec<u8>, Error = E>) {
+        let mut sink = std::pin::pin!(sink);
+        for (index, from, to) in chunk_slices(self.start, self.end, self.chunk_size) {
+            let key = output_chunk_key(&self.job_id, index);
+            let mut chunk = match self.store.get(&key) {
+                Ok(Some(chunk)) if chunk.len() >= to => chunk,
+                Ok(Some(chunk)) => return eprintln!("{key} holds {} bytes, expected at least {to}", chunk.len()),
+                Ok(None) => return eprintln!("{key} is missing; download cut short"),
+                Err(e) => return eprintln!("could not read {key}: {e:?}"),
+            };
+            chunk.truncate(to);
+            chunk.drain(..from);
+            if let Err(e) = sink.send(chunk).await {
+                return eprintln!("download of job {} interrupted: {e:?}", self.job_id);
+            }
+        }
+        if let Err(e) = sink.close().await {
+            eprintln!("could not finish the download of job {}: {e:?}", self.job_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices() {
+        let all: Vec<_> = chunk_slices(0, 25, 10).collect();
+        assert_eq!(all, [(0, 0, 10), (1, 0, 10), (2, 0, 5)]);
+        let part: Vec<_> = chunk_slices(12, 14, 10).collect();
+        assert_eq!(part, [(1, 2, 4)]);
+        let across: Vec<_> = chunk_slices(9, 21, 10).collect();
+        assert_eq!(across, [(0, 9, 10), (1, 0, 10), (2, 0, 1)]);
+        assert_eq!(chunk_slices(5, 5, 10).count(), 0);
+    }
+}

@@ -1,0 +1,52 @@
+//! The component's variables, read and checked on every request (a bad value is a 500 with a
+//! clear detail, never a panic).
+
+use crate::http_util::ApiError;
+use edge_auth::TokenAuthority;
+use job_model::naming::is_valid_format_name;
+
+pub struct Config {
+    pub tokens: TokenAuthority,
+    pub max_upload_bytes: u64,
+    /// Output formats users may ask for.
+    pub formats: Vec<String>,
+    /// `host:port` of the Redis server carrying the job queue.
+    pub redis_host: String,
+}
+
+impl Config {
+    pub fn load() -> Result<Config, ApiError> {
+        let lifetime = var("jwt_lifetime_secs")?;
+        let lifetime = lifetime.trim().parse().map_err(|_| {
+            misconfigured(format!("variable jwt_lifetime_secs must be a whole number, got {lifetime:?}"))
+        })?;
+        let tokens = TokenAuthority::new(var("jwt_secret")?.as_bytes(), lifetime)
+            .map_err(|e| misconfigured(format!("jwt_secret / jwt_lifetime_secs: {e}")))?;
+        let max = var("max_upload_bytes")?;
+        let max_upload_bytes = max.trim().parse().ok().filter(|&n: &u64| n > 0).ok_or_else(|| {
+            misconfigured(format!("variable max_upload_bytes must be a positive whole number, got {max:?}"))
+        })?;
+        let formats: Vec<String> =
+            var("formats")?.split(',').map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect();
+        if let Some(bad) = formats.iter().find(|f| !is_valid_format_name(f)) {
+            return Err(misconfigured(format!("variable formats lists an invalid format name {bad:?}")));
+        }
+        if formats.is_empty() {
+            return Err(misconfigured("variable formats lists no format".into()));
+        }
+        let redis_host = var("redis_host")?.trim().to_string();
+        if redis_host.is_empty() {
+            return Err(misconfigured("variable redis_host is empty".into()));
+        }
+        Ok(Config { tokens, max_upload_bytes, formats, redis_host })
+    }
+}
+
+fn misconfigured(detail: String) -> ApiError {
+    eprintln!("configuration error: {detail}");
+    ApiError::new(500, "misconfigured", detail)
+}
+
+fn var(name: &str) -> Result<String, ApiError> {
+    spin_sdk::variables::get(name).map_err(|e| misconfigured(format!("variable {name} is not available: {e}")))
+}

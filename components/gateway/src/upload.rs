@@ -1,0 +1,227 @@
+//! `POST /upload`: streams a multipart or raw upload into key-value chunks, records the job and
+//! puts it on the queue.
+
+use crate::chunks::{ChunkWriter, open_store, too_large};
+use crate::http_util::{ApiError, ApiResult, BodyStream, Head, Reply, media_type};
+use crate::jobs::{download_url, status_url};
+use crate::session::Caller;
+use crate::{Ctx, db, queue};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use job_model::layout::{CHUNK_SIZE, job_id_from_bits, job_key};
+use job_model::naming::{is_valid_format_name, parse_bitrate, sanitize_source_name};
+use job_model::{ConversionOptions, Job, JobStatus, StoredFile};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+const DEFAULT_FORMAT: &str = "mp3";
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// Room for multipart boundaries, part headers and small text fields beyond the file itself.
+const MULTIPART_OVERHEAD: u64 = 1 << 20;
+
+/// How the body carries the file.
+#[derive(Debug, PartialEq)]
+enum BodyMode {
+    Multipart { boundary: String },
+    Raw { source_name: String, content_type: String },
+}
+
+fn body_mode(content_type: Option<&str>, filename: Option<String>) -> Result<BodyMode, ApiError> {
+    let unsupported = || {
+        ApiError::new(
+            415,
+            "unsupported media type",
+            "send multipart/form-data, or a video/*, audio/* or application/octet-stream body with ?filename=",
+        )
+    };
+    let content_type = content_type.filter(|c| !c.trim().is_empty()).ok_or_else(unsupported)?;
+    let media = media_type(content_type);
+    if media == "multipart/form-data" {
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|_| ApiError::bad_request("malformed multipart", "the Content-Type has no usable boundary"))?;
+        return Ok(BodyMode::Multipart { boundary });
+    }
+    if !(media.starts_with("video/") || media.starts_with("audio/") || media == DEFAULT_CONTENT_TYPE) {
+        return Err(unsupported());
+    }
+    let filename =
+        filename.ok_or_else(|| ApiError::bad_request("missing filename", "a raw upload needs ?filename="))?;
+    Ok(BodyMode::Raw { source_name: sanitize_source_name(&filename), content_type: media })
+}
+
+fn conversion_options(formats: &[String], head: &Head) -> Result<ConversionOptions, ApiError> {
+    let format = head.query_param("format").unwrap_or_else(|| DEFAULT_FORMAT.to_string());
+    if !is_valid_format_name(&format) || !formats.contains(&format) {
+        return Err(ApiError::bad_request(
+            "unsupported format",
+            format!("format must be one of: {}", formats.join(", ")),
+        ));
+    }
+    let bitrate_kbps = head
+        .query_param("bitrate")
+        .map(|raw| parse_bitrate(&raw))
+        .transpose()
+        .map_err(|detail| ApiError::bad_request("invalid bitrate", detail))?;
+    Ok(ConversionOptions { format, bitrate_kbps })
+}
+
+fn read_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("incomplete body", format!("could not read the request body: {e}"))
+}
+
+/// The request body as `Bytes`, yielding to the executor after every read. `multer` pulls from
+/// its stream until it is pending, so without this it could buffer a whole fast upload; with it,
+/// it holds one read at a time.
+struct OneAtATime<S> {
+    inner: S,
+    just_read: bool,
+}
+
+impl<S: Stream<Item = Result<Vec<u8>, wasi::io::error::Error>> + Unpin> Stream for OneAtATime<S> {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if std::mem::take(&mut self.just_read) {
+            // An already-ready pollable: the executor polls again right away.
+            let ready = wasi::clocks::monotonic_clock::subscribe_duration(0);
+            spin_executor::push_waker(ready, cx.waker().clone());
+            return Poll::Pending;
+        }
+        let item = self.inner.poll_next_unpin(cx);
+        self.just_read = matches!(item, Poll::Ready(Some(Ok(_))));
+        item.map(|item| item.map(|read| read.map(Bytes::from).map_err(|e| std::io::Error::other(e.to_debug_string()))))
+    }
+}
+
+/// Streams the single file part of a multipart body into `writer`; returns its name and type.
+async fn receive_multipart(
+    body: &mut BodyStream,
+    boundary: String,
+    writer: &mut ChunkWriter<'_>,
+    max: u64,
+) -> Result<(String, String), ApiError> {
+    let malformed = |e: multer::Error| match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => too_large(max),
+        multer::Error::StreamReadFailed(e) => read_error(e),
+        e => ApiError::bad_request("malformed multipart", e.to_string()),
+    };
+    let body = OneAtATime { inner: body, just_read: false };
+    let limits = multer::SizeLimit::new().whole_stream(max.saturating_add(MULTIPART_OVERHEAD));
+    let mut multipart =
+        multer::Multipart::with_constraints(body, boundary, multer::Constraints::new().size_limit(limits));
+    let mut file = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        let Some(name) = field.file_name() else { continue }; // text fields are ignored
+        if file.is_some() {
+            return Err(ApiError::bad_request("exactly one file", "the multipart body has more than one file part"));
+        }
+        let content_type = field.content_type().map_or(DEFAULT_CONTENT_TYPE.to_string(), ToString::to_string);
+        file = Some((sanitize_source_name(name), content_type));
+        while let Some(bytes) = field.chunk().await.map_err(malformed)? {
+            writer.write(&bytes)?;
+        }
+    }
+    file.ok_or_else(|| ApiError::bad_request("exactly one file", "the multipart body has no file part"))
+}
+
+async fn receive_raw(body: &mut BodyStream, writer: &mut ChunkWriter<'_>) -> Result<(), ApiError> {
+    while let Some(read) = body.next().await {
+        writer.write(&read.map_err(|e| read_error(e.to_debug_string()))?)?;
+    }
+    Ok(())
+}
+
+fn new_job_id() -> Result<String, ApiError> {
+    let mut bits = [0u8; 16];
+    getrandom::fill(&mut bits).map_err(|e| ApiError::internal("no randomness available", e))?;
+    Ok(job_id_from_bits(u128::from_le_bytes(bits)))
+}
+
+pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStream) -> ApiResult {
+    let options = conversion_options(&ctx.config.formats, head)?;
+    let max = ctx.config.max_upload_bytes;
+    let mode = body_mode(head.header("content-type"), head.query_param("filename"))?;
+    // Refused from the headers alone when even the announced body is too large (a multipart body
+    // may exceed the file by its framing; the file itself is held to `max` while streaming).
+    let max_body = match mode {
+        BodyMode::Multipart { .. } => max.saturating_add(MULTIPART_OVERHEAD),
+        BodyMode::Raw { .. } => max,
+    };
+    if head.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|len| len > max_body) {
+        return Err(too_large(max));
+    }
+
+    let job_id = new_job_id()?;
+    let store = open_store()?;
+    let mut writer = ChunkWriter::new(&store, &job_id, max);
+    let (source_name, content_type) = match mode {
+        BodyMode::Multipart { boundary } => receive_multipart(body, boundary, &mut writer, max).await?,
+        BodyMode::Raw { source_name, content_type } => {
+            receive_raw(body, &mut writer).await?;
+            (source_name, content_type)
+        }
+    };
+    let (size, chunks) = writer.finish()?;
+    if size == 0 {
+        return Err(ApiError::bad_request("empty upload", "the uploaded file is empty"));
+    }
+
+    let mut job = Job {
+        id: job_id.clone(),
+        owner: caller.email.clone(),
+        source_name,
+        source: StoredFile { size, chunks, chunk_size: CHUNK_SIZE as u32, content_type },
+        options,
+        status: JobStatus::Queued,
+        progress: 0,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+        error: None,
+        output: None,
+        attempts: 0,
+    };
+    let key = job_key(&job_id);
+    store.set(&key, &job.to_json()).map_err(|e| ApiError::internal("could not store the job", e))?;
+    if let Err(e) = db::insert_job(&ctx.db, &job_id, &caller.email, ctx.now) {
+        if let Err(e) = store.delete(&key) {
+            eprintln!("could not delete {key}: {e:?}");
+        }
+        return Err(e);
+    }
+    if let Err(e) = queue::enqueue(&ctx.config.redis_host, &job_id) {
+        // The record stays, failed; the source chunks go with the writer.
+        job.status = JobStatus::Failed;
+        job.error = Some(format!("could not enqueue: {e}"));
+        if let Err(e) = store.set(&key, &job.to_json()) {
+            eprintln!("could not mark job {job_id} failed: {e:?}");
+        }
+        return Err(ApiError::new(503, "queue unavailable", format!("could not enqueue the job: {e}"))
+            .field("job_id", job_id.as_str()));
+    }
+    writer.keep();
+    let body = serde_json::json!({
+        "job_id": job_id,
+        "status_url": status_url(&job_id),
+        "download_url": download_url(&job_id),
+    });
+    Ok(Reply::json(202, &body).header("location", status_url(&job_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_modes() {
+        let multipart = body_mode(Some("multipart/form-data; boundary=abc"), None);
+        assert_eq!(multipart.ok(), Some(BodyMode::Multipart { boundary: "abc".into() }));
+        assert!(body_mode(Some("multipart/form-data"), None).is_err());
+        assert_eq!(
+            body_mode(Some("Video/MP4"), Some("a/b.mp4".into())).ok(),
+            Some(BodyMode::Raw { source_name: "b.mp4".into(), content_type: "video/mp4".into() })
+        );
+        assert!(body_mode(Some("video/mp4"), None).is_err());
+        assert!(body_mode(Some("text/plain"), Some("x".into())).is_err());
+        assert!(body_mode(None, Some("x".into())).is_err());
+    }
+}
