@@ -4,13 +4,19 @@
 .PHONY: setup build components host up test clean
 
 CARGO ?= cargo
-COMPONENTS := auth gateway
+COMPONENTS := auth gateway converter
+PLUGINS := codec-mp3-lame codec-wav
+# Deliberately broken plugins that prove the sandbox holds (tests only).
+TEST_PLUGINS := codec-trap codec-spin-loop codec-memory-bomb
+WASM_CRATES := $(COMPONENTS) $(PLUGINS) $(TEST_PLUGINS)
 
 setup:
 	./scripts/setup.sh
 
+# MP3LAME_SYS_OVERRIDE_HOST makes LAME's configure cross-compile; it is not per-target, so it
+# is set for this wasm-only build and never for the native one.
 components: setup
-	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(COMPONENTS))
+	MP3LAME_SYS_OVERRIDE_HOST=i686-pc-linux-gnu $(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(WASM_CRATES))
 
 host: setup
 	$(CARGO) build --release -p host-worker
@@ -21,7 +27,7 @@ up: build
 	./target/release/mp3edge up
 
 test: build
-	$(CARGO) test --release --workspace $(addprefix --exclude ,$(COMPONENTS))
+	$(CARGO) test --release --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS))
 
 clean:
 	$(CARGO) clean

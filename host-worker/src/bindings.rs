@@ -1,7 +1,7 @@
-//! Host-side bindings of the Spin interfaces in `wit/spin` (key-value, SQLite, Redis,
-//! variables). Every import is async (backends do I/O) and trappable (a broken backend traps the
-//! guest instead of lying to it).
+//! Host-side bindings of the WIT worlds in `wit/`. Every import is async (backends do I/O) and
+//! trappable (a broken backend traps the guest instead of lying to it).
 
+// Spin's interfaces (key-value, SQLite, Redis, variables) for every component.
 wasmtime::component::bindgen!({
     path: "../wit/spin",
     world: "fermyon:spin/host",
@@ -12,3 +12,31 @@ wasmtime::component::bindgen!({
         "fermyon:spin/redis.connection": crate::redis_outbound::ConnectionHandle,
     },
 });
+
+/// The converter: Spin's Redis-trigger export plus the worker's demux and codec services.
+pub mod worker {
+    wasmtime::component::bindgen!({
+        path: "../wit/worker",
+        world: "mp3edge:worker/converter",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "fermyon:spin/key-value": crate::bindings::fermyon::spin::key_value,
+            "fermyon:spin/redis": crate::bindings::fermyon::spin::redis,
+            "mp3edge:worker/demux.decoder": crate::demux::host::DecoderHandle,
+            "mp3edge:worker/codecs.encoder": crate::codecs::EncoderHandle,
+        },
+    });
+}
+
+/// A codec plugin's export, called by the host on the converter's behalf.
+pub mod plugin {
+    wasmtime::component::bindgen!({
+        path: "../wit/codec",
+        world: "mp3edge:codec/codec-plugin",
+        exports: { default: async },
+        with: {
+            "mp3edge:codec/types": crate::bindings::worker::mp3edge::codec::types,
+        },
+    });
+}

@@ -99,6 +99,7 @@ impl Runtime {
             memory: MemoryLimiter::new(self.limits.max_memory_bytes),
             grants,
             services,
+            codecs: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);

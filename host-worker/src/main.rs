@@ -3,11 +3,14 @@
 
 mod app;
 mod bindings;
+mod codecs;
+mod demux;
 mod embedded_defaults;
 mod engine;
 mod http_trigger;
 mod key_value;
 mod manifest;
+mod metrics;
 mod outbound;
 mod redis_outbound;
 mod redis_server;
@@ -15,7 +18,9 @@ mod router;
 mod runtime_config;
 mod sqlite;
 mod state;
+mod trigger;
 mod variables;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,8 +46,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the application's HTTP components.
+    /// Serve the application's HTTP components and run the conversion worker beside them.
     Up(UpArgs),
+    /// Run only the conversion worker (beside `spin up`, or as a Kubernetes pod).
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(Parser)]
@@ -65,6 +72,11 @@ struct UpArgs {
     /// Wall-clock deadline of one request, in seconds.
     #[arg(long, default_value_t = 600)]
     request_timeout_secs: u64,
+    /// Serve HTTP only; conversions are left to separate `mp3edge worker` processes.
+    #[arg(long)]
+    no_worker: bool,
+    #[command(flatten)]
+    worker: worker::WorkerOptions,
 }
 
 fn main() -> Result<()> {
@@ -77,11 +89,17 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Up(args) => rt.block_on(up(args)),
+        Command::Worker(args) => rt.block_on(worker::run(args, shutdown_signal_in(&rt))),
     }
 }
 
+fn shutdown_signal_in(rt: &tokio::runtime::Runtime) -> CancellationToken {
+    let _guard = rt.enter();
+    shutdown_signal()
+}
+
 /// Cancelled on Ctrl-C or SIGTERM.
-fn shutdown_signal() -> CancellationToken {
+pub fn shutdown_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
@@ -122,14 +140,24 @@ async fn up(args: UpArgs) -> Result<()> {
     };
     let runtime = Runtime::new(limits)?;
     let manifest_name = manifest.application.name.clone();
+    let redis_host = resolver.resolve(REDIS_HOST_VARIABLE)?;
     let result = async {
         let app = Arc::new(app::App::load(&runtime, manifest, &runtime_config, &resolver, None).await?);
+        let worker = match args.no_worker {
+            true => None,
+            false => Some(worker::start(runtime.clone(), app.services.clone(), &redis_host, &args.worker).await?),
+        };
         let trigger = http_trigger::HttpTrigger::new(runtime.clone(), app)?;
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         let local = listener.local_addr()?;
         tracing::info!(%local, app = %manifest_name, "serving");
         println!("mp3edge: serving on http://{local}");
-        trigger.serve(listener, shutdown).await
+        let worker = worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let served = trigger.serve(listener, shutdown).await;
+        if let Some(worker) = worker {
+            worker.await??;
+        }
+        served
     }
     .await;
     if let Some(redis) = private_redis {

@@ -42,6 +42,8 @@ pub struct ComponentState {
     pub memory: MemoryLimiter,
     pub grants: Arc<Grants>,
     pub services: Arc<Services>,
+    /// Codec plugins, for the converter only.
+    pub codecs: Option<Arc<crate::codecs::CodecRegistry>>,
 }
 
 impl WasiView for ComponentState {

@@ -94,6 +94,10 @@ impl VariableResolver {
 pub struct ComponentVariables(Arc<BTreeMap<String, String>>);
 
 impl ComponentVariables {
+    pub fn new(values: BTreeMap<String, String>) -> ComponentVariables {
+        ComponentVariables(Arc::new(values))
+    }
+
     pub fn get(&self, name: &str) -> Result<String, variables::Error> {
         if check_variable_name(name).is_err() {
             return Err(variables::Error::InvalidName(name.to_string()));

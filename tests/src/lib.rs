@@ -127,6 +127,8 @@ pub struct PlatformOptions {
     pub private_redis: bool,
     /// Extra arguments to `mp3edge up`.
     pub args: Vec<String>,
+    /// Run no worker inside `mp3edge up` (tests start `mp3edge worker` processes instead).
+    pub no_worker: bool,
     /// Give no JWT secret or admin credentials, so the host's embedded defaults apply.
     pub embedded_defaults: bool,
 }
@@ -139,6 +141,44 @@ pub struct Platform {
     pub log_path: PathBuf,
     /// The test's own Redis (absent in private-Redis mode).
     pub redis: Option<RedisServer>,
+    runtime_config: Option<PathBuf>,
+}
+
+/// A running `mp3edge worker`.
+pub struct Worker {
+    child: Option<Child>,
+    pub log_path: PathBuf,
+}
+
+impl Worker {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM; the exit status if it stopped within the grace period.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.child.take().and_then(|mut c| terminate(&mut c, grace))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child, Duration::from_secs(5));
+        }
+    }
 }
 
 impl Platform {
@@ -148,6 +188,7 @@ impl Platform {
 
     pub fn start_with(options: PlatformOptions) -> Result<Platform> {
         let data_dir = tempfile::tempdir()?;
+        let data_dir_path = data_dir.path().to_path_buf();
         let redis = if options.private_redis { None } else { Some(RedisServer::start()?) };
         let port = free_port();
         let log_path = data_dir.path().join("mp3edge.log");
@@ -159,6 +200,7 @@ impl Platform {
             .arg("--data-dir")
             .arg(data_dir.path().join("state"))
             .args(&options.args)
+            .args(if options.no_worker { &["--no-worker"][..] } else { &[][..] })
             .env("MP3EDGE_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(log.try_clone()?)
@@ -192,7 +234,37 @@ impl Platform {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             bail!("{e}; log:\n{log}");
         }
-        Ok(Platform { child: Some(child), base_url: format!("http://127.0.0.1:{port}"), data_dir, log_path, redis })
+        Ok(Platform {
+            child: Some(child),
+            base_url: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            log_path,
+            redis,
+            runtime_config: options.key_value_on_redis.then(|| data_dir_path.join("runtime-config.toml")),
+        })
+    }
+
+    /// Starts a separate `mp3edge worker` sharing this platform's Redis and key-value store.
+    pub fn start_worker(&self, extra: &[&str]) -> Worker {
+        let log_path = self.data_dir.path().join(format!("worker-{}.log", free_port()));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(mp3edge_bin());
+        cmd.current_dir(workspace_root())
+            .arg("worker")
+            .arg("--data-dir")
+            .arg(self.data_dir.path().join("state"))
+            .args(["--redis-host", &self.redis().host()])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(rc) = &self.runtime_config {
+            cmd.arg("--runtime-config-file").arg(rc);
+        }
+        let child = cmd.spawn().expect("starting mp3edge worker");
+        let worker = Worker { child: Some(child), log_path };
+        wait_for("worker", Duration::from_secs(60), || worker.log().contains("worker started")).unwrap_or_else(|e| panic!("{e}: {}", worker.log()));
+        worker
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -269,6 +341,48 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Uploads a file as a raw body; returns the job id.
+    pub async fn upload_file(&self, token: &str, path: &Path, content_type: &str, query: &str) -> String {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let body = tokio::fs::read(path).await.unwrap();
+        let sep = if query.is_empty() { "" } else { "&" };
+        let url = self.url(&format!("/upload?filename={name}{sep}{query}"));
+        let res = self.http.post(url).bearer_auth(token).header("content-type", content_type).body(body).send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, 202, "upload of {name} refused: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["job_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn job(&self, token: &str, id: &str) -> serde_json::Value {
+        let res = self.http.get(self.url(&format!("/jobs/{id}"))).bearer_auth(token).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// Polls the job until it is `done` or `failed`.
+    pub async fn wait_for_job(&self, token: &str, id: &str, timeout: Duration) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let job = self.job(token, id).await;
+            if job["status"] == "done" || job["status"] == "failed" {
+                return job;
+            }
+            assert!(started.elapsed() < timeout, "job {id} still {} after {timeout:?}: {job}", job["status"]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn download(&self, token: &str, id: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
+        let res = self.http.get(self.url(&format!("/jobs/{id}/audio"))).bearer_auth(token).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let headers = res.headers().clone();
+        (headers, res.bytes().await.unwrap().to_vec())
+    }
+}
+
 /// Reads a JSON error body and checks its shape.
 pub async fn error_body(res: reqwest::Response, status: u16) -> serde_json::Value {
     let got = res.status().as_u16();
@@ -280,3 +394,5 @@ pub async fn error_body(res: reqwest::Response, status: u16) -> serde_json::Valu
     assert!(json["error"].is_string() && json["detail"].is_string(), "error body lacks error/detail: {text}");
     json
 }
+pub mod fixtures;
+pub mod audio;

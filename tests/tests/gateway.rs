@@ -258,6 +258,7 @@ async fn finished_jobs_download_with_range_etag_and_a_proper_name() {
         file: job_model::StoredFile { size: output.len() as u64, chunks: 2, chunk_size: layout::CHUNK_SIZE as u32, content_type: "audio/mpeg".into() },
         etag: "abc123".into(),
         duration_secs: Some(1.5),
+        extension: Some("mp3".into()),
     });
     let _: () = redis.set(layout::job_key(&id), job.to_json()).await.unwrap();
 

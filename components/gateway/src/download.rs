@@ -35,7 +35,8 @@ pub fn handle(caller: &Caller, head: &Head, id: &str) -> ApiResult {
         return Err(ApiError::internal("stored output has a chunk size of 0", &job.id));
     }
     let etag = format!("\"{}\"", output.etag);
-    let file_name = output_name(&job.source_name, &job.options.format);
+    let extension = output.extension.as_deref().unwrap_or(&job.options.format);
+    let file_name = output_name(&job.source_name, extension);
     let validators = |reply: Reply| reply.header("etag", &etag).header("accept-ranges", "bytes");
 
     if head.header("if-none-match").is_some_and(|value| etag_matches(value, &output.etag)) {

@@ -5,6 +5,7 @@ mod chunks;
 mod config;
 mod db;
 mod download;
+mod formats;
 mod http_util;
 mod jobs;
 mod queue;
@@ -32,6 +33,7 @@ enum Route {
     ShowJob(String),
     /// `None` for `/download` without `?fid=`.
     Download(Option<String>),
+    Formats,
 }
 
 fn route(head: &Head) -> Result<Route, ApiError> {
@@ -46,6 +48,8 @@ fn route(head: &Head) -> Result<Route, ApiError> {
         ["jobs", id] if get => Ok(Route::ShowJob(id.to_string())),
         ["jobs"] | ["jobs", _] => Err(ApiError::method_not_allowed("GET")),
         ["jobs", id, "audio"] if get_or_head => Ok(Route::Download(Some(id.to_string()))),
+        ["formats"] if get => Ok(Route::Formats),
+        ["formats"] => Err(ApiError::method_not_allowed("GET")),
         ["download"] | ["jobs", _, "audio"] => Err(ApiError::method_not_allowed("GET, HEAD")),
         _ => Err(ApiError::not_found()),
     }
@@ -58,6 +62,9 @@ async fn serve(head: &Head, body: &mut BodyStream) -> ApiResult {
         db: db::open()?,
         now: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     };
+    if let Route::Formats = route {
+        return formats::list(&ctx.config);
+    }
     let caller = session::authenticate(&ctx, head)?;
     match route {
         Route::Upload => upload::handle(&ctx, &caller, head, body).await,
@@ -65,6 +72,7 @@ async fn serve(head: &Head, body: &mut BodyStream) -> ApiResult {
         Route::ShowJob(id) => jobs::show(&caller, &id),
         Route::Download(Some(id)) => download::handle(&caller, head, &id),
         Route::Download(None) => Err(ApiError::bad_request("missing fid", "give the job id as ?fid=")),
+        Route::Formats => formats::list(&ctx.config),
     }
 }
 

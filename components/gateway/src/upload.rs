@@ -49,8 +49,9 @@ fn body_mode(content_type: Option<&str>, filename: Option<String>) -> Result<Bod
     Ok(BodyMode::Raw { source_name: sanitize_source_name(&filename), content_type: media })
 }
 
-fn conversion_options(formats: &[String], head: &Head) -> Result<ConversionOptions, ApiError> {
+fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, ApiError> {
     let format = head.query_param("format").unwrap_or_else(|| DEFAULT_FORMAT.to_string());
+    let formats: Vec<String> = crate::formats::available(&ctx.config)?.into_iter().map(|f| f.format).collect();
     if !is_valid_format_name(&format) || !formats.contains(&format) {
         return Err(ApiError::bad_request(
             "unsupported format",
@@ -138,7 +139,7 @@ fn new_job_id() -> Result<String, ApiError> {
 }
 
 pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStream) -> ApiResult {
-    let options = conversion_options(&ctx.config.formats, head)?;
+    let options = conversion_options(ctx, head)?;
     let max = ctx.config.max_upload_bytes;
     let mode = body_mode(head.header("content-type"), head.query_param("filename"))?;
     // Refused from the headers alone when even the announced body is too large (a multipart body

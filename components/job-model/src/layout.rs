@@ -21,6 +21,10 @@ pub const JOB_CHANNEL: &str = "mp3edge.jobs";
 /// Channel published when a job reaches a final state (for notifications).
 pub const DONE_CHANNEL: &str = "mp3edge.done";
 
+/// Key-value key where the worker publishes the formats its plugins provide (JSON list of
+/// [`crate::FormatInfo`]), for the edge's `GET /formats` and upload checks.
+pub const FORMATS_KEY: &str = "mp3edge:formats";
+
 /// Key of the JSON job record.
 pub fn job_key(job_id: &str) -> String {
     format!("job:{job_id}")

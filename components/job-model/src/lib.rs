@@ -6,6 +6,7 @@
 //! host worker (native) both depend on this crate, so a change of layout is a compile-time change
 //! for both sides.
 
+pub mod audio;
 pub mod layout;
 pub mod naming;
 pub mod range;
@@ -56,6 +57,9 @@ pub struct OutputFile {
     pub etag: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<f64>,
+    /// File extension of the codec that made it (defaults to the format name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
 }
 
 /// Conversion options chosen at upload time.
@@ -118,6 +122,57 @@ impl JobMessage {
     }
 }
 
+/// What the worker hands the converter for one attempt at a job (the Redis-trigger payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub job_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// After this attempt fails, the job is failed for good.
+    pub max_attempts: u32,
+}
+
+impl Delivery {
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
+/// Published on [`layout::DONE_CHANNEL`] when a job reaches a final state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub job_id: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An output format as the worker's plugins provide it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormatInfo {
+    /// What users ask for (`?format=`).
+    pub format: String,
+    /// The plugin's own name.
+    pub codec: String,
+    pub extension: String,
+    pub content_type: String,
+}
+
+macro_rules! json_codec {
+    ($($t:ty),*) => {$(
+        impl $t {
+            pub fn to_json(&self) -> Vec<u8> {
+                serde_json::to_vec(self).expect("always serializes")
+            }
+
+            pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+                serde_json::from_slice(bytes)
+            }
+        }
+    )*};
+}
+json_codec!(Delivery, Completion);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +208,14 @@ mod tests {
         assert!(JobStatus::Failed.is_final());
         assert!(!JobStatus::Queued.is_final());
         assert!(!JobStatus::Converting.is_final());
+    }
+
+    #[test]
+    fn deliveries_know_their_last_attempt() {
+        let d = Delivery { job_id: "x".into(), attempt: 3, max_attempts: 3 };
+        assert!(d.is_last_attempt());
+        assert_eq!(Delivery::from_json(&d.to_json()).unwrap(), d);
+        assert!(!Delivery { attempt: 1, ..d }.is_last_attempt());
     }
 
     #[test]

@@ -1,0 +1,86 @@
+//! The job record's lifecycle around one conversion attempt, and the completion message.
+
+use job_model::{Completion, Delivery, Job, JobStatus, layout};
+use spin_sdk::key_value::Store;
+
+use crate::convert::{self, Failure};
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn load(store: &Store, job_id: &str) -> anyhow::Result<Option<Job>> {
+    match store.get(&layout::job_key(job_id))? {
+        Some(bytes) => Ok(Some(Job::from_json(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+fn save(store: &Store, job: &mut Job) -> anyhow::Result<()> {
+    job.updated_at = now();
+    store.set(&layout::job_key(&job.id), &job.to_json())?;
+    Ok(())
+}
+
+/// Tells listeners (notifications, live status) that a job ended. Best effort: the record is
+/// the truth, a lost message only delays a notification.
+fn publish_completion(job: &Job) {
+    let message = Completion { job_id: job.id.clone(), status: job.status, error: job.error.clone() };
+    let sent = spin_sdk::variables::get("redis_address")
+        .map_err(|e| e.to_string())
+        .and_then(|address| spin_sdk::redis::Connection::open(&address).map_err(|e| e.to_string()))
+        .and_then(|conn| conn.publish(layout::DONE_CHANNEL, &message.to_json()).map_err(|e| e.to_string()));
+    if let Err(e) = sent {
+        eprintln!("job {}: could not publish completion: {e}", job.id);
+    }
+}
+
+/// Runs one attempt at the delivered job. `Err` means the attempt failed in a way worth
+/// retrying; the record says why.
+pub fn run(delivery: &Delivery) -> anyhow::Result<()> {
+    let store = Store::open_default()?;
+    let Some(mut job) = load(&store, &delivery.job_id)? else {
+        eprintln!("job {}: no record, nothing to do", delivery.job_id);
+        return Ok(());
+    };
+    if job.status.is_final() {
+        return Ok(());
+    }
+    job.status = JobStatus::Converting;
+    job.progress = 0;
+    save(&store, &mut job)?;
+
+    let result = convert::convert(&store, &mut job, |job, percent| {
+        job.progress = percent;
+        if let Err(e) = save(&store, job) {
+            eprintln!("job {}: could not record progress: {e}", job.id);
+        }
+    });
+    match result {
+        Ok(output) => {
+            job.status = JobStatus::Done;
+            job.progress = 100;
+            job.error = None;
+            job.output = Some(output);
+            save(&store, &mut job)?;
+            publish_completion(&job);
+            Ok(())
+        }
+        Err(Failure::Permanent(reason)) => {
+            job.status = JobStatus::Failed;
+            job.error = Some(reason);
+            save(&store, &mut job)?;
+            publish_completion(&job);
+            Ok(())
+        }
+        Err(Failure::Transient(reason)) => {
+            job.error = Some(format!("attempt {} of {}: {reason}", delivery.attempt, delivery.max_attempts));
+            job.status = if delivery.is_last_attempt() { JobStatus::Failed } else { JobStatus::Queued };
+            save(&store, &mut job)?;
+            if job.status == JobStatus::Failed {
+                publish_completion(&job);
+            }
+            anyhow::bail!("job {}: {reason}", job.id)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Codec plugins: which plugin serves which format, and running them in their own sandbox.
+//!
+//! A plugin directory holds `.wasm` codec components (world `mp3edge:codec/codec-plugin`) and a
+//! `codecs.toml` that maps format names to plugin files. The registry re-reads the mapping and
+//! recompiles a plugin whenever its file changes, checked before each job, so dropping in a new
+//! plugin or editing the mapping needs no restart.
+//!
+//! Linking is host-mediated: the converter imports `mp3edge:worker/codecs`, and each `encoder`
+//! it opens is a fresh plugin instance in a store of its own, with no filesystem, no network,
+//! no environment, a memory cap and a per-call deadline. A plugin that traps, loops or
+//! allocates without bound fails only that call (and so that job), with the reason.
+
+mod registry;
+mod sandbox;
+
+pub use registry::{CodecRegistry, PluginLimits};
+pub use sandbox::PluginSession;
+
+use wasmtime::component::Resource;
+
+use crate::bindings::worker::mp3edge::codec::types::{CodecInfo, EncoderConfig, Finished};
+use crate::bindings::worker::mp3edge::worker::codecs::{self, FormatEntry};
+use crate::state::ComponentState;
+
+/// The converter's handle to an open encoder.
+pub struct EncoderHandle {
+    session: PluginSession,
+}
+
+impl ComponentState {
+    fn registry(&self) -> wasmtime::Result<&std::sync::Arc<CodecRegistry>> {
+        self.codecs.as_ref().ok_or_else(|| wasmtime::Error::msg("codec plugins are not available to this component"))
+    }
+}
+
+impl codecs::Host for ComponentState {
+    async fn formats(&mut self) -> wasmtime::Result<Vec<FormatEntry>> {
+        Ok(self.registry()?.formats().into_iter().map(|(format, codec)| FormatEntry { format, codec }).collect())
+    }
+}
+
+impl codecs::HostEncoder for ComponentState {
+    async fn open(&mut self, format: String, config: EncoderConfig) -> wasmtime::Result<Result<Resource<EncoderHandle>, String>> {
+        let registry = self.registry()?.clone();
+        match PluginSession::start(&registry, &format, config).await {
+            Ok(session) => Ok(Ok(self.table.push(EncoderHandle { session })?)),
+            Err(reason) => Ok(Err(reason)),
+        }
+    }
+
+    async fn info(&mut self, this: Resource<EncoderHandle>) -> wasmtime::Result<CodecInfo> {
+        Ok(self.table.get(&this)?.session.info().clone())
+    }
+
+    async fn encode(&mut self, this: Resource<EncoderHandle>, pcm: Vec<i16>) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        Ok(self.table.get_mut(&this)?.session.encode(pcm).await)
+    }
+
+    async fn finish(&mut self, this: Resource<EncoderHandle>) -> wasmtime::Result<Result<Finished, String>> {
+        Ok(self.table.get_mut(&this)?.session.finish().await)
+    }
+
+    async fn drop(&mut self, this: Resource<EncoderHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

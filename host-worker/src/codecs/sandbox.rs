@@ -1,0 +1,131 @@
+//! One plugin instance in a store of its own: WASI with nothing granted, a memory cap and a
+//! deadline per call. Any trap ends the session with a readable reason.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::registry::CodecRegistry;
+use crate::bindings::plugin::CodecPlugin;
+use crate::bindings::worker::mp3edge::codec::types::{CodecInfo, EncoderConfig, Finished};
+use crate::engine::Runtime;
+use crate::state::MemoryLimiter;
+
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryLimiter,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Plugins get WASI 0.2 only (so a Rust or C plugin links), with nothing behind it: no
+/// preopened directories, no sockets, no environment; stderr is kept for panic messages.
+pub fn linker(runtime: &Runtime) -> Result<Linker<PluginState>> {
+    let mut linker = Linker::new(&runtime.engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
+
+/// A fresh store whose deadline restarts at every call (`call_started`).
+fn new_store(registry: &CodecRegistry) -> (Store<PluginState>, Arc<Mutex<Instant>>) {
+    let state = PluginState {
+        wasi: WasiCtx::builder().inherit_stderr().allow_tcp(false).allow_udp(false).build(),
+        table: ResourceTable::new(),
+        memory: MemoryLimiter::new(registry.limits.max_memory_bytes),
+    };
+    let mut store = Store::new(&registry.runtime.engine, state);
+    store.limiter(|s| &mut s.memory);
+    let call_started = Arc::new(Mutex::new(Instant::now()));
+    let started = call_started.clone();
+    let timeout = registry.limits.call_timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        let elapsed = started.lock().map(|s| s.elapsed()).unwrap_or_default();
+        if elapsed > timeout {
+            return Err(wasmtime::Error::msg(format!("call exceeded its {:.1}s deadline", timeout.as_secs_f64())));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    (store, call_started)
+}
+
+/// Instantiates a plugin once to ask what it is.
+pub async fn describe(registry: &CodecRegistry, component: &Component) -> Result<CodecInfo> {
+    let (mut store, _) = new_store(registry);
+    let plugin = CodecPlugin::instantiate_async(&mut store, component, &registry.linker).await?;
+    Ok(plugin.mp3edge_codec_encoder().call_info(&mut store).await?)
+}
+
+/// One encoding session in its own sandbox.
+pub struct PluginSession {
+    name: String,
+    info: CodecInfo,
+    store: Store<PluginState>,
+    plugin: CodecPlugin,
+    session: ResourceAny,
+    call_started: Arc<Mutex<Instant>>,
+    /// Set once a call trapped: the instance is unusable afterwards.
+    broken: Option<String>,
+}
+
+impl PluginSession {
+    pub async fn start(registry: &CodecRegistry, format: &str, config: EncoderConfig) -> Result<PluginSession, String> {
+        let loaded = registry.plugin(format).ok_or_else(|| format!("no codec plugin provides the format {format:?}"))?;
+        let name = loaded.info.name.clone();
+        let fail = |e: wasmtime::Error| format!("codec plugin {name:?} failed to start: {e:#}");
+        let (mut store, call_started) = new_store(registry);
+        let plugin = CodecPlugin::instantiate_async(&mut store, &loaded.component, &registry.linker).await.map_err(fail)?;
+        let session = plugin.mp3edge_codec_encoder().session().call_start(&mut store, &config).await.map_err(fail)??;
+        Ok(PluginSession { name, info: loaded.info, store, plugin, session, call_started, broken: None })
+    }
+
+    pub fn info(&self) -> &CodecInfo {
+        &self.info
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match &self.broken {
+            Some(reason) => Err(reason.clone()),
+            None => {
+                *self.call_started.lock().expect("deadline lock") = Instant::now();
+                Ok(())
+            }
+        }
+    }
+
+    fn trapped(&mut self, e: wasmtime::Error) -> String {
+        let reason = format!("codec plugin {:?} failed: {e:#}", self.name);
+        tracing::warn!(plugin = %self.name, error = %reason, "plugin trapped");
+        self.broken = Some(reason.clone());
+        reason
+    }
+
+    pub async fn encode(&mut self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
+        self.check()?;
+        let session = self.plugin.mp3edge_codec_encoder().session();
+        match session.call_encode(&mut self.store, self.session, &pcm).await {
+            Ok(result) => result.map_err(|e| format!("codec plugin {:?}: {e}", self.name)),
+            Err(e) => Err(self.trapped(e)),
+        }
+    }
+
+    pub async fn finish(&mut self) -> Result<Finished, String> {
+        self.check()?;
+        let session = self.plugin.mp3edge_codec_encoder().session();
+        let result = match session.call_finish(&mut self.store, self.session).await {
+            Ok(result) => result.map_err(|e| format!("codec plugin {:?}: {e}", self.name)),
+            Err(e) => Err(self.trapped(e)),
+        };
+        self.broken.get_or_insert_with(|| "the encoder was already finished".into());
+        result
+    }
+}

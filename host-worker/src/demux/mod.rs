@@ -1,0 +1,541 @@
+//! Native FFmpeg demux/decode of uploaded media into interleaved s16 PCM.
+//!
+//! This module owns everything FFmpeg-related on the host side: it opens an upload through a
+//! custom `AVIOContext` over the stored chunks ([`io`]), probes the container, picks the default
+//! audio stream, decodes it and resamples/downmixes with libswresample ([`resample`]). It is
+//! blocking by design: the host runs a [`Decoder`] on a dedicated thread. Errors are returned
+//! as short sentences meant for end users ("the file has no audio stream"). FFmpeg's own
+//! logging is silenced (it would log per packet on damaged files).
+//!
+//! Requires FFmpeg ≥ 5.1 (the `AVChannelLayout` API).
+
+mod ffi;
+/// The WIT `mp3edge:worker/demux` interface over this decoder (written by another engineer).
+pub mod host;
+mod info;
+mod io;
+mod resample;
+#[cfg(test)]
+mod tests;
+
+use std::ffi::c_int;
+use std::ptr::{self, NonNull};
+use std::sync::{Arc, Once};
+
+use ffmpeg_sys_next as ff;
+
+use ffi::{CodecContext, FormatContext, Frame, Packet, av_err, cstr};
+use io::{AvIo, ChunkReader};
+use resample::{InputFormat, Resampler};
+
+/// Random access to the stored source: chunk `index` of the uploaded file (all chunks are
+/// `chunk_size` bytes except the last). Blocking.
+pub trait ChunkSource: Send + Sync {
+    fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>>;
+}
+
+pub struct SourceLayout {
+    pub size: u64,
+    pub chunks: u32,
+    pub chunk_size: u32,
+}
+
+#[derive(Default)]
+pub struct OutputRequest {
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u8>,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct Tags {
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub album: Option<String>,
+    pub year: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MediaInfo {
+    /// Short container name: "mp4", "mov", "m4a", "webm", "matroska", "avi", "mpegts", "flv",
+    /// "wav", "mp3", "ogg", ... (FFmpeg's demuxer name, refined for the mov/matroska families).
+    pub container: String,
+    /// FFmpeg codec name of the chosen audio stream: "aac", "opus", "mp3", "vorbis", ...
+    pub codec: String,
+    pub duration_secs: Option<f64>,
+    pub sample_rate: u32,
+    pub channels: u8,
+    pub audio_streams: u32,
+    pub tags: Tags,
+}
+
+const NOT_MEDIA: &str = "not a media file FFmpeg can read";
+const NO_AUDIO: &str = "the file has no audio stream";
+const TRUNCATED: &str = "the file is truncated or corrupt";
+/// Highest output rate / channel count a request may ask for.
+const MAX_OUTPUT_RATE: u32 = 384_000;
+const MAX_OUTPUT_CHANNELS: u8 = 8;
+/// Isolated undecodable packets are skipped (as the ffmpeg CLI does); this many in a row fail.
+const MAX_CONSECUTIVE_DECODE_ERRORS: u32 = 8;
+/// Guard against a demuxer that keeps answering EAGAIN.
+const MAX_CONSECUTIVE_EAGAIN: u32 = 1000;
+
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    /// Reading packets from the demuxer.
+    Demuxing,
+    /// The demuxer hit the end; the decoder is being drained.
+    Draining,
+    /// Everything (including the resampler's tail) has been handed out or is in `pending`.
+    Finished,
+    Failed(String),
+}
+
+/// A blocking decoder for one upload. See the module docs.
+pub struct Decoder {
+    info: MediaInfo,
+    out_rate: u32,
+    out_channels: u8,
+    stream_index: c_int,
+    state: State,
+    /// Converted samples not yet returned; `pending[pending_pos..]` is still to be handed out.
+    pending: Vec<i16>,
+    pending_pos: usize,
+    /// Decoded input duration so far, in seconds (for the "no audio at all" check).
+    decoded_secs: f64,
+    decode_errors_in_row: u32,
+    last_decode_error: Option<String>,
+    // FFmpeg objects. Field order is drop order: everything using the format context / AVIO
+    // goes first, the format context before the AVIOContext it reads through.
+    resampler: Option<Resampler>,
+    frame: Frame,
+    packet: Packet,
+    codec: CodecContext,
+    format: FormatContext,
+    io: AvIo,
+}
+
+// SAFETY: all FFmpeg objects behind the raw pointers are owned exclusively by this Decoder and
+// are only touched through `&mut self` (or `&self` reads of plain fields); libavformat,
+// libavcodec and libswresample contexts have no thread affinity, so moving the whole set to
+// another thread is sound. The chunk source is `Send + Sync`. (Decoder is not `Sync`.)
+unsafe impl Send for Decoder {}
+
+impl Decoder {
+    /// Opens and probes; Err is a readable reason for users, e.g. "the file has no audio
+    /// stream", "not a media file FFmpeg can read", "the file is truncated or corrupt: ...".
+    pub fn open(
+        source: Arc<dyn ChunkSource>,
+        layout: SourceLayout,
+        request: OutputRequest,
+    ) -> Result<Decoder, String> {
+        if let Some(rate) = request.sample_rate
+            && !(1..=MAX_OUTPUT_RATE).contains(&rate)
+        {
+            return Err(format!("unsupported output sample rate {rate} Hz"));
+        }
+        if let Some(channels) = request.channels
+            && !(1..=MAX_OUTPUT_CHANNELS).contains(&channels)
+        {
+            return Err(format!("unsupported output channel count {channels}"));
+        }
+        if layout.size == 0 {
+            return Err("the file is empty".into());
+        }
+        silence_ffmpeg_logs();
+
+        let reader =
+            ChunkReader::new(source, &layout).map_err(|e| format!("internal error: {e}"))?;
+        let io = AvIo::new(reader)?;
+        let format = open_input(&io)?;
+        // Header parsing may look past the end (e.g. optional trailing tags); only seeks
+        // while reading packets count as a sign of truncation.
+        io.reader().take_seeked_past_end();
+
+        let audio_streams = format
+            .streams()
+            .iter()
+            // SAFETY: live streams of a live context, each with codecpar set.
+            .filter(|&&st| unsafe { (*(*st).codecpar).codec_type } == ff::AVMediaType::AVMEDIA_TYPE_AUDIO)
+            .count() as u32;
+        if audio_streams == 0 {
+            return Err(NO_AUDIO.into());
+        }
+        let mut codec: *const ff::AVCodec = ptr::null();
+        // SAFETY: the context is open; `codec` receives a static decoder pointer.
+        let index = unsafe {
+            ff::av_find_best_stream(
+                format.as_ptr(),
+                ff::AVMediaType::AVMEDIA_TYPE_AUDIO,
+                -1,
+                -1,
+                &mut codec,
+                0,
+            )
+        };
+        if index == ff::AVERROR_DECODER_NOT_FOUND || (index >= 0 && codec.is_null()) {
+            let name = first_audio_codec_name(&format);
+            return Err(format!("the audio codec ({name}) is not supported"));
+        }
+        if index < 0 {
+            return Err(NO_AUDIO.into());
+        }
+        let stream = format.streams()[index as usize];
+        for &st in format.streams() {
+            if st != stream {
+                // SAFETY: live stream; setting `discard` before reading is the documented way
+                // to have the demuxer skip a stream's packets.
+                unsafe { (*st).discard = ff::AVDiscard::AVDISCARD_ALL };
+            }
+        }
+        if let Some(end) = index_end(stream)
+            && end > layout.size
+        {
+            return Err(format!(
+                "{TRUNCATED}: it ends after {} of the {end} bytes its index refers to",
+                layout.size
+            ));
+        }
+
+        let info = info::media_info(&format, stream, audio_streams);
+        let codec_ctx = CodecContext::alloc(codec)?;
+        // SAFETY: both pointers are live; the stream's parameters are copied into the context,
+        // which is then opened with the decoder it was allocated for.
+        let ret = unsafe {
+            let ret = ff::avcodec_parameters_to_context(codec_ctx.as_ptr(), (*stream).codecpar);
+            if ret >= 0 {
+                // Lets decoders trim priming/padding samples signalled by the container.
+                (*codec_ctx.as_ptr()).pkt_timebase = (*stream).time_base;
+                ff::avcodec_open2(codec_ctx.as_ptr(), codec, ptr::null_mut())
+            } else {
+                ret
+            }
+        };
+        if ret < 0 {
+            return Err(format!(
+                "could not start the {} decoder: {}",
+                info.codec,
+                av_err(ret)
+            ));
+        }
+
+        let out_rate = request.sample_rate.unwrap_or(info.sample_rate);
+        let out_channels = request.channels.unwrap_or(info.channels);
+        if out_rate == 0 || out_channels == 0 {
+            return Err(format!(
+                "{TRUNCATED}: the audio format could not be determined"
+            ));
+        }
+        tracing::debug!(
+            container = %info.container,
+            codec = %info.codec,
+            duration = ?info.duration_secs,
+            rate = info.sample_rate,
+            channels = info.channels,
+            out_rate,
+            out_channels,
+            "opened media"
+        );
+        Ok(Decoder {
+            info,
+            out_rate,
+            out_channels,
+            stream_index: index,
+            state: State::Demuxing,
+            pending: Vec::new(),
+            pending_pos: 0,
+            decoded_secs: 0.0,
+            decode_errors_in_row: 0,
+            last_decode_error: None,
+            resampler: None,
+            frame: Frame::alloc()?,
+            packet: Packet::alloc()?,
+            codec: codec_ctx,
+            format,
+            io,
+        })
+    }
+
+    pub fn info(&self) -> &MediaInfo {
+        &self.info
+    }
+
+    /// (sample_rate, channels) of what `read` returns: the request's values, else the
+    /// source's (the source's channel count is kept unless a count was requested).
+    pub fn output_format(&self) -> (u32, u8) {
+        (self.out_rate, self.out_channels)
+    }
+
+    /// Up to `max_frames` frames (at least 1) of interleaved s16 PCM, resampled/downmixed per
+    /// the request; an empty Vec means end of stream. Fewer than `max_frames` are returned
+    /// only at the end. Decoding errors → Err(readable reason), and every later call too.
+    pub fn read(&mut self, max_frames: usize) -> Result<Vec<i16>, String> {
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        let channels = usize::from(self.out_channels);
+        let wanted = max_frames.max(1).saturating_mul(channels);
+        while self.pending.len() - self.pending_pos < wanted && self.state != State::Finished {
+            if let Err(e) = self.step() {
+                self.state = State::Failed(e.clone());
+                self.pending = Vec::new();
+                self.pending_pos = 0;
+                return Err(e);
+            }
+        }
+        let available = self.pending.len() - self.pending_pos;
+        let n = available.min(wanted);
+        let out = self.pending[self.pending_pos..self.pending_pos + n].to_vec();
+        self.pending_pos += n;
+        if self.pending_pos == self.pending.len() {
+            self.pending.clear();
+            self.pending_pos = 0;
+        } else if self.pending_pos >= 1 << 16 {
+            self.pending.drain(..self.pending_pos);
+            self.pending_pos = 0;
+        }
+        Ok(out)
+    }
+
+    /// One unit of progress: takes a decoded frame, or feeds the decoder one packet, or
+    /// finishes the stream.
+    fn step(&mut self) -> Result<(), String> {
+        // SAFETY: the codec context is open and `frame` is ours to fill.
+        let ret = unsafe { ff::avcodec_receive_frame(self.codec.as_ptr(), self.frame.as_ptr()) };
+        if ret >= 0 {
+            self.decode_errors_in_row = 0;
+            let result = self.convert_frame();
+            self.frame.unref();
+            return result;
+        }
+        if ret == ff::AVERROR_EOF {
+            return self.finish();
+        }
+        if ret != ff::AVERROR(libc::EAGAIN) {
+            return self.decode_error(ret);
+        }
+        if self.state == State::Draining {
+            // A drained decoder answers EOF, not EAGAIN; don't spin if one misbehaves.
+            return self.finish();
+        }
+        self.feed_packet()
+    }
+
+    fn feed_packet(&mut self) -> Result<(), String> {
+        let mut eagain = 0;
+        loop {
+            // SAFETY: the format context is open; `packet` is blank (unref'd after each use).
+            let ret = unsafe { ff::av_read_frame(self.format.as_ptr(), self.packet.as_ptr()) };
+            if let Some(e) = self.io.reader().take_error() {
+                self.packet.unref();
+                return Err(read_failed(&e));
+            }
+            if ret == ff::AVERROR(libc::EAGAIN) && eagain < MAX_CONSECUTIVE_EAGAIN {
+                eagain += 1;
+                continue;
+            }
+            if ret == ff::AVERROR_EOF {
+                self.state = State::Draining;
+                // SAFETY: a NULL packet enters draining mode.
+                let ret = unsafe { ff::avcodec_send_packet(self.codec.as_ptr(), ptr::null()) };
+                if ret < 0 && ret != ff::AVERROR_EOF {
+                    return self.decode_error(ret);
+                }
+                return Ok(());
+            }
+            if ret < 0 {
+                return Err(format!("{TRUNCATED}: {}", av_err(ret)));
+            }
+            if self.packet.stream_index() != self.stream_index {
+                self.packet.unref();
+                continue;
+            }
+            // SAFETY: open decoder and a packet just read for its stream.
+            let ret = unsafe { ff::avcodec_send_packet(self.codec.as_ptr(), self.packet.as_ptr()) };
+            self.packet.unref();
+            // EAGAIN cannot happen: we only send after receive_frame asked for input.
+            if ret < 0 {
+                return self.decode_error(ret);
+            }
+            return Ok(());
+        }
+    }
+
+    fn convert_frame(&mut self) -> Result<(), String> {
+        let frame = self.frame.get();
+        if frame.nb_samples <= 0 {
+            return Ok(());
+        }
+        let input = InputFormat::of(frame);
+        if input.rate > 0 {
+            self.decoded_secs += f64::from(frame.nb_samples) / f64::from(input.rate);
+        }
+        if !self.resampler.as_ref().is_some_and(|r| r.accepts(&input)) {
+            // The input format changed mid-stream (or this is the first frame): drain the old
+            // resampler, then build one for the new format.
+            if let Some(mut old) = self.resampler.take() {
+                old.convert(None, &mut self.pending)?;
+            }
+            self.resampler = Some(Resampler::new(input, self.out_rate, self.out_channels)?);
+        }
+        let resampler = self.resampler.as_mut().expect("set above");
+        resampler.convert(Some(frame), &mut self.pending)?;
+        Ok(())
+    }
+
+    fn decode_error(&mut self, code: c_int) -> Result<(), String> {
+        if let Some(e) = self.io.reader().take_error() {
+            return Err(read_failed(&e));
+        }
+        if code == ff::AVERROR(libc::ENOMEM) {
+            return Err("out of memory while decoding".into());
+        }
+        self.decode_errors_in_row += 1;
+        self.last_decode_error = Some(av_err(code));
+        if self.decode_errors_in_row >= MAX_CONSECUTIVE_DECODE_ERRORS {
+            return Err(format!(
+                "{TRUNCATED}: the audio could not be decoded ({})",
+                av_err(code)
+            ));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        if let Some(mut resampler) = self.resampler.take() {
+            resampler.convert(None, &mut self.pending)?;
+        }
+        self.state = State::Finished;
+        if self.io.reader().take_seeked_past_end() {
+            return Err(format!(
+                "{TRUNCATED}: audio data is missing at the end of the file"
+            ));
+        }
+        if self.decoded_secs == 0.0 {
+            return Err(match &self.last_decode_error {
+                Some(e) => format!("{TRUNCATED}: the audio could not be decoded ({e})"),
+                None => "the audio stream contains no audio data".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Probes the container and opens it, reading through `io`.
+fn open_input(io: &AvIo) -> Result<FormatContext, String> {
+    let mut input_format: *const ff::AVInputFormat = ptr::null();
+    // SAFETY: `io` is a valid read context positioned at 0; `input_format` receives a static
+    // demuxer description. The probed bytes stay buffered in `io` for avformat_open_input.
+    let score = unsafe {
+        ff::av_probe_input_buffer2(
+            io.as_ptr(),
+            &mut input_format,
+            c"".as_ptr(),
+            ptr::null_mut(),
+            0,
+            0,
+        )
+    };
+    if let Some(e) = io.reader().take_error() {
+        return Err(read_failed(&e));
+    }
+    if score < 0 || input_format.is_null() {
+        return Err(NOT_MEDIA.into());
+    }
+    // SAFETY: plain allocation, checked below.
+    let ctx = unsafe { ff::avformat_alloc_context() };
+    if ctx.is_null() {
+        return Err("out of memory".into());
+    }
+    // SAFETY: `ctx` is a fresh context. We give it our AVIOContext (custom I/O, so FFmpeg will
+    // not close it), refuse nested opens, and point `opaque` at the reader for that callback.
+    unsafe {
+        (*ctx).pb = io.as_ptr();
+        (*ctx).flags |= ff::AVFMT_FLAG_CUSTOM_IO;
+        (*ctx).opaque = io.opaque();
+        (*ctx).io_open = Some(io::deny_io_open);
+    }
+    let mut ctx_ptr = ctx;
+    // SAFETY: on failure avformat_open_input frees the context and NULLs `ctx_ptr`; on success
+    // we take ownership of it.
+    let ret = unsafe {
+        ff::avformat_open_input(&mut ctx_ptr, c"".as_ptr(), input_format, ptr::null_mut())
+    };
+    let opened = NonNull::new(ctx_ptr).filter(|_| ret >= 0);
+    let Some(opened) = opened else {
+        return Err(open_failed(io, input_format, ret));
+    };
+    // SAFETY: `opened` came from a successful avformat_open_input and is owned by no one else.
+    let format = unsafe { FormatContext::from_raw(opened) };
+    // SAFETY: the context is open; this reads some packets to fill in stream parameters.
+    let ret = unsafe { ff::avformat_find_stream_info(format.as_ptr(), ptr::null_mut()) };
+    if ret < 0 {
+        return Err(open_failed(io, input_format, ret));
+    }
+    Ok(format)
+}
+
+fn open_failed(io: &AvIo, input_format: *const ff::AVInputFormat, code: c_int) -> String {
+    let mut reader = io.reader();
+    if let Some(e) = reader.take_error() {
+        return read_failed(&e);
+    }
+    if reader.nested_open_denied() {
+        return "the file refers to other files or URLs (playlists and references are not supported)".into();
+    }
+    // SAFETY: `input_format` is a static demuxer description returned by the probe.
+    let name = cstr(unsafe { (*input_format).long_name }).unwrap_or_else(|| "media".into());
+    format!(
+        "{TRUNCATED}: the {name} data could not be read ({})",
+        av_err(code)
+    )
+}
+
+fn read_failed(e: &str) -> String {
+    format!("could not read the uploaded file: {e}")
+}
+
+fn first_audio_codec_name(format: &FormatContext) -> String {
+    format
+        .streams()
+        .iter()
+        .find_map(|&st| {
+            // SAFETY: live stream with codecpar; avcodec_get_name returns a static string.
+            unsafe {
+                let par = &*(*st).codecpar;
+                (par.codec_type == ff::AVMediaType::AVMEDIA_TYPE_AUDIO)
+                    .then(|| cstr(ff::avcodec_get_name(par.codec_id)))
+            }
+        })
+        .flatten()
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The furthest byte the demuxer's index for `stream` says its packets reach, counting only
+/// entries with a known size (mov/mp4 sample tables, AVI idx1). `None` without such entries.
+fn index_end(stream: *mut ff::AVStream) -> Option<u64> {
+    // SAFETY: live stream of an open context.
+    let count = unsafe { ff::avformat_index_get_entries_count(stream) };
+    let mut end = None;
+    for i in 0..count {
+        // SAFETY: `i` is in range; the entry is read before any other FFmpeg call.
+        let entry = unsafe { ff::avformat_index_get_entry(stream, i) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: non-NULL entry owned by the stream.
+        let entry = unsafe { &*entry };
+        let size = entry.size();
+        if entry.pos >= 0 && size > 0 {
+            let e = entry.pos as u64 + size as u64;
+            end = Some(end.map_or(e, |m: u64| m.max(e)));
+        }
+    }
+    end
+}
+
+fn silence_ffmpeg_logs() {
+    static ONCE: Once = Once::new();
+    // SAFETY: sets a global integer; FFmpeg reads it atomically enough for a log level.
+    ONCE.call_once(|| unsafe { ff::av_log_set_level(ff::AV_LOG_QUIET) });
+}

@@ -1,0 +1,62 @@
+//! Running the converter component for one delivery: a fresh instance per attempt, with the
+//! key-value store, the job channel's Redis, and the demux and codec services.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use job_model::Delivery;
+use wasmtime::component::Component;
+
+use crate::bindings::worker::{Converter as ConverterBindings, ConverterPre};
+use crate::codecs::CodecRegistry;
+use crate::engine::Runtime;
+use crate::state::{ComponentState, Grants, Services};
+
+pub struct Converter {
+    runtime: Arc<Runtime>,
+    pre: ConverterPre<ComponentState>,
+    grants: Arc<Grants>,
+    services: Arc<Services>,
+    codecs: Arc<CodecRegistry>,
+}
+
+impl Converter {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        component: &Component,
+        grants: Grants,
+        services: Arc<Services>,
+        codecs: Arc<CodecRegistry>,
+    ) -> Result<Converter> {
+        let mut linker = runtime.linker.clone();
+        type Data = wasmtime::component::HasSelf<ComponentState>;
+        crate::bindings::worker::mp3edge::worker::demux::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+        crate::bindings::worker::mp3edge::worker::codecs::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+        let instance_pre = linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .context("the converter imports something the worker does not provide")?;
+        let pre = ConverterPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context("the converter does not export fermyon:spin/inbound-redis")?;
+        Ok(Converter { runtime, pre, grants: Arc::new(grants), services, codecs })
+    }
+
+    /// One attempt. `Err` carries the reason the attempt failed.
+    pub async fn run(&self, delivery: &Delivery) -> Result<(), String> {
+        let mut store = self.runtime.new_store(self.grants.clone(), self.services.clone(), &[]);
+        store.data_mut().codecs = Some(self.codecs.clone());
+        let outcome = async {
+            let converter: ConverterBindings = self.pre.instantiate_async(&mut store).await?;
+            converter.fermyon_spin_inbound_redis().call_handle_message(&mut store, &delivery.to_json()).await
+        }
+        .await;
+        let peak = store.data().memory.peak_memory_bytes;
+        tracing::info!(job = %delivery.job_id, attempt = delivery.attempt, peak_memory_bytes = peak, ok = matches!(outcome, Ok(Ok(()))), "converter finished");
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("the conversion attempt failed".into()),
+            Err(trap) => Err(format!("the converter crashed: {trap:#}")),
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The Redis trigger of the worker: takes jobs from the durable queue and runs the converter.
+//!
+//! The gateway appends each job to a Redis stream and publishes on the job channel. Workers
+//! share the stream through a consumer group (each entry goes to one worker), wake on the
+//! channel, and also poll, so a message published while no worker listened is not lost. A job
+//! is acknowledged only after the converter stored its output and its final status. An entry
+//! whose worker died stays pending and is reclaimed once idle longer than the visibility
+//! timeout; a live worker keeps its entries fresh with a heartbeat. Attempts are counted on the
+//! job record; after `max_attempts` the job is marked `failed` and moved to the dead-letter
+//! stream. A job already `done` or `failed` is acknowledged without running again.
+
+pub mod converter;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use job_model::{Completion, Delivery, FormatInfo, Job, JobMessage, JobStatus, layout};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::codecs::CodecRegistry;
+use crate::key_value::KeyValueBackend;
+use converter::Converter;
+
+/// How the trigger runs.
+#[derive(Debug, Clone)]
+pub struct TriggerConfig {
+    /// `redis://host:port` of the job queue.
+    pub redis_url: String,
+    /// Jobs converted at once by this worker.
+    pub concurrency: usize,
+    /// Attempts before a job is failed and dead-lettered.
+    pub max_attempts: u32,
+    /// Idle time after which another worker may take over a pending job.
+    pub visibility_timeout: Duration,
+    /// How often to look at the stream when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// This worker's name in the consumer group.
+    pub consumer: String,
+}
+
+pub struct RedisTrigger {
+    config: TriggerConfig,
+    redis: ConnectionManager,
+    converter: Converter,
+    store: Arc<dyn KeyValueBackend>,
+    codecs: Arc<CodecRegistry>,
+    metrics: Arc<crate::metrics::WorkerMetrics>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl RedisTrigger {
+    pub async fn new(
+        config: TriggerConfig,
+        converter: Converter,
+        store: Arc<dyn KeyValueBackend>,
+        codecs: Arc<CodecRegistry>,
+        metrics: Arc<crate::metrics::WorkerMetrics>,
+    ) -> Result<Arc<RedisTrigger>> {
+        let client = redis::Client::open(config.redis_url.as_str()).context("invalid Redis URL")?;
+        let mut redis = ConnectionManager::new(client).await.with_context(|| format!("connecting to {}", config.redis_url))?;
+        let created: redis::RedisResult<()> =
+            redis.xgroup_create_mkstream(layout::JOB_STREAM, layout::WORKER_GROUP, "0").await;
+        if let Err(e) = created
+            && e.code() != Some("BUSYGROUP")
+        {
+            return Err(e).context("creating the worker consumer group");
+        }
+        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, codecs, metrics });
+        trigger.refresh_formats().await;
+        Ok(trigger)
+    }
+
+    /// Reloads the plugin mapping; when it changed, tells the edge which formats exist.
+    async fn refresh_formats(&self) {
+        match self.codecs.refresh().await {
+            Ok(false) => {}
+            Ok(true) => {
+                let formats: Vec<FormatInfo> = self
+                    .codecs
+                    .formats()
+                    .into_iter()
+                    .map(|(format, info)| FormatInfo { format, codec: info.name, extension: info.extension, content_type: info.content_type })
+                    .collect();
+                let json = serde_json::to_vec(&formats).expect("formats serialize");
+                if let Err(e) = self.store.set(layout::FORMATS_KEY, &json).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not publish the format list");
+                }
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "could not read the codec plugin mapping"),
+        }
+    }
+
+    /// Runs until `shutdown`, then lets jobs in progress finish.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(self.config.redis_url.clone(), wake.clone(), shutdown.clone()));
+        let mut loops = Vec::new();
+        for _ in 0..self.config.concurrency.max(1) {
+            let this = self.clone();
+            let (wake, shutdown) = (wake.clone(), shutdown.clone());
+            loops.push(tokio::spawn(async move { this.work(wake, shutdown).await }));
+        }
+        tracing::info!(consumer = %self.config.consumer, concurrency = self.config.concurrency, "worker started");
+        for l in loops {
+            l.await?;
+        }
+        listener.abort();
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    async fn work(&self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.next_entry().await {
+                Ok(Some(entry)) => self.process(entry).await,
+                Ok(None) => {
+                    // Idle: a good moment to notice a changed plugin directory.
+                    self.refresh_formats().await;
+                    tokio::select! {
+                        _ = wake.notified() => {},
+                        _ = tokio::time::sleep(self.config.poll_interval) => {},
+                        _ = shutdown.cancelled() => {},
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "reading the job queue failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                        _ = shutdown.cancelled() => {},
+                    }
+                }
+            }
+        }
+    }
+
+    /// A reclaimed entry of a dead worker, else a new one.
+    async fn next_entry(&self) -> Result<Option<StreamId>> {
+        let mut redis = self.redis.clone();
+        let idle_ms = self.config.visibility_timeout.as_millis() as u64;
+        let reclaimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(layout::JOB_STREAM)
+            .arg(layout::WORKER_GROUP)
+            .arg(&self.config.consumer)
+            .arg(idle_ms)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut redis)
+            .await?;
+        if let Some(entry) = reclaimed.claimed.into_iter().next() {
+            tracing::info!(entry = %entry.id, "reclaimed a job from a worker that stopped answering");
+            return Ok(Some(entry));
+        }
+        let options = StreamReadOptions::default().group(layout::WORKER_GROUP, &self.config.consumer).count(1);
+        let reply: Option<StreamReadReply> = redis.xread_options(&[layout::JOB_STREAM], &[">"], &options).await?;
+        Ok(reply.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next()))
+    }
+
+    async fn process(&self, entry: StreamId) {
+        let heartbeat = self.heartbeat(entry.id.clone());
+        let result = self.process_entry(&entry).await;
+        heartbeat.cancel();
+        match result {
+            Ok(()) => {
+                let mut redis = self.redis.clone();
+                if let Err(e) = redis.xack::<_, _, _, ()>(layout::JOB_STREAM, layout::WORKER_GROUP, &[&entry.id]).await {
+                    tracing::warn!(entry = %entry.id, error = %e, "could not acknowledge; the job will be seen again and skipped");
+                }
+            }
+            Err(e) => tracing::warn!(entry = %entry.id, error = %format!("{e:#}"), "job left pending; it will be retried"),
+        }
+    }
+
+    /// Keeps the entry's idle time low while it is being worked on.
+    fn heartbeat(&self, entry_id: String) -> CancellationToken {
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let mut redis = self.redis.clone();
+        let consumer = self.config.consumer.clone();
+        let every = self.config.visibility_timeout / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {
+                        let claimed: redis::RedisResult<redis::Value> = redis::cmd("XCLAIM")
+                            .arg(layout::JOB_STREAM).arg(layout::WORKER_GROUP).arg(&consumer).arg(0).arg(&entry_id).arg("JUSTID")
+                            .query_async(&mut redis).await;
+                        if let Err(e) = claimed {
+                            tracing::warn!(entry = %entry_id, error = %e, "heartbeat failed");
+                        }
+                    }
+                }
+            }
+        });
+        token
+    }
+
+    async fn load(&self, job_id: &str) -> Result<Option<Job>> {
+        match self.store.get(&layout::job_key(job_id)).await? {
+            Some(bytes) => Ok(Some(Job::from_json(&bytes).context("unreadable job record")?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn save(&self, job: &mut Job) -> Result<()> {
+        job.updated_at = now();
+        self.store.set(&layout::job_key(&job.id), &job.to_json()).await
+    }
+
+    /// Handles one entry. `Ok` means it may be acknowledged (done, failed for good, requeued or
+    /// dead-lettered); `Err` leaves it pending for a later attempt (e.g. storage unreachable).
+    async fn process_entry(&self, entry: &StreamId) -> Result<()> {
+        let payload: Option<Vec<u8>> = entry.get(layout::JOB_STREAM_FIELD);
+        let message = payload.as_deref().map(JobMessage::from_json);
+        let job_id = match message {
+            Some(Ok(m)) if layout::is_valid_job_id(&m.job_id) => m.job_id,
+            _ => {
+                return self.dead_letter(&entry.id, None, "malformed queue entry").await;
+            }
+        };
+        let Some(mut job) = self.load(&job_id).await? else {
+            tracing::warn!(job = %job_id, "queued job has no record; dropping it");
+            return Ok(());
+        };
+        if job.status.is_final() {
+            return Ok(());
+        }
+        job.attempts += 1;
+        if job.attempts > self.config.max_attempts {
+            return self.give_up(&entry.id, &mut job, None).await;
+        }
+        self.save(&mut job).await?;
+        self.refresh_formats().await;
+
+        let delivery = Delivery { job_id: job_id.clone(), attempt: job.attempts, max_attempts: self.config.max_attempts };
+        let started = std::time::Instant::now();
+        self.metrics.started();
+        let outcome = self.converter.run(&delivery).await;
+        let mut job = self.load(&job_id).await?.context("the job record vanished during conversion")?;
+        self.metrics.finished(job.status, started.elapsed());
+        match outcome {
+            Ok(()) if job.status.is_final() => Ok(()),
+            Ok(()) => Err(anyhow::anyhow!("the converter returned without finishing job {job_id}")),
+            Err(reason) if delivery.is_last_attempt() => self.give_up(&entry.id, &mut job, Some(reason)).await,
+            Err(reason) => {
+                // Retry now with a fresh entry; the attempt count lives on the record.
+                if !job.status.is_final() {
+                    job.status = JobStatus::Queued;
+                    if job.error.is_none() || reason.contains("crashed") {
+                        job.error = Some(format!("attempt {} of {}: {reason}", delivery.attempt, delivery.max_attempts));
+                    }
+                    self.save(&mut job).await?;
+                }
+                tracing::warn!(job = %job_id, attempt = delivery.attempt, %reason, "conversion attempt failed; requeued");
+                let mut redis = self.redis.clone();
+                let _: String = redis
+                    .xadd(layout::JOB_STREAM, "*", &[(layout::JOB_STREAM_FIELD, JobMessage { job_id }.to_json())])
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Fails the job for good and moves its entry to the dead-letter stream.
+    async fn give_up(&self, entry_id: &str, job: &mut Job, reason: Option<String>) -> Result<()> {
+        // The converter's own record of what went wrong is more precise than a generic
+        // "attempt failed"; a crash is only known to the host.
+        let reason = match (reason, job.error.clone()) {
+            (Some(r), Some(recorded)) if !r.contains("crashed") => recorded,
+            (Some(r), _) => r,
+            (None, Some(recorded)) => recorded,
+            (None, None) => "unknown error".into(),
+        };
+        if job.status != JobStatus::Done {
+            job.status = JobStatus::Failed;
+            job.attempts = job.attempts.min(self.config.max_attempts);
+            job.error = Some(format!("gave up after {} attempts: {reason}", self.config.max_attempts));
+            self.save(job).await?;
+            self.publish_completion(job).await;
+        }
+        self.dead_letter(entry_id, Some(&job.id), job.error.as_deref().unwrap_or("failed")).await
+    }
+
+    async fn dead_letter(&self, entry_id: &str, job_id: Option<&str>, reason: &str) -> Result<()> {
+        tracing::warn!(entry = %entry_id, job = ?job_id, %reason, "dead-lettering job");
+        let mut redis = self.redis.clone();
+        let _: String = redis
+            .xadd(
+                layout::DEAD_LETTER_STREAM,
+                "*",
+                &[("entry", entry_id), ("job_id", job_id.unwrap_or("")), ("reason", reason)],
+            )
+            .await?;
+        self.metrics.dead_lettered();
+        Ok(())
+    }
+
+    async fn publish_completion(&self, job: &Job) {
+        let message = Completion { job_id: job.id.clone(), status: job.status, error: job.error.clone() };
+        let mut redis = self.redis.clone();
+        if let Err(e) = redis.publish::<_, _, ()>(layout::DONE_CHANNEL, message.to_json()).await {
+            tracing::warn!(job = %job.id, error = %e, "could not publish completion");
+        }
+    }
+}
+
+/// Wakes idle workers when the gateway publishes a new job.
+async fn listen(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
+    use futures::StreamExt;
+    while !shutdown.is_cancelled() {
+        let subscribed = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(layout::JOB_CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        match subscribed {
+            Ok(mut pubsub) => {
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        message = messages.next() => match message {
+                            Some(_) => wake.notify_waiters(),
+                            None => break,
+                        },
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "job channel subscription failed; polling only"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Assembling the conversion worker: the converter component with its grants, the codec
+//! plugin registry and the Redis trigger; `mp3edge worker` runs it alone, `mp3edge up` beside
+//! the HTTP components (sharing their key-value backends).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::codecs::{CodecRegistry, PluginLimits};
+use crate::engine::{Limits, Runtime};
+use crate::key_value::KeyValueStores;
+use crate::outbound::OutboundPolicy;
+use crate::redis_outbound::RedisClients;
+use crate::runtime_config::RuntimeConfig;
+use crate::sqlite::SqliteDatabases;
+use crate::state::{Grants, Services};
+use crate::trigger::converter::Converter;
+use crate::trigger::{RedisTrigger, TriggerConfig};
+use crate::variables::ComponentVariables;
+
+/// Worker settings shared by `mp3edge up` and `mp3edge worker`.
+#[derive(Parser, Debug, Clone)]
+pub struct WorkerOptions {
+    /// Directory of codec plugins with their `codecs.toml` mapping.
+    #[arg(long, default_value = "plugins")]
+    pub plugins: PathBuf,
+    /// The converter component.
+    #[arg(long, default_value = "target/wasm32-wasip2/release/converter.wasm")]
+    pub converter: PathBuf,
+    /// Jobs converted at once (default: the number of cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Attempts before a job is failed and dead-lettered.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Seconds a job may go without a heartbeat before another worker takes it over.
+    #[arg(long, default_value_t = 60)]
+    pub visibility_timeout_secs: u64,
+    /// Linear memory cap of one codec plugin instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub plugin_max_memory_mib: usize,
+    /// Wall-clock budget of one call into a codec plugin, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub plugin_timeout_secs: u64,
+}
+
+/// `mp3edge worker`.
+#[derive(Parser, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub options: WorkerOptions,
+    /// Spin runtime-config file: the key-value store must be the edge's (Redis when the edge
+    /// runs elsewhere).
+    #[arg(long)]
+    pub runtime_config_file: Option<PathBuf>,
+    /// Directory for local state (used by SQLite-backed stores).
+    #[arg(long, default_value = ".mp3edge")]
+    pub data_dir: PathBuf,
+    /// The job queue's Redis as host:port (default: SPIN_VARIABLE_REDIS_HOST, as the edge).
+    #[arg(long, env = "SPIN_VARIABLE_REDIS_HOST", default_value = "127.0.0.1:6379")]
+    pub redis_host: String,
+    /// Wall-clock deadline of one conversion, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub job_timeout_secs: u64,
+}
+
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "worker".into());
+    let mut salt = [0u8; 4];
+    let _ = getrandom::fill(&mut salt);
+    format!("{}-{}-{:08x}", host.trim(), std::process::id(), u32::from_le_bytes(salt))
+}
+
+/// Builds the worker on top of existing services.
+pub async fn start(runtime: Arc<Runtime>, services: Arc<Services>, redis_host: &str, options: &WorkerOptions) -> Result<Arc<RedisTrigger>> {
+    let redis_url = format!("redis://{redis_host}");
+    let codecs = CodecRegistry::new(
+        runtime.clone(),
+        options.plugins.clone(),
+        PluginLimits {
+            max_memory_bytes: options.plugin_max_memory_mib << 20,
+            call_timeout: Duration::from_secs(options.plugin_timeout_secs),
+        },
+    )?;
+    let component = runtime.compile(&options.converter)?;
+    let grants = Grants {
+        component: "converter".into(),
+        key_value_stores: HashSet::from(["default".to_string()]),
+        sqlite_databases: HashSet::new(),
+        outbound: OutboundPolicy::parse(std::slice::from_ref(&redis_url))?,
+        variables: ComponentVariables::new(BTreeMap::from([("redis_address".to_string(), redis_url.clone())])),
+    };
+    let store = services.key_value.get("default").context("the runtime config has no default key-value store")?;
+    let converter = Converter::new(runtime, &component, grants, services, codecs.clone())?;
+    let config = TriggerConfig {
+        redis_url,
+        concurrency: options.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        max_attempts: options.max_attempts.max(1),
+        visibility_timeout: Duration::from_secs(options.visibility_timeout_secs.max(1)),
+        poll_interval: Duration::from_secs(1),
+        consumer: consumer_name(),
+    };
+    RedisTrigger::new(config, converter, store, codecs, Arc::default()).await
+}
+
+/// `mp3edge worker`: the worker alone.
+pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let runtime_config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
+    let services = Arc::new(Services {
+        key_value: KeyValueStores::open(&runtime_config.key_value_stores).await?,
+        sqlite: SqliteDatabases::default(),
+        redis: RedisClients::default(),
+    });
+    let runtime = Runtime::new(Limits { deadline: Duration::from_secs(args.job_timeout_secs), ..Limits::default() })?;
+    let trigger = start(runtime, services, &args.redis_host, &args.options).await?;
+    trigger.run(shutdown).await
+}

@@ -1,0 +1,147 @@
+//! Media fixtures made by the real `ffmpeg` encoders on first use and kept under
+//! `target/test-fixtures/` (inside the clone), so every container and codec the platform
+//! promises is exercised without committing binaries.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::workspace_root;
+
+/// A generated input and what it holds.
+pub struct Fixture {
+    pub path: PathBuf,
+    /// Seconds of audio (None: no audio at all).
+    pub duration: Option<f64>,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub content_type: &'static str,
+}
+
+fn dir() -> PathBuf {
+    let dir = workspace_root().join("target/test-fixtures");
+    std::fs::create_dir_all(&dir).expect("fixture dir");
+    dir
+}
+
+fn sine(seconds: f64, rate: u32, freq: u32) -> Vec<String> {
+    ["-f", "lavfi", "-i"].iter().map(|s| s.to_string()).chain([format!("sine=frequency={freq}:sample_rate={rate}:duration={seconds}")]).collect()
+}
+
+fn video(seconds: f64) -> Vec<String> {
+    ["-f", "lavfi", "-i"].iter().map(|s| s.to_string()).chain([format!("testsrc=size=160x120:rate=10:duration={seconds}")]).collect()
+}
+
+/// Runs ffmpeg once per output file; concurrent tests race harmlessly through a rename.
+fn make(name: &str, inputs: Vec<String>, args: &[&str]) -> PathBuf {
+    let path = dir().join(name);
+    if path.exists() {
+        return path;
+    }
+    let tmp = dir().join(format!("tmp-{}-{name}", std::process::id()));
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-v", "error", "-nostdin"])
+        .args(&inputs)
+        .args(args)
+        .args(["-metadata", "title=mp3edge fixture", "-metadata", "artist=mp3edge tests"])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg is installed (make setup)");
+    assert!(status.success(), "ffmpeg failed to make {name}");
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+fn with(a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    a.into_iter().chain(b).collect()
+}
+
+const H264: &[&str] = &["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"];
+
+/// Every good input the platform promises to convert.
+pub fn good_inputs() -> Vec<(&'static str, Fixture)> {
+    let d = 2.0;
+    let av = |a: f64| with(video(a), sine(a, 44100, 440));
+    let f = |path: PathBuf, duration: f64, rate: u32, channels: u16, ct: &'static str| Fixture {
+        path,
+        duration: Some(duration),
+        sample_rate: rate,
+        channels,
+        content_type: ct,
+    };
+    vec![
+        ("mp4 h264+aac", f(make("clip.mp4", av(d), &[H264, &["-c:a", "aac", "-ac", "2", "-shortest"]].concat()), d, 44100, 2, "video/mp4")),
+        ("webm vp9+opus", f(make("clip.webm", av(d), &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus", "-shortest"]), d, 48000, 1, "video/webm")),
+        ("mkv h264+vorbis", f(make("clip.mkv", av(d), &[H264, &["-c:a", "libvorbis", "-shortest"]].concat()), d, 44100, 1, "video/x-matroska")),
+        ("mov h264+aac", f(make("clip.mov", av(d), &[H264, &["-c:a", "aac", "-shortest"]].concat()), d, 44100, 1, "video/quicktime")),
+        ("avi mpeg4+mp3", f(make("clip.avi", av(d), &["-c:v", "mpeg4", "-c:a", "libmp3lame", "-shortest"]), d, 44100, 1, "video/x-msvideo")),
+        ("mpeg-ts h264+aac", f(make("clip.ts", av(d), &[H264, &["-c:a", "aac", "-f", "mpegts", "-shortest"]].concat()), d, 44100, 1, "video/mp2t")),
+        ("flv flv1+mp3", f(make("clip.flv", av(d), &["-c:v", "flv", "-c:a", "libmp3lame", "-shortest"]), d, 44100, 1, "video/x-flv")),
+        ("wav", f(make("tone.wav", sine(d, 44100, 440), &["-c:a", "pcm_s16le"]), d, 44100, 1, "audio/wav")),
+        ("mp3", f(make("tone.mp3", sine(d, 44100, 440), &["-c:a", "libmp3lame"]), d, 44100, 1, "audio/mpeg")),
+        ("ogg vorbis", f(make("tone.ogg", sine(d, 44100, 440), &["-c:a", "libvorbis"]), d, 44100, 1, "audio/ogg")),
+        ("m4a aac", f(make("tone.m4a", sine(d, 44100, 440), &["-c:a", "aac"]), d, 44100, 1, "audio/mp4")),
+        ("mono 22.05 kHz", f(make("mono22k.mp4", with(video(d), sine(d, 22050, 440)), &[H264, &["-c:a", "aac", "-ac", "1", "-ar", "22050", "-shortest"]].concat()), d, 22050, 1, "video/mp4")),
+        (
+            "6 channels 48 kHz",
+            f(make("surround.mkv", sine(d, 48000, 440), &["-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "aac", "-ar", "48000"]), d, 48000, 6, "video/x-matroska"),
+        ),
+        ("0.3 s clip", f(make("short.mp4", with(video(0.3), sine(0.3, 44100, 440)), &[H264, &["-c:a", "aac", "-shortest"]].concat()), 0.3, 44100, 1, "video/mp4")),
+        (
+            "two audio tracks",
+            f(
+                make(
+                    "two-tracks.mkv",
+                    with(with(video(d), sine(d, 44100, 440)), sine(d, 48000, 880)),
+                    &["-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "mpeg4", "-c:a", "libvorbis", "-disposition:a:0", "default", "-disposition:a:1", "0"],
+                ),
+                d,
+                44100,
+                1,
+                "video/x-matroska",
+            ),
+        ),
+    ]
+}
+
+/// Inputs that must fail their job with a readable reason.
+pub fn bad_inputs() -> Vec<(&'static str, PathBuf, &'static str)> {
+    let no_audio = make("no-audio.mp4", video(1.0), H264);
+    let full = make("for-truncation.mp4", with(video(2.0), sine(2.0, 44100, 440)), &[H264, &["-c:a", "aac", "-shortest"]].concat());
+    let truncated = dir().join("truncated.mp4");
+    if !truncated.exists() {
+        let bytes = std::fs::read(&full).unwrap();
+        std::fs::write(&truncated, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    }
+    let random = dir().join("random.bin");
+    if !random.exists() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let bytes: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::write(&random, bytes).unwrap();
+    }
+    vec![("no audio stream", no_audio, "video/mp4"), ("truncated mp4", truncated, "video/mp4"), ("random bytes", random, "application/octet-stream")]
+}
+
+/// A long input for the worker-death test and the benchmark: `seconds` of 640x360 H.264 + AAC.
+pub fn long_video(name: &str, seconds: u32, size: &str) -> PathBuf {
+    make(
+        name,
+        vec![
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("testsrc=size={size}:rate=25:duration={seconds}"),
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("sine=frequency=440:sample_rate=44100:duration={seconds}"),
+        ],
+        &[H264, &["-crf", "35", "-g", "250", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-shortest"]].concat(),
+    )
+}

@@ -1,0 +1,265 @@
+//! The conversion worker end to end: real FFmpeg demux, real codec plugins in Wasmtime, real
+//! Redis queue. Every promised container converts; bad inputs fail readably; a killed worker
+//! loses nothing; poison jobs are dead-lettered; hostile plugins fail only their jobs; plugins
+//! swap without restart.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use e2e_tests::audio::{decode_mp3, decode_wav, mp3_frame_len};
+use e2e_tests::fixtures::{bad_inputs, good_inputs, long_video};
+use e2e_tests::*;
+use job_model::layout;
+use redis::AsyncCommands;
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn wasm(name: &str) -> PathBuf {
+    let path = workspace_root().join("target/wasm32-wasip2/release").join(name);
+    assert!(path.is_file(), "{} missing: run `make build`", path.display());
+    path
+}
+
+/// A plugin directory of the test's own, mapping format names to plugin files.
+fn plugin_dir(dir: &Path, mapping: &[(&str, &str)]) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    write_mapping(&plugins, mapping);
+    plugins
+}
+
+fn write_mapping(plugins: &Path, mapping: &[(&str, &str)]) {
+    let text: String = mapping
+        .iter()
+        .map(|(format, file)| format!("[formats.{format}]\nplugin = {:?}\n", wasm(file).display().to_string()))
+        .collect();
+    // Write then rename, so the worker never reads half a file.
+    let tmp = plugins.join("codecs.toml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, plugins.join("codecs.toml")).unwrap();
+}
+
+fn kv_on_redis_without_worker() -> PlatformOptions {
+    PlatformOptions { key_value_on_redis: true, no_worker: true, ..Default::default() }
+}
+
+#[tokio::test]
+async fn every_promised_input_converts_to_mp3_and_wav_with_the_right_duration() {
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("conv@example.com").await;
+    let inputs = good_inputs();
+    let mut jobs = Vec::new();
+    for (name, fixture) in &inputs {
+        for format in ["mp3", "wav"] {
+            let id = c.upload_file(&token, &fixture.path, fixture.content_type, &format!("format={format}&bitrate=128")).await;
+            jobs.push((name, fixture, format, id));
+        }
+    }
+    for (name, fixture, format, id) in jobs {
+        let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+        assert_eq!(job["status"], "done", "{name} → {format}: {job}");
+        let (headers, bytes) = c.download(&token, &id).await;
+        let decoded = match format {
+            "mp3" => {
+                assert_eq!(headers["content-type"], "audio/mpeg");
+                // Tags travel from the source into ID3v2 (MPEG-TS carries none).
+                if !name.starts_with("mpeg-ts") {
+                    assert!(bytes.starts_with(b"ID3"), "{name}: ID3v2 tag first");
+                }
+                decode_mp3(&bytes)
+            }
+            _ => {
+                assert_eq!(headers["content-type"], "audio/wav");
+                decode_wav(&bytes)
+            }
+        };
+        // Rates are kept when the codec accepts them; mp3 keeps at most two channels.
+        assert_eq!(decoded.sample_rate, fixture.sample_rate, "{name} → {format}");
+        let channels = if format == "mp3" { fixture.channels.min(2) } else { fixture.channels };
+        assert_eq!(decoded.channels, channels, "{name} → {format}");
+        // The decoded source (what FFmpeg gave the encoder) is the reference; its length is
+        // the nominal one up to the source codec's last-frame padding.
+        let source_secs = job["output"]["duration_secs"].as_f64().unwrap();
+        assert!((source_secs - fixture.duration.unwrap()).abs() < 0.05, "{name}: decoded source lasts {source_secs}s");
+        let source_frames = source_secs * f64::from(fixture.sample_rate);
+        let exact = decoded.exact_frames.unwrap_or_else(|| panic!("{name} → {format}: no exact length in the header"));
+        let tolerance = mp3_frame_len(fixture.sample_rate) as f64;
+        assert!(
+            (exact as f64 - source_frames).abs() <= tolerance,
+            "{name} → {format}: output holds {exact} frames, source {source_frames}"
+        );
+        // A plain decoder (no gapless trimming) still yields all of it.
+        assert!(decoded.frames as f64 >= source_frames - tolerance, "{name} → {format}: decoded {} frames", decoded.frames);
+        assert_eq!(job["output"]["size"].as_u64().unwrap(), bytes.len() as u64);
+    }
+}
+
+#[tokio::test]
+async fn bad_inputs_fail_their_jobs_with_a_reason_and_the_worker_carries_on() {
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("bad@example.com").await;
+    for (name, path, content_type) in bad_inputs() {
+        let id = c.upload_file(&token, &path, content_type, "").await;
+        let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+        assert_eq!(job["status"], "failed", "{name}: {job}");
+        let reason = job["error"].as_str().unwrap().to_lowercase();
+        assert!(!reason.is_empty(), "{name}");
+        if name == "no audio stream" {
+            assert!(reason.contains("audio"), "{name}: {reason}");
+        }
+        assert_eq!(job["attempts"], 1, "{name}: permanent failures are not retried");
+        let res = c.http.get(c.url(&format!("/jobs/{id}/audio"))).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(error_body(res, 409).await["status"], "failed");
+    }
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    let id = c.upload_file(&token, &fixture.path, fixture.content_type, "").await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_conversion_loses_nothing_and_the_job_completes_once() {
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("crash@example.com").await;
+    let video = long_video("crash-10min.mp4", 600, "160x120");
+    let mut first = p.start_worker(&["--visibility-timeout-secs", "2", "--concurrency", "1"]);
+    let id = c.upload_file(&token, &video, "video/mp4", "").await;
+    // Wait until it is visibly converting, then kill -9.
+    let started = std::time::Instant::now();
+    loop {
+        let job = c.job(&token, &id).await;
+        if job["status"] == "converting" && job["progress"].as_u64().unwrap_or(0) >= 5 {
+            break;
+        }
+        assert!(job["status"] != "done", "conversion finished before the kill; use a longer input");
+        assert!(started.elapsed() < JOB_TIMEOUT, "never started converting: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill_hard();
+    let mut redis = p.redis().connect().await;
+    let mut done_messages = redis::Client::open(p.redis().url()).unwrap().get_async_pubsub().await.unwrap();
+    done_messages.subscribe(layout::DONE_CHANNEL).await.unwrap();
+
+    let _second = p.start_worker(&["--visibility-timeout-secs", "2", "--concurrency", "1"]);
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["attempts"], 2, "one attempt died with the worker, one finished");
+    let (_, bytes) = c.download(&token, &id).await;
+    let decoded = decode_mp3(&bytes);
+    assert!((decoded.exact_frames.unwrap() as f64 - 600.0 * 44100.0).abs() <= 1152.0);
+
+    // Exactly one completion, nothing left pending, nothing dead-lettered.
+    use futures::StreamExt;
+    let mut messages = done_messages.on_message();
+    let first_message = tokio::time::timeout(Duration::from_secs(5), messages.next()).await;
+    assert!(first_message.is_ok(), "the completion was published");
+    assert!(tokio::time::timeout(Duration::from_secs(3), messages.next()).await.is_err(), "only once");
+    let pending: (u64, redis::Value, redis::Value, redis::Value) =
+        redis::cmd("XPENDING").arg(layout::JOB_STREAM).arg(layout::WORKER_GROUP).query_async(&mut redis).await.unwrap();
+    assert_eq!(pending.0, 0);
+    let dead: u64 = redis.xlen(layout::DEAD_LETTER_STREAM).await.unwrap();
+    assert_eq!(dead, 0);
+}
+
+#[tokio::test]
+async fn a_poison_job_is_dead_lettered_after_three_attempts_and_the_next_job_runs() {
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("poison@example.com").await;
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    let poison = c.upload_file(&token, &fixture.path, fixture.content_type, "").await;
+    // Its source loses a chunk before any worker sees it: every attempt fails.
+    let mut redis = p.redis().connect().await;
+    let _: () = redis.del(layout::source_chunk_key(&poison, 0)).await.unwrap();
+    let good = c.upload_file(&token, &fixture.path, fixture.content_type, "").await;
+
+    let worker = p.start_worker(&["--max-attempts", "3", "--concurrency", "1"]);
+    let job = c.wait_for_job(&token, &poison, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["attempts"], 3);
+    let reason = job["error"].as_str().unwrap();
+    assert!(reason.contains("gave up after 3 attempts") && reason.contains("missing"), "{reason}");
+    let dead: Vec<(String, Vec<(String, String)>)> = redis.xrange_all::<_, redis::streams::StreamRangeReply>(layout::DEAD_LETTER_STREAM)
+        .await
+        .unwrap()
+        .ids
+        .into_iter()
+        .map(|e| (e.id.clone(), e.map.iter().map(|(k, v)| (k.clone(), redis::from_redis_value_ref::<String>(v).unwrap())).collect()))
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].1.contains(&("job_id".to_string(), poison.clone())));
+    assert_eq!(c.wait_for_job(&token, &good, JOB_TIMEOUT).await["status"], "done");
+    drop(worker);
+}
+
+#[tokio::test]
+async fn hostile_plugins_fail_only_their_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugin_dir(
+        dir.path(),
+        &[
+            ("mp3", "codec_mp3_lame.wasm"),
+            ("trap", "codec_trap.wasm"),
+            ("spin-loop", "codec_spin_loop.wasm"),
+            ("memory-bomb", "codec_memory_bomb.wasm"),
+        ],
+    );
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let mut worker = p.start_worker(&[
+        "--plugins",
+        plugins.to_str().unwrap(),
+        "--plugin-timeout-secs",
+        "2",
+        "--plugin-max-memory-mib",
+        "32",
+        "--concurrency",
+        "2",
+    ]);
+    let c = Client::new(&p);
+    let token = c.new_user("hostile@example.com").await;
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    for (format, expect) in [("trap", "unreachable"), ("spin-loop", "deadline"), ("memory-bomb", "")] {
+        let id = c.upload_file(&token, &fixture.path, fixture.content_type, &format!("format={format}")).await;
+        let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+        assert_eq!(job["status"], "failed", "{format}: {job}");
+        let reason = job["error"].as_str().unwrap();
+        assert!(reason.contains(format) && reason.contains(expect), "{format}: {reason}");
+    }
+    let id = c.upload_file(&token, &fixture.path, fixture.content_type, "format=mp3").await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
+    assert!(worker.is_running(), "the worker survived every hostile plugin");
+}
+
+#[tokio::test]
+async fn swapping_the_plugin_mapping_takes_effect_for_the_next_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugin_dir(dir.path(), &[("audio", "codec_mp3_lame.wasm")]);
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let _worker = p.start_worker(&["--plugins", plugins.to_str().unwrap()]);
+    let c = Client::new(&p);
+    let token = c.new_user("swap@example.com").await;
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+
+    let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(formats.as_array().unwrap().len(), 1, "{formats}");
+    let first = c.upload_file(&token, &fixture.path, fixture.content_type, "format=audio").await;
+    assert_eq!(c.wait_for_job(&token, &first, JOB_TIMEOUT).await["output"]["content_type"], "audio/mpeg");
+
+    write_mapping(&plugins, &[("audio", "codec_wav.wasm"), ("wav", "codec_wav.wasm")]);
+    // The edge learns the new list as soon as the worker reloads it.
+    let started = std::time::Instant::now();
+    loop {
+        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
+        if formats.as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "format list never updated: {formats}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let second = c.upload_file(&token, &fixture.path, fixture.content_type, "format=audio").await;
+    let job = c.wait_for_job(&token, &second, JOB_TIMEOUT).await;
+    assert_eq!(job["output"]["content_type"], "audio/wav", "{job}");
+    decode_wav(&c.download(&token, &second).await.1);
+}
