@@ -1,6 +1,7 @@
 //! `mp3edge`: the project's own host. `mp3edge up` serves the Spin application of `spin.toml`
 //! (HTTP components with key-value, SQLite, Redis and variables) on a machine without Spin.
 
+mod admin;
 mod app;
 mod bindings;
 mod codecs;

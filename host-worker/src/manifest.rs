@@ -26,8 +26,6 @@ struct RawManifest {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Application {
     pub name: String,
-    #[serde(default)]
-    pub version: Option<String>,
 }
 
 /// An application variable as declared in `[variables]`.
@@ -38,7 +36,10 @@ pub struct VariableDecl {
     pub default: Option<String>,
     #[serde(default)]
     pub required: bool,
+    /// Parsed so that a misspelt key is an error; keeping secrets out of logs is what this
+    /// host does for every variable.
     #[serde(default)]
+    #[allow(dead_code)]
     pub secret: bool,
 }
 
@@ -86,7 +87,6 @@ pub struct Manifest {
     pub application: Application,
     pub variables: BTreeMap<String, VariableDecl>,
     pub http_triggers: Vec<HttpTriggerDecl>,
-    pub redis_triggers: Vec<RedisTriggerDecl>,
     pub components: BTreeMap<String, ComponentDecl>,
     /// Directory of the manifest; component sources are relative to it.
     pub base_dir: PathBuf,
@@ -141,7 +141,6 @@ impl Manifest {
             application: raw.application,
             variables: raw.variables,
             http_triggers: raw.trigger.http,
-            redis_triggers: raw.trigger.redis,
             components: raw.component,
             base_dir,
         })

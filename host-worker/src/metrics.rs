@@ -40,10 +40,6 @@ impl WorkerMetrics {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
     /// The metrics as Prometheus text; `queue` is (waiting, pending) when known.
     pub fn render(&self, queue: Option<(u64, u64)>) -> String {
         let mut out = String::new();

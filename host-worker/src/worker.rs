@@ -67,6 +67,9 @@ pub struct WorkerArgs {
     /// Wall-clock deadline of one conversion, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub job_timeout_secs: u64,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub admin_listen: std::net::SocketAddr,
 }
 
 fn consumer_name() -> String {
@@ -120,5 +123,10 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
     });
     let runtime = Runtime::new(Limits { deadline: Duration::from_secs(args.job_timeout_secs), ..Limits::default() })?;
     let trigger = start(runtime, services, &args.redis_host, &args.options).await?;
-    trigger.run(shutdown).await
+    let stopped = CancellationToken::new();
+    let admin = tokio::spawn(crate::admin::serve(args.admin_listen, trigger.clone(), shutdown.clone(), stopped.clone()));
+    let result = trigger.run(shutdown).await;
+    stopped.cancel();
+    admin.await??;
+    result
 }

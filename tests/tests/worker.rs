@@ -263,3 +263,41 @@ async fn swapping_the_plugin_mapping_takes_effect_for_the_next_job() {
     assert_eq!(job["output"]["content_type"], "audio/wav", "{job}");
     decode_wav(&c.download(&token, &second).await.1);
 }
+
+#[tokio::test]
+async fn worker_admin_endpoints_and_sigterm_finish_the_job_in_flight() {
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut worker = p.start_worker(&["--admin-listen", &admin, "--concurrency", "1"]);
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{admin}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    assert_eq!(get("/nope").await.unwrap().status(), 404);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for name in ["mp3edge_jobs_done_total 0", "mp3edge_jobs_in_flight 0", "mp3edge_queue_lag 0", "mp3edge_queue_pending 0"] {
+        assert!(metrics.contains(name), "{name} missing in:\n{metrics}");
+    }
+
+    let c = Client::new(&p);
+    let token = c.new_user("term@example.com").await;
+    let video = long_video("term-2min.mp4", 120, "160x120");
+    let id = c.upload_file(&token, &video, "video/mp4", "").await;
+    let started = std::time::Instant::now();
+    while c.job(&token, &id).await["status"] != "converting" {
+        assert!(started.elapsed() < JOB_TIMEOUT, "never started converting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("mp3edge_jobs_in_flight 1"), "{metrics}");
+    // SIGTERM mid-job: the worker finishes it, acknowledges it and exits cleanly.
+    let status = worker.stop(Duration::from_secs(60)).expect("the worker exits after its job");
+    assert!(status.success(), "{status:?}");
+    let job = c.job(&token, &id).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let mut redis = p.redis().connect().await;
+    let pending: (u64, redis::Value, redis::Value, redis::Value) =
+        redis::cmd("XPENDING").arg(layout::JOB_STREAM).arg(layout::WORKER_GROUP).query_async(&mut redis).await.unwrap();
+    assert_eq!(pending.0, 0, "acknowledged before exiting");
+    assert!(get("/healthz").await.is_err(), "admin endpoints closed with the worker");
+}

@@ -50,7 +50,6 @@ fn stamp(path: &Path) -> Option<Stamp> {
 /// A compiled plugin and what it says about itself.
 #[derive(Clone)]
 pub struct LoadedPlugin {
-    pub path: PathBuf,
     pub component: Component,
     pub info: CodecInfo,
 }
@@ -134,7 +133,7 @@ impl CodecRegistry {
     async fn load(&self, path: &Path) -> Result<LoadedPlugin> {
         let component = self.runtime.compile(path)?;
         let info = sandbox::describe(self, &component).await?;
-        Ok(LoadedPlugin { path: path.to_path_buf(), component, info })
+        Ok(LoadedPlugin { component, info })
     }
 
     /// Formats available now, with their plugin's description.

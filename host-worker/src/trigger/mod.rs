@@ -98,6 +98,24 @@ impl RedisTrigger {
         }
     }
 
+    /// (waiting to be delivered, delivered but not acknowledged) for this worker group.
+    pub async fn queue_depth(&self) -> Result<(u64, u64)> {
+        let mut redis = self.redis.clone();
+        let reply: redis::streams::StreamInfoGroupsReply = redis.xinfo_groups(layout::JOB_STREAM).await?;
+        let group = reply.groups.into_iter().find(|g| g.name == layout::WORKER_GROUP).context("no worker group")?;
+        Ok((group.lag.unwrap_or(0) as u64, group.pending as u64))
+    }
+
+    /// Whether the queue's Redis answers.
+    pub async fn redis_ok(&self) -> bool {
+        let mut redis = self.redis.clone();
+        redis::cmd("PING").query_async::<String>(&mut redis).await.is_ok()
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::WorkerMetrics {
+        &self.metrics
+    }
+
     /// Runs until `shutdown`, then lets jobs in progress finish.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
         let wake = Arc::new(Notify::new());
