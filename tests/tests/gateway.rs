@@ -10,8 +10,9 @@ use job_model::layout;
 use redis::AsyncCommands;
 use reqwest::multipart::{Form, Part};
 
+/// No worker: these tests look at jobs before any conversion touches them.
 fn kv_on_redis() -> PlatformOptions {
-    PlatformOptions { key_value_on_redis: true, ..Default::default() }
+    PlatformOptions { key_value_on_redis: true, no_worker: true, ..Default::default() }
 }
 
 /// Sends raw bytes and returns what the server answers before closing or within 10 s.

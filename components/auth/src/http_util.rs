@@ -89,6 +89,11 @@ impl Reply {
         Reply { status, headers: Vec::new(), body }.header("content-type", "application/json")
     }
 
+    /// A reply without a body (`204`, for instance).
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, headers: Vec::new(), body: Vec::new() }
+    }
+
     pub fn text(status: u16, body: String) -> Reply {
         Reply { status, headers: Vec::new(), body: body.into_bytes() }
             .header("content-type", "text/plain; charset=utf-8")

@@ -2,6 +2,7 @@
 //! (`/users`) over the shared SQLite database.
 
 mod config;
+mod cors;
 mod db;
 mod http_util;
 mod login;
@@ -10,6 +11,7 @@ mod users;
 mod validate;
 
 use config::Config;
+use cors::Cors;
 use http_util::{ApiError, ApiResult, BodyStream, Head, Reply};
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
@@ -36,10 +38,24 @@ impl Ctx {
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let head = Head::of(&req);
+    let cors = Cors::of(&head);
     let mut body: BodyStream = Box::pin(req.into_body_stream());
-    let reply = route(&head, &mut body).await.unwrap_or_else(Reply::from);
+    let reply = match (methods(&head.path), &head.method) {
+        // Preflights carry no credentials and need nothing else.
+        (Some(methods), Method::Options) => cors.preflight(methods),
+        _ => cors.apply(route(&head, &mut body).await.unwrap_or_else(Reply::from)),
+    };
     reply.send(out).await;
     http_util::drain(&mut body).await;
+}
+
+/// The methods a path supports (`None`: no such resource).
+fn methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/login" | "/validate" => Some("POST"),
+        "/users" => Some("GET, POST"),
+        _ => None,
+    }
 }
 
 async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {

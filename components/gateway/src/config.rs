@@ -12,6 +12,9 @@ pub struct Config {
     pub formats: Vec<String>,
     /// `host:port` of the Redis server carrying the job queue.
     pub redis_host: String,
+    /// Hosts (`host` or `host:port`, comma-separated) that upload callbacks may name even when
+    /// they are loopback or private addresses.
+    pub webhook_allowed_hosts: String,
 }
 
 impl Config {
@@ -38,7 +41,8 @@ impl Config {
         if redis_host.is_empty() {
             return Err(misconfigured("variable redis_host is empty".into()));
         }
-        Ok(Config { tokens, max_upload_bytes, formats, redis_host })
+        let webhook_allowed_hosts = var("webhook_allowed_hosts")?;
+        Ok(Config { tokens, max_upload_bytes, formats, redis_host, webhook_allowed_hosts })
     }
 }
 

@@ -2,6 +2,7 @@
 //! bodies, and sending a reply (buffered or streamed from stored chunks).
 
 use crate::chunks::OutputRange;
+use crate::events::JobEvents;
 use futures::{Stream, StreamExt, future};
 use serde::Serialize;
 use spin_executor::{CancelOnDropToken, push_waker_and_get_token};
@@ -35,16 +36,19 @@ pub async fn drain(body: &mut BodyStream) {
     future::select(pin!(read), pin!(sleep(DRAIN_TIME))).await;
 }
 
-/// Resolves after `duration` on the WASI monotonic clock, woken by the Spin executor.
-fn sleep(duration: Duration) -> impl Future<Output = ()> {
+/// Resolves after `duration` on the WASI monotonic clock: the task registers a
+/// `subscribe-duration` pollable with the Spin executor, which blocks in `wasi:io/poll` until it
+/// is ready (no busy-waiting). Dropping the future cancels the registration.
+pub fn sleep(duration: Duration) -> impl Future<Output = ()> {
     let deadline = monotonic_clock::now().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
     let mut registration: Option<CancelOnDropToken> = None;
     future::poll_fn(move |cx| {
-        if monotonic_clock::now() >= deadline {
+        let now = monotonic_clock::now();
+        if now >= deadline {
             return Poll::Ready(());
         }
         // Replacing the registration drops, and so cancels, the previous one.
-        let pollable = monotonic_clock::subscribe_instant(deadline);
+        let pollable = monotonic_clock::subscribe_duration(deadline - now);
         registration.replace(push_waker_and_get_token(pollable, cx.waker().clone()).into());
         Poll::Pending
     })
@@ -122,6 +126,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// Streamed from the key-value store, one chunk in memory at a time.
     Output(OutputRange),
+    /// A live `text/event-stream` following a job.
+    Events(JobEvents),
 }
 
 pub struct Reply {
@@ -168,6 +174,11 @@ impl Reply {
                 let sink = response.take_body();
                 out.set(response);
                 range.stream(sink).await;
+            }
+            Body::Events(events) => {
+                let sink = response.take_body();
+                out.set(response);
+                events.stream(sink).await;
             }
         }
     }

@@ -21,7 +21,7 @@ pub fn download_url(id: &str) -> String {
 }
 
 /// The stored record (`None` if it is missing or unreadable).
-fn read_job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
+pub fn read_job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
     let Some(bytes) = store.get(&job_key(id)).map_err(|e| ApiError::internal("key-value store error", e))? else {
         return Ok(None);
     };

@@ -3,8 +3,10 @@
 
 mod chunks;
 mod config;
+mod cors;
 mod db;
 mod download;
+mod events;
 mod formats;
 mod http_util;
 mod jobs;
@@ -13,7 +15,9 @@ mod session;
 mod upload;
 
 use config::Config;
+use cors::Cors;
 use http_util::{ApiError, ApiResult, BodyStream, Head, Reply};
+use session::TokenFrom;
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::Connection;
@@ -31,32 +35,44 @@ enum Route {
     Upload,
     ListJobs,
     ShowJob(String),
+    /// `GET /jobs/{id}/events`.
+    JobEvents(String),
     /// `None` for `/download` without `?fid=`.
     Download(Option<String>),
     Formats,
+    /// `OPTIONS` on a resource supporting these methods.
+    Options(&'static str),
+}
+
+/// The methods a path supports (`None`: no such resource).
+fn methods(segments: &[&str]) -> Option<&'static str> {
+    match segments {
+        ["upload"] => Some("POST"),
+        ["download"] | ["jobs", _, "audio"] => Some("GET, HEAD"),
+        ["jobs"] | ["jobs", _] | ["jobs", _, "events"] | ["formats"] => Some("GET"),
+        _ => None,
+    }
 }
 
 fn route(head: &Head) -> Result<Route, ApiError> {
     let segments: Vec<&str> = head.path.trim_start_matches('/').split('/').collect();
+    let allowed = methods(&segments).ok_or_else(ApiError::not_found)?;
     let get = head.method == Method::Get;
     let get_or_head = get || head.method == Method::Head;
     match segments.as_slice() {
+        _ if head.method == Method::Options => Ok(Route::Options(allowed)),
         ["upload"] if head.method == Method::Post => Ok(Route::Upload),
-        ["upload"] => Err(ApiError::method_not_allowed("POST")),
         ["download"] if get_or_head => Ok(Route::Download(head.query_param("fid"))),
         ["jobs"] if get => Ok(Route::ListJobs),
         ["jobs", id] if get => Ok(Route::ShowJob(id.to_string())),
-        ["jobs"] | ["jobs", _] => Err(ApiError::method_not_allowed("GET")),
         ["jobs", id, "audio"] if get_or_head => Ok(Route::Download(Some(id.to_string()))),
+        ["jobs", id, "events"] if get => Ok(Route::JobEvents(id.to_string())),
         ["formats"] if get => Ok(Route::Formats),
-        ["formats"] => Err(ApiError::method_not_allowed("GET")),
-        ["download"] | ["jobs", _, "audio"] => Err(ApiError::method_not_allowed("GET, HEAD")),
-        _ => Err(ApiError::not_found()),
+        _ => Err(ApiError::method_not_allowed(allowed)),
     }
 }
 
-async fn serve(head: &Head, body: &mut BodyStream) -> ApiResult {
-    let route = route(head)?;
+async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
     let ctx = Ctx {
         config: Config::load()?,
         db: db::open()?,
@@ -65,22 +81,33 @@ async fn serve(head: &Head, body: &mut BodyStream) -> ApiResult {
     if let Route::Formats = route {
         return formats::list(&ctx.config);
     }
-    let caller = session::authenticate(&ctx, head)?;
+    // Only the event stream takes the token from the query: EventSource cannot send headers.
+    let from = if matches!(route, Route::JobEvents(_)) { TokenFrom::HeaderOrQuery } else { TokenFrom::Header };
+    let caller = session::authenticate(&ctx, head, from)?;
     match route {
         Route::Upload => upload::handle(&ctx, &caller, head, body).await,
         Route::ListJobs => jobs::list(&ctx, &caller, head),
         Route::ShowJob(id) => jobs::show(&caller, &id),
+        Route::JobEvents(id) => events::handle(&caller, &id),
         Route::Download(Some(id)) => download::handle(&caller, head, &id),
         Route::Download(None) => Err(ApiError::bad_request("missing fid", "give the job id as ?fid=")),
         Route::Formats => formats::list(&ctx.config),
+        // Answered by `handle` before anything is loaded.
+        Route::Options(_) => Err(ApiError::not_found()),
     }
 }
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let head = Head::of(&req);
+    let cors = Cors::of(&head);
     let mut body: BodyStream = Box::pin(req.into_body_stream());
-    let reply = serve(&head, &mut body).await.unwrap_or_else(Reply::from);
+    let reply = match route(&head) {
+        // Preflights carry no credentials and need nothing else.
+        Ok(Route::Options(methods)) => cors.preflight(methods),
+        Ok(route) => cors.apply(serve(route, &head, &mut body).await.unwrap_or_else(Reply::from)),
+        Err(e) => cors.apply(Reply::from(e)),
+    };
     reply.send(out).await;
     http_util::drain(&mut body).await;
 }

@@ -10,14 +10,32 @@ pub struct Caller {
     pub admin: bool,
 }
 
-pub fn authenticate(ctx: &Ctx, head: &Head) -> Result<Caller, ApiError> {
+/// Where a route accepts the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TokenFrom {
+    /// `Authorization: Bearer` only.
+    Header,
+    /// `Authorization: Bearer`, or else `?access_token=` (for `EventSource`, which cannot send
+    /// headers). Only for routes whose URL is not handed around (the event stream).
+    HeaderOrQuery,
+}
+
+pub fn authenticate(ctx: &Ctx, head: &Head, from: TokenFrom) -> Result<Caller, ApiError> {
     let unauthorized = |error, detail: String| {
         ApiError::new(401, error, detail).header("www-authenticate", "Bearer realm=\"mp3edge\"")
     };
-    let token = edge_auth::parse_bearer(head.header("authorization")).map_err(|e| match e {
-        HeaderError::Missing => unauthorized("missing credentials", e.to_string()),
-        _ => unauthorized("invalid token", e.to_string()),
-    })?;
+    let authorization = head.header("authorization");
+    let query_token = match from {
+        TokenFrom::HeaderOrQuery if authorization.is_none() => head.query_param("access_token"),
+        _ => None,
+    };
+    let token = match &query_token {
+        Some(token) => token.as_str(),
+        None => edge_auth::parse_bearer(authorization).map_err(|e| match e {
+            HeaderError::Missing => unauthorized("missing credentials", e.to_string()),
+            _ => unauthorized("invalid token", e.to_string()),
+        })?,
+    };
     let claims = ctx.config.tokens.verify(token).map_err(|e| unauthorized("invalid token", e.to_string()))?;
     let email = claims.email.to_lowercase();
     match crate::db::active_user_is_admin(&ctx.db, &email)? {

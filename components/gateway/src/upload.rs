@@ -138,7 +138,19 @@ fn new_job_id() -> Result<String, ApiError> {
     Ok(job_id_from_bits(u128::from_le_bytes(bits)))
 }
 
+/// The `?callback=` webhook, if one is given (an empty value is none), checked against the
+/// SSRF rules before anything is read.
+fn callback_url(ctx: &Ctx, head: &Head) -> Result<Option<String>, ApiError> {
+    let Some(url) = head.query_param("callback").filter(|url| !url.trim().is_empty()) else {
+        return Ok(None);
+    };
+    job_model::net::check_callback(&url, &ctx.config.webhook_allowed_hosts)
+        .map_err(|reason| ApiError::bad_request("invalid callback", reason))?;
+    Ok(Some(url))
+}
+
 pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStream) -> ApiResult {
+    let callback_url = callback_url(ctx, head)?;
     let options = conversion_options(ctx, head)?;
     let max = ctx.config.max_upload_bytes;
     let mode = body_mode(head.header("content-type"), head.query_param("filename"))?;
@@ -180,6 +192,8 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         error: None,
         output: None,
         attempts: 0,
+        callback_url,
+        notifications: Vec::new(),
     };
     let key = job_key(&job_id);
     store.set(&key, &job.to_json()).map_err(|e| ApiError::internal("could not store the job", e))?;

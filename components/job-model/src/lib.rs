@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod layout;
 pub mod naming;
+pub mod net;
 pub mod range;
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,28 @@ pub struct Job {
     /// How many times a worker has started this job.
     #[serde(default)]
     pub attempts: u32,
+    /// Webhook to call when the job ends (`?callback=` at upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Every notification attempt made for this job, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationAttempt>,
+}
+
+/// One try at telling the owner that a job ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationAttempt {
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// The address or URL.
+    pub target: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// Unix seconds.
+    pub at: u64,
+    pub ok: bool,
+    /// HTTP status, SMTP reply or error.
+    pub detail: String,
 }
 
 impl Job {
@@ -191,6 +214,8 @@ mod tests {
             error: None,
             output: None,
             attempts: 0,
+            callback_url: None,
+            notifications: Vec::new(),
         }
     }
 

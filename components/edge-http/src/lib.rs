@@ -1,0 +1,8 @@
+//! HTTP decisions shared by the `auth` and `gateway` components, with no I/O so that they are
+//! unit-tested natively:
+//!
+//! * [`cors`]: which origins may read the API from a browser, and the headers that say so;
+//! * [`sse`]: Server-Sent Events frames, and when a live stream sends, keeps alive or gives up.
+
+pub mod cors;
+pub mod sse;

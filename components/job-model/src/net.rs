@@ -1,0 +1,156 @@
+//! Where the platform may send a webhook: only `http(s)` URLs, and never to loopback,
+//! private, link-local or otherwise internal addresses unless an allow-list names the host
+//! (server-side request forgery protection). The gateway checks the URL when it is given; the
+//! worker checks again after DNS resolution, right before connecting.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Longest accepted callback URL.
+pub const MAX_CALLBACK_LEN: usize = 2048;
+
+/// A callback URL split into what the checks need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackTarget {
+    pub scheme: String,
+    /// Lowercase host name or IP literal (without IPv6 brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses `http(s)://host[:port]/...`; anything else is refused with a reason.
+pub fn parse_callback(url: &str) -> Result<CallbackTarget, String> {
+    if url.len() > MAX_CALLBACK_LEN {
+        return Err(format!("callback URL longer than {MAX_CALLBACK_LEN} characters"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("callback URL contains whitespace or control characters".into());
+    }
+    let (scheme, rest) = url.split_once("://").ok_or("callback URL must start with http:// or https://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err("callback URL must use http or https".into()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("callback URL must not carry credentials".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("malformed IPv6 host")?;
+        (host.to_string(), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("callback URL has no host".into());
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| "callback URL has an invalid port")?,
+        None => default_port,
+    };
+    Ok(CallbackTarget { scheme, host: host.to_ascii_lowercase(), port })
+}
+
+/// Whether an address is reachable on the public internet (not loopback, private,
+/// link-local, shared, documentation, multicast, unspecified or reserved).
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240) // reserved
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80 // link-local
+        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
+        || first == 0x64 && ip.segments()[1] == 0xff9b) // NAT64, may reach internal v4
+}
+
+/// Whether the allow-list (comma-separated `host` or `host:port` entries) names the target.
+pub fn is_allow_listed(target: &CallbackTarget, allow_list: &str) -> bool {
+    allow_list.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        entry == target.host || entry == format!("{}:{}", target.host, target.port)
+    })
+}
+
+/// The gateway's check, before any DNS: refuses internal IP literals and local names unless
+/// allow-listed.
+pub fn check_callback(url: &str, allow_list: &str) -> Result<CallbackTarget, String> {
+    let target = parse_callback(url)?;
+    if is_allow_listed(&target, allow_list) {
+        return Ok(target);
+    }
+    let local_name = target.host == "localhost" || target.host.ends_with(".localhost") || target.host.ends_with(".local") || !target.host.contains(['.', ':']);
+    let internal_ip = target.host.parse::<IpAddr>().is_ok_and(|ip| !is_public_ip(ip));
+    if local_name || internal_ip {
+        return Err(format!("callbacks to {} are not allowed (loopback or private address)", target.host));
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_callbacks() {
+        let t = parse_callback("https://Hooks.Example.com/x?y=1").unwrap();
+        assert_eq!((t.scheme.as_str(), t.host.as_str(), t.port), ("https", "hooks.example.com", 443));
+        assert_eq!(parse_callback("http://[::1]:8080/").unwrap().host, "::1");
+        assert_eq!(parse_callback("http://h.example:81").unwrap().port, 81);
+        for bad in ["ftp://x.example/", "http://", "x.example/hook", "http://u:p@x.example/", "http://x.example:99999/", "http://a b.example/"] {
+            assert!(parse_callback(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn classifies_addresses() {
+        for private in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "255.255.255.255"] {
+            assert!(!is_public_ip(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(is_public_ip(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn refuses_internal_targets_unless_allow_listed() {
+        assert!(check_callback("http://127.0.0.1:9000/hook", "").is_err());
+        assert!(check_callback("http://localhost/hook", "").is_err());
+        assert!(check_callback("http://intranet/hook", "").is_err());
+        assert!(check_callback("http://169.254.169.254/latest", "").is_err());
+        assert!(check_callback("http://127.0.0.1:9000/hook", "127.0.0.1:9000").is_ok());
+        assert!(check_callback("http://127.0.0.1:9001/hook", "127.0.0.1:9000").is_err());
+        assert!(check_callback("http://127.0.0.1:9001/hook", "example.org, 127.0.0.1").is_ok());
+        assert!(check_callback("https://hooks.example.com/x", "").is_ok());
+    }
+}
