@@ -32,6 +32,11 @@ fn persistent(dir: &Path, name: &str, make: impl FnOnce() -> Result<String>) -> 
     Ok((value, true))
 }
 
+/// The webhook signing key of the embedded runner, kept in the data directory.
+pub fn webhook_secret(data_dir: &Path) -> Result<String> {
+    Ok(persistent(&data_dir.join("secrets"), "webhook_secret", || random_hex(32))?.0)
+}
+
 /// Generated values for variables the environment does not set.
 pub fn embedded_variables(data_dir: &Path) -> Result<BTreeMap<String, String>> {
     let secrets = data_dir.join("secrets");

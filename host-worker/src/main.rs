@@ -12,6 +12,7 @@ mod http_trigger;
 mod key_value;
 mod manifest;
 mod metrics;
+mod notify;
 mod outbound;
 mod redis_outbound;
 mod redis_server;
@@ -115,7 +116,7 @@ pub fn shutdown_signal() -> CancellationToken {
     token
 }
 
-async fn up(args: UpArgs) -> Result<()> {
+async fn up(mut args: UpArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
@@ -123,6 +124,9 @@ async fn up(args: UpArgs) -> Result<()> {
     let runtime_config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
 
     let mut host_values = embedded_defaults::embedded_variables(&data_dir)?;
+    if args.worker.notify.webhook_secret.is_none() {
+        args.worker.notify.webhook_secret = Some(embedded_defaults::webhook_secret(&data_dir)?);
+    }
     let redis_configured = EnvironmentProvider.get(REDIS_HOST_VARIABLE).is_some();
     let private_redis = if !redis_configured && manifest.variables.contains_key(REDIS_HOST_VARIABLE) {
         let redis = redis_server::PrivateRedis::start(&data_dir.join("redis")).await?;
@@ -146,7 +150,10 @@ async fn up(args: UpArgs) -> Result<()> {
         let app = Arc::new(app::App::load(&runtime, manifest, &runtime_config, &resolver, None).await?);
         let worker = match args.no_worker {
             true => None,
-            false => Some(worker::start(runtime.clone(), app.services.clone(), &redis_host, &args.worker).await?),
+            false => {
+                let public_url = format!("http://{}", args.listen);
+                Some(worker::start(runtime.clone(), app.services.clone(), &redis_host, &args.worker, &public_url).await?)
+            }
         };
         let trigger = http_trigger::HttpTrigger::new(runtime.clone(), app)?;
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

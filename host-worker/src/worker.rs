@@ -47,6 +47,8 @@ pub struct WorkerOptions {
     /// Wall-clock budget of one call into a codec plugin, in seconds.
     #[arg(long, default_value_t = 60)]
     pub plugin_timeout_secs: u64,
+    #[command(flatten)]
+    pub notify: crate::notify::NotifyOptions,
 }
 
 /// `mp3edge worker`.
@@ -80,7 +82,13 @@ fn consumer_name() -> String {
 }
 
 /// Builds the worker on top of existing services.
-pub async fn start(runtime: Arc<Runtime>, services: Arc<Services>, redis_host: &str, options: &WorkerOptions) -> Result<Arc<RedisTrigger>> {
+pub async fn start(
+    runtime: Arc<Runtime>,
+    services: Arc<Services>,
+    redis_host: &str,
+    options: &WorkerOptions,
+    default_public_url: &str,
+) -> Result<Arc<RedisTrigger>> {
     let redis_url = format!("redis://{redis_host}");
     let codecs = CodecRegistry::new(
         runtime.clone(),
@@ -108,7 +116,8 @@ pub async fn start(runtime: Arc<Runtime>, services: Arc<Services>, redis_host: &
         poll_interval: Duration::from_secs(1),
         consumer: consumer_name(),
     };
-    RedisTrigger::new(config, converter, store, codecs, Arc::default()).await
+    let notifier = Arc::new(crate::notify::Notifier::new(&options.notify, default_public_url, store.clone())?);
+    RedisTrigger::new(config, converter, store, codecs, notifier, Arc::default()).await
 }
 
 /// `mp3edge worker`: the worker alone.
@@ -122,7 +131,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
         redis: RedisClients::default(),
     });
     let runtime = Runtime::new(Limits { deadline: Duration::from_secs(args.job_timeout_secs), ..Limits::default() })?;
-    let trigger = start(runtime, services, &args.redis_host, &args.options).await?;
+    let trigger = start(runtime, services, &args.redis_host, &args.options, "http://127.0.0.1:3000").await?;
     let stopped = CancellationToken::new();
     let admin = tokio::spawn(crate::admin::serve(args.admin_listen, trigger.clone(), shutdown.clone(), stopped.clone()));
     let result = trigger.run(shutdown).await;

@@ -116,6 +116,47 @@ impl Drop for RedisServer {
     }
 }
 
+/// A real SMTP server (Debian's python3-aiosmtpd) that stores what it receives in a maildir.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start() -> Result<SmtpServer> {
+        let maildir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(Stdio::null())
+            .spawn()
+            .context("python3-aiosmtpd is not installed (run `make setup`)")?;
+        wait_for("smtp server", Duration::from_secs(15), || {
+            matches!(child.try_wait(), Ok(None)) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })?;
+        Ok(SmtpServer { child, port, maildir })
+    }
+
+    /// The raw messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let dir = self.maildir.path().join("mail/new");
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// How to start the platform.
 #[derive(Default)]
 pub struct PlatformOptions {
@@ -127,6 +168,8 @@ pub struct PlatformOptions {
     pub private_redis: bool,
     /// Extra arguments to `mp3edge up`.
     pub args: Vec<String>,
+    /// Extra environment variables for `mp3edge up`.
+    pub env: Vec<(String, String)>,
     /// Run no worker inside `mp3edge up` (tests start `mp3edge worker` processes instead).
     pub no_worker: bool,
     /// Give no JWT secret or admin credentials, so the host's embedded defaults apply.
@@ -161,6 +204,10 @@ impl Worker {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -209,6 +256,7 @@ impl Platform {
             cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
                 .env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
         }
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         for (name, value) in &options.variables {
             cmd.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
         }

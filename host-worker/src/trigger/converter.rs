@@ -44,6 +44,7 @@ impl Converter {
 
     /// One attempt. `Err` carries the reason the attempt failed.
     pub async fn run(&self, delivery: &Delivery) -> Result<(), String> {
+        let started = std::time::Instant::now();
         let mut store = self.runtime.new_store(self.grants.clone(), self.services.clone(), &[]);
         store.data_mut().codecs = Some(self.codecs.clone());
         let outcome = async {
@@ -52,7 +53,10 @@ impl Converter {
         }
         .await;
         let peak = store.data().memory.peak_memory_bytes;
-        tracing::info!(job = %delivery.job_id, attempt = delivery.attempt, peak_memory_bytes = peak, ok = matches!(outcome, Ok(Ok(()))), "converter finished");
+        tracing::info!(
+            job = %delivery.job_id, attempt = delivery.attempt, peak_memory_bytes = peak,
+            elapsed_ms = started.elapsed().as_millis() as u64, ok = matches!(outcome, Ok(Ok(()))), "converter finished"
+        );
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err("the conversion attempt failed".into()),

@@ -49,6 +49,7 @@ pub struct RedisTrigger {
     converter: Converter,
     store: Arc<dyn KeyValueBackend>,
     codecs: Arc<CodecRegistry>,
+    notifier: Arc<crate::notify::Notifier>,
     metrics: Arc<crate::metrics::WorkerMetrics>,
 }
 
@@ -62,6 +63,7 @@ impl RedisTrigger {
         converter: Converter,
         store: Arc<dyn KeyValueBackend>,
         codecs: Arc<CodecRegistry>,
+        notifier: Arc<crate::notify::Notifier>,
         metrics: Arc<crate::metrics::WorkerMetrics>,
     ) -> Result<Arc<RedisTrigger>> {
         let client = redis::Client::open(config.redis_url.as_str()).context("invalid Redis URL")?;
@@ -73,7 +75,7 @@ impl RedisTrigger {
         {
             return Err(e).context("creating the worker consumer group");
         }
-        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, codecs, metrics });
+        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, codecs, notifier, metrics });
         trigger.refresh_formats().await;
         Ok(trigger)
     }
@@ -266,7 +268,10 @@ impl RedisTrigger {
         let mut job = self.load(&job_id).await?.context("the job record vanished during conversion")?;
         self.metrics.finished(job.status, started.elapsed());
         match outcome {
-            Ok(()) if job.status.is_final() => Ok(()),
+            Ok(()) if job.status.is_final() => {
+                self.notifier.job_finished(job);
+                Ok(())
+            }
             Ok(()) => Err(anyhow::anyhow!("the converter returned without finishing job {job_id}")),
             Err(reason) if delivery.is_last_attempt() => self.give_up(&entry.id, &mut job, Some(reason)).await,
             Err(reason) => {
@@ -304,6 +309,7 @@ impl RedisTrigger {
             job.error = Some(format!("gave up after {} attempts: {reason}", self.config.max_attempts));
             self.save(job).await?;
             self.publish_completion(job).await;
+            self.notifier.job_finished(job.clone());
         }
         self.dead_letter(entry_id, Some(&job.id), job.error.as_deref().unwrap_or("failed")).await
     }
