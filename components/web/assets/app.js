@@ -1,0 +1,495 @@
+// mp3edge browser app: sign in, upload a video, follow its conversion, download the audio.
+// Plain JS, no build step. The session token lives in sessionStorage (this tab only).
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'mp3edge.token';
+  const EMAIL_KEY = 'mp3edge.email';
+  const LOSSLESS = new Set(['wav', 'flac', 'aiff', 'alac', 'pcm']);
+  const FINAL = new Set(['done', 'failed']);
+  const POLL_MS = 1000;
+  // Browsers allow ~6 HTTP/1.1 connections per host: keep some for uploads and downloads.
+  const MAX_STREAMS = 3;
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    who: $('who'), userEmail: $('user-email'), signOut: $('sign-out'), message: $('message'),
+    loginView: $('login-view'), loginForm: $('login-form'), email: $('email'), password: $('password'),
+    loginSubmit: $('login-submit'), appView: $('app-view'), uploadForm: $('upload-form'),
+    drop: $('drop-zone'), fileInput: $('file-input'), fileName: $('file-name'), format: $('format'),
+    bitrate: $('bitrate'), uploadSubmit: $('upload-submit'), uploadStatus: $('upload-status'),
+    uploadProgress: $('upload-progress'), uploadPercent: $('upload-percent'), jobs: $('jobs'),
+    jobsEmpty: $('jobs-empty'), refresh: $('refresh-jobs'),
+  };
+
+  let token = sessionStorage.getItem(TOKEN_KEY);
+  /** job id → {job, streaming: EventSource|null, timer: number|null} */
+  const tracked = new Map();
+  let activeStreams = 0;
+  let uploadXhr = null;
+
+  // ------------------------------------------------------------------ messages
+
+  function say(text, kind = 'info') {
+    el.message.textContent = text;
+    el.message.dataset.kind = kind;
+    el.message.classList.toggle('error', kind === 'error');
+    el.message.classList.toggle('ok', kind === 'ok');
+  }
+
+  /** A readable sentence for an error answer `{error, detail}` of the API. */
+  function describe(status, body, context, headers) {
+    const detail = body && (body.detail || body.error);
+    switch (status) {
+      case 401:
+        return context === 'login' ? 'Wrong email or password.' : 'Your session has expired. Please sign in again.';
+      case 429: {
+        const wait = headers && headers.get('retry-after');
+        return `Too many attempts. Please wait${wait ? ` ${formatWait(+wait)}` : ' a while'} and try again.`;
+      }
+      case 413:
+        return `That file is too large${detail ? ` (${detail})` : ''}.`;
+      case 415:
+        return `That kind of file is not supported${detail ? `: ${detail}` : ''}.`;
+      case 400:
+        return `The server could not accept that${detail ? `: ${detail}` : ''}.`;
+      case 403:
+        return 'You are not allowed to do that.';
+      case 404:
+        return 'Not found: it may have been deleted.';
+      case 0:
+        return 'The server cannot be reached. Check your connection and try again.';
+      default:
+        return `Something went wrong (${status}${detail ? `: ${detail}` : ''}).`;
+    }
+  }
+
+  function formatWait(secs) {
+    if (!Number.isFinite(secs) || secs <= 0) return 'a moment';
+    if (secs < 90) return `${Math.ceil(secs)} s`;
+    return `${Math.ceil(secs / 60)} min`;
+  }
+
+  async function errorBody(res) {
+    try { return await res.json(); } catch { return null; }
+  }
+
+  // ------------------------------------------------------------------ API
+
+  /** fetch with the session token; `credentials: 'omit'` keeps the browser from ever showing
+   * its own Basic-auth prompt on a 401. */
+  function api(path, options = {}) {
+    const headers = new Headers(options.headers || {});
+    if (token && !headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+    return fetch(path, { ...options, headers, credentials: 'omit', cache: 'no-store' });
+  }
+
+  function sessionExpired() {
+    signOut();
+    say('Your session has expired. Please sign in again.', 'error');
+  }
+
+  // ------------------------------------------------------------------ sign in / out
+
+  function showSignedIn() {
+    el.loginView.hidden = true;
+    el.appView.hidden = false;
+    el.who.hidden = false;
+    el.userEmail.textContent = sessionStorage.getItem(EMAIL_KEY) || '';
+    loadFormats();
+    loadJobs();
+  }
+
+  function showSignedOut() {
+    el.appView.hidden = true;
+    el.who.hidden = true;
+    el.loginView.hidden = false;
+  }
+
+  el.loginForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const email = el.email.value.trim();
+    const password = el.password.value;
+    el.loginSubmit.disabled = true;
+    say('Signing in…');
+    try {
+      // HTTP Basic wants Latin-1 in btoa; encode UTF-8 first so any password works.
+      const basic = btoa(String.fromCharCode(...new TextEncoder().encode(`${email}:${password}`)));
+      const res = await fetch('/login', {
+        method: 'POST', headers: { authorization: `Basic ${basic}` }, credentials: 'omit', cache: 'no-store',
+      });
+      if (!res.ok) {
+        say(describe(res.status, await errorBody(res), 'login', res.headers), 'error');
+        el.password.select();
+        el.password.focus();
+        return;
+      }
+      token = (await res.text()).trim();
+      sessionStorage.setItem(TOKEN_KEY, token);
+      sessionStorage.setItem(EMAIL_KEY, email);
+      el.password.value = '';
+      say(`Signed in as ${email}.`, 'ok');
+      showSignedIn();
+      el.fileInput.focus();
+    } catch {
+      say(describe(0), 'error');
+    } finally {
+      el.loginSubmit.disabled = false;
+    }
+  });
+
+  function signOut() {
+    token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(EMAIL_KEY);
+    if (uploadXhr) uploadXhr.abort();
+    for (const id of tracked.keys()) stopTracking(id);
+    tracked.clear();
+    el.jobs.replaceChildren();
+    el.jobsEmpty.hidden = false;
+    showSignedOut();
+  }
+
+  el.signOut.addEventListener('click', () => {
+    signOut();
+    say('Signed out.');
+    el.email.focus();
+  });
+
+  // ------------------------------------------------------------------ formats
+
+  async function loadFormats() {
+    try {
+      const res = await fetch('/formats', { credentials: 'omit', cache: 'no-store' });
+      if (!res.ok) return;
+      const formats = await res.json();
+      if (!Array.isArray(formats) || !formats.length) return;
+      const previous = el.format.value || 'mp3';
+      el.format.replaceChildren(...formats.map((f) => {
+        const option = document.createElement('option');
+        option.value = f.format;
+        option.textContent = f.format.toUpperCase() + (f.extension && f.extension !== f.format ? ` (.${f.extension})` : '');
+        return option;
+      }));
+      el.format.value = formats.some((f) => f.format === previous) ? previous : formats[0].format;
+      updateBitrate();
+    } catch { /* the default option stays */ }
+  }
+
+  function updateBitrate() {
+    el.bitrate.disabled = LOSSLESS.has(el.format.value);
+  }
+  el.format.addEventListener('change', updateBitrate);
+
+  // ------------------------------------------------------------------ choosing a file
+
+  function showFile() {
+    const file = el.fileInput.files[0];
+    el.fileName.textContent = file ? `${file.name} · ${formatSize(file.size)}` : 'No file chosen';
+    el.drop.classList.toggle('has-file', !!file);
+  }
+  el.fileInput.addEventListener('change', showFile);
+
+  for (const type of ['dragenter', 'dragover']) {
+    el.drop.addEventListener(type, (event) => {
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'copy';
+      el.drop.classList.add('dragging');
+    });
+  }
+  for (const type of ['dragleave', 'dragend']) {
+    el.drop.addEventListener(type, () => el.drop.classList.remove('dragging'));
+  }
+  el.drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    el.drop.classList.remove('dragging');
+    const files = event.dataTransfer.files;
+    if (!files || !files.length) return;
+    const dt = new DataTransfer();
+    dt.items.add(files[0]);
+    el.fileInput.files = dt.files;
+    showFile();
+  });
+  // A file dropped beside the zone would make the browser navigate away to it.
+  window.addEventListener('dragover', (event) => event.preventDefault());
+  window.addEventListener('drop', (event) => event.preventDefault());
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    const units = ['KB', 'MB', 'GB'];
+    let value = bytes / 1024;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  }
+
+  // ------------------------------------------------------------------ upload
+
+  el.uploadForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const file = el.fileInput.files[0];
+    if (!file) {
+      say('Choose a video first.', 'error');
+      el.fileInput.focus();
+      return;
+    }
+    const format = el.format.value;
+    const params = new URLSearchParams({ format });
+    if (!el.bitrate.disabled) params.set('bitrate', el.bitrate.value);
+    const body = new FormData();
+    body.append('file', file, file.name);
+
+    const xhr = new XMLHttpRequest();
+    uploadXhr = xhr;
+    xhr.open('POST', `/upload?${params}`);
+    xhr.setRequestHeader('authorization', `Bearer ${token}`);
+    xhr.responseType = 'text';
+    setUploading(true, 0);
+    say(`Uploading ${file.name}…`);
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) setUploading(true, Math.round((e.loaded / e.total) * 100));
+    });
+    xhr.addEventListener('load', () => {
+      uploadXhr = null;
+      setUploading(false);
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 202 && body && body.job_id) {
+        say(`${file.name} uploaded. Converting to ${format.toUpperCase()}…`, 'ok');
+        el.uploadForm.reset();
+        el.format.value = format;
+        updateBitrate();
+        showFile();
+        const job = {
+          id: body.job_id, source_name: file.name, status: 'queued', progress: 0,
+          options: { format }, created_at: Math.floor(Date.now() / 1000),
+        };
+        upsertJob(job, true);
+        track(job);
+        return;
+      }
+      if (xhr.status === 401) { sessionExpired(); return; }
+      const headers = { get: (name) => xhr.getResponseHeader(name) };
+      say(`Upload of ${file.name} failed. ${describe(xhr.status, body, 'upload', headers)}`, 'error');
+    });
+    xhr.addEventListener('error', () => {
+      uploadXhr = null;
+      setUploading(false);
+      say(`Upload of ${file.name} failed. ${describe(0)}`, 'error');
+    });
+    xhr.addEventListener('abort', () => { uploadXhr = null; setUploading(false); });
+    xhr.send(body);
+  });
+
+  function setUploading(active, percent = 0) {
+    el.uploadStatus.hidden = !active;
+    el.uploadSubmit.disabled = active;
+    el.uploadProgress.value = percent;
+    el.uploadPercent.textContent = `${percent}%`;
+  }
+
+  // ------------------------------------------------------------------ jobs list
+
+  async function loadJobs() {
+    try {
+      const res = await api('/jobs');
+      if (res.status === 401) { sessionExpired(); return; }
+      if (!res.ok) { say(`Could not load your conversions. ${describe(res.status, await errorBody(res))}`, 'error'); return; }
+      const jobs = await res.json();
+      jobs.sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+      for (const job of jobs) {
+        upsertJob(job, true);
+        if (!FINAL.has(job.status)) track(job);
+      }
+    } catch {
+      say(`Could not load your conversions. ${describe(0)}`, 'error');
+    }
+  }
+  el.refresh.addEventListener('click', loadJobs);
+
+  function jobItem(id) {
+    return el.jobs.querySelector(`li[data-job-id="${CSS.escape(id)}"]`);
+  }
+
+  /** Adds or updates the job's row; new rows go on top when `prepend`. */
+  function upsertJob(job, prepend = false) {
+    let li = jobItem(job.id);
+    if (!li) {
+      li = document.createElement('li');
+      li.className = 'job';
+      li.dataset.jobId = job.id;
+      li.dataset.testid = 'job';
+      li.innerHTML = `
+        <div class="job-main">
+          <span class="job-name" data-testid="job-name"></span>
+          <span class="job-meta" data-testid="job-meta"></span>
+        </div>
+        <span class="badge" data-testid="job-status"></span>
+        <progress class="job-progress" max="100" value="0" data-testid="job-progress"></progress>
+        <p class="job-error" data-testid="job-error" hidden></p>
+        <button type="button" class="download" data-testid="download" hidden>Download</button>`;
+      li.querySelector('.download').addEventListener('click', (event) => download(li.dataset.jobId, event.currentTarget));
+      if (prepend) el.jobs.prepend(li); else el.jobs.append(li);
+    }
+    const previous = tracked.get(job.id);
+    const merged = { ...(previous ? previous.job : {}), ...job };
+    if (previous) previous.job = merged;
+
+    const name = merged.source_name || merged.id;
+    const format = merged.options && merged.options.format;
+    const status = merged.status || 'queued';
+    const progress = status === 'done' ? 100 : Math.max(0, Math.min(100, merged.progress || 0));
+    li.dataset.status = status;
+    li.querySelector('.job-name').textContent = name;
+    li.querySelector('.job-meta').textContent = [
+      format ? `→ ${format.toUpperCase()}` : '',
+      merged.created_at ? new Date(merged.created_at * 1000).toLocaleString() : '',
+      merged.output && merged.output.size ? formatSize(merged.output.size) : '',
+    ].filter(Boolean).join(' · ');
+    const badge = li.querySelector('.badge');
+    badge.textContent = status === 'converting' ? `converting ${progress}%` : status;
+    badge.dataset.status = status;
+    const bar = li.querySelector('.job-progress');
+    bar.value = progress;
+    bar.hidden = FINAL.has(status);
+    bar.setAttribute('aria-label', `${name}: ${status} ${progress}%`);
+    const err = li.querySelector('.job-error');
+    err.hidden = status !== 'failed';
+    err.textContent = status === 'failed' ? (merged.error || 'The conversion failed.') : '';
+    const button = li.querySelector('.download');
+    button.hidden = status !== 'done';
+    button.setAttribute('aria-label', `Download ${name} as ${(format || 'audio').toUpperCase()}`);
+    el.jobsEmpty.hidden = el.jobs.children.length > 0;
+    return merged;
+  }
+
+  // ------------------------------------------------------------------ live status
+
+  function track(job) {
+    const id = job.id;
+    if (tracked.has(id)) return;
+    const entry = { job: { ...job }, stream: null, timer: null };
+    tracked.set(id, entry);
+    if (typeof EventSource === 'function' && activeStreams < MAX_STREAMS) {
+      stream(id, entry);
+    } else {
+      poll(id, entry);
+    }
+  }
+
+  function stopTracking(id) {
+    const entry = tracked.get(id);
+    if (!entry) return;
+    if (entry.stream) { entry.stream.close(); entry.stream = null; activeStreams -= 1; }
+    if (entry.timer) { clearTimeout(entry.timer); entry.timer = null; }
+  }
+
+  /** Server-Sent Events: one event per status change, named after the status. */
+  function stream(id, entry) {
+    const url = `/jobs/${encodeURIComponent(id)}/events?access_token=${encodeURIComponent(token)}`;
+    const source = new EventSource(url);
+    entry.stream = source;
+    activeStreams += 1;
+    const onEvent = (event) => {
+      let data;
+      try { data = JSON.parse(event.data); } catch { return; }
+      update(id, { ...data, status: data.status || event.type });
+    };
+    for (const type of ['queued', 'converting', 'done', 'failed', 'message']) source.addEventListener(type, onEvent);
+    source.addEventListener('error', () => {
+      // Ended, refused (the route or the token) or cut: in every case polling takes over until
+      // the job is final (a final job stops being tracked before this).
+      if (!tracked.has(id) || tracked.get(id) !== entry) return;
+      if (entry.stream === source) { source.close(); entry.stream = null; activeStreams -= 1; }
+      if (!FINAL.has(entry.job.status)) poll(id, entry);
+    });
+  }
+
+  function poll(id, entry) {
+    const tick = async () => {
+      entry.timer = null;
+      if (tracked.get(id) !== entry) return;
+      try {
+        const res = await api(`/jobs/${encodeURIComponent(id)}`);
+        if (res.status === 401) { sessionExpired(); return; }
+        if (res.status === 404) { finish(id); return; }
+        if (res.ok) update(id, await res.json());
+      } catch { /* offline for a moment: try again */ }
+      if (tracked.get(id) === entry && !FINAL.has(entry.job.status)) entry.timer = setTimeout(tick, POLL_MS);
+    };
+    entry.timer = setTimeout(tick, entry.job.status ? POLL_MS : 0);
+  }
+
+  function update(id, data) {
+    const entry = tracked.get(id);
+    const before = entry && entry.job.status;
+    const job = upsertJob({ id, ...data });
+    if (FINAL.has(job.status) && before !== job.status) {
+      const name = job.source_name || id;
+      if (job.status === 'done') say(`${name} is ready to download.`, 'ok');
+      else say(`${name} could not be converted: ${job.error || 'unknown error'}.`, 'error');
+    }
+    if (FINAL.has(job.status)) {
+      finish(id);
+      // Events carry the status only: fetch the record once for the output's details.
+      if (job.status === 'done' && !job.output) refreshJob(id);
+    }
+  }
+
+  async function refreshJob(id) {
+    try {
+      const res = await api(`/jobs/${encodeURIComponent(id)}`);
+      if (res.ok) upsertJob(await res.json());
+    } catch { /* the row keeps what it has */ }
+  }
+
+  function finish(id) {
+    stopTracking(id);
+    tracked.delete(id);
+  }
+
+  // ------------------------------------------------------------------ download
+
+  async function download(id, button) {
+    button.disabled = true;
+    const label = button.textContent;
+    button.textContent = 'Downloading…';
+    try {
+      const res = await api(`/jobs/${encodeURIComponent(id)}/audio`);
+      if (res.status === 401) { sessionExpired(); return; }
+      if (!res.ok) { say(`Download failed. ${describe(res.status, await errorBody(res))}`, 'error'); return; }
+      const blob = await res.blob();
+      const name = fileName(res.headers.get('content-disposition')) || `${id}.audio`;
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      say(`Saved ${name}.`, 'ok');
+    } catch {
+      say(`Download failed. ${describe(0)}`, 'error');
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  }
+
+  /** The file name of a Content-Disposition value (`filename*=UTF-8''…` preferred). */
+  function fileName(header) {
+    if (!header) return null;
+    const star = /filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i.exec(header);
+    if (star) {
+      try { return decodeURIComponent(star[2].trim()); } catch { /* fall through */ }
+    }
+    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))/i.exec(header);
+    if (!plain) return null;
+    return (plain[1] !== undefined ? plain[1].replace(/\\(.)/g, '$1') : plain[2]).trim() || null;
+  }
+
+  // ------------------------------------------------------------------ start
+
+  if (token) showSignedIn(); else showSignedOut();
+})();

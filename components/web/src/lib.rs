@@ -1,0 +1,168 @@
+//! The `web` component: the browser app, a few static files compiled into the wasm and served on
+//! the catch-all route (`/...`). Exact and longer routes (`/login`, `/jobs/...`...) still reach
+//! `auth` and `gateway`; everything else lands here.
+
+use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http_component;
+
+/// One embedded file.
+struct Asset {
+    body: &'static [u8],
+    content_type: &'static str,
+    cache_control: &'static str,
+}
+
+/// The page and its scripts change with every release under the same names: always revalidate
+/// (cheap, thanks to the ETag).
+const REVALIDATE: &str = "no-cache";
+
+const INDEX: Asset = Asset {
+    body: include_bytes!("../assets/index.html"),
+    content_type: "text/html; charset=utf-8",
+    cache_control: REVALIDATE,
+};
+
+fn asset(path: &str) -> Option<Asset> {
+    Some(match path {
+        "/" | "/index.html" => INDEX,
+        "/app.js" => Asset {
+            body: include_bytes!("../assets/app.js"),
+            content_type: "text/javascript; charset=utf-8",
+            cache_control: REVALIDATE,
+        },
+        "/app.css" => Asset {
+            body: include_bytes!("../assets/app.css"),
+            content_type: "text/css; charset=utf-8",
+            cache_control: REVALIDATE,
+        },
+        "/favicon.svg" | "/favicon.ico" => Asset {
+            body: include_bytes!("../assets/favicon.svg"),
+            content_type: "image/svg+xml",
+            cache_control: "public, max-age=86400",
+        },
+        _ => return None,
+    })
+}
+
+/// The page may only load what it ships and talk to its own origin; it is never framed.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// A strong validator: FNV-1a (64 bit) of the bytes, computed once per request (a few KiB).
+fn etag(body: &[u8]) -> String {
+    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("\"{hash:016x}\"")
+}
+
+/// Whether an `If-None-Match` value names `tag` (weak comparison, as RFC 9110 asks for).
+fn none_match(header: &str, tag: &str) -> bool {
+    header.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    /// HEAD: the headers of the GET, no body.
+    head_only: bool,
+}
+
+fn error(status: u16, error: &str, detail: &str) -> Reply {
+    let body = format!(
+        "{{\"error\":{},\"detail\":{}}}",
+        json_string(error),
+        json_string(detail)
+    )
+    .into_bytes();
+    Reply {
+        status,
+        headers: vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())],
+        body,
+        head_only: false,
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Reply {
+    let head_only = matches!(method, Method::Head);
+    if !matches!(method, Method::Get | Method::Head) {
+        let mut reply = error(405, "method not allowed", "the web app only answers GET and HEAD");
+        reply.headers.push(("allow", "GET, HEAD".into()));
+        return reply;
+    }
+    let Some(asset) = asset(path) else {
+        let mut reply = error(404, "not found", &format!("nothing is served at {path}"));
+        reply.head_only = head_only;
+        return reply;
+    };
+    let tag = etag(asset.body);
+    let mut headers = vec![
+        ("content-type", asset.content_type.to_string()),
+        ("cache-control", asset.cache_control.to_string()),
+        ("etag", tag.clone()),
+        ("x-content-type-options", "nosniff".to_string()),
+    ];
+    if asset.content_type.starts_with("text/html") {
+        headers.push(("content-security-policy", CSP.to_string()));
+        headers.push(("referrer-policy", "no-referrer".to_string()));
+    }
+    if if_none_match.is_some_and(|h| none_match(h, &tag)) {
+        return Reply { status: 304, headers, body: Vec::new(), head_only: true };
+    }
+    headers.push(("content-length", asset.body.len().to_string()));
+    Reply { status: 200, headers, body: asset.body.to_vec(), head_only }
+}
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let path_and_query = req.path_with_query().unwrap_or_default();
+    let path = path_and_query.split(['?', '#']).next().unwrap_or("/");
+    let if_none_match = req
+        .headers()
+        .get("if-none-match")
+        .into_iter()
+        .next()
+        .and_then(|v| String::from_utf8(v).ok());
+    let reply = respond(&req.method(), if path.is_empty() { "/" } else { path }, if_none_match.as_deref());
+
+    let fields: Vec<(String, Vec<u8>)> =
+        reply.headers.into_iter().map(|(name, value)| (name.to_string(), value.into_bytes())).collect();
+    let response = OutgoingResponse::new(Fields::from_list(&fields).unwrap_or_else(|_| Fields::new()));
+    let _ = response.set_status_code(reply.status);
+    if reply.head_only {
+        out.set(response);
+    } else if let Err(e) = out.set_with_body(response, reply.body).await {
+        eprintln!("could not send the response body: {e:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_validators() {
+        assert_eq!(respond(&Method::Get, "/", None).status, 200);
+        assert_eq!(respond(&Method::Get, "/app.js", None).status, 200);
+        assert_eq!(respond(&Method::Get, "/nope", None).status, 404);
+        assert_eq!(respond(&Method::Post, "/", None).status, 405);
+        let tag = etag(INDEX.body);
+        assert_eq!(respond(&Method::Get, "/", Some(&format!("W/{tag}"))).status, 304);
+        assert!(none_match("\"a\", *", "\"b\""));
+        assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
+    }
+}

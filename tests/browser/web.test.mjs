@@ -1,0 +1,244 @@
+// The web app in a real (headless, Debian) Chromium, against a running platform.
+// Started by tests/tests/browser.rs, which provides:
+//   BASE_URL      the platform (e.g. http://127.0.0.1:34567)
+//   EMAIL         an existing user...
+//   PASSWORD      ...and their password
+//   FIXTURE       a video file to convert
+//   ARTIFACT_DIR  where screenshots and the downloaded audio go
+//   CHROMIUM      (optional) the browser binary, /usr/bin/chromium by default
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function env(name) {
+  const value = process.env[name];
+  assert.ok(value, `${name} must be set (run this through \`cargo test -p e2e-tests --test browser\`)`);
+  return value;
+}
+
+const BASE_URL = env('BASE_URL');
+const EMAIL = env('EMAIL');
+const PASSWORD = env('PASSWORD');
+const FIXTURE = env('FIXTURE');
+const ARTIFACT_DIR = env('ARTIFACT_DIR');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const JOB_TIMEOUT = 120_000;
+
+const LAUNCH_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** An MP3 starts with an ID3v2 tag or an MPEG audio frame sync (11 set bits). */
+function looksLikeMp3(bytes) {
+  const id3 = bytes[0] === 0x49 && bytes[1] === 0x44 && bytes[2] === 0x33;
+  const sync = bytes[0] === 0xff && (bytes[1] & 0xe0) === 0xe0;
+  return id3 || sync;
+}
+
+let browser;
+before(async () => {
+  mkdirSync(ARTIFACT_DIR, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: LAUNCH_ARGS });
+});
+after(() => browser?.close());
+
+/** Signs in through the form. */
+async function signIn(page) {
+  await page.goto(BASE_URL + '/');
+  await page.fill('#email', EMAIL);
+  await page.fill('#password', PASSWORD);
+  await page.click('#login-submit');
+  await page.locator('#app-view').waitFor({ state: 'visible' });
+}
+
+test('sign in, upload a video, follow it, download the mp3, see it in the list', { timeout: 240_000 }, async (t) => {
+  t.diagnostic(`node ${process.version}, chromium ${browser.version()}`);
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 860 } });
+  const page = await context.newPage();
+
+  // Uncaught script errors and CSP violations fail the test; the rest is logged.
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Uncaught/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  const liveStatus = [];
+  page.on('response', (r) => {
+    if (/\/jobs\/[^/]+\/events/.test(r.url())) liveStatus.push(`events → ${r.status()} ${r.headers()['content-type'] || ''}`);
+  });
+
+  // ---- the page and its assets
+  const res = await page.goto(BASE_URL + '/');
+  assert.equal(res.status(), 200);
+  assert.match(res.headers()['content-type'], /^text\/html/);
+  assert.ok(res.headers().etag, 'index.html has an ETag');
+  await page.locator('#login-form').waitFor({ state: 'visible' });
+  assert.equal(await page.locator('#app-view').isVisible(), false);
+
+  // ---- a wrong password shows a readable error
+  await page.fill('#email', EMAIL);
+  await page.fill('#password', 'not-the-password');
+  await page.click('#login-submit');
+  const message = page.locator('[data-testid=message]');
+  await page.waitForFunction(() => document.getElementById('message').classList.contains('error'));
+  assert.match(await message.textContent(), /wrong email or password/i);
+  assert.equal(await message.getAttribute('aria-live'), 'polite');
+  await page.screenshot({ path: join(ARTIFACT_DIR, 'web-login-error.png') });
+
+  // ---- the right one signs in (keyboard: Enter submits the form)
+  await page.fill('#password', PASSWORD);
+  await page.press('#password', 'Enter');
+  await page.locator('#app-view').waitFor({ state: 'visible' });
+  assert.equal(await page.locator('[data-testid=user-email]').textContent(), EMAIL);
+  assert.ok(await page.evaluate(() => sessionStorage.getItem('mp3edge.token')), 'the token is kept in sessionStorage');
+
+  // ---- formats come from GET /formats; choose mp3 at 192 kbps
+  await page.waitForFunction(() => [...document.querySelectorAll('#format option')].some((o) => o.value === 'mp3'));
+  await page.selectOption('#format', 'mp3');
+  await page.selectOption('#bitrate', '192');
+
+  // ---- upload
+  await page.setInputFiles('#file-input', FIXTURE);
+  assert.match(await page.locator('[data-testid=file-name]').textContent(), new RegExp(basename(FIXTURE).replace('.', '\\.')));
+  const uploadResponse = page.waitForResponse((r) => r.url().includes('/upload?') && r.request().method() === 'POST');
+  await page.click('#upload-submit');
+  const upload = await uploadResponse;
+  assert.equal(upload.status(), 202, `upload answered ${upload.status()}: ${await upload.text()}`);
+  assert.match(upload.url(), /format=mp3&bitrate=192/);
+  const { job_id: jobId } = await upload.json();
+  assert.ok(jobId);
+
+  // ---- live status until done
+  const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
+  await row.waitFor({ state: 'visible' });
+  await page.waitForFunction(
+    (id) => ['done', 'failed'].includes(document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status),
+    jobId, { timeout: JOB_TIMEOUT, polling: 100 },
+  );
+  const status = await row.getAttribute('data-status');
+  assert.equal(status, 'done', `job ended ${status}: ${await row.locator('[data-testid=job-error]').textContent()}`);
+  assert.match(await message.textContent(), /ready to download/);
+  t.diagnostic(`live status: ${liveStatus.join(', ') || 'no event stream requested'}`);
+
+  // ---- download
+  const downloadButton = row.locator('[data-testid=download]');
+  await downloadButton.waitFor({ state: 'visible' });
+  const [download] = await Promise.all([page.waitForEvent('download'), downloadButton.click()]);
+  const saved = join(ARTIFACT_DIR, 'web-download-' + download.suggestedFilename());
+  await download.saveAs(saved);
+  assert.match(download.suggestedFilename(), /\.mp3$/);
+  const bytes = readFileSync(saved);
+  assert.ok(statSync(saved).size > 1000, `the download holds ${bytes.length} bytes`);
+  assert.ok(looksLikeMp3(bytes), `the download starts with ${bytes.subarray(0, 4).toString('hex')}`);
+  await page.waitForFunction(() => /Saved /.test(document.getElementById('message').textContent));
+  await page.screenshot({ path: join(ARTIFACT_DIR, 'web-done.png'), fullPage: true });
+
+  // ---- a reload keeps the session, and the job is in the list of past jobs (GET /jobs)
+  const jobsLoaded = page.waitForResponse((r) => new URL(r.url()).pathname === '/jobs');
+  await page.reload();
+  assert.equal((await jobsLoaded).status(), 200);
+  await page.locator('#app-view').waitFor({ state: 'visible' });
+  const pastRow = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
+  await pastRow.waitFor({ state: 'visible' });
+  assert.equal(await pastRow.getAttribute('data-status'), 'done');
+  assert.equal(await pastRow.locator('[data-testid=job-name]').textContent(), basename(FIXTURE));
+  assert.ok(await pastRow.locator('[data-testid=download]').isVisible());
+
+  // ---- phone-sized screen: nothing wider than the viewport
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone screen`);
+  await page.screenshot({ path: join(ARTIFACT_DIR, 'web-phone.png'), fullPage: true });
+
+  // ---- sign out forgets the token
+  await page.click('#sign-out');
+  await page.locator('#login-form').waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('mp3edge.token')), null);
+
+  assert.deepEqual(problems, []);
+});
+
+test('live status from Server-Sent Events, and a failed job shows its reason', { timeout: 120_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // The gateway's stream, as its contract says, for whichever job asks: named events, JSON data,
+  // the end after a final status. No poll must be needed.
+  const eventUrls = [];
+  await page.route('**/jobs/*/events?*', (route) => {
+    const url = new URL(route.request().url());
+    eventUrls.push(url);
+    const id = url.pathname.split('/')[2];
+    const event = (status, extra = {}) =>
+      `event: ${status}\ndata: ${JSON.stringify({ job_id: id, status, progress: 0, ...extra })}\n\n`;
+    route.fulfill({
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+      body: event('queued') + event('converting', { progress: 40 })
+        + event('failed', { progress: 40, error: 'the input has no audio stream' }),
+    });
+  });
+  const polls = [];
+  page.on('request', (r) => { if (/\/jobs\/[^/?]+$/.test(new URL(r.url()).pathname)) polls.push(r.url()); });
+
+  await signIn(page);
+  await page.setInputFiles('#file-input', FIXTURE);
+  const uploaded = page.waitForResponse((r) => r.url().includes('/upload?'));
+  // Keyboard only from here: after sign-in the drop zone's file input has focus, and Tab walks
+  // format → bitrate → Convert.
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'file-input');
+  for (const id of ['format', 'bitrate', 'upload-submit']) {
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), id);
+  }
+  await page.keyboard.press('Enter');
+  const { job_id: jobId } = await (await uploaded).json();
+  const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
+  await page.waitForFunction((id) => document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status === 'failed', jobId);
+  assert.equal(await row.locator('[data-testid=job-error]').textContent(), 'the input has no audio stream');
+  assert.equal(await row.locator('[data-testid=download]').isVisible(), false);
+  assert.match(await page.locator('[data-testid=message]').textContent(), /could not be converted: the input has no audio stream/);
+  assert.equal(eventUrls.length, 1);
+  assert.ok(eventUrls[0].searchParams.get('access_token'), 'the token travels in the query');
+  assert.deepEqual(polls, [], 'no polling while the event stream works');
+  await page.screenshot({ path: join(ARTIFACT_DIR, 'web-failed.png') });
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test('without an event stream, polling GET /jobs/{id} follows the job to done', { timeout: 180_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // An older gateway, or a proxy that buffers event streams: the stream is refused.
+  await page.route('**/jobs/*/events?*', (route) => route.fulfill({
+    status: 404, contentType: 'application/json', body: '{"error":"not found","detail":"no such route"}',
+  }));
+  let polls = 0;
+  page.on('request', (r) => { if (/\/jobs\/[^/?]+$/.test(new URL(r.url()).pathname)) polls += 1; });
+
+  await signIn(page);
+  await page.selectOption('#format', 'wav');
+  assert.ok(await page.locator('#bitrate').isDisabled(), 'no bitrate for a lossless format');
+  await page.setInputFiles('#file-input', FIXTURE);
+  const uploaded = page.waitForResponse((r) => r.url().includes('/upload?'));
+  await page.click('#upload-submit');
+  const upload = await uploaded;
+  assert.match(upload.url(), /format=wav$/);
+  const { job_id: jobId } = await upload.json();
+  await page.waitForFunction(
+    (id) => ['done', 'failed'].includes(document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status),
+    jobId, { timeout: JOB_TIMEOUT, polling: 100 },
+  );
+  const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
+  assert.equal(await row.getAttribute('data-status'), 'done');
+  assert.ok(polls >= 1, 'the status was polled');
+  assert.match(await row.locator('[data-testid=job-meta]').textContent(), /WAV/);
+  await context.close();
+  assert.deepEqual(problems, []);
+});

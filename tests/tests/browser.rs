@@ -1,0 +1,65 @@
+//! The browser app end to end: the real platform, and the page driven in headless Debian
+//! Chromium by `tests/browser/web.test.mjs` (Node's test runner + playwright-core). Screenshots
+//! and the downloaded audio land in `target/test-artifacts/`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use e2e_tests::fixtures::good_inputs;
+use e2e_tests::*;
+
+const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[tokio::test]
+async fn the_web_app_signs_in_converts_and_downloads_in_a_real_browser() {
+    let root = workspace_root();
+    let browser_dir = root.join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).is_file(), "{chromium} is missing: run `make setup`");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run `make setup` (npm ci --prefix tests/browser)"
+    );
+
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let email = "browser@example.com";
+    c.new_user(email).await;
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    let artifacts = root.join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+
+    // NODE picks another Node.js (e.g. to try Debian's v18).
+    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
+    let run = tokio::process::Command::new(&node)
+        .current_dir(&root)
+        .args(["--test", "--test-reporter=spec"])
+        .arg(browser_dir.join("web.test.mjs"))
+        .env("BASE_URL", &p.base_url)
+        .env("EMAIL", email)
+        .env("PASSWORD", "user-password-1")
+        .env("FIXTURE", &fixture.path)
+        .env("ARTIFACT_DIR", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(NODE_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| panic!("the browser test did not finish within {NODE_TIMEOUT:?}; platform log:\n{}", p.log()))
+        .unwrap_or_else(|e| panic!("cannot run {node} ({e}): run `make setup`"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- platform log\n{}",
+        output.status,
+        p.log()
+    );
+    println!("{stdout}");
+    for shot in ["web-done.png", "web-phone.png"] {
+        assert!(artifacts.join(shot).is_file(), "{shot} was not saved");
+    }
+}
