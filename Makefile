@@ -1,10 +1,10 @@
 # mp3edge — two commands on a fresh Debian machine:
 #   make up     install what is missing, build, run the platform on its embedded defaults
 #   make test   install what is missing, build, run the whole test suite
-.PHONY: setup build components host up test clean
+.PHONY: setup build components host up test bench clean
 
 CARGO ?= cargo
-COMPONENTS := auth gateway converter
+COMPONENTS := auth gateway converter web
 PLUGINS := codec-mp3-lame codec-wav
 # Deliberately broken plugins that prove the sandbox holds (tests only).
 TEST_PLUGINS := codec-trap codec-spin-loop codec-memory-bomb
@@ -28,6 +28,10 @@ up: build
 
 test: build
 	$(CARGO) test --release --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS))
+
+# Worker vs `ffmpeg -threads 1` on 5- and 60-minute 640x360 videos (see README).
+bench: build
+	$(CARGO) run --release -p e2e-tests --bin bench -- $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -7,10 +7,13 @@ set -euo pipefail
 APT_PACKAGES=(
   redis-server        # job queue; tests and `mp3edge up` start private instances
   curl                # README examples
+  libssl-dev          # TLS for SMTP (STARTTLS) and HTTPS webhooks
+  python3-aiosmtpd    # a real SMTP server for the e-mail tests
   pkg-config clang    # FFmpeg bindings (bindgen) and LAME for wasm
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
   ffmpeg              # test fixtures and the benchmark's reference
   lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
+  chromium            # the web app's browser test (headless, driven by playwright-core)
 )
 
 missing=()
@@ -19,6 +22,11 @@ for pkg in "${APT_PACKAGES[@]}"; do
     missing+=("$pkg")
   fi
 done
+# Node.js (>= 18) and npm for the browser test: a newer Node already on the machine (which may
+# bundle its own npm) is kept; otherwise Debian's.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ((node_major < 18)); then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""
@@ -30,4 +38,13 @@ fi
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   echo "setup: adding the wasm32-wasip2 Rust target"
   rustup target add wasm32-wasip2
+fi
+
+# The browser test's Node packages (playwright-core only: it never downloads a browser), again
+# whenever the lock file changes.
+BROWSER_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -f "$BROWSER_TESTS/node_modules/.package-lock.json" ] \
+  || [ "$BROWSER_TESTS/package-lock.json" -nt "$BROWSER_TESTS/node_modules/.package-lock.json" ]; then
+  echo "setup: installing the browser test's Node packages"
+  npm ci --prefix "$BROWSER_TESTS" --no-audit --no-fund
 fi

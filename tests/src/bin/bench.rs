@@ -1,0 +1,134 @@
+//! `make bench`: the worker against `ffmpeg` on the same machine, in the same run.
+//!
+//! Generates a 5-minute and a 60-minute 640x360 H.264/AAC video, then for each times
+//! (a) `ffmpeg -threads 1 -i IN -vn -c:a libmp3lame -b:a 192k OUT` and
+//! (b) the worker converting the same file to mp3 at 192 kbps (job start to output stored,
+//!     as the worker logs it; CPU from /proc for the worker process),
+//! several runs each, and prints medians, the ratios (b)/(a) and the worker's peak RSS.
+//! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only]`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e_tests::fixtures::long_video;
+use e2e_tests::{Client, Platform, PlatformOptions};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn children_cpu_secs() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn process_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("worker is running");
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks
+}
+
+/// Peak resident set of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+struct Figures {
+    wall: f64,
+    cpu: f64,
+}
+
+fn run_ffmpeg(input: &Path, runs: usize) -> (Figures, f64) {
+    let out = std::env::temp_dir().join("mp3edge-bench-ffmpeg.mp3");
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    let mut max_rss = 0.0;
+    for _ in 0..runs {
+        let cpu_before = children_cpu_secs();
+        let started = Instant::now();
+        let mut child = Command::new("ffmpeg")
+            .args(["-y", "-v", "error", "-nostdin", "-threads", "1", "-i"])
+            .arg(input)
+            .args(["-vn", "-c:a", "libmp3lame", "-b:a", "192k"])
+            .arg(&out)
+            .spawn()
+            .expect("ffmpeg");
+        let pid = child.id() as i32;
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let _ = child.try_wait();
+        walls.push(started.elapsed().as_secs_f64());
+        cpus.push(children_cpu_secs() - cpu_before);
+        max_rss = f64::max(max_rss, usage.ru_maxrss as f64 / 1024.0);
+        assert_eq!(status, 0, "ffmpeg failed");
+    }
+    (Figures { wall: median(walls), cpu: median(cpus) }, max_rss)
+}
+
+async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, Vec<f64>) {
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, no_worker: true, ..Default::default() }).unwrap();
+    let worker = p.start_worker(&["--concurrency", "1"]);
+    let pid = worker.pid().unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("bench@example.com").await;
+    let (mut walls, mut cpus, mut ratios_check) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let cpu_before = process_cpu_secs(pid);
+        let id = c.upload_file(&token, input, "video/mp4", "format=mp3&bitrate=192").await;
+        let job = c.wait_for_job(&token, &id, Duration::from_secs(1800)).await;
+        assert_eq!(job["status"], "done", "{job}");
+        cpus.push(process_cpu_secs(pid) - cpu_before);
+        let elapsed_ms: f64 = worker
+            .log()
+            .lines()
+            .filter(|l| l.contains("converter finished") && l.contains(&id))
+            .find_map(|l| l.split("elapsed_ms=").nth(1)?.split_whitespace().next()?.parse().ok())
+            .expect("the worker logs each conversion's time");
+        walls.push(elapsed_ms / 1000.0);
+        ratios_check.push(job["output"]["duration_secs"].as_f64().unwrap());
+    }
+    let rss = peak_rss_mib(pid);
+    (Figures { wall: median(walls), cpu: median(cpus) }, rss, ratios_check)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(3usize);
+    let short_only = args.iter().any(|a| a == "--short-only");
+    let mut lengths = vec![("5 min", 300u32)];
+    if !short_only {
+        lengths.push(("60 min", 3600));
+    }
+    println!("mp3edge benchmark: {runs} runs each, medians; machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!("{:<8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14}", "input", "ffmpeg wall", "worker wall", "ffmpeg cpu", "worker cpu", "wall b/a", "cpu b/a", "ffmpeg rss", "worker rss");
+    for (label, seconds) in lengths {
+        eprintln!("generating the {label} input (cached under target/test-fixtures)...");
+        let input = long_video(&format!("bench-{seconds}s-640x360.mp4"), seconds, "640x360");
+        let (ffmpeg, ffmpeg_rss) = run_ffmpeg(&input, runs);
+        let (worker, worker_rss, durations) = run_worker(&input, runs).await;
+        assert!(durations.iter().all(|d| (d - f64::from(seconds)).abs() < 1.0), "output durations {durations:?}");
+        println!(
+            "{:<8} {:>11.2}s {:>11.2}s {:>11.2}s {:>11.2}s {:>10.2} {:>10.2} {:>10.1} MiB {:>10.1} MiB",
+            label,
+            ffmpeg.wall,
+            worker.wall,
+            ffmpeg.cpu,
+            worker.cpu,
+            worker.wall / ffmpeg.wall,
+            worker.cpu / ffmpeg.cpu,
+            ffmpeg_rss,
+            worker_rss
+        );
+    }
+    println!("target: wall and cpu ratios <= 1.0, worker peak RSS < 100 MiB for both lengths");
+}
