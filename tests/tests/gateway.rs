@@ -188,6 +188,8 @@ async fn bad_uploads_get_precise_errors_and_leave_nothing_behind() {
     error_body(upload_multipart(&c, &token, "a.mp4", sample_bytes(10), "?format=../x").await, 400).await;
     error_body(upload_multipart(&c, &token, "a.mp4", sample_bytes(10), "?bitrate=9999").await, 400).await;
     error_body(upload_multipart(&c, &token, "a.mp4", sample_bytes(10), "?bitrate=fast").await, 400).await;
+    error_body(upload_multipart(&c, &token, "a.mp4", sample_bytes(10), "?vbr=10").await, 400).await;
+    error_body(upload_multipart(&c, &token, "a.mp4", sample_bytes(10), "?vbr=2&bitrate=128").await, 400).await;
     // Wrong method.
     error_body(c.http.get(&url).bearer_auth(&token).send().await.unwrap(), 405).await;
 

@@ -301,3 +301,21 @@ async fn worker_admin_endpoints_and_sigterm_finish_the_job_in_flight() {
     assert_eq!(pending.0, 0, "acknowledged before exiting");
     assert!(get("/healthz").await.is_err(), "admin endpoints closed with the worker");
 }
+
+#[tokio::test]
+async fn vbr_quality_makes_a_variable_bitrate_mp3_with_exact_length() {
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("vbr@example.com").await;
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    let id = c.upload_file(&token, &fixture.path, fixture.content_type, "vbr=2").await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["options"]["vbr_quality"], 2);
+    let (_, bytes) = c.download(&token, &id).await;
+    // LAME marks VBR streams with a "Xing" info frame ("Info" for CBR).
+    assert!(bytes.windows(4).take(4096).any(|w| w == b"Xing"), "VBR info frame");
+    let decoded = decode_mp3(&bytes);
+    let source_frames = job["output"]["duration_secs"].as_f64().unwrap() * f64::from(fixture.sample_rate);
+    assert!((decoded.exact_frames.unwrap() as f64 - source_frames).abs() <= 1152.0);
+}

@@ -123,7 +123,7 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     };
     let output = decoder.output_format();
 
-    let config = EncoderConfig { input: output, bitrate_kbps: job.options.bitrate_kbps, vbr_quality: None, tags: info.tags.clone() };
+    let config = EncoderConfig { input: output, bitrate_kbps: job.options.bitrate_kbps, vbr_quality: job.options.vbr_quality, tags: info.tags.clone() };
     let encoder = Encoder::open(&format, &config).map_err(Failure::Permanent)?;
     let expected_frames = info.duration_secs.map(|d| d * f64::from(output.sample_rate)).filter(|f| *f >= 1.0);
 

@@ -9,7 +9,7 @@ use crate::{Ctx, db, queue};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use job_model::layout::{CHUNK_SIZE, job_id_from_bits, job_key};
-use job_model::naming::{is_valid_format_name, parse_bitrate, sanitize_source_name};
+use job_model::naming::{is_valid_format_name, parse_bitrate, parse_vbr_quality, sanitize_source_name};
 use job_model::{ConversionOptions, Job, JobStatus, StoredFile};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -63,7 +63,15 @@ fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, ApiEr
         .map(|raw| parse_bitrate(&raw))
         .transpose()
         .map_err(|detail| ApiError::bad_request("invalid bitrate", detail))?;
-    Ok(ConversionOptions { format, bitrate_kbps })
+    let vbr_quality = head
+        .query_param("vbr")
+        .map(|raw| parse_vbr_quality(&raw))
+        .transpose()
+        .map_err(|detail| ApiError::bad_request("invalid vbr", detail))?;
+    if bitrate_kbps.is_some() && vbr_quality.is_some() {
+        return Err(ApiError::bad_request("conflicting options", "ask for either ?bitrate= (constant) or ?vbr= (variable), not both"));
+    }
+    Ok(ConversionOptions { format, bitrate_kbps, vbr_quality })
 }
 
 fn read_error(e: impl std::fmt::Display) -> ApiError {

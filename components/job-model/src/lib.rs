@@ -71,6 +71,9 @@ pub struct ConversionOptions {
     /// Target bitrate in kbps, when the format has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrate_kbps: Option<u32>,
+    /// Variable-bitrate quality, 0 (best) to 9 (smallest), instead of a constant bitrate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vbr_quality: Option<u8>,
 }
 
 /// The job record, stored as JSON under [`layout::job_key`].
@@ -206,7 +209,7 @@ mod tests {
             owner: "a@example.com".into(),
             source_name: "clip.mp4".into(),
             source: StoredFile { size: 10, chunks: 1, chunk_size: 1 << 20, content_type: "video/mp4".into() },
-            options: ConversionOptions { format: "mp3".into(), bitrate_kbps: Some(192) },
+            options: ConversionOptions { format: "mp3".into(), bitrate_kbps: Some(192), vbr_quality: None },
             status: JobStatus::Queued,
             progress: 0,
             created_at: 1,

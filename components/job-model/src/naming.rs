@@ -82,6 +82,14 @@ pub fn parse_bitrate(raw: &str) -> Result<u32, String> {
     Ok(kbps)
 }
 
+/// Parses a `?vbr=` quality: 0 (best) to 9 (smallest).
+pub fn parse_vbr_quality(raw: &str) -> Result<u8, String> {
+    match raw.parse::<u8>() {
+        Ok(q) if q <= 9 => Ok(q),
+        _ => Err(format!("vbr must be a quality from 0 (best) to 9 (smallest), got {raw:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +132,9 @@ mod tests {
         assert!(parse_bitrate("999").is_err());
         assert!(parse_bitrate("12k").is_err());
         assert_eq!(content_type_for_format("mp3"), "audio/mpeg");
+        assert_eq!(parse_vbr_quality("0"), Ok(0));
+        assert_eq!(parse_vbr_quality("9"), Ok(9));
+        assert!(parse_vbr_quality("10").is_err());
+        assert!(parse_vbr_quality("-1").is_err());
     }
 }
