@@ -486,3 +486,54 @@ async fn allow_listed_hosts_may_receive_callbacks() {
     let body = error_body(upload_with_callback(&c, &token, "http://localhost:9/hook").await, 400).await;
     assert_eq!(body["error"], "invalid callback");
 }
+
+#[tokio::test]
+async fn a_users_default_callback_applies_to_uploads_without_one() {
+    let p = platform(&[("webhook_allowed_hosts", "127.0.0.1:9")], true);
+    let c = Client::new(&p);
+    let token = c.new_user("defaults@example.com").await;
+    let me = |method: reqwest::Method, body: Option<serde_json::Value>| {
+        let mut req = c.http.request(method, c.url("/users/me")).bearer_auth(&token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+    let res = me(reqwest::Method::GET, None).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let settings: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(settings["email"], "defaults@example.com");
+    assert!(settings["default_callback"].is_null());
+
+    // Refused like an upload's callback, and nothing is stored.
+    let res = me(reqwest::Method::PUT, Some(serde_json::json!({"default_callback": "http://10.0.0.5/hook"}))).await.unwrap();
+    error_body(res, 400).await;
+    let res = me(reqwest::Method::PUT, Some(serde_json::json!({"unknown": 1}))).await.unwrap();
+    error_body(res, 400).await;
+    error_body(c.http.put(c.url("/users/me")).json(&serde_json::json!({})).send().await.unwrap(), 401).await;
+
+    let hook = "http://127.0.0.1:9/default-hook";
+    let res = me(reqwest::Method::PUT, Some(serde_json::json!({"default_callback": hook}))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(me(reqwest::Method::GET, None).await.unwrap().json::<serde_json::Value>().await.unwrap()["default_callback"], hook);
+
+    let upload = |query: &'static str| {
+        c.http
+            .post(c.url(&format!("/upload?filename=a.mp4{query}")))
+            .bearer_auth(&token)
+            .header("content-type", "video/mp4")
+            .body(vec![1u8; 100])
+            .send()
+    };
+    let id = |res: reqwest::Response| async move { res.json::<serde_json::Value>().await.unwrap()["job_id"].as_str().unwrap().to_string() };
+    let defaulted = id(upload("").await.unwrap()).await;
+    assert_eq!(c.job(&token, &defaulted).await["callback_url"], hook);
+    let explicit = id(upload("&callback=https://hooks.example.com/x").await.unwrap()).await;
+    assert_eq!(c.job(&token, &explicit).await["callback_url"], "https://hooks.example.com/x");
+
+    // Cleared again.
+    let res = me(reqwest::Method::PUT, Some(serde_json::json!({"default_callback": null}))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let plain = id(upload("").await.unwrap()).await;
+    assert!(c.job(&token, &plain).await["callback_url"].is_null());
+}

@@ -11,6 +11,8 @@ pub struct Config {
     pub admin_email: String,
     pub admin_password: String,
     pub limits: Limits,
+    /// Private webhook targets users may still name (SSRF allow-list, as the gateway's).
+    pub webhook_allowed_hosts: String,
 }
 
 impl Config {
@@ -31,6 +33,7 @@ impl Config {
                 per_client: number("login_max_failures_per_client")?,
                 window_secs: u64::from(window_secs),
             },
+            webhook_allowed_hosts: var("webhook_allowed_hosts")?,
         })
     }
 }

@@ -5,16 +5,6 @@ use crate::http_util::ApiError;
 use serde::Serialize;
 use spin_sdk::sqlite::{Connection, Error, Value};
 
-/// The schema shared with the gateway; every statement is a cheap no-op once applied.
-const SCHEMA: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, password_hash TEXT NOT NULL, \
-     admin INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS login_failures (subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, \
-     window_start INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at)",
-];
-
 pub fn db_error(e: Error) -> ApiError {
     ApiError::internal("database error", e)
 }
@@ -22,7 +12,7 @@ pub fn db_error(e: Error) -> ApiError {
 /// Opens the `default` database and makes sure the schema exists.
 pub fn open() -> Result<Connection, ApiError> {
     let db = Connection::open("default").map_err(db_error)?;
-    for statement in SCHEMA {
+    for statement in edge_http::schema::STATEMENTS {
         db.execute(statement, &[]).map_err(db_error)?;
     }
     Ok(db)
@@ -51,6 +41,25 @@ pub fn find_user(db: &Connection, email: &str) -> Result<Option<User>, ApiError>
         admin: row.get("admin").unwrap_or(false),
         active: row.get("active").unwrap_or(false),
     }))
+}
+
+/// The webhook a user asked for on every upload, if any.
+pub fn default_callback(db: &Connection, email: &str) -> Result<Option<String>, ApiError> {
+    let result = db
+        .execute("SELECT default_callback FROM user_settings WHERE email = ?1", &[Value::Text(email.into())])
+        .map_err(db_error)?;
+    Ok(result.rows().next().and_then(|row| row.get::<&str>("default_callback").map(String::from)))
+}
+
+pub fn set_default_callback(db: &Connection, email: &str, url: Option<&str>) -> Result<(), ApiError> {
+    let value = url.map_or(Value::Null, |u| Value::Text(u.into()));
+    db.execute(
+        "INSERT INTO user_settings (email, default_callback) VALUES (?1, ?2) \
+         ON CONFLICT (email) DO UPDATE SET default_callback = excluded.default_callback",
+        &[Value::Text(email.into()), value],
+    )
+    .map_err(db_error)?;
+    Ok(())
 }
 
 pub fn list_users(db: &Connection) -> Result<Vec<UserInfo>, ApiError> {

@@ -1,5 +1,5 @@
-//! The `auth` component: log-in (`/login`), token validation (`/validate`) and user management
-//! (`/users`) over the shared SQLite database.
+//! The `auth` component: log-in (`/login`), token validation (`/validate`), user management
+//! (`/users`) and the caller's own settings (`/users/me`) over the shared SQLite database.
 
 mod config;
 mod cors;
@@ -54,6 +54,7 @@ fn methods(path: &str) -> Option<&'static str> {
     match path {
         "/login" | "/validate" => Some("POST"),
         "/users" => Some("GET, POST"),
+        "/users/me" => Some("GET, PUT"),
         _ => None,
     }
 }
@@ -68,6 +69,9 @@ async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
         ("/users", Method::Get) => users::list(&ctx, head),
         ("/users", Method::Post) => users::create(&ctx, head, body).await,
         ("/users", _) => Err(ApiError::method_not_allowed("GET, POST")),
+        ("/users/me", Method::Get) => users::me(&ctx, head),
+        ("/users/me", Method::Put) => users::update_me(&ctx, head, body).await,
+        ("/users/me", _) => Err(ApiError::method_not_allowed("GET, PUT")),
         _ => Err(ApiError::not_found()),
     }
 }

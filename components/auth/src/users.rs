@@ -1,4 +1,5 @@
-//! `GET /users` and `POST /users`: user management for administrators.
+//! `GET /users` and `POST /users`: user management for administrators; `GET`/`PUT /users/me`:
+//! a user's own settings (the default webhook for uploads without `?callback=`).
 
 use crate::http_util::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use crate::{Ctx, db, validate};
@@ -16,15 +17,57 @@ struct NewUser {
     admin: bool,
 }
 
-/// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
-fn require_admin(ctx: &Ctx, head: &Head) -> Result<(), ApiError> {
+/// The caller's e-mail and whether they are an administrator: 401 unless the bearer is a valid
+/// token of an active user.
+fn require_user(ctx: &Ctx, head: &Head) -> Result<(String, bool), ApiError> {
     let claims = validate::claims(ctx, head)?;
-    match db::find_user(&ctx.db, &claims.email.to_lowercase())? {
-        Some(user) if user.active && user.admin && claims.admin => Ok(()),
-        Some(user) if user.active => Err(ApiError::new(403, "forbidden", "only administrators may manage users")),
+    let email = claims.email.to_lowercase();
+    match db::find_user(&ctx.db, &email)? {
+        Some(user) if user.active => Ok((email, user.admin && claims.admin)),
         _ => Err(ApiError::new(401, "invalid token", "the token's user is unknown or deactivated")
             .header("www-authenticate", "Bearer realm=\"mp3edge\"")),
     }
+}
+
+/// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
+fn require_admin(ctx: &Ctx, head: &Head) -> Result<(), ApiError> {
+    match require_user(ctx, head)? {
+        (_, true) => Ok(()),
+        (_, false) => Err(ApiError::new(403, "forbidden", "only administrators may manage users")),
+    }
+}
+
+fn me_json(email: &str, admin: bool, default_callback: Option<String>) -> serde_json::Value {
+    serde_json::json!({ "email": email, "admin": admin, "default_callback": default_callback })
+}
+
+pub fn me(ctx: &Ctx, head: &Head) -> ApiResult {
+    let (email, admin) = require_user(ctx, head)?;
+    Ok(Reply::json(200, &me_json(&email, admin, db::default_callback(&ctx.db, &email)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// `null` removes it.
+    default_callback: Option<String>,
+}
+
+pub async fn update_me(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
+    let (email, admin) = require_user(ctx, head)?;
+    if media_type(head.header("content-type").unwrap_or("")) != "application/json" {
+        return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
+    }
+    let body = read_body(head, body, MAX_BODY).await?;
+    let settings: Settings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid body", format!("expected {{\"default_callback\": \"https://…\" | null}}: {e}")))?;
+    let callback = settings.default_callback.filter(|url| !url.trim().is_empty());
+    if let Some(url) = &callback {
+        job_model::net::check_callback(url, &ctx.config.webhook_allowed_hosts)
+            .map_err(|reason| ApiError::bad_request("invalid callback", reason))?;
+    }
+    db::set_default_callback(&ctx.db, &email, callback.as_deref())?;
+    Ok(Reply::json(200, &me_json(&email, admin, callback)))
 }
 
 pub fn list(ctx: &Ctx, head: &Head) -> ApiResult {

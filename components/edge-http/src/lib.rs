@@ -5,4 +5,5 @@
 //! * [`sse`]: Server-Sent Events frames, and when a live stream sends, keeps alive or gives up.
 
 pub mod cors;
+pub mod schema;
 pub mod sse;

@@ -3,16 +3,6 @@
 use crate::http_util::ApiError;
 use spin_sdk::sqlite::{Connection, Error, Value};
 
-/// The schema shared with the auth component; every statement is a cheap no-op once applied.
-const SCHEMA: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, password_hash TEXT NOT NULL, \
-     admin INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS login_failures (subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, \
-     window_start INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at)",
-];
-
 pub fn db_error(e: Error) -> ApiError {
     ApiError::internal("database error", e)
 }
@@ -20,7 +10,7 @@ pub fn db_error(e: Error) -> ApiError {
 /// Opens the `default` database and makes sure the schema exists.
 pub fn open() -> Result<Connection, ApiError> {
     let db = Connection::open("default").map_err(db_error)?;
-    for statement in SCHEMA {
+    for statement in edge_http::schema::STATEMENTS {
         db.execute(statement, &[]).map_err(db_error)?;
     }
     Ok(db)
@@ -32,6 +22,14 @@ pub fn active_user_is_admin(db: &Connection, email: &str) -> Result<Option<bool>
         .execute("SELECT admin FROM users WHERE email = ?1 AND active = 1", &[Value::Text(email.into())])
         .map_err(db_error)?;
     Ok(result.rows().next().map(|row| row.get("admin").unwrap_or(false)))
+}
+
+/// The webhook a user asked for on every upload, if any.
+pub fn default_callback(db: &Connection, email: &str) -> Result<Option<String>, ApiError> {
+    let result = db
+        .execute("SELECT default_callback FROM user_settings WHERE email = ?1", &[Value::Text(email.into())])
+        .map_err(db_error)?;
+    Ok(result.rows().next().and_then(|row| row.get::<&str>("default_callback").map(String::from)))
 }
 
 pub fn insert_job(db: &Connection, id: &str, owner: &str, created_at: u64) -> Result<(), ApiError> {

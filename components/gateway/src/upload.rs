@@ -146,10 +146,11 @@ fn new_job_id() -> Result<String, ApiError> {
     Ok(job_id_from_bits(u128::from_le_bytes(bits)))
 }
 
-/// The `?callback=` webhook, if one is given (an empty value is none), checked against the
-/// SSRF rules before anything is read.
-fn callback_url(ctx: &Ctx, head: &Head) -> Result<Option<String>, ApiError> {
-    let Some(url) = head.query_param("callback").filter(|url| !url.trim().is_empty()) else {
+/// The `?callback=` webhook, else the caller's default one (`PUT /users/me`), checked against
+/// the SSRF rules before anything is read (the allow-list may have changed since).
+fn callback_url(ctx: &Ctx, caller: &Caller, head: &Head) -> Result<Option<String>, ApiError> {
+    let given = head.query_param("callback").filter(|url| !url.trim().is_empty());
+    let Some(url) = given.map_or_else(|| db::default_callback(&ctx.db, &caller.email), |url| Ok(Some(url)))? else {
         return Ok(None);
     };
     job_model::net::check_callback(&url, &ctx.config.webhook_allowed_hosts)
@@ -158,7 +159,7 @@ fn callback_url(ctx: &Ctx, head: &Head) -> Result<Option<String>, ApiError> {
 }
 
 pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStream) -> ApiResult {
-    let callback_url = callback_url(ctx, head)?;
+    let callback_url = callback_url(ctx, caller, head)?;
     let options = conversion_options(ctx, head)?;
     let max = ctx.config.max_upload_bytes;
     let mode = body_mode(head.header("content-type"), head.query_param("filename"))?;
