@@ -1,9 +1,9 @@
 //! The component's variables, read and checked on every request (a bad value is a 500 with a
 //! clear detail, never a panic).
 
-use crate::http_util::ApiError;
 use crate::throttle::Limits;
 use edge_auth::TokenAuthority;
+use edge_spin::ApiError;
 use std::str::FromStr;
 
 pub struct Config {

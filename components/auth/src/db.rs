@@ -1,7 +1,7 @@
 //! The shared SQLite database: lazy schema, the `users` table and the first administrator.
 
 use crate::config::Config;
-use crate::http_util::ApiError;
+use edge_spin::ApiError;
 use serde::Serialize;
 use spin_sdk::sqlite::{Connection, Error, Value};
 

@@ -2,20 +2,20 @@
 //! (`/users`) and the caller's own settings (`/users/me`) over the shared SQLite database.
 
 mod config;
-mod cors;
 mod db;
-mod http_util;
 mod login;
 mod throttle;
 mod users;
 mod validate;
 
 use config::Config;
-use cors::Cors;
-use http_util::{ApiError, ApiResult, BodyStream, Head, Reply};
+use edge_spin::{ApiError, ApiResult, BodyStream, Cors, Head, Reply};
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::Connection;
+
+/// Most request-body bytes read and discarded after an early answer (see `edge_spin::drain`).
+const DRAIN_LIMIT: u64 = 1 << 20;
 
 /// What every route needs: configuration, the database and the time of the request.
 pub struct Ctx {
@@ -46,7 +46,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         _ => cors.apply(route(&head, &mut body).await.unwrap_or_else(Reply::from)),
     };
     reply.send(out).await;
-    http_util::drain(&mut body).await;
+    edge_spin::drain(&mut body, DRAIN_LIMIT).await;
 }
 
 /// The methods a path supports (`None`: no such resource).

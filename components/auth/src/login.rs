@@ -1,8 +1,8 @@
 //! `POST /login`: Basic credentials in, a session token out, with failed-login throttling.
 
-use crate::http_util::{ApiError, ApiResult, Head, Reply};
 use crate::{Ctx, db, throttle};
 use edge_auth::HeaderError;
+use edge_spin::{ApiError, ApiResult, Head, Reply};
 
 /// A well-formed argon2id hash (default parameters) that matches no password: verified against
 /// for unknown users so that they cost as much time as known ones.

@@ -2,7 +2,7 @@
 //! `client:<ip>`), kept in the `login_failures` table.
 
 use crate::db::db_error;
-use crate::http_util::ApiError;
+use edge_spin::ApiError;
 use spin_sdk::sqlite::{Connection, Value};
 
 pub struct Limits {

@@ -1,8 +1,8 @@
 //! `GET /users` and `POST /users`: user management for administrators; `GET`/`PUT /users/me`:
 //! a user's own settings (the default webhook for uploads without `?callback=`).
 
-use crate::http_util::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use crate::{Ctx, db, validate};
+use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use serde::Deserialize;
 
 /// Largest accepted `POST /users` body.

@@ -2,8 +2,8 @@
 //! other routes build on.
 
 use crate::Ctx;
-use crate::http_util::{ApiError, ApiResult, Head, Reply};
 use edge_auth::{HeaderError, VerifiedClaims};
+use edge_spin::{ApiError, ApiResult, Head, Reply};
 
 pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
     Ok(Reply::json(200, &claims(ctx, head)?))

@@ -5,5 +5,6 @@
 //! * [`sse`]: Server-Sent Events frames, and when a live stream sends, keeps alive or gives up.
 
 pub mod cors;
+pub mod query;
 pub mod schema;
 pub mod sse;

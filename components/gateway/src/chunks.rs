@@ -1,7 +1,7 @@
 //! Chunked files in the key-value store: writing an upload chunk by chunk (deleting what was
 //! written unless the upload is kept), and streaming a byte range of a stored output.
 
-use crate::http_util::ApiError;
+use edge_spin::ApiError;
 use futures::{Sink, SinkExt};
 use job_model::layout::{CHUNK_SIZE, output_chunk_key, source_chunk_key};
 use spin_sdk::key_value::Store;

@@ -1,8 +1,8 @@
 //! The component's variables, read and checked on every request (a bad value is a 500 with a
 //! clear detail, never a panic).
 
-use crate::http_util::ApiError;
 use edge_auth::TokenAuthority;
+use edge_spin::ApiError;
 use job_model::naming::is_valid_format_name;
 
 pub struct Config {

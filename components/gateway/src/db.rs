@@ -1,6 +1,6 @@
 //! The shared SQLite database: lazy schema, user status lookups and the job ownership index.
 
-use crate::http_util::ApiError;
+use edge_spin::ApiError;
 use spin_sdk::sqlite::{Connection, Error, Value};
 
 pub fn db_error(e: Error) -> ApiError {

@@ -2,9 +2,9 @@
 //! validators (`ETag`, `If-None-Match`) and single byte ranges.
 
 use crate::chunks::{OutputRange, open_store};
-use crate::http_util::{ApiError, ApiResult, Body, Head, Reply};
 use crate::jobs::visible_job;
 use crate::session::Caller;
+use edge_spin::{ApiError, ApiResult, Body, Head, Reply};
 use job_model::JobStatus;
 use job_model::naming::{content_disposition, output_name};
 use job_model::range::{RangeRequest, parse_range};
@@ -40,7 +40,7 @@ pub fn handle(caller: &Caller, head: &Head, id: &str) -> ApiResult {
     let validators = |reply: Reply| reply.header("etag", &etag).header("accept-ranges", "bytes");
 
     if head.header("if-none-match").is_some_and(|value| etag_matches(value, &output.etag)) {
-        return Ok(validators(Reply::new(304, Body::Empty)));
+        return Ok(validators(Reply::empty(304)));
     }
     // A range is only honoured for the representation the client already has (`If-Range`).
     let range = head.header("range").filter(|_| head.header("if-range").is_none_or(|tag| tag.trim() == etag));
@@ -55,7 +55,8 @@ pub fn handle(caller: &Caller, head: &Head, id: &str) -> ApiResult {
     let body = if head.method == Method::Head {
         Body::Empty
     } else {
-        Body::Output(OutputRange { store, job_id: job.id.clone(), chunk_size, start, end })
+        let range = OutputRange { store, job_id: job.id.clone(), chunk_size, start, end };
+        Body::stream(|sink| range.stream(sink))
     };
     let reply = validators(Reply::new(status, body))
         .header("content-type", &output.file.content_type)

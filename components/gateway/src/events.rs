@@ -9,10 +9,10 @@
 //! component sleeps on a WASI clock pollable; a failed write (the client left) ends it early.
 
 use crate::chunks::open_store;
-use crate::http_util::{ApiResult, Body, Reply, sleep};
 use crate::jobs::{download_url, read_job, visible_job};
 use crate::session::Caller;
 use edge_http::sse::{self, Pacer, Step};
+use edge_spin::{ApiResult, Body, Reply, sleep};
 use futures::{Sink, SinkExt};
 use job_model::{Job, JobStatus};
 use spin_sdk::key_value::Store;
@@ -37,7 +37,8 @@ pub struct JobEvents {
 pub fn handle(caller: &Caller, id: &str) -> ApiResult {
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
-    Ok(Reply::new(200, Body::Events(JobEvents { store, job }))
+    let events = JobEvents { store, job };
+    Ok(Reply::new(200, Body::stream(|sink| events.stream(sink)))
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
         // Asks reverse proxies (nginx and the like) not to buffer the stream.

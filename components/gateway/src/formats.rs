@@ -7,7 +7,7 @@ use job_model::{FormatInfo, layout};
 use spin_sdk::key_value::Store;
 
 use crate::config::Config;
-use crate::http_util::{ApiError, ApiResult, Reply};
+use edge_spin::{ApiError, ApiResult, Reply};
 
 pub fn available(config: &Config) -> Result<Vec<FormatInfo>, ApiError> {
     let store = Store::open_default().map_err(|e| ApiError::new(503, "storage unavailable", e.to_string()))?;

@@ -3,8 +3,8 @@
 
 use crate::Ctx;
 use crate::chunks::open_store;
-use crate::http_util::{ApiError, ApiResult, Head, Reply};
 use crate::session::Caller;
+use edge_spin::{ApiError, ApiResult, Head, Reply};
 use job_model::Job;
 use job_model::layout::{is_valid_job_id, job_key};
 use spin_sdk::key_value::Store;

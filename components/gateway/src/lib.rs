@@ -3,24 +3,24 @@
 
 mod chunks;
 mod config;
-mod cors;
 mod db;
 mod download;
 mod events;
 mod formats;
-mod http_util;
 mod jobs;
 mod queue;
 mod session;
 mod upload;
 
 use config::Config;
-use cors::Cors;
-use http_util::{ApiError, ApiResult, BodyStream, Head, Reply};
+use edge_spin::{ApiError, ApiResult, BodyStream, Cors, Head, Reply};
 use session::TokenFrom;
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::Connection;
+
+/// Most request-body bytes read and discarded after an early answer (see `edge_spin::drain`).
+const DRAIN_LIMIT: u64 = 64 << 20;
 
 /// What every route needs: configuration, the database and the time of the request.
 pub struct Ctx {
@@ -109,5 +109,5 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Err(e) => cors.apply(Reply::from(e)),
     };
     reply.send(out).await;
-    http_util::drain(&mut body).await;
+    edge_spin::drain(&mut body, DRAIN_LIMIT).await;
 }

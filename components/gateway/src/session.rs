@@ -1,8 +1,8 @@
 //! Who is calling: a valid bearer token of a user who still exists and is active.
 
 use crate::Ctx;
-use crate::http_util::{ApiError, Head};
 use edge_auth::HeaderError;
+use edge_spin::{ApiError, Head};
 
 pub struct Caller {
     pub email: String,

@@ -2,11 +2,11 @@
 //! puts it on the queue.
 
 use crate::chunks::{ChunkWriter, open_store, too_large};
-use crate::http_util::{ApiError, ApiResult, BodyStream, Head, Reply, media_type};
 use crate::jobs::{download_url, status_url};
 use crate::session::Caller;
 use crate::{Ctx, db, queue};
 use bytes::Bytes;
+use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type};
 use futures::{Stream, StreamExt};
 use job_model::layout::{CHUNK_SIZE, job_id_from_bits, job_key};
 use job_model::naming::{is_valid_format_name, parse_bitrate, parse_vbr_quality, sanitize_source_name};

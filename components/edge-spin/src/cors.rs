@@ -1,8 +1,9 @@
-//! Cross-origin access to the auth routes from the origins named by the `cors_allowed_origins`
+//! Cross-origin access from the origins named by the component's `cors_allowed_origins`
 //! variable (the decisions are `edge_http::cors`'s): CORS headers on every answer, and `OPTIONS`
 //! preflights answered without authentication.
 
-use crate::http_util::{Head, Reply};
+use crate::head::Head;
+use crate::reply::Reply;
 use edge_http::cors::Policy;
 
 pub struct Cors {

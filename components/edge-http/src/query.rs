@@ -1,0 +1,59 @@
+//! Query strings and media types of incoming requests: plain text in, plain values out.
+
+/// The first, percent-decoded value of the parameter `name` in a query string.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| percent_decode(key) == name)
+        .map(|(_, value)| percent_decode(value))
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are.
+fn percent_decode(raw: &str) -> String {
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16)).map(|d| d as u8);
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(high << 4 | low);
+                i += 3;
+                continue;
+            }
+            (b'+', ..) => out.push(b' '),
+            (b, ..) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The media type of a `Content-Type` value, lowercased and without parameters.
+pub fn media_type(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        let q = "format=wav&filename=my%20clip+1.mp4&x&bitrate=%zz";
+        assert_eq!(query_param(q, "format").as_deref(), Some("wav"));
+        assert_eq!(query_param(q, "filename").as_deref(), Some("my clip 1.mp4"));
+        assert_eq!(query_param(q, "x").as_deref(), Some(""));
+        assert_eq!(query_param(q, "bitrate").as_deref(), Some("%zz"));
+        assert_eq!(query_param(q, "limit"), None);
+        assert_eq!(query_param("", "limit"), None);
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(media_type("Application/JSON; charset=utf-8"), "application/json");
+        assert_eq!(media_type("Multipart/Form-Data; boundary=x"), "multipart/form-data");
+        assert_eq!(media_type(""), "");
+    }
+}

@@ -1,0 +1,39 @@
+//! The request line and headers, copied out of the request before its body is taken (query and
+//! media-type parsing itself is pure and lives, with its tests, in `edge-http`).
+
+use spin_sdk::http::{IncomingRequest, Method};
+
+/// The request line and headers, copied out of the request. (A header `Fields` handle is a child
+/// of the request and must not outlive it, which `into_body_stream` consumes.)
+pub struct Head {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn of(req: &IncomingRequest) -> Head {
+        let path_and_query = req.path_with_query().unwrap_or_default();
+        let (path, query) = path_and_query.split_once('?').unwrap_or((&path_and_query, ""));
+        let headers = req
+            .headers()
+            .entries()
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, String::from_utf8(value).ok()?)))
+            .collect();
+        Head { method: req.method(), path: path.to_string(), query: query.to_string(), headers }
+    }
+
+    /// The first value of a header (if it is valid UTF-8).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The first, percent-decoded value of a query parameter.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query_param(&self.query, name)
+    }
+}
+
+pub use edge_http::query::{media_type, query_param};
