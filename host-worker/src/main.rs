@@ -82,6 +82,14 @@ struct UpArgs {
 }
 
 fn main() -> Result<()> {
+    // Memory stays flat however long a job is: megabyte-sized buffers (key-value chunks, PCM
+    // blocks, encoded output) always come from mmap and go straight back to the OS when freed,
+    // instead of glibc raising its mmap threshold and keeping them in (per-thread) arenas.
+    // SAFETY: called once, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MP3EDGE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

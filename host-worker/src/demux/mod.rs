@@ -467,6 +467,18 @@ fn open_input(io: &AvIo) -> Result<FormatContext, String> {
     };
     // SAFETY: `opened` came from a successful avformat_open_input and is owned by no one else.
     let format = unsafe { FormatContext::from_raw(opened) };
+    // Only audio matters: streams already known to be something else are skipped before the
+    // probe, so it neither buffers their packets nor opens their (video) decoders. This keeps
+    // the worker's memory small and flat whatever the video is.
+    for &st in format.streams() {
+        // SAFETY: live streams of an open context; `discard` is set before any packet is read.
+        unsafe {
+            let kind = (*(*st).codecpar).codec_type;
+            if kind != ff::AVMediaType::AVMEDIA_TYPE_AUDIO && kind != ff::AVMediaType::AVMEDIA_TYPE_UNKNOWN {
+                (*st).discard = ff::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
     // SAFETY: the context is open; this reads some packets to fill in stream parameters.
     let ret = unsafe { ff::avformat_find_stream_info(format.as_ptr(), ptr::null_mut()) };
     if ret < 0 {
