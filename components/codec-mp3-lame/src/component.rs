@@ -1,18 +1,9 @@
-//! WebAssembly component glue: exports the `encoder` interface around [`Mp3Session`].
+//! WebAssembly component glue: exports [`Mp3Session`] as the `encoder` interface.
 
-use crate::{Config, Finished, Mp3Session, SAMPLE_RATES, Tags};
-use exports::mp3edge::codec::encoder::{self as wit, CodecInfo, EncoderConfig};
-use mp3edge::codec::types::HeaderPatch;
-use std::cell::RefCell;
+use crate::{Config, Mp3Session, SAMPLE_RATES, Tags};
+use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished, HeaderPatch};
 
-wit_bindgen::generate!({ path: "../../wit/codec", world: "mp3edge:codec/codec-plugin@0.1.0" });
-
-struct Plugin;
-export!(Plugin);
-
-impl wit::Guest for Plugin {
-    type Session = Session;
-
+impl Codec for Mp3Session {
     fn info() -> CodecInfo {
         CodecInfo {
             name: "mp3-lame".into(),
@@ -22,46 +13,26 @@ impl wit::Guest for Plugin {
             max_channels: 2,
         }
     }
-}
 
-/// A session; `None` once finished.
-struct Session(RefCell<Option<Mp3Session>>);
-
-impl wit::GuestSession for Session {
-    fn start(c: EncoderConfig) -> Result<wit::Session, String> {
+    fn start(c: EncoderConfig) -> Result<Self, String> {
         let t = c.tags;
-        let config = Config {
+        Mp3Session::new(&Config {
             sample_rate: c.input.sample_rate,
             channels: c.input.channels,
             bitrate_kbps: c.bitrate_kbps,
             vbr_quality: c.vbr_quality,
-            tags: Tags {
-                title: t.title,
-                artist: t.artist,
-                album: t.album,
-                year: t.year,
-                comment: t.comment,
-            },
-        };
-        let session = Mp3Session::new(&config)?;
-        Ok(wit::Session::new(Session(RefCell::new(Some(session)))))
+            tags: Tags { title: t.title, artist: t.artist, album: t.album, year: t.year, comment: t.comment },
+        })
     }
 
-    fn encode(&self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
-        self.0
-            .borrow_mut()
-            .as_mut()
-            .ok_or("mp3: session already finished")?
-            .encode(&pcm)
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        Mp3Session::encode(self, pcm)
     }
 
-    fn finish(&self) -> Result<wit::Finished, String> {
-        let session = self.0.take().ok_or("mp3: session already finished")?;
-        let Finished { tail, patch } = session.finish()?;
-        let patch = patch.map(|p| HeaderPatch {
-            offset: p.offset,
-            bytes: p.bytes,
-        });
-        Ok(wit::Finished { tail, patch })
+    fn finish(self) -> Result<Finished, String> {
+        let crate::Finished { tail, patch } = Mp3Session::finish(self)?;
+        Ok(Finished { tail, patch: patch.map(|p| HeaderPatch { offset: p.offset, bytes: p.bytes }) })
     }
 }
+
+codec_plugin_kit::export_codec!(Mp3Session);

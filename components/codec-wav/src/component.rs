@@ -1,18 +1,9 @@
-//! WebAssembly component glue: exports the `encoder` interface around [`WavSession`].
+//! WebAssembly component glue: exports [`WavSession`] as the `encoder` interface.
 
-use crate::{Finished, MAX_CHANNELS, WavSession};
-use exports::mp3edge::codec::encoder::{self as wit, CodecInfo, EncoderConfig};
-use mp3edge::codec::types::HeaderPatch;
-use std::cell::RefCell;
+use crate::{MAX_CHANNELS, WavSession};
+use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished, HeaderPatch};
 
-wit_bindgen::generate!({ path: "../../wit/codec", world: "mp3edge:codec/codec-plugin@0.1.0" });
-
-struct Plugin;
-export!(Plugin);
-
-impl wit::Guest for Plugin {
-    type Session = Session;
-
+impl Codec for WavSession {
     fn info() -> CodecInfo {
         CodecInfo {
             name: "wav".into(),
@@ -22,32 +13,19 @@ impl wit::Guest for Plugin {
             max_channels: MAX_CHANNELS,
         }
     }
-}
 
-/// A session; `None` once finished.
-struct Session(RefCell<Option<WavSession>>);
-
-impl wit::GuestSession for Session {
-    fn start(c: EncoderConfig) -> Result<wit::Session, String> {
-        let session = WavSession::new(c.input.sample_rate, c.input.channels)?;
-        Ok(wit::Session::new(Session(RefCell::new(Some(session)))))
+    fn start(c: EncoderConfig) -> Result<Self, String> {
+        WavSession::new(c.input.sample_rate, c.input.channels)
     }
 
-    fn encode(&self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
-        self.0
-            .borrow_mut()
-            .as_mut()
-            .ok_or("wav: session already finished")?
-            .encode(&pcm)
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        WavSession::encode(self, pcm)
     }
 
-    fn finish(&self) -> Result<wit::Finished, String> {
-        let session = self.0.take().ok_or("wav: session already finished")?;
-        let Finished { tail, patch } = session.finish()?;
-        let patch = patch.map(|p| HeaderPatch {
-            offset: p.offset,
-            bytes: p.bytes,
-        });
-        Ok(wit::Finished { tail, patch })
+    fn finish(self) -> Result<Finished, String> {
+        let crate::Finished { tail, patch } = WavSession::finish(self)?;
+        Ok(Finished { tail, patch: patch.map(|p| HeaderPatch { offset: p.offset, bytes: p.bytes }) })
     }
 }
+
+codec_plugin_kit::export_codec!(WavSession);

@@ -1,17 +1,12 @@
-//! Hostile codec plugin for tests: `encode` allocates (and touches) 16 MiB after 16 MiB, never freeing, until the memory limit (or 4 GiB) traps it.
+//! Hostile codec plugin for tests: `encode` allocates without bound (only a memory cap stops it).
 //! `info`, `start` and `finish` behave; only `encode` misbehaves. Wasm-only (empty natively).
 #![cfg(target_family = "wasm")]
 
-use exports::mp3edge::codec::encoder::{self as wit, CodecInfo, EncoderConfig};
+use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
-wit_bindgen::generate!({ path: "../../../wit/codec", world: "mp3edge:codec/codec-plugin@0.1.0" });
+struct Hostile;
 
-struct Plugin;
-export!(Plugin);
-
-impl wit::Guest for Plugin {
-    type Session = Session;
-
+impl Codec for Hostile {
     fn info() -> CodecInfo {
         CodecInfo {
             name: "memory-bomb".into(),
@@ -21,16 +16,13 @@ impl wit::Guest for Plugin {
             max_channels: 8,
         }
     }
-}
 
-struct Session;
-
-impl wit::GuestSession for Session {
-    fn start(_: EncoderConfig) -> Result<wit::Session, String> {
-        Ok(wit::Session::new(Session))
+    fn start(_: EncoderConfig) -> Result<Self, String> {
+        Ok(Hostile)
     }
 
-    fn encode(&self, _pcm: Vec<i16>) -> Result<Vec<u8>, String> {
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        let _ = pcm;
         static HOARD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
         let mut hoard = HOARD.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -39,10 +31,9 @@ impl wit::GuestSession for Session {
         }
     }
 
-    fn finish(&self) -> Result<wit::Finished, String> {
-        Ok(wit::Finished {
-            tail: Vec::new(),
-            patch: None,
-        })
+    fn finish(self) -> Result<Finished, String> {
+        Ok(Finished { tail: Vec::new(), patch: None })
     }
 }
+
+codec_plugin_kit::export_codec!(Hostile);

@@ -2,16 +2,11 @@
 //! `info`, `start` and `finish` behave; only `encode` misbehaves. Wasm-only (empty natively).
 #![cfg(target_family = "wasm")]
 
-use exports::mp3edge::codec::encoder::{self as wit, CodecInfo, EncoderConfig};
+use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
-wit_bindgen::generate!({ path: "../../../wit/codec", world: "mp3edge:codec/codec-plugin@0.1.0" });
+struct Hostile;
 
-struct Plugin;
-export!(Plugin);
-
-impl wit::Guest for Plugin {
-    type Session = Session;
-
+impl Codec for Hostile {
     fn info() -> CodecInfo {
         CodecInfo {
             name: "trap".into(),
@@ -21,23 +16,19 @@ impl wit::Guest for Plugin {
             max_channels: 8,
         }
     }
-}
 
-struct Session;
-
-impl wit::GuestSession for Session {
-    fn start(_: EncoderConfig) -> Result<wit::Session, String> {
-        Ok(wit::Session::new(Session))
+    fn start(_: EncoderConfig) -> Result<Self, String> {
+        Ok(Hostile)
     }
 
-    fn encode(&self, _pcm: Vec<i16>) -> Result<Vec<u8>, String> {
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        let _ = pcm;
         unreachable!("codec-trap: encode traps on purpose")
     }
 
-    fn finish(&self) -> Result<wit::Finished, String> {
-        Ok(wit::Finished {
-            tail: Vec::new(),
-            patch: None,
-        })
+    fn finish(self) -> Result<Finished, String> {
+        Ok(Finished { tail: Vec::new(), patch: None })
     }
 }
+
+codec_plugin_kit::export_codec!(Hostile);
