@@ -5,18 +5,7 @@ use edge_spin::ApiError;
 use serde::Serialize;
 use spin_sdk::sqlite::{Connection, Error, Value};
 
-pub fn db_error(e: Error) -> ApiError {
-    ApiError::internal("database error", e)
-}
-
-/// Opens the `default` database and makes sure the schema exists.
-pub fn open() -> Result<Connection, ApiError> {
-    let db = Connection::open("default").map_err(db_error)?;
-    for statement in edge_http::schema::STATEMENTS {
-        db.execute(statement, &[]).map_err(db_error)?;
-    }
-    Ok(db)
-}
+pub use edge_spin::{db_error, default_callback, open_database as open};
 
 pub struct User {
     pub password_hash: String,
@@ -41,14 +30,6 @@ pub fn find_user(db: &Connection, email: &str) -> Result<Option<User>, ApiError>
         admin: row.get("admin").unwrap_or(false),
         active: row.get("active").unwrap_or(false),
     }))
-}
-
-/// The webhook a user asked for on every upload, if any.
-pub fn default_callback(db: &Connection, email: &str) -> Result<Option<String>, ApiError> {
-    let result = db
-        .execute("SELECT default_callback FROM user_settings WHERE email = ?1", &[Value::Text(email.into())])
-        .map_err(db_error)?;
-    Ok(result.rows().next().and_then(|row| row.get::<&str>("default_callback").map(String::from)))
 }
 
 pub fn set_default_callback(db: &Connection, email: &str, url: Option<&str>) -> Result<(), ApiError> {

@@ -1,16 +1,18 @@
 //! HTTP plumbing shared by the Spin edge components (`auth`, `gateway`): the copied request
 //! head, replies and JSON error bodies, bounded request-body reads and draining, a timer on the
-//! WASI clock, and CORS. The decisions without I/O live in `edge-http`; this crate does the
+//! WASI clock, CORS, and the shared SQLite database. The decisions without I/O live in `edge-http`; this crate does the
 //! Spin/WASI side.
 
 mod body;
 mod cors;
+mod database;
 mod head;
 mod reply;
 mod time;
 
 pub use body::{BodyStream, drain, read_body};
 pub use cors::Cors;
+pub use database::{db_error, default_callback, open_database};
 pub use head::{Head, media_type, query_param};
 pub use reply::{ApiError, ApiResult, Body, BodySink, Reply};
 pub use time::sleep;

@@ -1,20 +1,9 @@
 //! The shared SQLite database: lazy schema, user status lookups and the job ownership index.
 
 use edge_spin::ApiError;
-use spin_sdk::sqlite::{Connection, Error, Value};
+use spin_sdk::sqlite::{Connection, Value};
 
-pub fn db_error(e: Error) -> ApiError {
-    ApiError::internal("database error", e)
-}
-
-/// Opens the `default` database and makes sure the schema exists.
-pub fn open() -> Result<Connection, ApiError> {
-    let db = Connection::open("default").map_err(db_error)?;
-    for statement in edge_http::schema::STATEMENTS {
-        db.execute(statement, &[]).map_err(db_error)?;
-    }
-    Ok(db)
-}
+pub use edge_spin::{db_error, default_callback, open_database as open};
 
 /// `Some(admin)` for an existing, active user.
 pub fn active_user_is_admin(db: &Connection, email: &str) -> Result<Option<bool>, ApiError> {
@@ -22,14 +11,6 @@ pub fn active_user_is_admin(db: &Connection, email: &str) -> Result<Option<bool>
         .execute("SELECT admin FROM users WHERE email = ?1 AND active = 1", &[Value::Text(email.into())])
         .map_err(db_error)?;
     Ok(result.rows().next().map(|row| row.get("admin").unwrap_or(false)))
-}
-
-/// The webhook a user asked for on every upload, if any.
-pub fn default_callback(db: &Connection, email: &str) -> Result<Option<String>, ApiError> {
-    let result = db
-        .execute("SELECT default_callback FROM user_settings WHERE email = ?1", &[Value::Text(email.into())])
-        .map_err(db_error)?;
-    Ok(result.rows().next().and_then(|row| row.get::<&str>("default_callback").map(String::from)))
 }
 
 pub fn insert_job(db: &Connection, id: &str, owner: &str, created_at: u64) -> Result<(), ApiError> {

@@ -1,0 +1,27 @@
+//! The edge's shared SQLite database (`default`): opening it with the schema in place, and the
+//! lookups both components make.
+
+use spin_sdk::sqlite::{Connection, Error, Value};
+
+use crate::ApiError;
+
+pub fn db_error(e: Error) -> ApiError {
+    ApiError::internal("database error", e)
+}
+
+/// Opens the `default` database and makes sure the schema exists.
+pub fn open_database() -> Result<Connection, ApiError> {
+    let db = Connection::open("default").map_err(db_error)?;
+    for statement in edge_http::schema::STATEMENTS {
+        db.execute(statement, &[]).map_err(db_error)?;
+    }
+    Ok(db)
+}
+
+/// The webhook a user asked for on every upload, if any.
+pub fn default_callback(db: &Connection, email: &str) -> Result<Option<String>, ApiError> {
+    let result = db
+        .execute("SELECT default_callback FROM user_settings WHERE email = ?1", &[Value::Text(email.into())])
+        .map_err(db_error)?;
+    Ok(result.rows().next().and_then(|row| row.get::<&str>("default_callback").map(String::from)))
+}
