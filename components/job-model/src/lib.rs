@@ -122,30 +122,10 @@ pub struct NotificationAttempt {
     pub detail: String,
 }
 
-impl Job {
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a job always serializes")
-    }
-
-    pub fn from_json(bytes: &[u8]) -> Result<Job, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
-}
-
 /// The message the gateway puts on the durable queue and publishes on the job channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub job_id: String,
-}
-
-impl JobMessage {
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a job message always serializes")
-    }
-
-    pub fn from_json(bytes: &[u8]) -> Result<JobMessage, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
 }
 
 /// What the worker hands the converter for one attempt at a job (the Redis-trigger payload).
@@ -184,6 +164,7 @@ pub struct FormatInfo {
     pub content_type: String,
 }
 
+/// `to_json` / `from_json` for the records and messages that cross process boundaries.
 macro_rules! json_codec {
     ($($t:ty),*) => {$(
         impl $t {
@@ -197,7 +178,7 @@ macro_rules! json_codec {
         }
     )*};
 }
-json_codec!(Delivery, Completion);
+json_codec!(Job, JobMessage, Delivery, Completion);
 
 #[cfg(test)]
 mod tests {
