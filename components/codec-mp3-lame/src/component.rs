@@ -1,7 +1,7 @@
 //! WebAssembly component glue: exports [`Mp3Session`] as the `encoder` interface.
 
 use crate::{Config, Mp3Session, SAMPLE_RATES, Tags};
-use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished, HeaderPatch};
+use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for Mp3Session {
     fn info() -> CodecInfo {
@@ -30,8 +30,7 @@ impl Codec for Mp3Session {
     }
 
     fn finish(self) -> Result<Finished, String> {
-        let crate::Finished { tail, patch } = Mp3Session::finish(self)?;
-        Ok(Finished { tail, patch: patch.map(|p| HeaderPatch { offset: p.offset, bytes: p.bytes }) })
+        Mp3Session::finish(self)
     }
 }
 

@@ -49,19 +49,8 @@ pub struct Config {
     pub tags: Tags,
 }
 
-/// Bytes to write over the output at `offset` once encoding is over.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderPatch {
-    pub offset: u64,
-    pub bytes: Vec<u8>,
-}
-
-/// The end of a session: the remaining output and the info-frame patch.
-#[derive(Clone, Debug)]
-pub struct Finished {
-    pub tail: Vec<u8>,
-    pub patch: Option<HeaderPatch>,
-}
+/// The session result types are the plugin kit's, shared by every codec.
+pub use codec_plugin_kit::{Finished, HeaderPatch};
 
 /// One MP3 encoding run.
 pub struct Mp3Session {

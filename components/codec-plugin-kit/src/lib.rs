@@ -1,73 +1,25 @@
-//! The glue every codec plugin needs, written once: the bindings of the
-//! `mp3edge:codec/codec-plugin` world and an adapter that exports any [`Codec`] as the WIT
-//! `encoder` interface (session bookkeeping, "already finished" errors). A plugin implements
-//! [`Codec`] for its encoder and writes
-//! `codec_plugin_kit::export_codec!(MyEncoder);` — nothing else touches WIT.
-//! Wasm-only: natively the crate is empty, so plugin cores stay testable without it.
-#![cfg(target_family = "wasm")]
+//! What every codec plugin shares, written once. Natively: the plain result types a plugin's
+//! encoder core returns ([`Finished`], [`HeaderPatch`]), so cores are tested without WIT. On
+//! wasm, additionally: the `mp3edge:codec/codec-plugin` bindings and an adapter that exports any
+//! [`Codec`] as the WIT `encoder` interface. A plugin implements [`Codec`] for its encoder and
+//! writes `codec_plugin_kit::export_codec!(MyEncoder);` — nothing else touches WIT.
 
-use std::cell::RefCell;
-use std::marker::PhantomData;
-
-wit_bindgen::generate!({
-    path: "../../wit/codec",
-    world: "mp3edge:codec/codec-plugin@0.1.0",
-    pub_export_macro: true,
-    default_bindings_module: "codec_plugin_kit",
-});
-
-pub use exports::mp3edge::codec::encoder::{CodecInfo, EncoderConfig, Finished};
-pub use mp3edge::codec::types::{AudioFormat, HeaderPatch, Tags};
-
-use exports::mp3edge::codec::encoder as wit;
-
-/// An encoder, as a plugin provides it.
-pub trait Codec: Sized + 'static {
-    /// What the plugin is and what PCM it accepts.
-    fn info() -> CodecInfo;
-    /// A new session; an unusable configuration is an error with a readable reason.
-    fn start(config: EncoderConfig) -> Result<Self, String>;
-    /// Encodes interleaved s16 PCM; returns the output produced so far.
-    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String>;
-    /// Flushes; the tail and an optional header patch.
-    fn finish(self) -> Result<Finished, String>;
+/// Bytes to write over the output at `offset` once encoding is over (an mp3 info frame, a WAV
+/// header with the final sizes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderPatch {
+    pub offset: u64,
+    pub bytes: Vec<u8>,
 }
 
-/// The exported plugin for codec `C` (see [`export_codec!`]).
-pub struct Plugin<C>(PhantomData<C>);
-
-/// A session of codec `C`; `None` once finished.
-pub struct Session<C>(RefCell<Option<C>>);
-
-impl<C: Codec> wit::Guest for Plugin<C> {
-    type Session = Session<C>;
-
-    fn info() -> CodecInfo {
-        C::info()
-    }
+/// The end of a session: the remaining output and the optional header patch.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub tail: Vec<u8>,
+    pub patch: Option<HeaderPatch>,
 }
 
-impl<C: Codec> wit::GuestSession for Session<C> {
-    fn start(config: EncoderConfig) -> Result<wit::Session, String> {
-        Ok(wit::Session::new(Session(RefCell::new(Some(C::start(config)?)))))
-    }
-
-    fn encode(&self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
-        let mut session = self.0.borrow_mut();
-        session.as_mut().ok_or_else(|| format!("{}: session already finished", C::info().name))?.encode(&pcm)
-    }
-
-    fn finish(&self) -> Result<Finished, String> {
-        let session = self.0.take().ok_or_else(|| format!("{}: session already finished", C::info().name))?;
-        session.finish()
-    }
-}
-
-/// Exports `$codec` (a type implementing [`Codec`]) as this component's `encoder`.
-#[macro_export]
-macro_rules! export_codec {
-    ($codec:ty) => {
-        type ExportedCodecPlugin = $crate::Plugin<$codec>;
-        $crate::export!(ExportedCodecPlugin with_types_in $crate);
-    };
-}
+#[cfg(target_family = "wasm")]
+pub mod component;
+#[cfg(target_family = "wasm")]
+pub use component::{AudioFormat, Codec, CodecInfo, EncoderConfig, Tags};

@@ -1,7 +1,7 @@
 //! WebAssembly component glue: exports [`WavSession`] as the `encoder` interface.
 
 use crate::{MAX_CHANNELS, WavSession};
-use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished, HeaderPatch};
+use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for WavSession {
     fn info() -> CodecInfo {
@@ -23,8 +23,7 @@ impl Codec for WavSession {
     }
 
     fn finish(self) -> Result<Finished, String> {
-        let crate::Finished { tail, patch } = WavSession::finish(self)?;
-        Ok(Finished { tail, patch: patch.map(|p| HeaderPatch { offset: p.offset, bytes: p.bytes }) })
+        WavSession::finish(self)
     }
 }
 

@@ -18,19 +18,8 @@ pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8000..=192_000;
 /// Most channels accepted.
 pub const MAX_CHANNELS: u8 = 8;
 
-/// Bytes to write over the output at `offset` once encoding is over.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderPatch {
-    pub offset: u64,
-    pub bytes: Vec<u8>,
-}
-
-/// The end of a session: the remaining output and the corrected header.
-#[derive(Clone, Debug)]
-pub struct Finished {
-    pub tail: Vec<u8>,
-    pub patch: Option<HeaderPatch>,
-}
+/// The session result types are the plugin kit's, shared by every codec.
+pub use codec_plugin_kit::{Finished, HeaderPatch};
 
 /// hound's output stream. hound writes the header (44 bytes, or 68 as WAVE_FORMAT_EXTENSIBLE
 /// for more than 2 channels), appends samples, and at the end seeks back to rewrite the sizes.
