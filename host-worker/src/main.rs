@@ -10,6 +10,7 @@ mod embedded_defaults;
 mod engine;
 mod http_trigger;
 mod key_value;
+mod lifecycle;
 mod manifest;
 mod metrics;
 mod notify;

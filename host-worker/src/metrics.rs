@@ -17,6 +17,9 @@ pub struct WorkerMetrics {
     in_flight: AtomicU64,
     conversion_micros: AtomicU64,
     conversions: AtomicU64,
+    cancelled: AtomicU64,
+    expired: AtomicU64,
+    abandoned_uploads: AtomicU64,
 }
 
 impl WorkerMetrics {
@@ -36,6 +39,18 @@ impl WorkerMetrics {
         .fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn cancelled(&self) {
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn expired(&self) {
+        self.expired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn abandoned_upload(&self) {
+        self.abandoned_uploads.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn dead_lettered(&self) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
@@ -51,6 +66,9 @@ impl WorkerMetrics {
         metric("mp3edge_jobs_failed_total", "counter", "Attempts that ended a job as failed.", get(&self.failed));
         metric("mp3edge_jobs_retried_total", "counter", "Attempts that failed and were requeued.", get(&self.retried));
         metric("mp3edge_jobs_dead_lettered_total", "counter", "Jobs moved to the dead-letter stream.", get(&self.dead_lettered));
+        metric("mp3edge_jobs_cancelled_total", "counter", "Jobs deleted while queued or converting.", get(&self.cancelled));
+        metric("mp3edge_jobs_expired_total", "counter", "Finished jobs deleted after their retention.", get(&self.expired));
+        metric("mp3edge_uploads_abandoned_total", "counter", "Abandoned uploads whose chunks were removed.", get(&self.abandoned_uploads));
         metric("mp3edge_jobs_in_flight", "gauge", "Jobs being converted now.", get(&self.in_flight));
         let seconds = self.conversion_micros.load(Ordering::Relaxed) as f64 / 1e6;
         metric("mp3edge_conversion_seconds_sum", "counter", "Time spent converting.", format!("{seconds:.6}"));

@@ -115,6 +115,8 @@ pub async fn start(
         visibility_timeout: Duration::from_secs(options.visibility_timeout_secs.max(1)),
         poll_interval: Duration::from_secs(1),
         consumer: consumer_name(),
+        cancel_poll: Duration::from_secs(1),
+        sweeper: crate::lifecycle::sweeper::SweeperConfig::default(),
     };
     let notifier = Arc::new(crate::notify::Notifier::new(&options.notify, default_public_url, store.clone())?);
     RedisTrigger::new(config, converter, store, codecs, notifier, Arc::default()).await

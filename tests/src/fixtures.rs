@@ -37,7 +37,9 @@ fn make(name: &str, inputs: Vec<String>, args: &[&str]) -> PathBuf {
     if path.exists() {
         return path;
     }
-    let tmp = dir().join(format!("tmp-{}-{name}", std::process::id()));
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir().join(format!("tmp-{}-{n}-{name}", std::process::id()));
     let status = Command::new("ffmpeg")
         .args(["-y", "-v", "error", "-nostdin"])
         .args(&inputs)

@@ -13,6 +13,10 @@ pub struct Config {
     pub limits: Limits,
     /// Private webhook targets users may still name (SSRF allow-list, as the gateway's).
     pub webhook_allowed_hosts: String,
+    /// `host:port` of the job queue's Redis, which keeps the storage accounting.
+    pub redis_host: String,
+    /// Bytes one user may hold (0 = unlimited), shown by `GET /users/me`.
+    pub user_quota_bytes: u64,
 }
 
 impl Config {
@@ -34,6 +38,8 @@ impl Config {
                 window_secs: u64::from(window_secs),
             },
             webhook_allowed_hosts: var("webhook_allowed_hosts")?,
+            redis_host: var("redis_host")?.trim().to_string(),
+            user_quota_bytes: number("user_quota_bytes")?,
         })
     }
 }

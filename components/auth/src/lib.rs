@@ -5,6 +5,7 @@ mod config;
 mod db;
 mod login;
 mod throttle;
+mod usage;
 mod users;
 mod validate;
 

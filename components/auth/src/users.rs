@@ -37,13 +37,19 @@ fn require_admin(ctx: &Ctx, head: &Head) -> Result<(), ApiError> {
     }
 }
 
-fn me_json(email: &str, admin: bool, default_callback: Option<String>) -> serde_json::Value {
-    serde_json::json!({ "email": email, "admin": admin, "default_callback": default_callback })
+fn me_json(ctx: &Ctx, email: &str, admin: bool, default_callback: Option<String>) -> Result<serde_json::Value, ApiError> {
+    Ok(serde_json::json!({
+        "email": email,
+        "admin": admin,
+        "default_callback": default_callback,
+        "used_bytes": crate::usage::used_bytes(&ctx.config.redis_host, email)?,
+        "quota_bytes": ctx.config.user_quota_bytes,
+    }))
 }
 
 pub fn me(ctx: &Ctx, head: &Head) -> ApiResult {
     let (email, admin) = require_user(ctx, head)?;
-    Ok(Reply::json(200, &me_json(&email, admin, db::default_callback(&ctx.db, &email)?)))
+    Ok(Reply::json(200, &me_json(ctx, &email, admin, db::default_callback(&ctx.db, &email)?)?))
 }
 
 #[derive(Deserialize)]
@@ -67,7 +73,7 @@ pub async fn update_me(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResu
             .map_err(|reason| ApiError::bad_request("invalid callback", reason))?;
     }
     db::set_default_callback(&ctx.db, &email, callback.as_deref())?;
-    Ok(Reply::json(200, &me_json(&email, admin, callback)))
+    Ok(Reply::json(200, &me_json(ctx, &email, admin, callback)?))
 }
 
 pub fn list(ctx: &Ctx, head: &Head) -> ApiResult {

@@ -2,8 +2,11 @@
 //! Memory stays flat: one second of PCM, one output chunk being filled, and the first output
 //! chunk (kept until the end, when the codec may patch its header).
 
+use job_model::lifecycle::{Reservation, human_bytes};
 use job_model::{Job, OutputFile, StoredFile, audio, layout};
 use spin_sdk::key_value::Store;
+
+use crate::quota::OutputQuota;
 
 use crate::mp3edge::codec::types::{AudioFormat, EncoderConfig, HeaderPatch};
 use crate::mp3edge::worker::codecs::{self, Encoder};
@@ -24,10 +27,16 @@ fn transient(e: impl std::fmt::Display) -> Failure {
 /// Progress is recorded at most every this many percent.
 const PROGRESS_STEP: u8 = 5;
 
-/// Accumulates output into chunks and writes them; chunk 0 is written last.
+/// Accumulates output into chunks of the job's chunk size and writes them; chunk 0 is written
+/// last. Every chunk is counted against the owner's quota before it is stored, and the output
+/// is held to the job's size cap, so a small input cannot fill the store (a failed attempt's
+/// chunks are removed by the worker).
 struct ChunkWriter<'a> {
     store: &'a Store,
     job_id: &'a str,
+    chunk_size: usize,
+    quota: OutputQuota,
+    max_bytes: u64,
     first: Option<Vec<u8>>,
     current: Vec<u8>,
     written_chunks: u32,
@@ -35,27 +44,56 @@ struct ChunkWriter<'a> {
 }
 
 impl<'a> ChunkWriter<'a> {
-    fn new(store: &'a Store, job_id: &'a str) -> Self {
-        ChunkWriter { store, job_id, first: None, current: Vec::with_capacity(layout::CHUNK_SIZE), written_chunks: 0, size: 0 }
+    fn new(store: &'a Store, job_id: &'a str, chunk_size: usize, quota: OutputQuota, max_bytes: u64) -> Self {
+        ChunkWriter {
+            store,
+            job_id,
+            chunk_size,
+            quota,
+            max_bytes,
+            first: None,
+            current: Vec::with_capacity(chunk_size),
+            written_chunks: 0,
+            size: 0,
+        }
     }
 
     fn push(&mut self, mut bytes: &[u8]) -> Result<(), Failure> {
         self.size += bytes.len() as u64;
+        if self.max_bytes > 0 && self.size > self.max_bytes {
+            return Err(Failure::Permanent(format!(
+                "the output would be larger than the limit of {} per job",
+                human_bytes(self.max_bytes)
+            )));
+        }
         while !bytes.is_empty() {
-            let room = layout::CHUNK_SIZE - self.current.len();
+            let room = self.chunk_size - self.current.len();
             let (now, later) = bytes.split_at(room.min(bytes.len()));
             self.current.extend_from_slice(now);
             bytes = later;
-            if self.current.len() == layout::CHUNK_SIZE {
+            if self.current.len() == self.chunk_size {
                 self.seal()?;
             }
         }
         Ok(())
     }
 
+    /// Counts `bytes` of output against the owner's quota.
+    fn count(&self, bytes: u64) -> Result<(), Failure> {
+        match self.quota.reserve(bytes).map_err(Failure::Transient)? {
+            Reservation::Granted { .. } => Ok(()),
+            Reservation::Refused { used } => Err(Failure::Permanent(format!(
+                "the output would take you past your storage quota of {} (you hold {}); delete jobs and retry",
+                human_bytes(self.quota.limit),
+                human_bytes(used)
+            ))),
+        }
+    }
+
     /// Closes the current chunk: the first is kept, the others are stored.
     fn seal(&mut self) -> Result<(), Failure> {
-        let chunk = std::mem::replace(&mut self.current, Vec::with_capacity(layout::CHUNK_SIZE));
+        self.count(self.size)?;
+        let chunk = std::mem::replace(&mut self.current, Vec::with_capacity(self.chunk_size));
         if self.first.is_none() {
             self.first = Some(chunk);
         } else {
@@ -84,6 +122,7 @@ impl<'a> ChunkWriter<'a> {
             }
             first[start..end].copy_from_slice(&patch.bytes);
         }
+        self.count(self.size)?;
         self.store.set(&layout::output_chunk_key(self.job_id, 0), &first).map_err(transient)?;
         Ok((self.size, self.written_chunks + 1))
     }
@@ -126,10 +165,21 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     let config = EncoderConfig { input: output, bitrate_kbps: job.options.bitrate_kbps, vbr_quality: job.options.vbr_quality, tags: info.tags.clone() };
     let encoder = Encoder::open(&format, &config).map_err(Failure::Permanent)?;
     let expected_frames = info.duration_secs.map(|d| d * f64::from(output.sample_rate)).filter(|f| *f >= 1.0);
+    let max_secs = job.policy.max_duration_secs;
+    let too_long = || Failure::Permanent(format!("the audio is longer than the limit of {max_secs} seconds per job"));
+    if max_secs > 0 && info.duration_secs.is_some_and(|d| d > max_secs as f64) {
+        return Err(too_long());
+    }
+    let max_frames = max_secs.saturating_mul(u64::from(output.sample_rate));
 
     let AudioFormat { sample_rate, channels } = output;
     let job_id = job.id.clone();
-    let mut writer = ChunkWriter::new(store, &job_id);
+    let chunk_size = match job.source.chunk_size {
+        0 => layout::CHUNK_SIZE,
+        n => n as usize,
+    };
+    let quota = OutputQuota::open(&job.owner, &job_id, job.policy.quota_bytes).map_err(Failure::Transient)?;
+    let mut writer = ChunkWriter::new(store, &job_id, chunk_size, quota, job.policy.max_output_bytes);
     let mut frames: u64 = 0;
     let mut reported = 0u8;
     loop {
@@ -139,6 +189,9 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
             break;
         }
         frames += (pcm.len() / usize::from(channels.max(1))) as u64;
+        if max_secs > 0 && frames > max_frames {
+            return Err(too_long());
+        }
         let encoded = encoder.encode(&pcm).map_err(Failure::Permanent)?;
         writer.push(&encoded)?;
         if let Some(expected) = expected_frames {
@@ -156,7 +209,7 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     writer.push(&finished.tail)?;
     let (size, chunks) = writer.finish(finished.patch)?;
     Ok(OutputFile {
-        file: StoredFile { size, chunks, chunk_size: layout::CHUNK_SIZE as u32, content_type: codec.content_type },
+        file: StoredFile { size, chunks, chunk_size: chunk_size as u32, content_type: codec.content_type },
         etag: format!("{}-{size:x}", job_id.get(..16).unwrap_or(&job_id)),
         duration_secs: Some(frames as f64 / f64::from(sample_rate)),
         extension: Some(codec.extension),

@@ -10,6 +10,7 @@
 //! second output.
 
 mod convert;
+mod quota;
 mod records;
 
 wit_bindgen::generate!({

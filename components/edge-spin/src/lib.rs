@@ -15,4 +15,4 @@ pub use cors::Cors;
 pub use database::{db_error, default_callback, open_database};
 pub use head::{Head, media_type, query_param};
 pub use reply::{ApiError, ApiResult, Body, BodySink, Reply};
-pub use time::sleep;
+pub use time::{sleep, unix_now, unix_now_millis};

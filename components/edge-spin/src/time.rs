@@ -23,3 +23,13 @@ pub fn sleep(duration: Duration) -> impl Future<Output = ()> {
         Poll::Pending
     })
 }
+
+/// The wall-clock time in Unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    unix_now_millis() / 1000
+}
+
+/// The wall-clock time in Unix milliseconds.
+pub fn unix_now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

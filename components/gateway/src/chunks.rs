@@ -1,9 +1,11 @@
 //! Chunked files in the key-value store: writing an upload chunk by chunk (deleting what was
 //! written unless the upload is kept), and streaming a byte range of a stored output.
 
+use crate::accounts::{Accounts, is_full};
 use edge_spin::ApiError;
 use futures::{Sink, SinkExt};
-use job_model::layout::{CHUNK_SIZE, output_chunk_key, source_chunk_key};
+use job_model::layout::{output_chunk_key, source_chunk_key};
+use job_model::lifecycle::{Reservation, human_bytes, source_field};
 use spin_sdk::key_value::Store;
 
 pub fn open_store() -> Result<Store, ApiError> {
@@ -11,15 +13,91 @@ pub fn open_store() -> Result<Store, ApiError> {
 }
 
 pub fn too_large(max: u64) -> ApiError {
-    ApiError::new(413, "too large", format!("the upload exceeds the limit of {max} bytes"))
+    ApiError::new(413, "too large", format!("the upload exceeds the limit of {} ({max} bytes)", human_bytes(max)))
 }
 
-/// Writes an upload as `CHUNK_SIZE` chunks (the last one shorter), holding at most one chunk.
-/// Dropping it deletes the chunks written so far unless [`ChunkWriter::keep`] was called.
+pub fn quota_exceeded(quota: u64, used: u64) -> ApiError {
+    ApiError::new(
+        413,
+        "quota_exceeded",
+        format!(
+            "this upload would take you past your storage quota of {} ({quota} bytes); you hold {} ({used} bytes). \
+             Delete jobs or wait for them to expire.",
+            human_bytes(quota),
+            human_bytes(used)
+        ),
+    )
+}
+
+/// A key-value write failed: 507 when the store is full, else 500.
+pub fn store_error(what: &str, e: spin_sdk::key_value::Error) -> ApiError {
+    match &e {
+        spin_sdk::key_value::Error::Other(detail) if is_full(detail) => {
+            eprintln!("{what}: {detail}");
+            ApiError::new(507, "storage full", "the service's storage is full; try again later")
+        }
+        _ => ApiError::internal(what, e),
+    }
+}
+
+/// The owner's quota as an upload grows: bytes are reserved a chunk ahead (one Redis round trip
+/// per chunk), and exactly when the next chunk would not fit, so a file that just fits passes.
+pub struct QuotaGuard<'a> {
+    pub accounts: &'a Accounts,
+    pub owner: &'a str,
+    pub job_id: &'a str,
+    pub quota: u64,
+    pub reserved: u64,
+    /// Unix seconds after which the upload counts as abandoned, moved on at every chunk.
+    pub stale_secs: u64,
+}
+
+impl QuotaGuard<'_> {
+    fn reserve(&mut self, bytes: u64) -> Result<Reservation, ApiError> {
+        let reservation = self.accounts.reserve(self.owner, &source_field(self.job_id), bytes, self.quota)?;
+        if let Reservation::Granted { .. } = reservation {
+            self.reserved = bytes;
+        }
+        Ok(reservation)
+    }
+
+    /// Makes sure `size` bytes are counted; `chunk` is how far ahead to reserve.
+    pub fn cover(&mut self, size: u64, chunk: u64) -> Result<(), ApiError> {
+        if size <= self.reserved {
+            return Ok(());
+        }
+        let ahead = size.div_ceil(chunk.max(1)) * chunk.max(1);
+        match self.reserve(ahead)? {
+            Reservation::Granted { .. } => Ok(()),
+            Reservation::Refused { .. } => match self.reserve(size)? {
+                Reservation::Granted { .. } => Ok(()),
+                Reservation::Refused { used } => Err(quota_exceeded(self.quota, used)),
+            },
+        }
+    }
+
+    /// Counts exactly `size` bytes (the upload's final size).
+    pub fn settle(&mut self, size: u64) -> Result<(), ApiError> {
+        match self.reserve(size)? {
+            Reservation::Granted { .. } => Ok(()),
+            Reservation::Refused { used } => Err(quota_exceeded(self.quota, used)),
+        }
+    }
+
+    fn keep_alive(&self) -> Result<(), ApiError> {
+        self.accounts.keep_alive(self.job_id, edge_spin::unix_now() + self.stale_secs)
+    }
+}
+
+/// Writes an upload as chunks of `chunk_size` bytes (the last one shorter), holding at most one
+/// chunk, within the upload limit and the owner's quota. Dropping it deletes the chunks written
+/// so far unless [`ChunkWriter::keep`] was called.
 pub struct ChunkWriter<'a> {
     store: &'a Store,
     job_id: &'a str,
+    chunk_size: usize,
     max: u64,
+    quota: QuotaGuard<'a>,
     buf: Vec<u8>,
     size: u64,
     chunks: u32,
@@ -27,8 +105,9 @@ pub struct ChunkWriter<'a> {
 }
 
 impl<'a> ChunkWriter<'a> {
-    pub fn new(store: &'a Store, job_id: &'a str, max: u64) -> ChunkWriter<'a> {
-        ChunkWriter { store, job_id, max, buf: Vec::with_capacity(CHUNK_SIZE), size: 0, chunks: 0, keep: false }
+    pub fn new(store: &'a Store, job_id: &'a str, chunk_size: u32, max: u64, quota: QuotaGuard<'a>) -> ChunkWriter<'a> {
+        let chunk_size = chunk_size as usize;
+        ChunkWriter { store, job_id, chunk_size, max, quota, buf: Vec::with_capacity(chunk_size), size: 0, chunks: 0, keep: false }
     }
 
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), ApiError> {
@@ -36,11 +115,12 @@ impl<'a> ChunkWriter<'a> {
         if self.size > self.max {
             return Err(too_large(self.max));
         }
+        self.quota.cover(self.size, self.chunk_size as u64)?;
         while !data.is_empty() {
-            let take = (CHUNK_SIZE - self.buf.len()).min(data.len());
+            let take = (self.chunk_size - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.buf.len() == CHUNK_SIZE {
+            if self.buf.len() == self.chunk_size {
                 self.flush()?;
             }
         }
@@ -50,17 +130,19 @@ impl<'a> ChunkWriter<'a> {
     fn flush(&mut self) -> Result<(), ApiError> {
         self.store
             .set(&source_chunk_key(self.job_id, self.chunks), &self.buf)
-            .map_err(|e| ApiError::internal("could not store an upload chunk", e))?;
+            .map_err(|e| store_error("could not store an upload chunk", e))?;
         self.chunks += 1;
         self.buf.clear();
-        Ok(())
+        self.quota.keep_alive()
     }
 
-    /// Stores the last, partial chunk; returns the file's size and chunk count.
+    /// Stores the last, partial chunk and counts the exact size; returns the file's size and
+    /// chunk count.
     pub fn finish(&mut self) -> Result<(u64, u32), ApiError> {
         if !self.buf.is_empty() {
             self.flush()?;
         }
+        self.quota.settle(self.size)?;
         Ok((self.size, self.chunks))
     }
 

@@ -3,6 +3,8 @@
 
 use edge_auth::TokenAuthority;
 use edge_spin::ApiError;
+use job_model::JobPolicy;
+use job_model::layout::CHUNK_SIZE_RANGE;
 use job_model::naming::is_valid_format_name;
 
 pub struct Config {
@@ -15,6 +17,16 @@ pub struct Config {
     /// Hosts (`host` or `host:port`, comma-separated) that upload callbacks may name even when
     /// they are loopback or private addresses.
     pub webhook_allowed_hosts: String,
+    /// Bytes one user may hold (uploads not yet freed + outputs); 0 = unlimited.
+    pub user_quota_bytes: u64,
+    /// Jobs one user may have in flight (uploading, queued or converting); 0 = unlimited.
+    pub user_max_active_jobs: u32,
+    /// Size of the key-value chunks new uploads and outputs are stored in.
+    pub chunk_size_bytes: u32,
+    /// What new jobs are held to: retention, quota, output and duration caps.
+    pub policy: JobPolicy,
+    /// Seconds without progress after which an upload in progress counts as abandoned.
+    pub upload_stale_secs: u64,
 }
 
 impl Config {
@@ -42,13 +54,46 @@ impl Config {
             return Err(misconfigured("variable redis_host is empty".into()));
         }
         let webhook_allowed_hosts = var("webhook_allowed_hosts")?;
-        Ok(Config { tokens, max_upload_bytes, formats, redis_host, webhook_allowed_hosts })
+        let chunk_size_bytes = number("chunk_size_bytes")?;
+        if !CHUNK_SIZE_RANGE.contains(&chunk_size_bytes) {
+            return Err(misconfigured(format!(
+                "variable chunk_size_bytes must be from {} to {}, got {chunk_size_bytes}",
+                CHUNK_SIZE_RANGE.start(),
+                CHUNK_SIZE_RANGE.end()
+            )));
+        }
+        let user_quota_bytes = number("user_quota_bytes")?;
+        let policy = JobPolicy {
+            retention_secs: number("job_retention_secs")?,
+            quota_bytes: user_quota_bytes,
+            max_output_bytes: number("max_output_bytes")?,
+            max_duration_secs: number("max_duration_secs")?,
+        };
+        let upload_stale_secs = number("upload_stale_secs")?.max(1);
+        Ok(Config {
+            tokens,
+            max_upload_bytes,
+            formats,
+            redis_host,
+            webhook_allowed_hosts,
+            user_quota_bytes,
+            user_max_active_jobs: u32::try_from(number("user_max_active_jobs")?).unwrap_or(u32::MAX),
+            chunk_size_bytes: chunk_size_bytes as u32,
+            policy,
+            upload_stale_secs,
+        })
     }
 }
 
 fn misconfigured(detail: String) -> ApiError {
     eprintln!("configuration error: {detail}");
     ApiError::new(500, "misconfigured", detail)
+}
+
+/// A whole-number variable.
+fn number(name: &str) -> Result<u64, ApiError> {
+    let raw = var(name)?;
+    raw.trim().parse().map_err(|_| misconfigured(format!("variable {name} must be a non-negative whole number, got {raw:?}")))
 }
 
 fn var(name: &str) -> Result<String, ApiError> {

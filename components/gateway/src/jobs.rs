@@ -2,10 +2,12 @@
 //! their own jobs (admins see all); anything else is a 404 so that ids do not leak.
 
 use crate::Ctx;
+use crate::accounts::Accounts;
 use crate::chunks::open_store;
 use crate::session::Caller;
 use edge_spin::{ApiError, ApiResult, Head, Reply};
-use job_model::Job;
+use job_model::lifecycle;
+use job_model::{Job, JobStatus};
 use job_model::layout::{is_valid_job_id, job_key};
 use spin_sdk::key_value::Store;
 
@@ -51,18 +53,95 @@ pub fn show(caller: &Caller, id: &str) -> ApiResult {
 }
 
 pub fn list(ctx: &Ctx, caller: &Caller, head: &Head) -> ApiResult {
-    let limit = match head.query_param("limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-            ApiError::bad_request("invalid limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
-        })?,
+    let number = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| match head.query_param(name) {
+        None => Ok(default),
+        Some(raw) => raw.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid query",
+                format!("{name} must be a whole number from {} to {}", range.start(), range.end()),
+            )
+        }),
     };
+    let limit = number("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT)?;
+    let offset = number("offset", 0..=u32::MAX, 0)?;
     let store = open_store()?;
+    let accounts = Accounts::open(&ctx.config.redis_host)?;
     let mut jobs = Vec::new();
-    for id in crate::db::job_ids(&ctx.db, &caller.email, limit)? {
+    for id in accounts.job_ids(&caller.email, offset, limit)? {
         if let Some(job) = read_job(&store, &id)? {
             jobs.push(view(&job));
         }
     }
     Ok(Reply::json(200, &jobs))
+}
+
+/// `DELETE /jobs/{id}`: the job and everything it stored. A job in flight is cancelled: the
+/// tombstone tells its worker to stop and remove what it wrote (within a few seconds).
+pub fn delete(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
+    let store = open_store()?;
+    let job = visible_job(&store, caller, id)?;
+    let accounts = Accounts::open(&ctx.config.redis_host)?;
+    if !job.status.is_final() {
+        accounts.raise_tombstone(&job.id)?;
+    }
+    for key in lifecycle::owned_keys(&job) {
+        store.delete(&key).map_err(|e| ApiError::internal("could not delete a stored chunk", e))?;
+    }
+    accounts.forget(&job.id, &job.owner)?;
+    // The record goes last: while it exists, the sweeper (or the worker) can finish the job.
+    store.delete(&job_key(&job.id)).map_err(|e| ApiError::internal("could not delete the job", e))?;
+    Ok(Reply::empty(204))
+}
+
+/// `POST /jobs/{id}/retry`: a job that failed for good runs again from its kept source, with
+/// the options of this request (`?format=`, `?bitrate=`, `?vbr=`) or else its old ones.
+pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
+    let store = open_store()?;
+    let mut job = visible_job(&store, caller, id)?;
+    let before = job.clone();
+    let conflict = |detail: String| ApiError::new(409, "cannot retry", detail).field("status", job.status.as_str());
+    if job.status != JobStatus::Failed {
+        return Err(conflict(format!("only failed jobs can be retried; this one is {}", job.status.as_str())));
+    }
+    if job.source_freed {
+        return Err(conflict("the uploaded file of this job is no longer kept; upload it again".into()));
+    }
+    let new_options = ["format", "bitrate", "vbr"].iter().any(|name| head.query_param(name).is_some());
+    if new_options {
+        job.options = crate::upload::conversion_options(ctx, head)?;
+    }
+    let accounts = Accounts::open(&ctx.config.redis_host)?;
+    if !accounts.readmit(&job.id, &job.owner, ctx.config.user_max_active_jobs)? {
+        return Err(ApiError::new(
+            429,
+            "too many jobs",
+            format!("you already have {} jobs uploading, queued or converting", ctx.config.user_max_active_jobs),
+        )
+        .header("retry-after", "10"));
+    }
+    job.status = JobStatus::Queued;
+    job.progress = 0;
+    job.attempts = 0;
+    job.error = None;
+    job.output = None;
+    job.finished_at = None;
+    job.expires_at = None;
+    job.updated_at = ctx.now;
+    store.set(&job_key(&job.id), &job.to_json()).map_err(|e| crate::chunks::store_error("could not store the job", e))?;
+    if let Err(e) = crate::queue::enqueue(&ctx.config.redis_host, &job.id) {
+        eprintln!("could not enqueue the retry of {}: {e}", job.id);
+        // Back to how it was: failed, out of flight.
+        if let Err(e) = store.set(&job_key(&job.id), &before.to_json()) {
+            eprintln!("could not restore job {}: {e:?}", job.id);
+        }
+        let _ = accounts.leave_flight(&job.id, &job.owner);
+        return Err(ApiError::new(503, "queue unavailable", "could not put the job on the queue; try again later")
+            .header("retry-after", "5"));
+    }
+    let body = serde_json::json!({
+        "job_id": job.id,
+        "status_url": status_url(&job.id),
+        "download_url": download_url(&job.id),
+    });
+    Ok(Reply::json(202, &body).header("location", status_url(&job.id)))
 }

@@ -1,6 +1,7 @@
 //! The `gateway` component: uploads (`/upload`), job status (`/jobs`, `/jobs/{id}`) and
 //! downloads (`/download?fid=`, `/jobs/{id}/audio`) for authenticated users.
 
+mod accounts;
 mod chunks;
 mod config;
 mod db;
@@ -35,6 +36,9 @@ enum Route {
     Upload,
     ListJobs,
     ShowJob(String),
+    DeleteJob(String),
+    /// `POST /jobs/{id}/retry`.
+    RetryJob(String),
     /// `GET /jobs/{id}/events`.
     JobEvents(String),
     /// `None` for `/download` without `?fid=`.
@@ -49,7 +53,9 @@ fn methods(segments: &[&str]) -> Option<&'static str> {
     match segments {
         ["upload"] => Some("POST"),
         ["download"] | ["jobs", _, "audio"] => Some("GET, HEAD"),
-        ["jobs"] | ["jobs", _] | ["jobs", _, "events"] | ["formats"] => Some("GET"),
+        ["jobs", _] => Some("GET, DELETE"),
+        ["jobs", _, "retry"] => Some("POST"),
+        ["jobs"] | ["jobs", _, "events"] | ["formats"] => Some("GET"),
         _ => None,
     }
 }
@@ -65,6 +71,8 @@ fn route(head: &Head) -> Result<Route, ApiError> {
         ["download"] if get_or_head => Ok(Route::Download(head.query_param("fid"))),
         ["jobs"] if get => Ok(Route::ListJobs),
         ["jobs", id] if get => Ok(Route::ShowJob(id.to_string())),
+        ["jobs", id] if head.method == Method::Delete => Ok(Route::DeleteJob(id.to_string())),
+        ["jobs", id, "retry"] if head.method == Method::Post => Ok(Route::RetryJob(id.to_string())),
         ["jobs", id, "audio"] if get_or_head => Ok(Route::Download(Some(id.to_string()))),
         ["jobs", id, "events"] if get => Ok(Route::JobEvents(id.to_string())),
         ["formats"] if get => Ok(Route::Formats),
@@ -88,6 +96,8 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
         Route::Upload => upload::handle(&ctx, &caller, head, body).await,
         Route::ListJobs => jobs::list(&ctx, &caller, head),
         Route::ShowJob(id) => jobs::show(&caller, &id),
+        Route::DeleteJob(id) => jobs::delete(&ctx, &caller, &id),
+        Route::RetryJob(id) => jobs::retry(&ctx, &caller, head, &id),
         Route::JobEvents(id) => events::handle(&caller, &id),
         Route::Download(Some(id)) => download::handle(&caller, head, &id),
         Route::Download(None) => Err(ApiError::bad_request("missing fid", "give the job id as ?fid=")),

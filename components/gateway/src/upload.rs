@@ -1,14 +1,16 @@
 //! `POST /upload`: streams a multipart or raw upload into key-value chunks, records the job and
 //! puts it on the queue.
 
-use crate::chunks::{ChunkWriter, open_store, too_large};
-use crate::jobs::{download_url, status_url};
+use crate::accounts::Accounts;
+use crate::chunks::{ChunkWriter, QuotaGuard, open_store, store_error, too_large};
+use crate::jobs::{download_url, read_job, status_url};
 use crate::session::Caller;
 use crate::{Ctx, db, queue};
 use bytes::Bytes;
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type};
 use futures::{Stream, StreamExt};
-use job_model::layout::{CHUNK_SIZE, job_id_from_bits, job_key};
+use spin_sdk::key_value::Store;
+use job_model::layout::{job_id_from_bits, job_key};
 use job_model::naming::{is_valid_format_name, parse_bitrate, parse_vbr_quality, sanitize_source_name};
 use job_model::{ConversionOptions, Job, JobStatus, StoredFile};
 use std::pin::Pin;
@@ -49,8 +51,9 @@ fn body_mode(content_type: Option<&str>, filename: Option<String>) -> Result<Bod
     Ok(BodyMode::Raw { source_name: sanitize_source_name(&filename), content_type: media })
 }
 
-fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, ApiError> {
-    let format = head.query_param("format").unwrap_or_else(|| DEFAULT_FORMAT.to_string());
+/// The `?format=`, `?bitrate=` and `?vbr=` of an upload (or a retry).
+pub fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, ApiError> {
+    let format = head.query_param("format").map_or_else(|| DEFAULT_FORMAT.to_string(), |f| f.to_ascii_lowercase());
     let formats: Vec<String> = crate::formats::available(&ctx.config)?.into_iter().map(|f| f.format).collect();
     if !is_valid_format_name(&format) || !formats.contains(&format) {
         return Err(ApiError::bad_request(
@@ -158,6 +161,53 @@ fn callback_url(ctx: &Ctx, caller: &Caller, head: &Head) -> Result<Option<String
     Ok(Some(url))
 }
 
+/// Undoes what an upload counted in Redis (usage, flight, pending entry) unless it succeeded.
+/// Declared before the [`ChunkWriter`], so it runs after the writer has deleted its chunks.
+struct UploadGuard<'a> {
+    accounts: &'a Accounts,
+    job_id: &'a str,
+    owner: &'a str,
+    done: bool,
+}
+
+impl Drop for UploadGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done
+            && let Err(e) = self.accounts.forget(self.job_id, self.owner)
+        {
+            // The pending entry stays; the worker's sweeper finishes the cleanup.
+            eprintln!("upload {}: could not undo its accounting: {e:?}", self.job_id);
+        }
+    }
+}
+
+/// Admits a new upload against the owner's jobs-in-flight limit. At the limit, jobs counted in
+/// flight that have ended (a worker stopped before it could say so) are dropped first.
+fn admit(ctx: &Ctx, accounts: &Accounts, store: &Store, job_id: &str, owner: &str) -> Result<(), ApiError> {
+    let (limit, stale_at) = (ctx.config.user_max_active_jobs, ctx.now + ctx.config.upload_stale_secs);
+    if accounts.admit(job_id, owner, limit, stale_at)? {
+        return Ok(());
+    }
+    for id in accounts.in_flight(owner)? {
+        let ended = match read_job(store, &id)? {
+            Some(job) => job.status.is_final(),
+            None => !accounts.is_pending(&id)?,
+        };
+        if ended {
+            accounts.leave_flight(&id, owner)?;
+        }
+    }
+    if accounts.admit(job_id, owner, limit, stale_at)? {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        429,
+        "too many jobs",
+        format!("you already have {limit} jobs uploading, queued or converting; wait for one to finish"),
+    )
+    .header("retry-after", "10"))
+}
+
 pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStream) -> ApiResult {
     let callback_url = callback_url(ctx, caller, head)?;
     let options = conversion_options(ctx, head)?;
@@ -165,17 +215,35 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
     let mode = body_mode(head.header("content-type"), head.query_param("filename"))?;
     // Refused from the headers alone when even the announced body is too large (a multipart body
     // may exceed the file by its framing; the file itself is held to `max` while streaming).
-    let max_body = match mode {
-        BodyMode::Multipart { .. } => max.saturating_add(MULTIPART_OVERHEAD),
-        BodyMode::Raw { .. } => max,
+    let overhead = match mode {
+        BodyMode::Multipart { .. } => MULTIPART_OVERHEAD,
+        BodyMode::Raw { .. } => 0,
     };
-    if head.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|len| len > max_body) {
+    let announced = head.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|len| len > max.saturating_add(overhead)) {
         return Err(too_large(max));
     }
 
-    let job_id = new_job_id()?;
+    let owner = caller.email.as_str();
+    let accounts = Accounts::open(&ctx.config.redis_host)?;
     let store = open_store()?;
-    let mut writer = ChunkWriter::new(&store, &job_id, max);
+    let job_id = new_job_id()?;
+    admit(ctx, &accounts, &store, &job_id, owner)?;
+    let mut guard = UploadGuard { accounts: &accounts, job_id: &job_id, owner, done: false };
+    let mut quota = QuotaGuard {
+        accounts: &accounts,
+        owner,
+        job_id: &job_id,
+        quota: ctx.config.user_quota_bytes,
+        reserved: 0,
+        stale_secs: ctx.config.upload_stale_secs,
+    };
+    // The announced size (less any multipart framing) is held to the quota before the body is read.
+    if let Some(len) = announced {
+        quota.cover(len.saturating_sub(overhead), 1)?;
+    }
+    let chunk_size = ctx.config.chunk_size_bytes;
+    let mut writer = ChunkWriter::new(&store, &job_id, chunk_size, max, quota);
     let (source_name, content_type) = match mode {
         BodyMode::Multipart { boundary } => receive_multipart(body, boundary, &mut writer, max).await?,
         BodyMode::Raw { source_name, content_type } => {
@@ -188,11 +256,11 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         return Err(ApiError::bad_request("empty upload", "the uploaded file is empty"));
     }
 
-    let mut job = Job {
+    let job = Job {
         id: job_id.clone(),
         owner: caller.email.clone(),
         source_name,
-        source: StoredFile { size, chunks, chunk_size: CHUNK_SIZE as u32, content_type },
+        source: StoredFile { size, chunks, chunk_size, content_type },
         options,
         status: JobStatus::Queued,
         progress: 0,
@@ -203,32 +271,37 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         attempts: 0,
         callback_url,
         notifications: Vec::new(),
+        policy: ctx.config.policy,
+        finished_at: None,
+        expires_at: None,
+        source_freed: false,
     };
     let key = job_key(&job_id);
-    store.set(&key, &job.to_json()).map_err(|e| ApiError::internal("could not store the job", e))?;
-    if let Err(e) = db::insert_job(&ctx.db, &job_id, &caller.email, ctx.now) {
+    store.set(&key, &job.to_json()).map_err(|e| store_error("could not store the job", e))?;
+    let queued = accounts
+        .settle_upload(&job_id, owner, edge_spin::unix_now_millis())
+        .and_then(|()| queue::enqueue(&ctx.config.redis_host, &job_id).map_err(queue_unavailable));
+    if let Err(e) = queued {
+        // Nothing of a job that was never queued remains: its record here, its chunks and
+        // accounting through the writer and the guard.
         if let Err(e) = store.delete(&key) {
             eprintln!("could not delete {key}: {e:?}");
         }
         return Err(e);
     }
-    if let Err(e) = queue::enqueue(&ctx.config.redis_host, &job_id) {
-        // The record stays, failed; the source chunks go with the writer.
-        job.status = JobStatus::Failed;
-        job.error = Some(format!("could not enqueue: {e}"));
-        if let Err(e) = store.set(&key, &job.to_json()) {
-            eprintln!("could not mark job {job_id} failed: {e:?}");
-        }
-        return Err(ApiError::new(503, "queue unavailable", format!("could not enqueue the job: {e}"))
-            .field("job_id", job_id.as_str()));
-    }
     writer.keep();
+    guard.done = true;
     let body = serde_json::json!({
         "job_id": job_id,
         "status_url": status_url(&job_id),
         "download_url": download_url(&job_id),
     });
     Ok(Reply::json(202, &body).header("location", status_url(&job_id)))
+}
+
+fn queue_unavailable(e: String) -> ApiError {
+    eprintln!("could not enqueue: {e}");
+    ApiError::new(503, "queue unavailable", "could not put the job on the queue; try again later").header("retry-after", "5")
 }
 
 #[cfg(test)]

@@ -3,9 +3,13 @@
 //! Keys are plain strings so that a Redis-backed key-value store (which Spin keeps with raw keys)
 //! can be read by `redis-cli` or a second process without knowing anything about Spin.
 
-/// Size of one stored chunk. Spin caps a single key-value read at 128 MiB; 1 MiB keeps the
-/// memory of every component small and gives streaming downloads a fine grain.
+/// Default size of one stored chunk (variable `chunk_size_bytes`). Spin caps a single key-value
+/// read at 128 MiB and documents 1 MB values as the portable guarantee; 1 MiB keeps the memory
+/// of every component small and gives streaming downloads a fine grain. The size a job was
+/// stored with is recorded on it ([`crate::StoredFile::chunk_size`]), so old jobs still read.
 pub const CHUNK_SIZE: usize = 1 << 20;
+/// Smallest and largest chunk sizes a store may be configured with.
+pub const CHUNK_SIZE_RANGE: std::ops::RangeInclusive<u64> = (16 << 10)..=(64 << 20);
 
 /// Durable job queue (a Redis stream read by a consumer group of workers).
 pub const JOB_STREAM: &str = "mp3edge:jobs";
@@ -51,9 +55,9 @@ pub fn job_id_from_bits(bits: u128) -> String {
     format!("{bits:032x}")
 }
 
-/// Number of chunks a file of `size` bytes occupies.
-pub fn chunk_count(size: u64) -> u32 {
-    size.div_ceil(CHUNK_SIZE as u64) as u32
+/// Number of chunks of `chunk_size` bytes a file of `size` bytes occupies.
+pub fn chunk_count(size: u64, chunk_size: u64) -> u32 {
+    size.div_ceil(chunk_size.max(1)) as u32
 }
 
 #[cfg(test)]
@@ -80,9 +84,11 @@ mod tests {
 
     #[test]
     fn chunk_counts() {
-        assert_eq!(chunk_count(0), 0);
-        assert_eq!(chunk_count(1), 1);
-        assert_eq!(chunk_count(CHUNK_SIZE as u64), 1);
-        assert_eq!(chunk_count(CHUNK_SIZE as u64 + 1), 2);
+        let size = CHUNK_SIZE as u64;
+        assert_eq!(chunk_count(0, size), 0);
+        assert_eq!(chunk_count(1, size), 1);
+        assert_eq!(chunk_count(size, size), 1);
+        assert_eq!(chunk_count(size + 1, size), 2);
+        assert_eq!(chunk_count(10, 3), 4);
     }
 }

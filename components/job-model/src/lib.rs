@@ -8,6 +8,7 @@
 
 pub mod audio;
 pub mod layout;
+pub mod lifecycle;
 pub mod naming;
 pub mod net;
 pub mod range;
@@ -76,6 +77,27 @@ pub struct ConversionOptions {
     pub vbr_quality: Option<u8>,
 }
 
+/// The storage rules a job was accepted under, recorded on it at upload so that the worker
+/// enforces the edge's settings without reading them, and a later change of settings does not
+/// rewrite the rules of jobs already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPolicy {
+    /// A finished job is deleted this many seconds after it ended.
+    pub retention_secs: u64,
+    /// The owner's quota in bytes (0 = none): the output may not take them past it.
+    pub quota_bytes: u64,
+    /// Largest output in bytes (0 = no limit).
+    pub max_output_bytes: u64,
+    /// Longest audio converted, in seconds (0 = no limit).
+    pub max_duration_secs: u64,
+}
+
+impl Default for JobPolicy {
+    fn default() -> Self {
+        JobPolicy { retention_secs: 86400, quota_bytes: 0, max_output_bytes: 0, max_duration_secs: 0 }
+    }
+}
+
 /// The job record, stored as JSON under [`layout::job_key`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -104,6 +126,17 @@ pub struct Job {
     /// Every notification attempt made for this job, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationAttempt>,
+    #[serde(default)]
+    pub policy: JobPolicy,
+    /// Unix seconds at which the job reached `done` or `failed` for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    /// Unix seconds at which the finished job and everything it stored are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// The source chunks were deleted (once the output was stored): the job cannot be retried.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_freed: bool,
 }
 
 /// One try at telling the owner that a job ended.
@@ -200,6 +233,10 @@ mod tests {
             attempts: 0,
             callback_url: None,
             notifications: Vec::new(),
+            policy: JobPolicy::default(),
+            finished_at: None,
+            expires_at: None,
+            source_freed: false,
         }
     }
 
@@ -209,6 +246,17 @@ mod tests {
         let json = job.to_json();
         assert!(String::from_utf8_lossy(&json).contains("\"status\":\"queued\""));
         assert_eq!(Job::from_json(&json).unwrap(), job);
+    }
+
+    #[test]
+    fn records_without_the_lifecycle_fields_still_read() {
+        let mut value: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        for field in ["policy", "finished_at", "expires_at", "source_freed"] {
+            value.as_object_mut().unwrap().remove(field);
+        }
+        let job = Job::from_json(&serde_json::to_vec(&value).unwrap()).unwrap();
+        assert_eq!(job.policy, JobPolicy::default());
+        assert!(!job.source_freed && job.expires_at.is_none());
     }
 
     #[test]

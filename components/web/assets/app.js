@@ -44,11 +44,15 @@
       case 401:
         return context === 'login' ? 'Wrong email or password.' : 'Your session has expired. Please sign in again.';
       case 429: {
+        if (body && body.error === 'too many jobs') return detail;
         const wait = headers && headers.get('retry-after');
         return `Too many attempts. Please wait${wait ? ` ${formatWait(+wait)}` : ' a while'} and try again.`;
       }
       case 413:
+        if (body && body.error === 'quota_exceeded') return `Your storage is full: ${detail}`;
         return `That file is too large${detail ? ` (${detail})` : ''}.`;
+      case 507:
+        return 'The service has no room for this file right now. Please try again later.';
       case 415:
         return `That kind of file is not supported${detail ? `: ${detail}` : ''}.`;
       case 400:
@@ -98,6 +102,23 @@
     el.userEmail.textContent = sessionStorage.getItem(EMAIL_KEY) || '';
     loadFormats();
     loadJobs();
+    loadUsage();
+  }
+
+  // ------------------------------------------------------------------ storage used
+
+  async function loadUsage() {
+    const usage = document.getElementById('usage');
+    try {
+      const res = await api('/users/me');
+      if (!res.ok) return;
+      const me = await res.json();
+      if (typeof me.used_bytes !== 'number') return;
+      usage.textContent = me.quota_bytes
+        ? `Storage: ${formatSize(me.used_bytes)} of ${formatSize(me.quota_bytes)} used`
+        : `Storage: ${formatSize(me.used_bytes)} used`;
+      usage.hidden = false;
+    } catch { /* shown again at the next refresh */ }
   }
 
   function showSignedOut() {
@@ -327,8 +348,14 @@
         <span class="badge" data-testid="job-status"></span>
         <progress class="job-progress" max="100" value="0" data-testid="job-progress"></progress>
         <p class="job-error" data-testid="job-error" hidden></p>
-        <button type="button" class="download" data-testid="download" hidden>Download</button>`;
+        <div class="job-actions">
+          <button type="button" class="download" data-testid="download" hidden>Download</button>
+          <button type="button" class="retry secondary small" data-testid="retry" hidden>Retry</button>
+          <button type="button" class="delete secondary small" data-testid="delete">Delete</button>
+        </div>`;
       li.querySelector('.download').addEventListener('click', (event) => download(li.dataset.jobId, event.currentTarget));
+      li.querySelector('.retry').addEventListener('click', (event) => retryJob(li.dataset.jobId, event.currentTarget));
+      li.querySelector('.delete').addEventListener('click', (event) => deleteJob(li.dataset.jobId, event.currentTarget));
       if (prepend) el.jobs.prepend(li); else el.jobs.append(li);
     }
     const previous = tracked.get(job.id);
@@ -345,6 +372,7 @@
       format ? `→ ${format.toUpperCase()}` : '',
       merged.created_at ? new Date(merged.created_at * 1000).toLocaleString() : '',
       merged.output && merged.output.size ? formatSize(merged.output.size) : '',
+      merged.expires_at ? `deleted ${new Date(merged.expires_at * 1000).toLocaleString()}` : '',
     ].filter(Boolean).join(' · ');
     const badge = li.querySelector('.badge');
     badge.textContent = status === 'converting' ? `converting ${progress}%` : status;
@@ -359,6 +387,10 @@
     const button = li.querySelector('.download');
     button.hidden = status !== 'done';
     button.setAttribute('aria-label', `Download ${name} as ${(format || 'audio').toUpperCase()}`);
+    const retry = li.querySelector('.retry');
+    retry.hidden = status !== 'failed' || Boolean(merged.source_freed);
+    retry.setAttribute('aria-label', `Retry ${name}`);
+    li.querySelector('.delete').setAttribute('aria-label', `Delete ${name}`);
     el.jobsEmpty.hidden = el.jobs.children.length > 0;
     return merged;
   }
@@ -431,8 +463,9 @@
     }
     if (FINAL.has(job.status)) {
       finish(id);
+      loadUsage();
       // Events carry the status only: fetch the record once for the output's details.
-      if (job.status === 'done' && !job.output) refreshJob(id);
+      if (!job.expires_at || (job.status === 'done' && !job.output)) refreshJob(id);
     }
   }
 
@@ -446,6 +479,47 @@
   function finish(id) {
     stopTracking(id);
     tracked.delete(id);
+  }
+
+  // ------------------------------------------------------------------ delete, retry
+
+  async function deleteJob(id, button) {
+    button.disabled = true;
+    try {
+      const res = await api(`/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      if (res.status === 401) { sessionExpired(); return; }
+      if (res.status !== 204 && res.status !== 404) {
+        say(`Could not delete. ${describe(res.status, await errorBody(res))}`, 'error');
+        return;
+      }
+      const li = jobItem(id);
+      const name = (tracked.get(id) && tracked.get(id).job.source_name) || (li && li.querySelector('.job-name').textContent) || id;
+      finish(id);
+      if (li) li.remove();
+      el.jobsEmpty.hidden = el.jobs.children.length > 0;
+      say(`Deleted ${name}.`, 'ok');
+      loadUsage();
+    } catch {
+      say(`Could not delete. ${describe(0)}`, 'error');
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function retryJob(id, button) {
+    button.disabled = true;
+    try {
+      const res = await api(`/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' });
+      if (res.status === 401) { sessionExpired(); return; }
+      if (res.status !== 202) { say(`Could not retry. ${describe(res.status, await errorBody(res))}`, 'error'); return; }
+      const job = upsertJob({ id, status: 'queued', progress: 0, error: null, expires_at: null });
+      track(job);
+      say('Converting again…', 'ok');
+    } catch {
+      say(`Could not retry. ${describe(0)}`, 'error');
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // ------------------------------------------------------------------ download

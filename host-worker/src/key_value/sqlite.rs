@@ -1,8 +1,14 @@
 //! Spin's SQLite key-value layout: one table `spin_key_value(store, key, value)` shared by all
 //! labels of a file, so a database written by `spin up` is read by `mp3edge up` and back.
+//!
+//! The file gives space back: it uses `auto_vacuum = INCREMENTAL` (an older file is converted
+//! once, at open), and shortly after deletes a background task frees the emptied pages and
+//! truncates the write-ahead log, so the file shrinks after deleted, expired and refused uploads.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -13,6 +19,45 @@ use super::KeyValueBackend;
 pub struct SqliteKeyValue {
     conn: Arc<Mutex<Connection>>,
     store: String,
+    /// Set by deletes; the reclaimer frees pages when it finds it set.
+    deleted: Arc<AtomicBool>,
+}
+
+/// How soon after deletes the freed pages are given back.
+const RECLAIM_EVERY: Duration = Duration::from_millis(500);
+/// The write-ahead log is cut back to this size after checkpoints.
+const WAL_SIZE_LIMIT: i64 = 16 << 20;
+
+/// Frees the pages of deleted rows and truncates the write-ahead log.
+fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
+    // Each step of the pragma frees one page (as an empty row): step it to the end.
+    let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut pages = vacuum.raw_query();
+    while pages.next()?.is_some() {}
+    drop(pages);
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
+/// Runs [`reclaim`] after deletes until the store is dropped.
+fn spawn_reclaimer(conn: Weak<Mutex<Connection>>, deleted: Arc<AtomicBool>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(RECLAIM_EVERY).await;
+            let Some(conn) = conn.upgrade() else { return };
+            if !deleted.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            let result = tokio::task::spawn_blocking(move || match conn.lock() {
+                Ok(conn) => reclaim(&conn),
+                Err(_) => Ok(()),
+            })
+            .await;
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "could not give back the key-value file's free pages");
+            }
+        }
+    });
 }
 
 impl SqliteKeyValue {
@@ -22,7 +67,17 @@ impl SqliteKeyValue {
         }
         let conn = Connection::open(path).with_context(|| format!("opening key-value file {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // auto_vacuum is chosen before the first table exists; an older file is converted once.
+        let auto_vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |row| row.get(0))?;
+        if auto_vacuum != 2 {
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            let has_tables: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master)", [], |row| row.get(0))?;
+            if has_tables {
+                conn.execute_batch("VACUUM")?;
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,
@@ -31,7 +86,10 @@ impl SqliteKeyValue {
                 PRIMARY KEY (store, key)
             )",
         )?;
-        Ok(SqliteKeyValue { conn: Arc::new(Mutex::new(conn)), store: store.to_string() })
+        let conn = Arc::new(Mutex::new(conn));
+        let deleted = Arc::new(AtomicBool::new(false));
+        spawn_reclaimer(Arc::downgrade(&conn), deleted.clone());
+        Ok(SqliteKeyValue { conn, store: store.to_string(), deleted })
     }
 
     /// Runs `f` on the connection off the async executor.
@@ -76,12 +134,15 @@ impl KeyValueBackend for SqliteKeyValue {
 
     async fn delete(&self, key: &str) -> Result<()> {
         let key = key.to_string();
-        self.with_conn(move |c, store| {
-            c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .execute(params![store, key])
-                .map(|_| ())
-        })
-        .await
+        let deleted = self
+            .with_conn(move |c, store| {
+                c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?.execute(params![store, key])
+            })
+            .await?;
+        if deleted > 0 {
+            self.deleted.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -125,6 +186,34 @@ mod tests {
         let raw = Connection::open(&path).unwrap();
         let n: i64 = raw.query_row("SELECT COUNT(*) FROM spin_key_value", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_file_shrinks_after_deletes() {
+        let dir = std::env::temp_dir().join(format!("kv-sqlite-shrink-{}", std::process::id()));
+        let path = dir.join("kv.db");
+        let kv = SqliteKeyValue::open(&path, "default").unwrap();
+        let mode: i64 = kv.conn.lock().unwrap().pragma_query_value(None, "auto_vacuum", |r| r.get(0)).unwrap();
+        assert_eq!(mode, 2, "incremental auto-vacuum");
+        let size = || {
+            let wal = std::fs::metadata(dir.join("kv.db-wal")).map_or(0, |m| m.len());
+            std::fs::metadata(&path).unwrap().len() + wal
+        };
+        let empty = size();
+        let chunk = vec![7u8; 1 << 20];
+        for n in 0..20 {
+            kv.set(&format!("chunk:{n}"), &chunk).await.unwrap();
+        }
+        assert!(size() > 20 << 20);
+        for n in 0..20 {
+            kv.delete(&format!("chunk:{n}")).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        while size() > empty + (1 << 20) {
+            assert!(started.elapsed() < Duration::from_secs(10), "file still {} bytes (empty: {empty})", size());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codecs::CodecRegistry;
 use crate::key_value::KeyValueBackend;
+use crate::lifecycle::JobStorage;
+use crate::lifecycle::sweeper::{Sweeper, SweeperConfig};
 use converter::Converter;
 
 /// How the trigger runs.
@@ -41,6 +43,9 @@ pub struct TriggerConfig {
     pub poll_interval: Duration,
     /// This worker's name in the consumer group.
     pub consumer: String,
+    /// How often a running job looks for a cancellation (`DELETE`).
+    pub cancel_poll: Duration,
+    pub sweeper: SweeperConfig,
 }
 
 pub struct RedisTrigger {
@@ -48,13 +53,17 @@ pub struct RedisTrigger {
     redis: ConnectionManager,
     converter: Converter,
     store: Arc<dyn KeyValueBackend>,
+    jobs: JobStorage,
     codecs: Arc<CodecRegistry>,
     notifier: Arc<crate::notify::Notifier>,
     metrics: Arc<crate::metrics::WorkerMetrics>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+/// How one conversion attempt ended.
+enum Attempt {
+    Finished(Result<(), String>),
+    /// `DELETE /jobs/{id}` arrived while it ran: the converter was stopped.
+    Cancelled,
 }
 
 impl RedisTrigger {
@@ -75,7 +84,8 @@ impl RedisTrigger {
         {
             return Err(e).context("creating the worker consumer group");
         }
-        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, codecs, notifier, metrics });
+        let jobs = JobStorage::new(redis.clone(), store.clone());
+        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, jobs, codecs, notifier, metrics });
         trigger.refresh_formats().await;
         Ok(trigger)
     }
@@ -122,6 +132,13 @@ impl RedisTrigger {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
         let wake = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(self.config.redis_url.clone(), wake.clone(), shutdown.clone()));
+        let sweeper = Sweeper {
+            storage: self.jobs.clone(),
+            redis: self.redis.clone(),
+            config: self.config.sweeper.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let sweeper = tokio::spawn(sweeper.run(shutdown.clone()));
         let mut loops = Vec::new();
         for _ in 0..self.config.concurrency.max(1) {
             let this = self.clone();
@@ -133,6 +150,7 @@ impl RedisTrigger {
             l.await?;
         }
         listener.abort();
+        sweeper.await?;
         tracing::info!("worker stopped");
         Ok(())
     }
@@ -224,20 +242,9 @@ impl RedisTrigger {
         token
     }
 
-    async fn load(&self, job_id: &str) -> Result<Option<Job>> {
-        match self.store.get(&layout::job_key(job_id)).await? {
-            Some(bytes) => Ok(Some(Job::from_json(&bytes).context("unreadable job record")?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn save(&self, job: &mut Job) -> Result<()> {
-        job.updated_at = now();
-        self.store.set(&layout::job_key(&job.id), &job.to_json()).await
-    }
-
-    /// Handles one entry. `Ok` means it may be acknowledged (done, failed for good, requeued or
-    /// dead-lettered); `Err` leaves it pending for a later attempt (e.g. storage unreachable).
+    /// Handles one entry. `Ok` means it may be acknowledged (done, failed for good, cancelled,
+    /// requeued or dead-lettered); `Err` leaves it pending for a later attempt (e.g. storage
+    /// unreachable).
     async fn process_entry(&self, entry: &StreamId) -> Result<()> {
         let payload: Option<Vec<u8>> = entry.get(layout::JOB_STREAM_FIELD);
         let message = payload.as_deref().map(JobMessage::from_json);
@@ -247,28 +254,45 @@ impl RedisTrigger {
                 return self.dead_letter(&entry.id, None, "malformed queue entry").await;
             }
         };
-        let Some(mut job) = self.load(&job_id).await? else {
-            tracing::warn!(job = %job_id, "queued job has no record; dropping it");
+        let Some(mut job) = self.jobs.load(&job_id).await? else {
+            tracing::info!(job = %job_id, "queued job has no record (deleted); dropping it");
             return Ok(());
         };
+        if self.jobs.is_cancelled(&job_id).await? {
+            return self.cancelled(&job_id, &job.owner).await;
+        }
         if job.status.is_final() {
-            return Ok(());
+            // Seen again after it ended (a redelivery): make sure it gave back what it holds.
+            return self.jobs.finish(&mut job).await;
         }
         job.attempts += 1;
         if job.attempts > self.config.max_attempts {
             return self.give_up(&entry.id, &mut job, None).await;
         }
-        self.save(&mut job).await?;
+        self.jobs.save(&mut job).await?;
         self.refresh_formats().await;
 
+        let owner = job.owner.clone();
         let delivery = Delivery { job_id: job_id.clone(), attempt: job.attempts, max_attempts: self.config.max_attempts };
         let started = std::time::Instant::now();
         self.metrics.started();
-        let outcome = self.converter.run(&delivery).await;
-        let mut job = self.load(&job_id).await?.context("the job record vanished during conversion")?;
-        self.metrics.finished(job.status, started.elapsed());
+        let attempt = tokio::select! {
+            outcome = self.converter.run(&delivery) => Attempt::Finished(outcome),
+            () = self.watch_cancellation(&job_id) => Attempt::Cancelled,
+        };
+        let reloaded = self.jobs.load(&job_id).await?;
+        self.metrics.finished(reloaded.as_ref().map_or(JobStatus::Failed, |j| j.status), started.elapsed());
+        let outcome = match attempt {
+            Attempt::Cancelled => return self.cancelled(&job_id, &owner).await,
+            Attempt::Finished(_) if reloaded.is_none() || self.jobs.is_cancelled(&job_id).await? => {
+                return self.cancelled(&job_id, &owner).await;
+            }
+            Attempt::Finished(outcome) => outcome,
+        };
+        let mut job = reloaded.context("the job record vanished during conversion")?;
         match outcome {
             Ok(()) if job.status.is_final() => {
+                self.jobs.finish(&mut job).await?;
                 self.notifier.job_finished(job);
                 Ok(())
             }
@@ -276,12 +300,13 @@ impl RedisTrigger {
             Err(reason) if delivery.is_last_attempt() => self.give_up(&entry.id, &mut job, Some(reason)).await,
             Err(reason) => {
                 // Retry now with a fresh entry; the attempt count lives on the record.
+                self.jobs.discard_attempt(&job).await?;
                 if !job.status.is_final() {
                     job.status = JobStatus::Queued;
                     if job.error.is_none() || reason.contains("crashed") {
                         job.error = Some(format!("attempt {} of {}: {reason}", delivery.attempt, delivery.max_attempts));
                     }
-                    self.save(&mut job).await?;
+                    self.jobs.save(&mut job).await?;
                 }
                 tracing::warn!(job = %job_id, attempt = delivery.attempt, %reason, "conversion attempt failed; requeued");
                 let mut redis = self.redis.clone();
@@ -291,6 +316,26 @@ impl RedisTrigger {
                 Ok(())
             }
         }
+    }
+
+    /// Resolves when the job is deleted (polled every `cancel_poll`).
+    async fn watch_cancellation(&self, job_id: &str) {
+        loop {
+            tokio::time::sleep(self.config.cancel_poll).await;
+            match self.jobs.is_cancelled(job_id).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(job = %job_id, error = %format!("{e:#}"), "could not check for cancellation"),
+            }
+        }
+    }
+
+    /// A deleted job: whatever it or its conversion stored goes; no notification.
+    async fn cancelled(&self, job_id: &str, owner: &str) -> Result<()> {
+        self.jobs.purge(job_id, Some(owner)).await?;
+        self.metrics.cancelled();
+        tracing::info!(job = %job_id, "job deleted while queued or converting; cancelled and removed");
+        Ok(())
     }
 
     /// Fails the job for good and moves its entry to the dead-letter stream.
@@ -307,7 +352,7 @@ impl RedisTrigger {
             job.status = JobStatus::Failed;
             job.attempts = job.attempts.min(self.config.max_attempts);
             job.error = Some(format!("gave up after {} attempts: {reason}", self.config.max_attempts));
-            self.save(job).await?;
+            self.jobs.finish(job).await?;
             self.publish_completion(job).await;
             self.notifier.job_finished(job.clone());
         }

@@ -1,0 +1,170 @@
+//! The edge's side of storage accounting (see `job_model::lifecycle`): admitting an upload
+//! against the jobs-in-flight limit, reserving bytes against the quota, the owner's job index,
+//! forgetting a deleted job and raising its cancellation tombstone, all in the job queue's
+//! Redis through Spin's Redis interface.
+
+use edge_spin::ApiError;
+use job_model::lifecycle::{self, Reservation};
+use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
+
+pub struct Accounts {
+    redis: Connection,
+}
+
+fn describe(e: Error) -> String {
+    match e {
+        Error::InvalidAddress => "invalid Redis address".into(),
+        Error::TooManyConnections => "too many Redis connections".into(),
+        Error::TypeError => "unexpected Redis reply type".into(),
+        Error::Other(detail) => detail,
+    }
+}
+
+/// Redis refuses writes when it is at `maxmemory` with `noeviction`: the service is full.
+pub fn is_full(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    lower.contains("oom") || lower.contains("maxmemory") || lower.contains("is full") || lower.contains("no space left")
+}
+
+fn unavailable(e: Error) -> ApiError {
+    let detail = describe(e);
+    if is_full(&detail) {
+        return ApiError::new(507, "storage full", "the service's storage is full; try again later");
+    }
+    eprintln!("job queue Redis: {detail}");
+    ApiError::new(503, "queue unavailable", "the job queue is unreachable; try again later").header("retry-after", "5")
+}
+
+fn text(s: &str) -> RedisParameter {
+    RedisParameter::Binary(s.as_bytes().to_vec())
+}
+
+fn int(n: u64) -> RedisParameter {
+    RedisParameter::Int64(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+impl Accounts {
+    pub fn open(redis_host: &str) -> Result<Accounts, ApiError> {
+        Connection::open(&format!("redis://{redis_host}")).map(|redis| Accounts { redis }).map_err(unavailable)
+    }
+
+    fn eval(&self, script: &str, keys: &[String], args: Vec<RedisParameter>) -> Result<Vec<RedisResult>, ApiError> {
+        let mut params = vec![text(script), int(keys.len() as u64)];
+        params.extend(keys.iter().map(|k| text(k)));
+        params.extend(args);
+        self.redis.execute("EVAL", &params).map_err(unavailable)
+    }
+
+    fn command(&self, command: &str, args: Vec<RedisParameter>) -> Result<Vec<RedisResult>, ApiError> {
+        self.redis.execute(command, &args).map_err(unavailable)
+    }
+
+    /// Registers an upload in progress for `owner`; `false` when they already have `limit` jobs
+    /// in flight (0 = no limit). `stale_at` is when the sweeper may treat it as abandoned.
+    pub fn admit(&self, job_id: &str, owner: &str, limit: u32, stale_at: u64) -> Result<bool, ApiError> {
+        self.admit_as(job_id, owner, limit, Some(stale_at))
+    }
+
+    fn admit_as(&self, job_id: &str, owner: &str, limit: u32, pending_until: Option<u64>) -> Result<bool, ApiError> {
+        let pending_owner = if pending_until.is_some() { owner } else { "" };
+        let keys = [
+            lifecycle::active_key(owner),
+            lifecycle::PENDING_UPLOADS.to_string(),
+            lifecycle::PENDING_DEADLINES.to_string(),
+        ];
+        let reply =
+            self.eval(lifecycle::ADMIT_SCRIPT, &keys, vec![text(job_id), int(limit.into()), text(pending_owner), int(pending_until.unwrap_or(0))])?;
+        Ok(matches!(reply.first(), Some(RedisResult::Int64(1))))
+    }
+
+    /// Moves an upload in progress's stale time on; a 408 when the sweeper already removed it
+    /// as abandoned (no progress for `upload_stale_secs`).
+    pub fn keep_alive(&self, job_id: &str, stale_at: u64) -> Result<(), ApiError> {
+        if !self.is_pending(job_id)? {
+            return Err(ApiError::new(408, "upload too slow", "the upload made no progress for too long and was dropped"));
+        }
+        let args = vec![text(lifecycle::PENDING_DEADLINES), text("XX"), int(stale_at), text(job_id)];
+        self.command("ZADD", args).map(drop)
+    }
+
+    /// Sets the size counted for one of the owner's files, within `quota` (0 = none).
+    pub fn reserve(&self, owner: &str, field: &str, bytes: u64, quota: u64) -> Result<Reservation, ApiError> {
+        let reply =
+            self.eval(lifecycle::RESERVE_SCRIPT, &[lifecycle::usage_key(owner)], vec![text(field), int(bytes), int(quota)])?;
+        match reply.first() {
+            Some(RedisResult::Int64(n)) => Ok(Reservation::from_reply(*n)),
+            other => Err(ApiError::internal("unexpected quota reply", other)),
+        }
+    }
+
+    /// The upload became a stored, queued job: no longer pending, listed in the owner's index.
+    pub fn settle_upload(&self, job_id: &str, owner: &str, created_ms: u64) -> Result<(), ApiError> {
+        self.command("ZADD", vec![text(&lifecycle::index_key(owner)), int(created_ms), text(job_id)])?;
+        self.command("HDEL", vec![text(lifecycle::PENDING_UPLOADS), text(job_id)])?;
+        self.command("ZREM", vec![text(lifecycle::PENDING_DEADLINES), text(job_id)]).map(drop)
+    }
+
+    /// Forgets everything counted for the job (usage, flight, index, expiry, pending).
+    pub fn forget(&self, job_id: &str, owner: &str) -> Result<(), ApiError> {
+        self.eval(lifecycle::FORGET_SCRIPT, &lifecycle::forget_keys(owner), vec![text(job_id)]).map(drop)
+    }
+
+    /// Tells any worker holding the job to stop and remove what it wrote.
+    pub fn raise_tombstone(&self, job_id: &str) -> Result<(), ApiError> {
+        let args = vec![text(&lifecycle::cancelled_key(job_id)), text("1"), text("EX"), int(lifecycle::TOMBSTONE_SECS)];
+        self.command("SET", args).map(drop)
+    }
+
+    /// The job goes back in flight (a retry), unless `owner` is at `limit` already.
+    pub fn readmit(&self, job_id: &str, owner: &str, limit: u32) -> Result<bool, ApiError> {
+        // The record of a retried job exists, so it is not a pending upload; it leaves the expiry
+        // schedule until it ends again.
+        if !self.admit_as(job_id, owner, limit, None)? {
+            return Ok(false);
+        }
+        self.command("ZREM", vec![text(lifecycle::EXPIRY_SET), text(job_id)])?;
+        Ok(true)
+    }
+
+    /// Ids of the jobs in flight that `owner` is counted for.
+    pub fn in_flight(&self, owner: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self.command("SMEMBERS", vec![text(&lifecycle::active_key(owner))])?.iter().filter_map(result_text).collect())
+    }
+
+    /// Whether an upload is registered as in progress.
+    pub fn is_pending(&self, job_id: &str) -> Result<bool, ApiError> {
+        let reply = self.command("HEXISTS", vec![text(lifecycle::PENDING_UPLOADS), text(job_id)])?;
+        Ok(matches!(reply.first(), Some(RedisResult::Int64(1))))
+    }
+
+    pub fn leave_flight(&self, job_id: &str, owner: &str) -> Result<(), ApiError> {
+        self.command("SREM", vec![text(&lifecycle::active_key(owner)), text(job_id)]).map(drop)
+    }
+
+    /// The owner's job ids, newest first.
+    pub fn job_ids(&self, owner: &str, offset: u32, limit: u32) -> Result<Vec<String>, ApiError> {
+        let (start, stop) = (u64::from(offset), u64::from(offset) + u64::from(limit.max(1)) - 1);
+        let args = vec![text(&lifecycle::index_key(owner)), int(start), int(stop)];
+        Ok(self.command("ZREVRANGE", args)?.iter().filter_map(result_text).collect())
+    }
+}
+
+fn result_text(value: &RedisResult) -> Option<String> {
+    match value {
+        RedisResult::Binary(bytes) => String::from_utf8(bytes.clone()).ok(),
+        RedisResult::Status(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_stores_are_recognized() {
+        assert!(is_full("OOM command not allowed when used memory > 'maxmemory'."));
+        assert!(is_full("database or disk is full"));
+        assert!(!is_full("connection refused"));
+    }
+}

@@ -1,0 +1,205 @@
+//! Where every stored byte of a job is accounted for, and how it ends (no I/O).
+//!
+//! The bytes a job holds live in the key-value store (its record, source and output chunks);
+//! who holds how much lives in the job queue's Redis, which the edge (through Spin's Redis
+//! interface) and the worker (natively) both reach:
+//!
+//! * `mp3edge:usage:<owner>`: a hash with one field per stored file (`<job>:src`, `<job>:out`)
+//!   whose value is its size. Setting a field to an absolute size is idempotent, so a retried or
+//!   repeated step can never count twice; a user's usage is the sum of the hash.
+//! * `mp3edge:active:<owner>`: the ids of the user's jobs in flight (uploading, queued or
+//!   converting), for `user_max_active_jobs`.
+//! * `mp3edge:index:<owner>`: the user's jobs by creation time (milliseconds), for `GET /jobs`.
+//! * `mp3edge:expiry`: finished jobs by the Unix second they expire at, for the sweeper.
+//! * `mp3edge:uploads` + `mp3edge:uploads:deadline`: uploads in progress (job id → owner) and
+//!   when each is stale, so that an upload whose component trapped or whose client vanished is
+//!   cleaned up by the sweeper instead of leaving chunks behind.
+//! * `mp3edge:cancelled:<job>`: a tombstone with a TTL, set by `DELETE`, that tells a worker
+//!   converting (or about to convert) the job to stop and remove what it wrote.
+//!
+//! The checks that must not race (quota, jobs in flight, sweeper claims) are Lua scripts run
+//! with `EVAL`, atomic on the Redis server and usable through Spin's generic `execute`.
+
+use crate::Job;
+use crate::layout::{output_chunk_key, source_chunk_key};
+
+/// Finished jobs by expiry time (sorted set, score = Unix seconds).
+pub const EXPIRY_SET: &str = "mp3edge:expiry";
+/// Uploads in progress: job id → owner (hash).
+pub const PENDING_UPLOADS: &str = "mp3edge:uploads";
+/// Uploads in progress by the Unix second after which they count as abandoned (sorted set).
+pub const PENDING_DEADLINES: &str = "mp3edge:uploads:deadline";
+/// How long a cancellation tombstone outlives the `DELETE` (longer than any redelivery delay).
+pub const TOMBSTONE_SECS: u64 = 24 * 3600;
+
+pub fn usage_key(owner: &str) -> String {
+    format!("mp3edge:usage:{owner}")
+}
+
+pub fn active_key(owner: &str) -> String {
+    format!("mp3edge:active:{owner}")
+}
+
+pub fn index_key(owner: &str) -> String {
+    format!("mp3edge:index:{owner}")
+}
+
+pub fn cancelled_key(job_id: &str) -> String {
+    format!("mp3edge:cancelled:{job_id}")
+}
+
+/// Usage field of a job's stored source.
+pub fn source_field(job_id: &str) -> String {
+    format!("{job_id}:src")
+}
+
+/// Usage field of a job's stored output.
+pub fn output_field(job_id: &str) -> String {
+    format!("{job_id}:out")
+}
+
+/// Sets one usage field to `ARGV[2]` bytes unless that would take the user past `ARGV[3]`
+/// bytes in all (0 = no quota); shrinking is always allowed.
+/// KEYS: usage hash. ARGV: field, bytes, quota.
+/// Returns the user's new total, or `-1 - total` (the unchanged total) when refused.
+pub const RESERVE_SCRIPT: &str = r#"
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+local wanted = tonumber(ARGV[2])
+local quota = tonumber(ARGV[3])
+if quota > 0 and wanted > current and total - current + wanted > quota then
+  return -1 - total
+end
+redis.call('HSET', KEYS[1], ARGV[1], wanted)
+return total - current + wanted
+"#;
+
+/// What [`RESERVE_SCRIPT`] answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Recorded; the user now holds `used` bytes.
+    Granted { used: u64 },
+    /// Refused; the user holds `used` bytes.
+    Refused { used: u64 },
+}
+
+impl Reservation {
+    pub fn from_reply(reply: i64) -> Reservation {
+        if reply >= 0 { Reservation::Granted { used: reply as u64 } } else { Reservation::Refused { used: (-1 - reply) as u64 } }
+    }
+}
+
+/// Puts a job in flight unless the owner already has `ARGV[2]` jobs in flight (0 = no limit);
+/// for a new upload (`ARGV[3]` = the owner, not empty) also registers it as in progress until
+/// `ARGV[4]`. KEYS: active set, pending hash, pending deadlines. ARGV: job id, limit, owner or
+/// empty, deadline. Returns 1 when admitted, 0 when at the limit.
+pub const ADMIT_SCRIPT: &str = r#"
+local limit = tonumber(ARGV[2])
+if limit > 0 and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+end
+return 1
+"#;
+
+/// Forgets everything Redis knows of a job's storage: its usage fields, its place among the
+/// jobs in flight, the owner's index, the expiry schedule and the pending uploads. Idempotent.
+/// KEYS: usage hash, active set, index, expiry set, pending hash, pending deadlines.
+/// ARGV: job id.
+pub const FORGET_SCRIPT: &str = r#"
+redis.call('HDEL', KEYS[1], ARGV[1] .. ':src', ARGV[1] .. ':out')
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1
+"#;
+
+/// The keys [`FORGET_SCRIPT`] takes, in order.
+pub fn forget_keys(owner: &str) -> [String; 6] {
+    [
+        usage_key(owner),
+        active_key(owner),
+        index_key(owner),
+        EXPIRY_SET.to_string(),
+        PENDING_UPLOADS.to_string(),
+        PENDING_DEADLINES.to_string(),
+    ]
+}
+
+/// Claims up to `ARGV[3]` members of a schedule whose time has come (score ≤ `ARGV[1]`) by
+/// moving them to `ARGV[2]`, the end of this claimer's lease: two sweepers never claim the same
+/// member, and a member whose sweeper died comes due again when the lease ends.
+/// KEYS: the sorted set. Returns the claimed members.
+pub const CLAIM_DUE_SCRIPT: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
+return due
+"#;
+
+/// The key-value keys a job's record says it holds: source chunks (unless freed) and output
+/// chunks. A conversion in progress may hold output chunks the record does not list yet; the
+/// worker removes those itself.
+pub fn owned_keys(job: &Job) -> Vec<String> {
+    let mut keys = Vec::new();
+    if !job.source_freed {
+        keys.extend((0..job.source.chunks).map(|n| source_chunk_key(&job.id, n)));
+    }
+    if let Some(output) = &job.output {
+        keys.extend((0..output.file.chunks).map(|n| output_chunk_key(&job.id, n)));
+    }
+    keys
+}
+
+/// Bytes as people read them: `1.5 GiB`, `20 MiB`, `512 bytes`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    format!("{} {}", text.strip_suffix(".0").unwrap_or(&text), UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_decode() {
+        assert_eq!(Reservation::from_reply(0), Reservation::Granted { used: 0 });
+        assert_eq!(Reservation::from_reply(42), Reservation::Granted { used: 42 });
+        assert_eq!(Reservation::from_reply(-1), Reservation::Refused { used: 0 });
+        assert_eq!(Reservation::from_reply(-43), Reservation::Refused { used: 42 });
+    }
+
+    #[test]
+    fn keys_name_their_owner_and_job() {
+        assert_eq!(usage_key("a@b.c"), "mp3edge:usage:a@b.c");
+        assert_eq!(source_field("x"), "x:src");
+        assert_eq!(output_field("x"), "x:out");
+        assert_eq!(forget_keys("o")[0], usage_key("o"));
+        assert!(FORGET_SCRIPT.contains("':src'") && FORGET_SCRIPT.contains("':out'"));
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(1024), "1 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 << 30), "10 GiB");
+        assert_eq!(human_bytes(3 << 20), "3 MiB");
+    }
+}

@@ -1,0 +1,142 @@
+//! The worker's side of the storage lifecycle (see `job_model::lifecycle` for the layout):
+//! what a job holds is given back when it is no longer needed, and nothing is left behind.
+//!
+//! * [`JobStorage::finish`]: a job that ended gives back what it no longer needs (the source
+//!   once the output is stored, a failed attempt's partial output), leaves the owner's jobs in
+//!   flight and is scheduled for expiry after its retention.
+//! * [`JobStorage::discard_attempt`]: a failed attempt's partial output goes.
+//! * [`JobStorage::purge`]: a deleted, cancelled or expired job goes entirely, including chunks
+//!   its record does not list (a conversion cut short).
+//! * [`sweeper`]: deletes expired jobs and abandoned uploads, safely with many workers.
+//!
+//! Every step is idempotent, and chunks and counters go before the record, so a worker that
+//! dies half-way leaves a record that leads the next one to finish the work.
+
+pub mod sweeper;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use job_model::lifecycle::{self, FORGET_SCRIPT, forget_keys};
+use job_model::{Job, JobStatus, layout};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use crate::key_value::KeyValueBackend;
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A job's storage: its record and chunks in the key-value store, its accounting in Redis.
+#[derive(Clone)]
+pub struct JobStorage {
+    redis: ConnectionManager,
+    store: Arc<dyn KeyValueBackend>,
+}
+
+impl JobStorage {
+    pub fn new(redis: ConnectionManager, store: Arc<dyn KeyValueBackend>) -> JobStorage {
+        JobStorage { redis, store }
+    }
+
+    pub async fn load(&self, job_id: &str) -> Result<Option<Job>> {
+        match self.store.get(&layout::job_key(job_id)).await? {
+            Some(bytes) => Ok(Some(Job::from_json(&bytes).context("unreadable job record")?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn save(&self, job: &mut Job) -> Result<()> {
+        job.updated_at = now();
+        self.store.set(&layout::job_key(&job.id), &job.to_json()).await
+    }
+
+    /// Whether `DELETE /jobs/{id}` asked for the job to go.
+    pub async fn is_cancelled(&self, job_id: &str) -> Result<bool> {
+        Ok(self.redis.clone().exists(lifecycle::cancelled_key(job_id)).await?)
+    }
+
+    /// Deletes chunks `key(0)`, `key(1)`, … : at least the first `known`, then on until one is
+    /// missing (chunks are written in order, so the first gap ends a file).
+    async fn delete_chunks(&self, known: u32, key: impl Fn(u32) -> String) -> Result<()> {
+        for index in 0..known {
+            self.store.delete(&key(index)).await?;
+        }
+        let mut index = known;
+        while self.store.exists(&key(index)).await? {
+            self.store.delete(&key(index)).await?;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// Output chunks are written from 1 on, chunk 0 last: both ends are looked at.
+    async fn delete_output_chunks(&self, job_id: &str, known: u32) -> Result<()> {
+        self.store.delete(&layout::output_chunk_key(job_id, 0)).await?;
+        self.delete_chunks(known.max(1), |n| layout::output_chunk_key(job_id, n)).await
+    }
+
+    /// A failed attempt's partial output goes, and stops counting.
+    pub async fn discard_attempt(&self, job: &Job) -> Result<()> {
+        self.delete_output_chunks(&job.id, 0).await?;
+        let _: () = self.redis.clone().hdel(lifecycle::usage_key(&job.owner), lifecycle::output_field(&job.id)).await?;
+        Ok(())
+    }
+
+    /// A job that ended (done, or failed for good) gives back what it no longer needs and is
+    /// scheduled for expiry. Idempotent: a redelivered final job runs it again harmlessly.
+    pub async fn finish(&self, job: &mut Job) -> Result<()> {
+        let mut redis = self.redis.clone();
+        let usage = lifecycle::usage_key(&job.owner);
+        match job.status {
+            JobStatus::Done if !job.source_freed => {
+                self.delete_chunks(job.source.chunks, |n| layout::source_chunk_key(&job.id, n)).await?;
+                let _: () = redis.hdel(&usage, lifecycle::source_field(&job.id)).await?;
+                job.source_freed = true;
+            }
+            JobStatus::Failed => {
+                // The source stays (for a retry); a partial output does not.
+                if job.output.is_none() {
+                    self.discard_attempt(job).await?;
+                }
+            }
+            _ => {}
+        }
+        if job.status.is_final() && job.expires_at.is_none() {
+            let finished = job.finished_at.unwrap_or_else(now);
+            job.finished_at = Some(finished);
+            job.expires_at = Some(finished.saturating_add(job.policy.retention_secs));
+        }
+        self.save(job).await?;
+        if let Some(expires_at) = job.expires_at {
+            let _: () = redis.zadd(lifecycle::EXPIRY_SET, &job.id, expires_at).await?;
+        }
+        let _: () = redis.srem(lifecycle::active_key(&job.owner), &job.id).await?;
+        Ok(())
+    }
+
+    /// Removes the job entirely: chunks (those its record lists and any a conversion cut short
+    /// left), its accounting, and the record last. `owner` is needed when the record is gone
+    /// already (a `DELETE` that raced a running conversion).
+    pub async fn purge(&self, job_id: &str, owner: Option<&str>) -> Result<()> {
+        let job = self.load(job_id).await?;
+        let (source_chunks, output_chunks) = match &job {
+            Some(job) => (if job.source_freed { 0 } else { job.source.chunks }, job.output.as_ref().map_or(0, |o| o.file.chunks)),
+            None => (0, 0),
+        };
+        self.delete_chunks(source_chunks, |n| layout::source_chunk_key(job_id, n)).await?;
+        self.delete_output_chunks(job_id, output_chunks).await?;
+        let owners = job.as_ref().map(|j| j.owner.as_str()).into_iter().chain(owner).collect::<Vec<_>>();
+        for owner in owners {
+            let mut forget = redis::cmd("EVAL");
+            forget.arg(FORGET_SCRIPT).arg(6);
+            for key in forget_keys(owner) {
+                forget.arg(key);
+            }
+            let _: i64 = forget.arg(job_id).query_async(&mut self.redis.clone()).await?;
+        }
+        self.store.delete(&layout::job_key(job_id)).await?;
+        Ok(())
+    }
+}
