@@ -60,3 +60,13 @@ pub fn embedded_variables(data_dir: &Path) -> Result<BTreeMap<String, String>> {
     }
     Ok(values)
 }
+
+/// Concurrency limits the mp3edge application's components get unless told otherwise: `auth`
+/// hashes passwords with argon2id (about 20 MiB each), so it checks a few at once and queues the
+/// rest, keeping memory bounded whatever arrives. Other applications get none.
+pub fn component_concurrency(application: &str) -> std::collections::BTreeMap<String, usize> {
+    match application {
+        "mp3edge" => [("auth".to_string(), 4)].into(),
+        _ => Default::default(),
+    }
+}

@@ -3,7 +3,11 @@
 //! Each component is pre-instantiated once (`ProxyPre`); every request gets a fresh instance from
 //! the pooling allocator, Spin's request headers (`spin-full-url`, `spin-path-info`,
 //! `spin-client-addr`, …; client-sent copies are removed so they cannot be spoofed), a memory cap
-//! and a deadline. Shutdown stops accepting, lets in-flight requests finish, then returns.
+//! and a wall-clock deadline that counts waiting too. Each component serves a bounded number of
+//! requests at once behind a short queue (`admission`); a full queue, or a full instance pool,
+//! is a `503` with `Retry-After`, never a `500`. A request body that goes silent ends with a
+//! read timeout (`idle_body`). Shutdown stops accepting, lets in-flight requests finish, then
+//! returns.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -25,7 +29,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::admission::{Admission, AdmissionConfig, Admitted};
 use crate::app::{App, LoadedComponent};
+use crate::idle_body::IdleTimeoutBody;
 use crate::engine::Runtime;
 use crate::router::{RouteMatch, Router};
 use crate::state::ComponentState;
@@ -53,10 +59,30 @@ pub struct HttpTrigger {
     components: BTreeMap<String, HttpComponent>,
     /// Requests whose component still runs (including streaming response bodies).
     tasks: TaskTracker,
+    admission: Admission,
+    /// A request body silent this long ends with a read timeout.
+    body_idle_timeout: Duration,
+}
+
+/// How the trigger serves.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub admission: AdmissionConfig,
+    pub body_idle_timeout: Duration,
+}
+
+/// Seconds a client is asked to wait before trying again when the host is at capacity.
+const RETRY_AFTER_SECS: u64 = 2;
+
+/// The host's answer when a component has no place for one more request.
+fn busy(component: &str) -> hyper::Response<HyperOutgoingBody> {
+    let mut response = json_error(503, "busy", &format!("the server is at capacity for {component}; retry shortly"));
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
+    response
 }
 
 impl HttpTrigger {
-    pub fn new(runtime: Arc<Runtime>, app: Arc<App>) -> Result<Arc<HttpTrigger>> {
+    pub fn new(runtime: Arc<Runtime>, app: Arc<App>, config: &ServeConfig) -> Result<Arc<HttpTrigger>> {
         let router = Router::new(app.manifest.http_triggers.iter().map(|t| (t.route.as_str(), t.component.as_str())));
         let mut components = BTreeMap::new();
         for trigger in &app.manifest.http_triggers {
@@ -74,7 +100,16 @@ impl HttpTrigger {
                 .with_context(|| format!("component {:?} does not export wasi:http/incoming-handler", loaded.name))?;
             components.insert(trigger.component.clone(), HttpComponent { loaded, pre });
         }
-        Ok(Arc::new(HttpTrigger { runtime, app, router, components, tasks: TaskTracker::new() }))
+        let admission = Admission::new(&config.admission, components.keys().map(String::as_str));
+        Ok(Arc::new(HttpTrigger {
+            runtime,
+            app,
+            router,
+            components,
+            tasks: TaskTracker::new(),
+            admission,
+            body_idle_timeout: config.body_idle_timeout,
+        }))
     }
 
     /// Serves until `shutdown` is cancelled, then waits for in-flight requests.
@@ -125,12 +160,22 @@ impl HttpTrigger {
         };
         let component = &self.components[&matched.component];
         let req = add_spin_headers(req, &matched, client, local);
-        let response = match self.run(component, req).await {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::error!(component = %matched.component, error = %format!("{e:#}"), "request failed");
-                json_error(500, "internal error", "the component failed to answer; see the server log")
+        let response = match self.admission.admit(&matched.component).await {
+            Err(refusal) => {
+                tracing::warn!(component = %matched.component, ?refusal, "at capacity; answered 503");
+                busy(&matched.component)
             }
+            Ok(admitted) => match self.run(component, req, admitted).await {
+                Ok(response) => response,
+                Err(e) if is_pool_exhausted(&e) => {
+                    tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "instance pool exhausted; answered 503");
+                    busy(&matched.component)
+                }
+                Err(e) => {
+                    tracing::error!(component = %matched.component, error = %format!("{e:#}"), "request failed");
+                    json_error(500, "internal error", "the component failed to answer; see the server log")
+                }
+            },
         };
         tracing::info!(
             %method, %path, status = response.status().as_u16(), component = %matched.component,
@@ -139,8 +184,15 @@ impl HttpTrigger {
         response
     }
 
-    async fn run(&self, component: &HttpComponent, req: hyper::Request<Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+    async fn run(
+        &self,
+        component: &HttpComponent,
+        req: hyper::Request<Incoming>,
+        admitted: Admitted,
+    ) -> Result<hyper::Response<HyperOutgoingBody>> {
         let loaded = &component.loaded;
+        let idle = self.body_idle_timeout;
+        let req = req.map(|body| IdleTimeoutBody::new(body, idle));
         let mut store = self.runtime.new_store(loaded.grants.clone(), self.app.services.clone(), &loaded.environment);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = {
@@ -152,13 +204,18 @@ impl HttpTrigger {
         };
         let pre = component.pre.clone();
         let name = loaded.name.clone();
+        let deadline = self.runtime.limits.deadline;
         let task = self.tasks.spawn(async move {
             let started = Instant::now();
-            let result = async {
+            // The deadline counts waiting (for a body, a client, a backend) as well as running:
+            // the epoch deadline only sees the guest while it executes.
+            let result = tokio::time::timeout(deadline, async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming.0, incoming.1).await
-            }
-            .await;
+            })
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Error::msg(format!("deadline of {}s exceeded", deadline.as_secs()))));
+            drop(admitted);
             let peak = store.data().memory.peak_memory_bytes;
             tracing::info!(
                 component = %name, peak_memory_bytes = peak,
@@ -176,6 +233,12 @@ impl HttpTrigger {
             },
         }
     }
+}
+
+/// Whether an instantiation failed because the pooling allocator had no free slot.
+fn is_pool_exhausted(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>())
+        || format!("{e:#}").contains("maximum concurrent")
 }
 
 fn add_spin_headers(

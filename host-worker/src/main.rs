@@ -2,6 +2,7 @@
 //! (HTTP components with key-value, SQLite, Redis and variables) on a machine without Spin.
 
 mod admin;
+mod admission;
 mod app;
 mod bindings;
 mod codecs;
@@ -9,6 +10,7 @@ mod demux;
 mod embedded_defaults;
 mod engine;
 mod http_trigger;
+mod idle_body;
 mod key_value;
 mod lifecycle;
 mod manifest;
@@ -72,9 +74,25 @@ struct UpArgs {
     /// Linear memory cap of one component instance, in MiB.
     #[arg(long, default_value_t = 128)]
     max_memory_mib: usize,
-    /// Wall-clock deadline of one request, in seconds.
+    /// Wall-clock deadline of one request, in seconds (waiting included).
     #[arg(long, default_value_t = 600)]
     request_timeout_secs: u64,
+    /// Requests one component serves at once.
+    #[arg(long, default_value_t = 100)]
+    max_concurrent_requests: usize,
+    /// A different limit for one component, as NAME=N (repeatable). The mp3edge application's
+    /// `auth` defaults to 4: each password check holds about 20 MiB.
+    #[arg(long = "component-concurrency", value_name = "NAME=N")]
+    component_concurrency: Vec<String>,
+    /// Requests that may wait for a component's place; beyond them the answer is 503.
+    #[arg(long, default_value_t = 200)]
+    request_queue: usize,
+    /// Longest wait for a place, in seconds, before the answer is 503.
+    #[arg(long, default_value_t = 10)]
+    request_queue_timeout_secs: u64,
+    /// A request body that sends nothing for this many seconds ends with a read timeout (408).
+    #[arg(long, default_value_t = 30)]
+    body_idle_timeout_secs: u64,
     /// Serve HTTP only; conversions are left to separate `mp3edge worker` processes.
     #[arg(long)]
     no_worker: bool,
@@ -147,10 +165,22 @@ async fn up(mut args: UpArgs) -> Result<()> {
     let providers: Vec<Box<dyn VariableProvider>> = vec![Box::new(EnvironmentProvider), Box::new(StaticProvider(host_values))];
     let resolver = VariableResolver::new(&manifest, providers);
 
+    let mut overrides = embedded_defaults::component_concurrency(&manifest.application.name);
+    overrides.extend(admission::AdmissionConfig::parse_overrides(&args.component_concurrency)?);
+    let serve = http_trigger::ServeConfig {
+        admission: admission::AdmissionConfig {
+            default: admission::ComponentLimit { concurrent: args.max_concurrent_requests.max(1), queue: args.request_queue },
+            overrides,
+            queue_timeout: Duration::from_secs(args.request_queue_timeout_secs),
+        },
+        body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
+    };
+    let components: Vec<&str> = manifest.components.keys().map(String::as_str).collect();
     let limits = Limits {
         max_memory_bytes: args.max_memory_mib << 20,
         deadline: Duration::from_secs(args.request_timeout_secs),
-        ..Limits::default()
+        // Room for every component's places, so admission, not the pool, is what says no.
+        max_instances: (admission::Admission::total(&serve.admission, &components) + 16) as u32,
     };
     let runtime = Runtime::new(limits)?;
     let manifest_name = manifest.application.name.clone();
@@ -161,10 +191,10 @@ async fn up(mut args: UpArgs) -> Result<()> {
             true => None,
             false => {
                 let public_url = format!("http://{}", args.listen);
-                Some(worker::start(runtime.clone(), app.services.clone(), &redis_host, &args.worker, &public_url).await?)
+                Some(worker::start(app.services.clone(), &redis_host, &args.worker, &public_url).await?)
             }
         };
-        let trigger = http_trigger::HttpTrigger::new(runtime.clone(), app)?;
+        let trigger = http_trigger::HttpTrigger::new(runtime.clone(), app, &serve)?;
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         let local = listener.local_addr()?;
         tracing::info!(%local, app = %manifest_name, "serving");

@@ -47,6 +47,9 @@ pub struct WorkerOptions {
     /// Wall-clock budget of one call into a codec plugin, in seconds.
     #[arg(long, default_value_t = 60)]
     pub plugin_timeout_secs: u64,
+    /// Wall-clock deadline of one conversion, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub job_timeout_secs: u64,
     #[command(flatten)]
     pub notify: crate::notify::NotifyOptions,
 }
@@ -66,9 +69,6 @@ pub struct WorkerArgs {
     /// The job queue's Redis as host:port (default: SPIN_VARIABLE_REDIS_HOST, as the edge).
     #[arg(long, env = "SPIN_VARIABLE_REDIS_HOST", default_value = "127.0.0.1:6379")]
     pub redis_host: String,
-    /// Wall-clock deadline of one conversion, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub job_timeout_secs: u64,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub admin_listen: std::net::SocketAddr,
@@ -81,15 +81,17 @@ fn consumer_name() -> String {
     format!("{}-{}-{:08x}", host.trim(), std::process::id(), u32::from_le_bytes(salt))
 }
 
-/// Builds the worker on top of existing services.
+/// Builds the worker on top of existing services, with an engine of its own: its instance pool
+/// and deadlines are separate from the HTTP components', so busy HTTP clients can never keep a
+/// conversion or a codec plugin from starting, and a conversion runs under the job deadline.
 pub async fn start(
-    runtime: Arc<Runtime>,
     services: Arc<Services>,
     redis_host: &str,
     options: &WorkerOptions,
     default_public_url: &str,
 ) -> Result<Arc<RedisTrigger>> {
     let redis_url = format!("redis://{redis_host}");
+    let runtime = Runtime::new(Limits { deadline: Duration::from_secs(options.job_timeout_secs), ..Limits::default() })?;
     let codecs = CodecRegistry::new(
         runtime.clone(),
         options.plugins.clone(),
@@ -132,8 +134,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
         sqlite: SqliteDatabases::default(),
         redis: RedisClients::default(),
     });
-    let runtime = Runtime::new(Limits { deadline: Duration::from_secs(args.job_timeout_secs), ..Limits::default() })?;
-    let trigger = start(runtime, services, &args.redis_host, &args.options, "http://127.0.0.1:3000").await?;
+    let trigger = start(services, &args.redis_host, &args.options, "http://127.0.0.1:3000").await?;
     let stopped = CancellationToken::new();
     let admin = tokio::spawn(crate::admin::serve(args.admin_listen, trigger.clone(), shutdown.clone(), stopped.clone()));
     let result = trigger.run(shutdown).await;

@@ -57,6 +57,9 @@ fn payload(job: &Job) -> String {
         JobStatus::Failed => data["error"] = job.error.as_deref().unwrap_or("the conversion failed").into(),
         JobStatus::Queued | JobStatus::Converting => {}
     }
+    if let Some(expires_at) = job.expires_at {
+        data["expires_at"] = expires_at.into();
+    }
     data.to_string()
 }
 

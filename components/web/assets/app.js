@@ -465,7 +465,7 @@
       finish(id);
       loadUsage();
       // Events carry the status only: fetch the record once for the output's details.
-      if (!job.expires_at || (job.status === 'done' && !job.output)) refreshJob(id);
+      if (job.status === 'done' && !job.output) refreshJob(id);
     }
   }
 
