@@ -76,6 +76,48 @@ fn login_failure_rows(p: &Platform) -> Vec<(String, i64, i64)> {
 }
 
 #[tokio::test]
+async fn weak_accounts_are_refused() {
+    let p = platform(&[]);
+    let c = Client::new(&p);
+    let admin = c.admin_token().await;
+    for (email, password, what) in [
+        ("user:name@example.com", "good-password-1", "':'"),
+        ("a b@example.com", "good-password-1", "whitespace"),
+        ("a@example.com\r\nBcc: x@example.com", "good-password-1", "whitespace"),
+        ("a@b@example.com", "good-password-1", "exactly one '@'"),
+        ("a@example", "good-password-1", "two parts"),
+        ("a@-bad-.example.com", "good-password-1", "invalid"),
+        ("a@10.0.0.1", "good-password-1", "IP address"),
+        ("ok@example.com", "short-1", "8 characters"),
+        ("ok@example.com", "password", "commonly used"),
+        ("ok@example.com", "Password1", "commonly used"),
+        ("ok@example.com", "          ", "other than spaces"),
+        ("ok@example.com", "  a  b  c  d  e  ", "other than spaces"),
+        ("ok@example.com", "ok@example.com", "e-mail address"),
+    ] {
+        let res = create_user(&c, &admin, email, password, false).await;
+        let body = error_body(res, 400).await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(what), "{email:?} / {password:?}: {body}");
+        assert!(body["error"] == "invalid email" || body["error"] == "invalid password", "{body}");
+    }
+    assert_eq!(create_user(&c, &admin, "ok@example.com", "a fine passphrase", false).await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_weak_first_administrator_is_refused_with_a_clear_log() {
+    let p = platform(&[("admin_password", "password")]);
+    let c = Client::new(&p);
+    error_body(login(&c, ADMIN_EMAIL, "password").await, 401).await;
+    let log = p.log();
+    assert!(log.contains("admin_password is refused") && log.contains("no administrator created"), "{log}");
+    assert!(!log.contains("created the first administrator"), "{log}");
+    let p = platform(&[("admin_email", "admin:x@example.com")]);
+    error_body(login(&Client::new(&p), "admin:x@example.com", ADMIN_PASSWORD).await, 401).await;
+    assert!(p.log().contains("is refused"), "{}", p.log());
+}
+
+#[tokio::test]
 async fn ipv6_forms_of_internal_addresses_are_refused_as_callbacks() {
     let p = platform(&[]);
     let c = Client::new(&p);

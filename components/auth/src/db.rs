@@ -90,13 +90,11 @@ pub fn hash_new_password(password: &str) -> Result<String, ApiError> {
 }
 
 /// Creates the configured administrator when there is no administrator yet (and the configured
-/// address is not already taken by an ordinary user). Cheap once an administrator exists.
+/// address is not already taken by an ordinary user). Cheap once an administrator exists. An
+/// address that could not log in or a password that new users could not choose is refused,
+/// with the reason in the log.
 pub fn ensure_admin(db: &Connection, config: &Config, now: u64) -> Result<(), ApiError> {
     if config.admin_email.is_empty() || config.admin_password.is_empty() {
-        return Ok(());
-    }
-    if !edge_auth::is_plausible_email(&config.admin_email) {
-        eprintln!("admin_email {:?} is not a plausible e-mail address; no administrator created", config.admin_email);
         return Ok(());
     }
     let result = db
@@ -106,6 +104,14 @@ pub fn ensure_admin(db: &Connection, config: &Config, now: u64) -> Result<(), Ap
         )
         .map_err(db_error)?;
     if result.rows().next().and_then(|row| row.get::<bool>("present")).unwrap_or(true) {
+        return Ok(());
+    }
+    if let Err(reason) = edge_auth::check_email(&config.admin_email) {
+        eprintln!("admin_email {:?} is refused: {reason}; no administrator created", config.admin_email);
+        return Ok(());
+    }
+    if let Err(reason) = edge_auth::check_password(&config.admin_password, &config.admin_email) {
+        eprintln!("admin_password is refused: {reason}; no administrator created (set a stronger admin_password)");
         return Ok(());
     }
     let hash = hash_new_password(&config.admin_password)?;

@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 /// Largest accepted `POST /users` body.
 const MAX_BODY: usize = 64 * 1024;
-const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
 
 #[derive(Deserialize)]
 struct NewUser {
@@ -84,16 +83,9 @@ pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult 
     let new: NewUser = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid body", format!("expected {{\"email\", \"password\", \"admin\"}}: {e}"))
     })?;
-    let email = new.email.to_lowercase();
-    if !edge_auth::is_plausible_email(&email) {
-        return Err(ApiError::bad_request("invalid email", "the e-mail address is not plausible"));
-    }
-    if !PASSWORD_CHARS.contains(&new.password.chars().count()) {
-        return Err(ApiError::bad_request(
-            "invalid password",
-            format!("the password must have {} to {} characters", PASSWORD_CHARS.start(), PASSWORD_CHARS.end()),
-        ));
-    }
+    let email = new.email.trim().to_lowercase();
+    edge_auth::check_email(&email).map_err(|detail| ApiError::bad_request("invalid email", detail))?;
+    edge_auth::check_password(&new.password, &email).map_err(|detail| ApiError::bad_request("invalid password", detail))?;
     let conflict = || ApiError::new(409, "conflict", format!("a user {email} already exists"));
     // Checked before hashing so a duplicate costs no argon2 run; the insert re-checks (races).
     if db::find_user(&ctx.db, &email)?.is_some() {
