@@ -76,6 +76,26 @@ fn login_failure_rows(p: &Platform) -> Vec<(String, i64, i64)> {
 }
 
 #[tokio::test]
+async fn validate_follows_the_users_current_row() {
+    let p = platform(&[]);
+    let c = Client::new(&p);
+    let admin = c.admin_token().await;
+    assert_eq!(create_user(&c, &admin, "gone@example.com", "gone-password-1", true).await.status(), 201);
+    let gone = c.login("gone@example.com", "gone-password-1").await;
+    assert_eq!(validate(&c, &gone).await.status(), 200);
+    // Demoted and deleted directly in the database (there is no delete route).
+    let db = rusqlite::Connection::open(p.data_dir.path().join("state/sqlite_db.db")).unwrap();
+    db.execute("UPDATE users SET admin = 0 WHERE email = 'gone@example.com'", []).unwrap();
+    let claims: serde_json::Value = validate(&c, &gone).await.json().await.unwrap();
+    assert_eq!(claims["admin"], false);
+    db.execute("UPDATE users SET active = 0 WHERE email = 'gone@example.com'", []).unwrap();
+    error_body(validate(&c, &gone).await, 401).await;
+    db.execute("DELETE FROM users WHERE email = 'gone@example.com'", []).unwrap();
+    let body = error_body(validate(&c, &gone).await, 401).await;
+    assert!(body["detail"].as_str().unwrap().contains("unknown or deactivated"), "{body}");
+}
+
+#[tokio::test]
 async fn weak_accounts_are_refused() {
     let p = platform(&[]);
     let c = Client::new(&p);

@@ -19,13 +19,8 @@ struct NewUser {
 /// The caller's e-mail and whether they are an administrator: 401 unless the bearer is a valid
 /// token of an active user.
 fn require_user(ctx: &Ctx, head: &Head) -> Result<(String, bool), ApiError> {
-    let claims = validate::claims(ctx, head)?;
-    let email = claims.email.to_lowercase();
-    match db::find_user(&ctx.db, &email)? {
-        Some(user) if user.active => Ok((email, user.admin && claims.admin)),
-        _ => Err(ApiError::new(401, "invalid token", "the token's user is unknown or deactivated")
-            .header("www-authenticate", "Bearer realm=\"mp3edge\"")),
-    }
+    let claims = validate::current_claims(ctx, head)?;
+    Ok((claims.email, claims.admin))
 }
 
 /// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
