@@ -76,6 +76,73 @@ fn login_failure_rows(p: &Platform) -> Vec<(String, i64, i64)> {
 }
 
 #[tokio::test]
+async fn parallel_wrong_logins_do_not_pass_the_limits() {
+    let p = platform(&[]);
+    let c = client_from(&p, "127.0.0.2");
+    // One account from one client: 5 failures before the delays start.
+    let statuses = join_all((0..45).map(|_| login_status(&c, ADMIN_EMAIL, "wrong-password"))).await;
+    let evaluated = statuses.iter().filter(|s| **s != 429).count();
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    assert!(evaluated <= 5, "{evaluated} of 45 parallel wrong logins were evaluated (limit 5): {statuses:?}");
+    assert!(evaluated >= 1);
+    // Many accounts from the same client: 20 failures in all for the client.
+    let statuses = join_all((0..45).map(|i| {
+        let c = &c;
+        async move { login_status(c, &format!("ghost{i}@example.com"), "wrong-password").await }
+    }))
+    .await;
+    let evaluated_too = statuses.iter().filter(|s| **s != 429).count();
+    assert!(evaluated + evaluated_too <= 20, "{} wrong logins from one client were evaluated (limit 20): {statuses:?}", evaluated + evaluated_too);
+    // What was refused was not counted: exactly the evaluated attempts are recorded.
+    let rows = login_failure_rows(&p);
+    let client_row = rows.iter().find(|(s, ..)| s == "client:127.0.0.2").expect("the client's row");
+    assert_eq!(client_row.1 as usize, evaluated + evaluated_too, "{rows:?}");
+}
+
+#[tokio::test]
+async fn an_attackers_failures_do_not_lock_the_owner_out_from_another_client() {
+    let p = platform(&[]);
+    let attacker = client_from(&p, "127.0.0.2");
+    let owner = client_from(&p, "127.0.0.1");
+    for _ in 0..5 {
+        error_body(login(&attacker, ADMIN_EMAIL, "wrong-password").await, 401).await;
+    }
+    // The attacker's pair is slowed down (even with the right password)...
+    let retry = throttled(login(&attacker, ADMIN_EMAIL, "wrong-password").await).await;
+    assert!((1..=30).contains(&retry), "first delay is login_delay_secs (30): {retry}");
+    throttled(login(&attacker, ADMIN_EMAIL, ADMIN_PASSWORD).await).await;
+    // ...the owner, from another client, is not.
+    let res = login(&owner, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // And the owner's own failures from there start from zero.
+    for _ in 0..4 {
+        error_body(login(&owner, ADMIN_EMAIL, "typo").await, 401).await;
+    }
+    assert_eq!(login_status(&owner, ADMIN_EMAIL, ADMIN_PASSWORD).await, 200);
+}
+
+#[tokio::test]
+async fn delays_grow_with_each_failure() {
+    let p = platform(&[("login_delay_secs", "2"), ("login_max_failures_per_pair", "2")]);
+    let c = client_from(&p, "127.0.0.2");
+    for _ in 0..2 {
+        error_body(login(&c, ADMIN_EMAIL, "wrong-password").await, 401).await;
+    }
+    // Times are whole seconds: a wait of d seconds shows as d or d - 1.
+    for delay in [2, 4] {
+        let retry = throttled(login(&c, ADMIN_EMAIL, "wrong-password").await).await;
+        assert!(retry == delay || retry == delay - 1, "expected a wait of {delay} s, got {retry}");
+        tokio::time::sleep(Duration::from_millis(delay * 1000 + 1100)).await;
+        // Once the delay has passed the attempt is evaluated (and fails, doubling the delay).
+        error_body(login(&c, ADMIN_EMAIL, "wrong-password").await, 401).await;
+    }
+    let retry = throttled(login(&c, ADMIN_EMAIL, "wrong-password").await).await;
+    assert!(retry == 8 || retry == 7, "the third delay is 8 s: {retry}");
+    // The owner from another client is not slowed down.
+    assert_eq!(login_status(&client_from(&p, "127.0.0.3"), ADMIN_EMAIL, ADMIN_PASSWORD).await, 200);
+}
+
+#[tokio::test]
 async fn validate_follows_the_users_current_row() {
     let p = platform(&[]);
     let c = Client::new(&p);
@@ -93,6 +160,37 @@ async fn validate_follows_the_users_current_row() {
     db.execute("DELETE FROM users WHERE email = 'gone@example.com'", []).unwrap();
     let body = error_body(validate(&c, &gone).await, 401).await;
     assert!(body["detail"].as_str().unwrap().contains("unknown or deactivated"), "{body}");
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    let p = platform(&[("trusted_proxies", "127.0.0.1, 127.0.0.64/26")]);
+    let proxy = client_from(&p, "127.0.0.1");
+    let via = |forwarded: &'static str, password: &'static str| {
+        proxy
+            .http
+            .post(proxy.url("/login"))
+            .header("x-forwarded-for", forwarded)
+            .basic_auth(ADMIN_EMAIL, Some(password))
+            .send()
+    };
+    for _ in 0..5 {
+        error_body(via("203.0.113.7", "wrong-password").await.unwrap(), 401).await;
+    }
+    throttled(via("203.0.113.7", ADMIN_PASSWORD).await.unwrap()).await;
+    // What the client writes in front of its address does not help: the rightmost address that
+    // is not a trusted proxy counts (127.0.0.70 is one).
+    throttled(via("198.51.100.1, 203.0.113.7", ADMIN_PASSWORD).await.unwrap()).await;
+    throttled(via("198.51.100.1, 203.0.113.7, 127.0.0.70", ADMIN_PASSWORD).await.unwrap()).await;
+    // Another client behind the same proxy logs in.
+    assert_eq!(via("203.0.113.8", ADMIN_PASSWORD).await.unwrap().status(), 200);
+    // An untrusted peer's x-forwarded-for is ignored: it is throttled as itself.
+    let direct = client_from(&p, "127.0.0.2");
+    let res = direct.http.post(direct.url("/login")).header("x-forwarded-for", "203.0.113.7").basic_auth(ADMIN_EMAIL, Some(ADMIN_PASSWORD)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "127.0.0.2 is not the throttled 203.0.113.7");
+    let rows = login_failure_rows(&p);
+    assert!(rows.iter().any(|(s, ..)| s == "pair:admin@example.com|203.0.113.7"), "{rows:?}");
+    assert!(!rows.iter().any(|(s, ..)| s.contains("198.51.100.1")), "{rows:?}");
 }
 
 #[tokio::test]
@@ -155,4 +253,24 @@ async fn ipv6_forms_of_internal_addresses_are_refused_as_callbacks() {
     // A public address is still fine.
     let res = c.http.put(c.url("/users/me")).bearer_auth(&token).json(&json!({ "default_callback": "http://[2002:808:808::1]/hook" })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_throttling_rows_are_purged() {
+    let p = platform(&[("login_window_secs", "4")]);
+    let c = client_from(&p, "127.0.0.2");
+    let statuses = join_all((0..3).map(|i| {
+        let c = &c;
+        async move { login_status(c, &format!("ghost{i}@example.com"), "wrong-password").await }
+    }))
+    .await;
+    assert_eq!(statuses, [401, 401, 401]);
+    // 3 pairs, 3 accounts, 1 client.
+    assert_eq!(login_failure_rows(&p).len(), 7, "{:?}", login_failure_rows(&p));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    error_body(login(&c, "fresh@example.com", "wrong-password").await, 401).await;
+    let rows = login_failure_rows(&p);
+    let subjects: Vec<&str> = rows.iter().map(|(s, ..)| s.as_str()).collect();
+    assert_eq!(subjects, ["account:fresh@example.com", "client:127.0.0.2", "pair:fresh@example.com|127.0.0.2"], "{rows:?}");
+    assert_eq!(rows[1].1, 1, "the client's window started afresh: {rows:?}");
 }

@@ -9,6 +9,10 @@
 //! * HTTP `Authorization` header parsing for Basic and Bearer.
 //! * What an account may be: e-mail addresses that can log in with Basic, and passwords that
 //!   are not trivially guessed (length, and a short embedded list of the most common ones).
+//! * [`throttle`]: failed-login throttling decisions per (account, client) pair, account and
+//!   client.
+
+pub mod throttle;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
