@@ -143,6 +143,92 @@ async fn delays_grow_with_each_failure() {
 }
 
 #[tokio::test]
+async fn the_account_ceiling_holds_across_clients_and_an_admin_unlocks_it() {
+    let p = platform(&[("login_max_failures_per_account", "6")]);
+    let admin_client = client_from(&p, "127.0.0.1");
+    let admin = admin_client.admin_token().await;
+    let res = create_user(&admin_client, &admin, "victim@example.com", "victim-password-1", false).await;
+    assert_eq!(res.status(), 201);
+    // Three attackers, two failures each: the account's ceiling of 6 is reached.
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let c = client_from(&p, source);
+        for _ in 0..2 {
+            error_body(login(&c, "victim@example.com", "wrong-password").await, 401).await;
+        }
+    }
+    let owner = client_from(&p, "127.0.0.5");
+    let retry = throttled(login(&owner, "victim@example.com", "victim-password-1").await).await;
+    assert!(retry > 30 && retry <= 900, "the account's window: {retry}");
+    // Only administrators unlock.
+    let victim_unlocks = patch_user(&owner, "not-a-token", "victim@example.com", json!({"unlock": true})).await;
+    error_body(victim_unlocks, 401).await;
+    let res = patch_user(&admin_client, &admin, "victim@example.com", json!({"unlock": true})).await;
+    assert_eq!(res.status(), 200);
+    let user: serde_json::Value = res.json().await.unwrap();
+    assert_eq!((user["email"].as_str(), user["active"].as_bool()), (Some("victim@example.com"), Some(true)));
+    assert_eq!(login_status(&owner, "victim@example.com", "victim-password-1").await, 200);
+    let rows = login_failure_rows(&p);
+    let counted = |(s, f, _): &&(String, i64, i64)| (s.starts_with("pair:victim@example.com|") || s == "account:victim@example.com") && *f > 0;
+    assert!(!rows.iter().any(|r| counted(&r)), "unlocked, yet failures remain: {rows:?}");
+}
+
+#[tokio::test]
+async fn admins_deactivate_promote_and_demote_users_with_immediate_effect() {
+    let p = platform(&[]);
+    let c = Client::new(&p);
+    let admin = c.admin_token().await;
+    assert_eq!(create_user(&c, &admin, "a+b@example.com", "plus-password-1", false).await.status(), 201);
+    let user = c.login("a+b@example.com", "plus-password-1").await;
+    assert_eq!(c.http.get(c.url("/jobs")).bearer_auth(&user).send().await.unwrap().status(), 200);
+
+    // Deactivated: every token stops working at once, in auth and in the gateway.
+    let res = patch_user(&c, &admin, "a%2Bb%40example.com", json!({"active": false})).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!((body["email"].as_str(), body["active"].as_bool()), (Some("a+b@example.com"), Some(false)));
+    error_body(validate(&c, &user).await, 401).await;
+    error_body(c.http.get(c.url("/users/me")).bearer_auth(&user).send().await.unwrap(), 401).await;
+    error_body(c.http.get(c.url("/jobs")).bearer_auth(&user).send().await.unwrap(), 401).await;
+    error_body(login(&c, "a+b@example.com", "plus-password-1").await, 401).await;
+    // Activated again.
+    assert_eq!(patch_user(&c, &admin, "a+b@example.com", json!({"active": true})).await.status(), 200);
+    assert_eq!(validate(&c, &user).await.status(), 200);
+
+    // Promoted, then demoted: the demoted admin's token is no longer an admin's.
+    assert_eq!(patch_user(&c, &admin, "a+b@example.com", json!({"admin": true})).await.status(), 200);
+    let second_admin = c.login("a+b@example.com", "plus-password-1").await;
+    let claims: serde_json::Value = validate(&c, &second_admin).await.json().await.unwrap();
+    assert_eq!(claims["admin"], true);
+    assert_eq!(c.http.get(c.url("/users")).bearer_auth(&second_admin).send().await.unwrap().status(), 200);
+    assert_eq!(patch_user(&c, &admin, "a+b@example.com", json!({"admin": false})).await.status(), 200);
+    let claims: serde_json::Value = validate(&c, &second_admin).await.json().await.unwrap();
+    assert_eq!(claims["admin"], false, "a demoted admin's token: {claims}");
+    error_body(c.http.get(c.url("/users")).bearer_auth(&second_admin).send().await.unwrap(), 403).await;
+    error_body(patch_user(&c, &second_admin, ADMIN_EMAIL, json!({"active": false})).await, 403).await;
+
+    // The last active administrator cannot be deactivated or demoted.
+    error_body(patch_user(&c, &admin, ADMIN_EMAIL, json!({"active": false})).await, 409).await;
+    error_body(patch_user(&c, &admin, ADMIN_EMAIL, json!({"admin": false})).await, 409).await;
+    assert_eq!(validate(&c, &admin).await.status(), 200);
+
+    // Bad requests.
+    error_body(patch_user(&c, &admin, "nobody@example.com", json!({"active": false})).await, 404).await;
+    error_body(patch_user(&c, &admin, "a+b@example.com", json!({})).await, 400).await;
+    error_body(patch_user(&c, &admin, "a+b@example.com", json!({"password": "x"})).await, 400).await;
+    error_body(patch_user(&c, &admin, "a+b@example.com", json!({"active": "no"})).await, 400).await;
+    error_body(patch_user(&c, &admin, "a+b@example.com", json!({"unlock": false})).await, 400).await;
+    let res = c.http.patch(c.url("/users/a+b@example.com")).bearer_auth(&admin).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    error_body(res, 415).await;
+    let res = c.http.get(c.url("/users/a+b@example.com")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.headers().get("allow").and_then(|v| v.to_str().ok()), Some("PATCH"));
+    error_body(res, 405).await;
+    error_body(c.http.patch(c.url("/users/a+b@example.com")).json(&json!({"active": false})).send().await.unwrap(), 401).await;
+    // `/users` and `/users/me` still answer as before.
+    assert_eq!(c.http.get(c.url("/users")).bearer_auth(&admin).send().await.unwrap().status(), 200);
+    assert_eq!(c.http.get(c.url("/users/me")).bearer_auth(&admin).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn validate_follows_the_users_current_row() {
     let p = platform(&[]);
     let c = Client::new(&p);

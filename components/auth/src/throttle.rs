@@ -3,10 +3,10 @@
 //! its account and its client BEFORE the password is checked, in one statement that records
 //! nothing when any of the three is throttled, so parallel attempts cannot all pass a check
 //! made before any of them was counted. A successful log-in takes its attempt back. Expired
-//! rows are purged a bounded batch at a time.
+//! rows are purged a bounded batch at a time, and an administrator can unlock an account.
 
 use crate::db::db_error;
-use edge_auth::throttle::{Kind, Limits, account_subject, client_subject, pair_subject, retry_after};
+use edge_auth::throttle::{Kind, Limits, account_subject, client_subject, pair_prefix, pair_subject, retry_after};
 use edge_spin::ApiError;
 use spin_sdk::sqlite::{Connection, Value};
 
@@ -104,6 +104,17 @@ pub fn purge(db: &Connection, window_secs: u64, now: u64) -> Result<(), ApiError
         "DELETE FROM login_failures WHERE rowid IN \
          (SELECT rowid FROM login_failures WHERE window_start <= ?1 LIMIT ?2)",
         &[Value::Integer(now.saturating_sub(window_secs) as i64), Value::Integer(PURGE_BATCH)],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Clears an account's throttling: its account row and the rows of all its pairs.
+pub fn unlock(db: &Connection, email: &str) -> Result<(), ApiError> {
+    let prefix = pair_prefix(email);
+    db.execute(
+        "DELETE FROM login_failures WHERE subject = ?1 OR substr(subject, 1, length(?2)) = ?2",
+        &[Value::Text(account_subject(email)), Value::Text(prefix)],
     )
     .map_err(db_error)?;
     Ok(())

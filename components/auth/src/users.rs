@@ -1,7 +1,10 @@
-//! `GET /users` and `POST /users`: user management for administrators; `GET`/`PUT /users/me`:
-//! a user's own settings (the default webhook for uploads without `?callback=`).
+//! `GET /users`, `POST /users` and `PATCH /users/{email}`: user management for administrators
+//! (accounts are created only with an address that can log in and a password that is not
+//! trivially guessed; they are activated, deactivated, promoted, demoted and unlocked, never
+//! leaving the platform without an active administrator); `GET`/`PUT /users/me`: a user's own
+//! settings (the default webhook for uploads without `?callback=`).
 
-use crate::{Ctx, db, validate};
+use crate::{Ctx, db, throttle, validate};
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use serde::Deserialize;
 
@@ -24,9 +27,9 @@ fn require_user(ctx: &Ctx, head: &Head) -> Result<(String, bool), ApiError> {
 }
 
 /// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
-fn require_admin(ctx: &Ctx, head: &Head) -> Result<(), ApiError> {
+fn require_admin(ctx: &Ctx, head: &Head) -> Result<String, ApiError> {
     match require_user(ctx, head)? {
-        (_, true) => Ok(()),
+        (email, true) => Ok(email),
         (_, false) => Err(ApiError::new(403, "forbidden", "only administrators may manage users")),
     }
 }
@@ -91,4 +94,52 @@ pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult 
         return Err(conflict());
     }
     Ok(Reply::json(201, &serde_json::json!({ "email": email, "admin": new.admin })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    active: Option<bool>,
+    admin: Option<bool>,
+    /// `true` clears the account's failed-login throttling.
+    unlock: Option<bool>,
+}
+
+/// `PATCH /users/{email}` with `{"active"?: bool, "admin"?: bool, "unlock"?: true}`: 200 with the
+/// user as it is now. A deactivated user's tokens stop working at once (every route checks the
+/// user's row); a demoted administrator's tokens lose their administrator rights at once.
+pub async fn update(ctx: &Ctx, head: &Head, body: &mut BodyStream, raw_email: &str) -> ApiResult {
+    require_admin(ctx, head)?;
+    if media_type(head.header("content-type").unwrap_or("")) != "application/json" {
+        return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
+    }
+    let body = read_body(head, body, MAX_BODY).await?;
+    let change: Change = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid body", format!("expected {{\"active\"?: bool, \"admin\"?: bool, \"unlock\"?: true}}: {e}"))
+    })?;
+    let unlock = match change.unlock {
+        Some(false) => return Err(ApiError::bad_request("invalid body", "\"unlock\" can only be true")),
+        other => other.is_some(),
+    };
+    if change.active.is_none() && change.admin.is_none() && !unlock {
+        return Err(ApiError::bad_request("invalid body", "nothing to change: give \"active\", \"admin\" or \"unlock\""));
+    }
+    let email = edge_http::query::path_segment(raw_email).trim().to_lowercase();
+    if db::find_user(&ctx.db, &email)?.is_none() {
+        return Err(ApiError::new(404, "not found", format!("no user {email}")));
+    }
+    if (change.active.is_some() || change.admin.is_some())
+        && !db::update_user(&ctx.db, &email, change.active, change.admin)?
+    {
+        return Err(ApiError::new(
+            409,
+            "conflict",
+            "this would leave no active administrator; promote or activate another one first",
+        ));
+    }
+    if unlock {
+        throttle::unlock(&ctx.db, &email)?;
+    }
+    let user = db::user_info(&ctx.db, &email)?.ok_or_else(|| ApiError::new(404, "not found", format!("no user {email}")))?;
+    Ok(Reply::json(200, &user))
 }
