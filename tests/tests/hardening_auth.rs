@@ -249,6 +249,41 @@ async fn validate_follows_the_users_current_row() {
 }
 
 #[tokio::test]
+async fn a_forged_spin_client_addr_does_not_escape_throttling() {
+    let p = platform(&[]);
+    let attacker = client_from(&p, "127.0.0.2");
+    // Every attempt claims another address, the 6th the owner's own: the runtime's (last)
+    // value is the one that counts.
+    for i in 0..5 {
+        let res = attacker
+            .http
+            .post(attacker.url("/login"))
+            .header("spin-client-addr", format!("198.51.100.{i}:4000"))
+            .basic_auth(ADMIN_EMAIL, Some("wrong-password"))
+            .send()
+            .await
+            .unwrap();
+        error_body(res, 401).await;
+    }
+    for forged in ["198.51.100.77:4000", "127.0.0.1:5000"] {
+        let res = attacker
+            .http
+            .post(attacker.url("/login"))
+            .header("spin-client-addr", forged)
+            .basic_auth(ADMIN_EMAIL, Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        throttled(res).await;
+    }
+    let rows = login_failure_rows(&p);
+    assert!(rows.iter().any(|(s, f, _)| s == "pair:admin@example.com|127.0.0.2" && *f == 5), "{rows:?}");
+    assert!(!rows.iter().any(|(s, ..)| s.contains("198.51.100.")), "a forged address was counted: {rows:?}");
+    // The owner, whose address the attacker claimed, is not affected.
+    assert_eq!(login_status(&client_from(&p, "127.0.0.1"), ADMIN_EMAIL, ADMIN_PASSWORD).await, 200);
+}
+
+#[tokio::test]
 async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     let p = platform(&[("trusted_proxies", "127.0.0.1, 127.0.0.64/26")]);
     let proxy = client_from(&p, "127.0.0.1");
