@@ -396,3 +396,16 @@ async fn expired_throttling_rows_are_purged() {
     assert_eq!(subjects, ["account:fresh@example.com", "client:127.0.0.2", "pair:fresh@example.com|127.0.0.2"], "{rows:?}");
     assert_eq!(rows[1].1, 1, "the client's window started afresh: {rows:?}");
 }
+
+#[tokio::test]
+async fn oversized_user_names_leave_no_trace() {
+    let p = platform(&[]);
+    let c = client_from(&p, "127.0.0.2");
+    let long = format!("{}@example.com", "x".repeat(8000));
+    let wrong = error_body(login(&c, &long, "wrong-password").await, 401).await;
+    let usual = error_body(login(&c, "nobody@example.com", "wrong-password").await, 401).await;
+    assert_eq!(wrong, usual, "the same answer as any unknown user");
+    let rows = login_failure_rows(&p);
+    assert!(rows.iter().all(|(s, ..)| s.len() < 300), "a row as long as the header: {} bytes", rows.iter().map(|r| r.0.len()).max().unwrap_or(0));
+    assert_eq!(rows.len(), 3, "only the ordinary attempt is counted: {:?}", rows.iter().map(|r| &r.0[..r.0.len().min(60)]).collect::<Vec<_>>());
+}

@@ -12,6 +12,8 @@ use edge_spin::{ApiError, ApiResult, Head, Reply};
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
+const WRONG_CREDENTIALS: &str = "unknown user, wrong password or deactivated account";
+
 fn unauthorized(error: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(401, error, detail).header("www-authenticate", "Basic realm=\"mp3edge\"")
 }
@@ -22,6 +24,11 @@ pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
         _ => unauthorized("invalid credentials", e.to_string()),
     })?;
     let email = user.to_lowercase();
+    if email.len() > edge_auth::MAX_EMAIL_LEN {
+        // No account can have this name: no throttling row (its subject would be as long as the
+        // header) and no password hash to spend time on; the answer is a wrong password's.
+        return Err(unauthorized("invalid credentials", WRONG_CREDENTIALS));
+    }
     let client = client_key(ctx, head);
     let limits = &ctx.config.limits;
     let subjects = throttle::Subjects::new(&email, &client);
@@ -38,7 +45,7 @@ pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
     let password_ok = edge_auth::verify_password(&password, hash);
     let Some(user) = user.filter(|u| password_ok && u.active) else {
         // The attempt stays counted as a failure.
-        return Err(unauthorized("invalid credentials", "unknown user, wrong password or deactivated account"));
+        return Err(unauthorized("invalid credentials", WRONG_CREDENTIALS));
     };
     throttle::succeeded(&ctx.db, &subjects)?;
     let token =
