@@ -2,12 +2,15 @@
 //!
 //! Each component is pre-instantiated once (`ProxyPre`); every request gets a fresh instance from
 //! the pooling allocator, Spin's request headers (`spin-full-url`, `spin-path-info`,
-//! `spin-client-addr`, …; client-sent copies are removed so they cannot be spoofed), a memory cap
-//! and a wall-clock deadline that counts waiting too. Each component serves a bounded number of
-//! requests at once behind a short queue (`admission`); a full queue, or a full instance pool,
-//! is a `503` with `Retry-After`, never a `500`. A request body that goes silent ends with a
-//! read timeout (`idle_body`). Shutdown stops accepting, lets in-flight requests finish, then
-//! returns.
+//! `spin-client-addr`, …), a memory cap and a wall-clock deadline that counts waiting too. Each
+//! component serves a bounded number of requests at once behind a short queue (`admission`); a
+//! full queue, or a full instance pool, is a `503` with `Retry-After`, never a `500`. A request
+//! body that goes silent ends with a read timeout (`idle_body`). Shutdown stops accepting, lets
+//! in-flight requests finish, then returns.
+//!
+//! `spin-client-addr` is appended after any copies the client sent, as Spin does, so components
+//! are tested against what they meet under Spin: only the LAST value is the runtime's. The
+//! routing headers are replaced (client copies removed), so they always have one right value.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -36,7 +39,7 @@ use crate::engine::Runtime;
 use crate::router::{RouteMatch, Router};
 use crate::state::ComponentState;
 
-/// Headers Spin sets on every request; never taken from the client.
+/// Routing headers Spin sets on every request; client copies are removed.
 const SPIN_HEADERS: &[&str] = &[
     "spin-full-url",
     "spin-path-info",
@@ -44,8 +47,10 @@ const SPIN_HEADERS: &[&str] = &[
     "spin-raw-component-route",
     "spin-component-route",
     "spin-base-path",
-    "spin-client-addr",
 ];
+
+/// The client's address, appended after any copies the client sent (as Spin does).
+const CLIENT_ADDR_HEADER: &str = "spin-client-addr";
 
 struct HttpComponent {
     loaded: Arc<LoadedComponent>,
@@ -273,7 +278,8 @@ fn add_spin_headers(
     set("spin-raw-component-route", &matched.route);
     set("spin-component-route", &matched.base);
     set("spin-base-path", "/");
-    set("spin-client-addr", &client.to_string());
+    let client = http::HeaderValue::from_str(&client.to_string()).expect("an address is a valid header");
+    headers.append(CLIENT_ADDR_HEADER, client);
     req
 }
 

@@ -1,8 +1,9 @@
 //! The component's variables, read and checked on every request (a bad value is a 500 with a
 //! clear detail, never a panic).
 
-use crate::throttle::Limits;
 use edge_auth::TokenAuthority;
+use edge_auth::throttle::Limits;
+use edge_http::client::TrustedProxies;
 use edge_spin::ApiError;
 use std::str::FromStr;
 
@@ -11,6 +12,8 @@ pub struct Config {
     pub admin_email: String,
     pub admin_password: String,
     pub limits: Limits,
+    /// Reverse proxies whose `x-forwarded-for` names the client.
+    pub trusted_proxies: TrustedProxies,
     /// Private webhook targets users may still name (SSRF allow-list, as the gateway's).
     pub webhook_allowed_hosts: String,
     /// `host:port` of the job queue's Redis, which keeps the storage accounting.
@@ -33,10 +36,13 @@ impl Config {
             admin_email: var("admin_email")?.trim().to_lowercase(),
             admin_password: var("admin_password")?,
             limits: Limits {
+                per_pair: number("login_max_failures_per_pair")?,
+                first_delay_secs: u64::from(number::<u32>("login_delay_secs")?),
                 per_account: number("login_max_failures_per_account")?,
                 per_client: number("login_max_failures_per_client")?,
                 window_secs: u64::from(window_secs),
             },
+            trusted_proxies: TrustedProxies::parse(&var("trusted_proxies")?).map_err(misconfigured)?,
             webhook_allowed_hosts: var("webhook_allowed_hosts")?,
             redis_host: var("redis_host")?.trim().to_string(),
             user_quota_bytes: number("user_quota_bytes")?,

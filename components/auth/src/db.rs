@@ -1,4 +1,5 @@
-//! The shared SQLite database: lazy schema, the `users` table and the first administrator.
+//! The shared SQLite database: lazy schema, the `users` table (lookups, creation, changes that
+//! never leave the platform without an active administrator) and the first administrator.
 
 use crate::config::Config;
 use edge_spin::ApiError;
@@ -43,11 +44,8 @@ pub fn set_default_callback(db: &Connection, email: &str, url: Option<&str>) -> 
     Ok(())
 }
 
-pub fn list_users(db: &Connection) -> Result<Vec<UserInfo>, ApiError> {
-    let result = db
-        .execute("SELECT email, admin, active, created_at FROM users ORDER BY created_at, email", &[])
-        .map_err(db_error)?;
-    Ok(result
+fn user_infos(result: &spin_sdk::sqlite::QueryResult) -> Vec<UserInfo> {
+    result
         .rows()
         .map(|row| UserInfo {
             email: row.get::<&str>("email").unwrap_or_default().to_string(),
@@ -55,7 +53,40 @@ pub fn list_users(db: &Connection) -> Result<Vec<UserInfo>, ApiError> {
             active: row.get("active").unwrap_or(false),
             created_at: row.get("created_at").unwrap_or(0),
         })
-        .collect())
+        .collect()
+}
+
+pub fn list_users(db: &Connection) -> Result<Vec<UserInfo>, ApiError> {
+    let result = db
+        .execute("SELECT email, admin, active, created_at FROM users ORDER BY created_at, email", &[])
+        .map_err(db_error)?;
+    Ok(user_infos(&result))
+}
+
+pub fn user_info(db: &Connection, email: &str) -> Result<Option<UserInfo>, ApiError> {
+    let result = db
+        .execute("SELECT email, admin, active, created_at FROM users WHERE email = ?1", &[Value::Text(email.into())])
+        .map_err(db_error)?;
+    Ok(user_infos(&result).into_iter().next())
+}
+
+/// Sets what is given of `active` and `admin` on an existing user, in one statement that
+/// refuses (`false`) to take away the last active administrator, so that two administrators
+/// demoting each other at once cannot both succeed.
+pub fn update_user(db: &Connection, email: &str, active: Option<bool>, admin: Option<bool>) -> Result<bool, ApiError> {
+    let flag = |v: Option<bool>| v.map_or(Value::Null, |b| Value::Integer(b.into()));
+    let result = db
+        .execute(
+            "UPDATE users SET active = COALESCE(?2, active), admin = COALESCE(?3, admin)
+             WHERE email = ?1 AND (
+                  (COALESCE(?2, active) = 1 AND COALESCE(?3, admin) = 1)
+               OR NOT (active = 1 AND admin = 1)
+               OR EXISTS (SELECT 1 FROM users o WHERE o.email <> ?1 AND o.admin = 1 AND o.active = 1))
+             RETURNING email",
+            &[Value::Text(email.into()), flag(active), flag(admin)],
+        )
+        .map_err(db_error)?;
+    Ok(result.rows().next().is_some())
 }
 
 /// Inserts a user; `false` when the e-mail is taken.
@@ -90,13 +121,11 @@ pub fn hash_new_password(password: &str) -> Result<String, ApiError> {
 }
 
 /// Creates the configured administrator when there is no administrator yet (and the configured
-/// address is not already taken by an ordinary user). Cheap once an administrator exists.
+/// address is not already taken by an ordinary user). Cheap once an administrator exists. An
+/// address that could not log in or a password that new users could not choose is refused,
+/// with the reason in the log.
 pub fn ensure_admin(db: &Connection, config: &Config, now: u64) -> Result<(), ApiError> {
     if config.admin_email.is_empty() || config.admin_password.is_empty() {
-        return Ok(());
-    }
-    if !edge_auth::is_plausible_email(&config.admin_email) {
-        eprintln!("admin_email {:?} is not a plausible e-mail address; no administrator created", config.admin_email);
         return Ok(());
     }
     let result = db
@@ -106,6 +135,14 @@ pub fn ensure_admin(db: &Connection, config: &Config, now: u64) -> Result<(), Ap
         )
         .map_err(db_error)?;
     if result.rows().next().and_then(|row| row.get::<bool>("present")).unwrap_or(true) {
+        return Ok(());
+    }
+    if let Err(reason) = edge_auth::check_email(&config.admin_email) {
+        eprintln!("admin_email {:?} is refused: {reason}; no administrator created", config.admin_email);
+        return Ok(());
+    }
+    if let Err(reason) = edge_auth::check_password(&config.admin_password, &config.admin_email) {
+        eprintln!("admin_password is refused: {reason}; no administrator created (set a stronger admin_password)");
         return Ok(());
     }
     let hash = hash_new_password(&config.admin_password)?;

@@ -1,5 +1,6 @@
-//! The `auth` component: log-in (`/login`), token validation (`/validate`), user management
-//! (`/users`) and the caller's own settings (`/users/me`) over the shared SQLite database.
+//! The `auth` component: log-in with failed-login throttling (`/login`), token validation
+//! (`/validate`), user management (`/users`, `/users/{email}`) and the caller's own settings
+//! (`/users/me`) over the shared SQLite database.
 
 mod config;
 mod db;
@@ -56,6 +57,7 @@ fn methods(path: &str) -> Option<&'static str> {
         "/login" | "/validate" => Some("POST"),
         "/users" => Some("GET, POST"),
         "/users/me" => Some("GET, PUT"),
+        path if user_path(path).is_some() => Some("PATCH"),
         _ => None,
     }
 }
@@ -73,6 +75,15 @@ async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
         ("/users/me", Method::Get) => users::me(&ctx, head),
         ("/users/me", Method::Put) => users::update_me(&ctx, head, body).await,
         ("/users/me", _) => Err(ApiError::method_not_allowed("GET, PUT")),
-        _ => Err(ApiError::not_found()),
+        (path, method) => match (user_path(path), method) {
+            (Some(email), Method::Patch) => users::update(&ctx, head, body, email).await,
+            (Some(_), _) => Err(ApiError::method_not_allowed("PATCH")),
+            (None, _) => Err(ApiError::not_found()),
+        },
     }
+}
+
+/// The (still percent-encoded) address in `/users/{email}`.
+fn user_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/users/").filter(|rest| !rest.is_empty() && !rest.contains('/') && *rest != "me")
 }

@@ -1,92 +1,121 @@
-//! Failed-login throttling: a fixed window of failures per subject (`account:<email>` or
-//! `client:<ip>`), kept in the `login_failures` table.
+//! Failed-login throttling over the `login_failures` table (the decisions themselves are
+//! `edge_auth::throttle`'s): an attempt is recorded as a failure of its (account, client) pair,
+//! its account and its client BEFORE the password is checked, in one statement that records
+//! nothing when any of the three is throttled, so parallel attempts cannot all pass a check
+//! made before any of them was counted. A successful log-in takes its attempt back. Expired
+//! rows are purged a bounded batch at a time, and an administrator can unlock an account.
 
 use crate::db::db_error;
+use edge_auth::throttle::{Kind, Limits, account_subject, client_subject, pair_prefix, pair_subject, retry_after};
 use edge_spin::ApiError;
 use spin_sdk::sqlite::{Connection, Value};
 
-pub struct Limits {
-    /// Failures allowed per account within the window (0 disables the check).
-    pub per_account: u32,
-    /// Failures allowed per client address within the window (0 disables the check).
-    pub per_client: u32,
-    pub window_secs: u64,
+/// Most expired rows deleted per log-in.
+const PURGE_BATCH: i64 = 100;
+
+/// Records the attempt for all three subjects if none of them is throttled, atomically; a row
+/// is returned per subject recorded. Mirrors `edge_auth::throttle::retry_after` (?1 pair,
+/// ?2 account, ?3 client, ?4 now, ?5 window, ?6 per pair, ?7 first delay, ?8 per account,
+/// ?9 per client; a pair's `window_start` is its last failure).
+const ADMIT: &str = "INSERT INTO login_failures (subject, failures, window_start)
+     SELECT s.column1, 1, ?4 FROM (VALUES (?1), (?2), (?3)) AS s
+     WHERE NOT EXISTS (
+       SELECT 1 FROM login_failures f
+       WHERE f.subject IN (?1, ?2, ?3) AND f.window_start + ?5 > ?4 AND (
+            (f.subject = ?2 AND ?8 > 0 AND f.failures >= ?8)
+         OR (f.subject = ?3 AND ?9 > 0 AND f.failures >= ?9)
+         OR (f.subject = ?1 AND ?6 > 0 AND f.failures >= ?6
+             AND ?4 < f.window_start + MIN(?7 << MIN(f.failures - ?6, 20), ?5))))
+     ON CONFLICT (subject) DO UPDATE SET
+       failures = CASE WHEN window_start + ?5 <= ?4 THEN 1 ELSE failures + 1 END,
+       window_start = CASE WHEN subject = ?1 OR window_start + ?5 <= ?4 THEN ?4 ELSE window_start END
+     RETURNING subject";
+
+/// The three subjects one log-in attempt counts against.
+pub struct Subjects {
+    pair: String,
+    account: String,
+    client: String,
 }
 
-/// Seconds until a subject with `failures` failures in the window that started at
-/// `window_start` may try again; `None` when it may try now.
-pub fn retry_after(failures: u64, window_start: u64, max: u32, window_secs: u64, now: u64) -> Option<u64> {
-    let end = window_start.saturating_add(window_secs);
-    (max > 0 && failures >= u64::from(max) && now < end).then(|| end - now)
-}
-
-/// The subject part of a `spin-client-addr` (`ip:port`, `[ipv6]:port`) value.
-pub fn client_ip(addr: &str) -> &str {
-    let addr = addr.trim();
-    if let Some(rest) = addr.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
+impl Subjects {
+    /// `client` is the client's throttling key (`edge_http::client::throttle_key`).
+    pub fn new(email: &str, client: &str) -> Subjects {
+        Subjects { pair: pair_subject(email, client), account: account_subject(email), client: client_subject(client) }
     }
-    match addr.split_once(':') {
-        Some((ip, port)) if !port.contains(':') => ip,
-        _ => addr,
+
+    fn all(&self) -> [(Kind, &str); 3] {
+        [(Kind::Pair, &self.pair), (Kind::Account, &self.account), (Kind::Client, &self.client)]
     }
 }
 
-/// The longest wait imposed by any of `subjects` (each with its own limit), if any.
-pub fn blocked(db: &Connection, subjects: &[(&str, u32)], window_secs: u64, now: u64) -> Result<Option<u64>, ApiError> {
-    let mut wait = None;
-    for &(subject, max) in subjects {
+fn int(n: u64) -> Value {
+    Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Records the attempt as a failure and returns `None`, or, when the pair, the account or the
+/// client is throttled, records nothing and returns the seconds to wait.
+pub fn admit(db: &Connection, subjects: &Subjects, limits: &Limits, now: u64) -> Result<Option<u64>, ApiError> {
+    let params = [
+        Value::Text(subjects.pair.clone()),
+        Value::Text(subjects.account.clone()),
+        Value::Text(subjects.client.clone()),
+        int(now),
+        int(limits.window_secs),
+        int(limits.per_pair.into()),
+        int(limits.first_delay_secs),
+        int(limits.per_account.into()),
+        int(limits.per_client.into()),
+    ];
+    if db.execute(ADMIT, &params).map_err(db_error)?.rows().next().is_some() {
+        return Ok(None);
+    }
+    // Refused: how long for (read after the fact, so at least a second if it just ended).
+    let mut wait = 1;
+    for (kind, subject) in subjects.all() {
         let result = db
-            .execute(
-                "SELECT failures, window_start FROM login_failures WHERE subject = ?1",
-                &[Value::Text(subject.to_string())],
-            )
+            .execute("SELECT failures, window_start FROM login_failures WHERE subject = ?1", &[Value::Text(subject.into())])
             .map_err(db_error)?;
         for row in result.rows() {
             if let (Some(failures), Some(start)) = (row.get::<u64>("failures"), row.get::<u64>("window_start")) {
-                wait = wait.max(retry_after(failures, start, max, window_secs, now));
+                wait = wait.max(retry_after(kind, failures, start, limits, now).unwrap_or(0));
             }
         }
     }
-    Ok(wait)
+    Ok(Some(wait))
 }
 
-/// Counts one failure for `subject`, opening a new window when the last one has ended.
-pub fn record_failure(db: &Connection, subject: &str, window_secs: u64, now: u64) -> Result<(), ApiError> {
+/// Takes back a successful attempt: the pair starts afresh (its owner is proven), the account
+/// and client counts lose the one recorded for it (others' failures stay).
+pub fn succeeded(db: &Connection, subjects: &Subjects) -> Result<(), ApiError> {
+    db.execute("DELETE FROM login_failures WHERE subject = ?1", &[Value::Text(subjects.pair.clone())])
+        .map_err(db_error)?;
     db.execute(
-        "INSERT INTO login_failures (subject, failures, window_start) VALUES (?1, 1, ?2)
-         ON CONFLICT (subject) DO UPDATE SET
-           failures = CASE WHEN window_start + ?3 <= ?2 THEN 1 ELSE failures + 1 END,
-           window_start = CASE WHEN window_start + ?3 <= ?2 THEN ?2 ELSE window_start END",
-        &[Value::Text(subject.to_string()), Value::Integer(now as i64), Value::Integer(window_secs as i64)],
+        "UPDATE login_failures SET failures = failures - 1 WHERE subject IN (?1, ?2) AND failures > 0",
+        &[Value::Text(subjects.account.clone()), Value::Text(subjects.client.clone())],
     )
     .map_err(db_error)?;
     Ok(())
 }
 
-pub fn clear(db: &Connection, subject: &str) -> Result<(), ApiError> {
-    db.execute("DELETE FROM login_failures WHERE subject = ?1", &[Value::Text(subject.to_string())])
-        .map_err(db_error)?;
+/// Deletes up to [`PURGE_BATCH`] rows whose window has passed (they no longer count).
+pub fn purge(db: &Connection, window_secs: u64, now: u64) -> Result<(), ApiError> {
+    db.execute(
+        "DELETE FROM login_failures WHERE rowid IN \
+         (SELECT rowid FROM login_failures WHERE window_start <= ?1 LIMIT ?2)",
+        &[Value::Integer(now.saturating_sub(window_secs) as i64), Value::Integer(PURGE_BATCH)],
+    )
+    .map_err(db_error)?;
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows() {
-        assert_eq!(retry_after(5, 100, 5, 60, 130), Some(30));
-        assert_eq!(retry_after(4, 100, 5, 60, 130), None);
-        assert_eq!(retry_after(9, 100, 5, 60, 160), None);
-        assert_eq!(retry_after(9, 100, 0, 60, 130), None);
-    }
-
-    #[test]
-    fn client_addresses() {
-        assert_eq!(client_ip("10.0.0.1:5000"), "10.0.0.1");
-        assert_eq!(client_ip("[::1]:5000"), "::1");
-        assert_eq!(client_ip("::1"), "::1");
-        assert_eq!(client_ip("10.0.0.1"), "10.0.0.1");
-    }
+/// Clears an account's throttling: its account row and the rows of all its pairs.
+pub fn unlock(db: &Connection, email: &str) -> Result<(), ApiError> {
+    let prefix = pair_prefix(email);
+    db.execute(
+        "DELETE FROM login_failures WHERE subject = ?1 OR substr(subject, 1, length(?2)) = ?2",
+        &[Value::Text(account_subject(email)), Value::Text(prefix)],
+    )
+    .map_err(db_error)?;
+    Ok(())
 }

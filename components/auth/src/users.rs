@@ -1,13 +1,15 @@
-//! `GET /users` and `POST /users`: user management for administrators; `GET`/`PUT /users/me`:
-//! a user's own settings (the default webhook for uploads without `?callback=`).
+//! `GET /users`, `POST /users` and `PATCH /users/{email}`: user management for administrators
+//! (accounts are created only with an address that can log in and a password that is not
+//! trivially guessed; they are activated, deactivated, promoted, demoted and unlocked, never
+//! leaving the platform without an active administrator); `GET`/`PUT /users/me`: a user's own
+//! settings (the default webhook for uploads without `?callback=`).
 
-use crate::{Ctx, db, validate};
+use crate::{Ctx, db, throttle, validate};
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use serde::Deserialize;
 
 /// Largest accepted `POST /users` body.
 const MAX_BODY: usize = 64 * 1024;
-const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
 
 #[derive(Deserialize)]
 struct NewUser {
@@ -20,19 +22,14 @@ struct NewUser {
 /// The caller's e-mail and whether they are an administrator: 401 unless the bearer is a valid
 /// token of an active user.
 fn require_user(ctx: &Ctx, head: &Head) -> Result<(String, bool), ApiError> {
-    let claims = validate::claims(ctx, head)?;
-    let email = claims.email.to_lowercase();
-    match db::find_user(&ctx.db, &email)? {
-        Some(user) if user.active => Ok((email, user.admin && claims.admin)),
-        _ => Err(ApiError::new(401, "invalid token", "the token's user is unknown or deactivated")
-            .header("www-authenticate", "Bearer realm=\"mp3edge\"")),
-    }
+    let claims = validate::current_claims(ctx, head)?;
+    Ok((claims.email, claims.admin))
 }
 
 /// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
-fn require_admin(ctx: &Ctx, head: &Head) -> Result<(), ApiError> {
+fn require_admin(ctx: &Ctx, head: &Head) -> Result<String, ApiError> {
     match require_user(ctx, head)? {
-        (_, true) => Ok(()),
+        (email, true) => Ok(email),
         (_, false) => Err(ApiError::new(403, "forbidden", "only administrators may manage users")),
     }
 }
@@ -90,16 +87,9 @@ pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult 
     let new: NewUser = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid body", format!("expected {{\"email\", \"password\", \"admin\"}}: {e}"))
     })?;
-    let email = new.email.to_lowercase();
-    if !edge_auth::is_plausible_email(&email) {
-        return Err(ApiError::bad_request("invalid email", "the e-mail address is not plausible"));
-    }
-    if !PASSWORD_CHARS.contains(&new.password.chars().count()) {
-        return Err(ApiError::bad_request(
-            "invalid password",
-            format!("the password must have {} to {} characters", PASSWORD_CHARS.start(), PASSWORD_CHARS.end()),
-        ));
-    }
+    let email = new.email.trim().to_lowercase();
+    edge_auth::check_email(&email).map_err(|detail| ApiError::bad_request("invalid email", detail))?;
+    edge_auth::check_password(&new.password, &email).map_err(|detail| ApiError::bad_request("invalid password", detail))?;
     let conflict = || ApiError::new(409, "conflict", format!("a user {email} already exists"));
     // Checked before hashing so a duplicate costs no argon2 run; the insert re-checks (races).
     if db::find_user(&ctx.db, &email)?.is_some() {
@@ -110,4 +100,52 @@ pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult 
         return Err(conflict());
     }
     Ok(Reply::json(201, &serde_json::json!({ "email": email, "admin": new.admin })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    active: Option<bool>,
+    admin: Option<bool>,
+    /// `true` clears the account's failed-login throttling.
+    unlock: Option<bool>,
+}
+
+/// `PATCH /users/{email}` with `{"active"?: bool, "admin"?: bool, "unlock"?: true}`: 200 with the
+/// user as it is now. A deactivated user's tokens stop working at once (every route checks the
+/// user's row); a demoted administrator's tokens lose their administrator rights at once.
+pub async fn update(ctx: &Ctx, head: &Head, body: &mut BodyStream, raw_email: &str) -> ApiResult {
+    require_admin(ctx, head)?;
+    if media_type(head.header("content-type").unwrap_or("")) != "application/json" {
+        return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
+    }
+    let body = read_body(head, body, MAX_BODY).await?;
+    let change: Change = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid body", format!("expected {{\"active\"?: bool, \"admin\"?: bool, \"unlock\"?: true}}: {e}"))
+    })?;
+    let unlock = match change.unlock {
+        Some(false) => return Err(ApiError::bad_request("invalid body", "\"unlock\" can only be true")),
+        other => other.is_some(),
+    };
+    if change.active.is_none() && change.admin.is_none() && !unlock {
+        return Err(ApiError::bad_request("invalid body", "nothing to change: give \"active\", \"admin\" or \"unlock\""));
+    }
+    let email = edge_http::query::path_segment(raw_email).trim().to_lowercase();
+    if db::find_user(&ctx.db, &email)?.is_none() {
+        return Err(ApiError::new(404, "not found", format!("no user {email}")));
+    }
+    if (change.active.is_some() || change.admin.is_some())
+        && !db::update_user(&ctx.db, &email, change.active, change.admin)?
+    {
+        return Err(ApiError::new(
+            409,
+            "conflict",
+            "this would leave no active administrator; promote or activate another one first",
+        ));
+    }
+    if unlock {
+        throttle::unlock(&ctx.db, &email)?;
+    }
+    let user = db::user_info(&ctx.db, &email)?.ok_or_else(|| ApiError::new(404, "not found", format!("no user {email}")))?;
+    Ok(Reply::json(200, &user))
 }

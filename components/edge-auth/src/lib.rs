@@ -7,6 +7,12 @@
 //! * Passwords: argon2id PHC strings; the salt comes from the caller so this crate needs no
 //!   randomness source.
 //! * HTTP `Authorization` header parsing for Basic and Bearer.
+//! * What an account may be: e-mail addresses that can log in with Basic, and passwords that
+//!   are not trivially guessed (length, and a short embedded list of the most common ones).
+//! * [`throttle`]: failed-login throttling decisions per (account, client) pair, account and
+//!   client.
+
+pub mod throttle;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -163,17 +169,99 @@ pub fn parse_bearer(header: Option<&str>) -> Result<&str, HeaderError> {
     Ok(token)
 }
 
-/// A plausible e-mail address: one `@`, non-empty parts, a dot in the domain, no spaces or
-/// control characters, at most 254 bytes.
+/// Longest accepted e-mail address, in bytes.
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Fewest non-space characters in a password.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Most characters in a password (argon2 hashes anything, but a bound keeps requests small).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Checks an e-mail address (already lower-cased) for use as an account name: one `@`; a local
+/// part of at most 64 bytes without whitespace, control characters, `:` (HTTP Basic splits the
+/// user name at the first `:`, so its owner could never log in) or the other characters that
+/// need quoting in an address (`()<>[]\,;"`), and without leading, trailing or doubled dots;
+/// a domain of at least two dot-separated labels of letters, digits and inner hyphens (at most
+/// 63 bytes each), whose last label is not all digits. The error says what is wrong.
+pub fn check_email(email: &str) -> Result<(), String> {
+    if email.is_empty() {
+        return Err("the e-mail address is empty".into());
+    }
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(format!("the e-mail address is longer than {MAX_EMAIL_LEN} bytes"));
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the e-mail address contains whitespace or control characters".into());
+    }
+    let (local, domain) = match email.split('@').collect::<Vec<_>>()[..] {
+        [local, domain] => (local, domain),
+        _ => return Err("the e-mail address must contain exactly one '@'".into()),
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err("the part before '@' must have 1 to 64 bytes".into());
+    }
+    if let Some(c) = local.chars().find(|c| ":()<>[]\\,;\"".contains(*c)) {
+        return Err(format!("the part before '@' must not contain {c:?}"));
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err("the part before '@' must not start or end with a dot or contain two dots in a row".into());
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return Err("the domain must have at least two parts, like example.com".into());
+    }
+    for label in &labels {
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-');
+        if !valid {
+            return Err(format!(
+                "the domain part {label:?} is invalid (letters, digits and inner hyphens, 1 to 63 bytes)"
+            ));
+        }
+    }
+    if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+        return Err("the domain must be a name, not an IP address".into());
+    }
+    Ok(())
+}
+
+/// Whether [`check_email`] accepts the address.
 pub fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    email.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    check_email(email).is_ok()
+}
+
+/// Checks a new password: at least [`MIN_PASSWORD_CHARS`] characters other than whitespace, at
+/// most [`MAX_PASSWORD_CHARS`] in all, no control characters, not the account's own address and
+/// not one of the most common passwords (compared ignoring case and surrounding whitespace).
+pub fn check_password(password: &str, email: &str) -> Result<(), String> {
+    let total = password.chars().count();
+    let significant = password.chars().filter(|c| !c.is_whitespace()).count();
+    if significant < MIN_PASSWORD_CHARS {
+        return Err(format!("the password must have at least {MIN_PASSWORD_CHARS} characters other than spaces"));
+    }
+    if total > MAX_PASSWORD_CHARS {
+        return Err(format!("the password must have at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    if password.chars().any(char::is_control) {
+        return Err("the password must not contain control characters".into());
+    }
+    let normalized = password.trim().to_lowercase();
+    if normalized == email.trim().to_lowercase() {
+        return Err("the password must not be the e-mail address".into());
+    }
+    if is_common_password(&normalized) {
+        return Err("the password is one of the most commonly used passwords; choose another".into());
+    }
+    Ok(())
+}
+
+/// Whether `password` (lower case, trimmed) is on the embedded list of common passwords.
+fn is_common_password(password: &str) -> bool {
+    COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).any(|l| l == password)
 }
 
 #[cfg(test)]
@@ -278,10 +366,52 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert!(is_plausible_email("a@example.com"));
-        assert!(!is_plausible_email("a@b"));
-        assert!(!is_plausible_email("@example.com"));
-        assert!(!is_plausible_email("a b@example.com"));
-        assert!(!is_plausible_email("a@@example.com"));
+        for good in ["a@example.com", "first.last+tag@mail.example.co.uk", "x_y-z@sub-domain.example", "jörg@bücher.example"] {
+            assert_eq!(check_email(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "a@b",
+            "@example.com",
+            "a b@example.com",
+            "a@@example.com",
+            "a@b@example.com",
+            "user:name@example.com",
+            "a@exa:mple.com",
+            "a\t@example.com",
+            "a\u{7}@example.com",
+            "a@example.com\r\n",
+            "\"quoted\"@example.com",
+            "a<b>@example.com",
+            ".a@example.com",
+            "a..b@example.com",
+            "a@-example.com",
+            "a@example-.com",
+            "a@example..com",
+            "a@.example.com",
+            "a@example.com.",
+            "a@exa_mple.com",
+            "a@10.0.0.1",
+            "a@[127.0.0.1]",
+            "",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_email(&format!("{}@example.com", "a".repeat(65))).is_err());
+        assert!(check_email(&format!("a@{}.com", "b".repeat(64))).is_err());
+        assert!(check_email(&format!("a@{}.com", vec!["b".repeat(60); 5].join("."))).is_err(), "over 254 bytes");
+    }
+
+    #[test]
+    fn password_rules() {
+        assert_eq!(check_password("correct horse battery", "a@example.com"), Ok(()));
+        assert_eq!(check_password("user-password-1", "a@example.com"), Ok(()));
+        for bad in ["short", "        ", "  a b c d e f g  ", "password", "PASSWORD", " password1 ", "12345678", "qwertyuiop", "pass\u{0}word-x"] {
+            assert!(check_password(bad, "a@example.com").is_err(), "{bad:?}");
+        }
+        assert!(check_password("a@example.com", "A@Example.com").is_err(), "the address itself");
+        assert!(check_password(&"x".repeat(MAX_PASSWORD_CHARS + 1), "a@example.com").is_err());
+        assert!(check_password(&"x".repeat(MAX_PASSWORD_CHARS), "a@example.com").is_ok());
+        let listed = COMMON_PASSWORDS.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+        assert!(listed >= 100, "{listed} common passwords");
     }
 }

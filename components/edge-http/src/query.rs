@@ -5,12 +5,19 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .find(|(key, _)| percent_decode(key) == name)
-        .map(|(_, value)| percent_decode(value))
+        .find(|(key, _)| percent_decode(key, true) == name)
+        .map(|(_, value)| percent_decode(value, true))
 }
 
-/// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are.
-fn percent_decode(raw: &str) -> String {
+/// A percent-decoded path segment (`/users/a%2Bb%40example.com` names `a+b@example.com`: unlike
+/// in a query, `+` is itself).
+pub fn path_segment(raw: &str) -> String {
+    percent_decode(raw, false)
+}
+
+/// Decodes `%XX` escapes and, with `plus_is_space`, `+` (form encoding); invalid escapes are
+/// kept as they are.
+fn percent_decode(raw: &str, plus_is_space: bool) -> String {
     let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16)).map(|d| d as u8);
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -22,7 +29,7 @@ fn percent_decode(raw: &str) -> String {
                 i += 3;
                 continue;
             }
-            (b'+', ..) => out.push(b' '),
+            (b'+', ..) if plus_is_space => out.push(b' '),
             (b, ..) => out.push(b),
         }
         i += 1;
@@ -48,6 +55,13 @@ mod tests {
         assert_eq!(query_param(q, "bitrate").as_deref(), Some("%zz"));
         assert_eq!(query_param(q, "limit"), None);
         assert_eq!(query_param("", "limit"), None);
+    }
+
+    #[test]
+    fn path_segments() {
+        assert_eq!(path_segment("a%2Bb%40example.com"), "a+b@example.com");
+        assert_eq!(path_segment("a+b@example.com"), "a+b@example.com");
+        assert_eq!(path_segment("x%zz"), "x%zz");
     }
 
     #[test]

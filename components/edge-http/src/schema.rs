@@ -2,11 +2,13 @@
 //! user settings), in one place so auth and gateway can never disagree. Every statement is a
 //! cheap no-op once applied, so each component runs them on open.
 
-pub const STATEMENTS: [&str; 5] = [
+pub const STATEMENTS: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, password_hash TEXT NOT NULL, \
      admin INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS login_failures (subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, \
      window_start INTEGER NOT NULL)",
+    // Expired throttling rows are purged by `window_start` on every log-in.
+    "CREATE INDEX IF NOT EXISTS login_failures_by_start ON login_failures (window_start)",
     "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at)",
     "CREATE TABLE IF NOT EXISTS user_settings (email TEXT PRIMARY KEY, default_callback TEXT)",

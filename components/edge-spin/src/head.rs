@@ -25,9 +25,21 @@ impl Head {
         Head { method: req.method(), path: path.to_string(), query: query.to_string(), headers }
     }
 
-    /// The first value of a header (if it is valid UTF-8).
+    /// The first value of a header (if it is valid UTF-8). For a header a client may repeat to
+    /// smuggle a value in front of the runtime's (`spin-client-addr`), use [`Head::last_header`].
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.header_values(name).next()
+    }
+
+    /// Every value of a header, in the order received (values that are not UTF-8 are skipped).
+    pub fn header_values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The last value of a header: for the `spin-*` headers, the one the runtime added (Spin
+    /// appends its values after any copies the client sent).
+    pub fn last_header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).last()
     }
 
     /// The first, percent-decoded value of a query parameter.

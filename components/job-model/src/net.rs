@@ -56,14 +56,14 @@ pub fn parse_callback(url: &str) -> Result<CallbackTarget, String> {
 }
 
 /// Whether an address is reachable on the public internet (not loopback, private,
-/// link-local, shared, documentation, multicast, unspecified or reserved).
+/// link-local, shared, documentation, multicast, unspecified or reserved). An IPv6 address that
+/// carries an IPv4 address for a transition mechanism (mapped, compatible, translated, NAT64,
+/// 6to4, Teredo, ISATAP) is public only if every IPv4 address it embeds is, since a relay or
+/// translator on the way may deliver it to that IPv4 address.
 pub fn is_public_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
+        IpAddr::V6(v6) => is_public_v6(v6) && embedded_ipv4(v6).iter().all(|v4| is_public_v4(*v4)),
     }
 }
 
@@ -83,15 +83,53 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// The IPv6 ranges that are not public in themselves (whatever they embed).
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x64 && ip.segments()[1] == 0xff9b) // NAT64, may reach internal v4
+        || (s[0] & 0xfe00) == 0xfc00 // unique local
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated, still routed internally)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only 100::/64
+        || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID 2001:10::/28
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001)) // local-use NAT64 64:ff9b:1::/48
+}
+
+/// The IPv4 addresses an IPv6 address embeds for a transition mechanism.
+fn embedded_ipv4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let mut found = Vec::new();
+    if s[0..5] == [0; 5] && (s[5] == 0 || s[5] == 0xffff) {
+        // IPv4-compatible ::a.b.c.d (deprecated) and IPv4-mapped ::ffff:a.b.c.d; :: and ::1 are
+        // refused as IPv6 already.
+        found.push(v4(s[6], s[7]));
+    }
+    if s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        // IPv4-translated ::ffff:0:a.b.c.d (SIIT).
+        found.push(v4(s[6], s[7]));
+    }
+    if s[0] == 0x0064 && s[1] == 0xff9b {
+        // NAT64 well-known prefix 64:ff9b::/96 (and the local-use 64:ff9b:1::/48, refused above).
+        found.push(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        // 6to4 2002:AABB:CCDD::/48.
+        found.push(v4(s[1], s[2]));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        // Teredo 2001::/32: the server's address, and the client's (bits inverted).
+        found.push(v4(s[2], s[3]));
+        found.push(v4(!s[6], !s[7]));
+    }
+    if (s[4] & 0xfdff) == 0 && s[5] == 0x5efe {
+        // ISATAP interface identifier ::0:5efe:a.b.c.d or ::200:5efe:a.b.c.d under any prefix.
+        found.push(v4(s[6], s[7]));
+    }
+    found
 }
 
 /// Whether the allow-list (comma-separated `host` or `host:port` entries) names the target.
@@ -139,6 +177,43 @@ mod tests {
         }
         for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
             assert!(is_public_ip(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_embedding_internal_ipv4_are_not_public() {
+        for internal in [
+            "::127.0.0.1",          // IPv4-compatible
+            "::10.0.0.1",
+            "::ffff:0:7f00:1",      // IPv4-translated 127.0.0.1
+            "::ffff:0:a9fe:a9fe",   // IPv4-translated 169.254.169.254
+            "::ffff:10.1.2.3",      // IPv4-mapped
+            "2002:7f00:1::1",       // 6to4 of 127.0.0.1
+            "2002:c0a8:101::",      // 6to4 of 192.168.1.1
+            "2002:a9fe:a9fe::1",    // 6to4 of 169.254.169.254
+            "64:ff9b::7f00:1",      // NAT64 of 127.0.0.1
+            "64:ff9b::a00:1",       // NAT64 of 10.0.0.1
+            "64:ff9b:1::808:808",   // local-use NAT64, whatever it embeds
+            "2001:0:7f00:1::1",     // Teredo, server 127.0.0.1
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1 (inverted)
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1 (inverted)
+            "2606:4700::5efe:7f00:1", // ISATAP of 127.0.0.1
+            "fec0::1",              // site-local
+            "100::1",               // discard-only
+        ] {
+            assert!(!is_public_ip(internal.parse().unwrap()), "{internal}");
+        }
+        for public in [
+            "::ffff:8.8.8.8",
+            "2002:808:808::1",      // 6to4 of 8.8.8.8
+            "64:ff9b::808:808",     // NAT64 of 8.8.8.8
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, server 65.54.227.120, client 8.8.8.8
+            "2001:4860:4860::8888",
+        ] {
+            assert!(is_public_ip(public.parse().unwrap()), "{public}");
+        }
+        for url in ["http://[::127.0.0.1]/", "http://[::ffff:0:7f00:1]/", "http://[2002:7f00:1::1]/", "http://[64:ff9b::7f00:1]/", "http://[2001:0:7f00:1::1]/"] {
+            assert!(check_callback(url, "").is_err(), "{url}");
         }
     }
 
