@@ -32,6 +32,11 @@ fn persistent(dir: &Path, name: &str, make: impl FnOnce() -> Result<String>) -> 
     Ok((value, true))
 }
 
+/// The private Redis server's password, kept in the data directory.
+pub fn redis_password(data_dir: &Path) -> Result<String> {
+    Ok(persistent(&data_dir.join("secrets"), "redis_password", || random_hex(24))?.0)
+}
+
 /// The webhook signing key of the embedded runner, kept in the data directory.
 pub fn webhook_secret(data_dir: &Path) -> Result<String> {
     Ok(persistent(&data_dir.join("secrets"), "webhook_secret", || random_hex(32))?.0)

@@ -115,3 +115,19 @@ impl Runtime {
         store
     }
 }
+
+/// One sentence for users about a failed guest call: the trap, or the innermost cause, without
+/// the wasm backtrace and the host's context (those go to the log).
+pub fn short_reason(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return trap.to_string();
+    }
+    let root = e.root_cause().to_string();
+    root.lines().next().map(str::trim).filter(|l| !l.is_empty()).unwrap_or("unknown error").to_string()
+}
+
+/// Whether an instantiation failed for lack of room in the instance pool (a transient state).
+pub fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>())
+        || format!("{e:#}").contains("maximum concurrent")
+}

@@ -242,8 +242,7 @@ impl HttpTrigger {
 
 /// Whether an instantiation failed because the pooling allocator had no free slot.
 fn is_pool_exhausted(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>())
-        || format!("{e:#}").contains("maximum concurrent")
+    format!("{e:#}").contains("maximum concurrent")
 }
 
 fn add_spin_headers(

@@ -108,6 +108,9 @@ fn main() -> Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        // The data directory holds password hashes, secrets and users' media: everything this
+        // process (and the private Redis it starts) creates is for its owner only.
+        libc::umask(0o077);
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MP3EDGE_LOG").unwrap_or_else(|_| "info".into()))
@@ -120,6 +123,12 @@ fn main() -> Result<()> {
         Command::Up(args) => rt.block_on(up(args)),
         Command::Worker(args) => rt.block_on(worker::run(args, shutdown_signal_in(&rt))),
     }
+}
+
+/// Makes a data directory made by an older release (0755) private too.
+pub fn restrict_to_owner(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("restricting {}", dir.display()))
 }
 
 fn shutdown_signal_in(rt: &tokio::runtime::Runtime) -> CancellationToken {
@@ -146,6 +155,7 @@ pub fn shutdown_signal() -> CancellationToken {
 async fn up(mut args: UpArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    restrict_to_owner(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
     let manifest = manifest::Manifest::load(&args.manifest)?;
     let runtime_config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
@@ -156,7 +166,9 @@ async fn up(mut args: UpArgs) -> Result<()> {
     }
     let redis_configured = EnvironmentProvider.get(REDIS_HOST_VARIABLE).is_some();
     let private_redis = if !redis_configured && manifest.variables.contains_key(REDIS_HOST_VARIABLE) {
-        let redis = redis_server::PrivateRedis::start(&data_dir.join("redis")).await?;
+        let password = embedded_defaults::redis_password(&data_dir)?;
+        let redis = redis_server::PrivateRedis::start(&data_dir.join("redis"), &password).await?;
+        redis.supervise(shutdown.clone());
         host_values.insert(REDIS_HOST_VARIABLE.to_string(), redis.host());
         Some(redis)
     } else {

@@ -35,6 +35,8 @@ impl OutboundPolicy {
             let (scheme, rest) =
                 entry.split_once("://").with_context(|| format!("allowed_outbound_hosts entry {entry:?} lacks a scheme"))?;
             let rest = rest.trim_end_matches('/');
+            // Credentials in the entry (`redis://:password@host:port`) are not part of the host.
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
             if rest.is_empty() || rest.contains('/') {
                 bail!("allowed_outbound_hosts entry {entry:?} must be scheme://host[:port]");
             }

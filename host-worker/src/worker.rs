@@ -127,6 +127,7 @@ pub async fn start(
 /// `mp3edge worker`: the worker alone.
 pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
+    crate::restrict_to_owner(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
     let runtime_config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
     let services = Arc::new(Services {

@@ -32,6 +32,20 @@ async fn embedded_defaults_run_everything_and_shut_down_cleanly() {
         .and_then(|l| l.split("port=").nth(1)?.split_whitespace().next()?.parse().ok())
         .expect("private redis port logged");
     assert_ne!(port, 6379);
+    // The private Redis wants its generated password.
+    let anonymous = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut conn = anonymous.get_multiplexed_async_connection().await.unwrap();
+    let refused = redis::cmd("PING").query_async::<String>(&mut conn).await.unwrap_err();
+    assert!(refused.to_string().contains("NOAUTH"), "{refused}");
+    assert!(state.join("secrets/redis_password").is_file());
+    // Secrets, databases and media are the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    for file in ["secrets/jwt_secret", "secrets/admin_password", "secrets/redis_password", "sqlite_key_value.db", "sqlite_db.db"] {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&state.join("redis")), 0o700);
     let status = p.stop().expect("exits on SIGTERM");
     assert!(status.success(), "clean exit, got {status:?}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "private Redis stopped with the host");
@@ -75,4 +89,54 @@ async fn unknown_routes_and_component_failures_are_json_and_isolated() {
     // The host keeps serving other components.
     error_body(c.http.get(c.url("/jobs")).send().await.unwrap(), 401).await;
     assert!(p.log().contains("guest memory growth refused"), "the cap is what stopped it");
+}
+
+/// The private Redis's pid, from its pid file.
+fn private_redis_pid(p: &Platform) -> i32 {
+    let file = p.data_dir.path().join("state/redis/redis-server.pid");
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).trim().parse().unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
+async fn upload_status(c: &Client, token: &str) -> u16 {
+    let res = c.http.post(c.url("/upload?filename=a.mp4")).bearer_auth(token).header("content-type", "video/mp4").body(vec![1u8; 1000]).send().await.unwrap();
+    res.status().as_u16()
+}
+
+#[tokio::test]
+async fn the_private_redis_dies_with_its_host_and_comes_back_when_it_dies_alone() {
+    let mut p = Platform::start_with(PlatformOptions { private_redis: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.admin_token().await;
+    assert_eq!(upload_status(&c, &token).await, 202);
+
+    // Redis dies while the host runs: uploads are refused with 503, then it is back.
+    let first = private_redis_pid(&p);
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    let started = std::time::Instant::now();
+    let mut saw_503 = false;
+    loop {
+        match upload_status(&c, &token).await {
+            202 => break,
+            503 => saw_503 = true,
+            other => panic!("unexpected {other} while Redis restarts"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "Redis did not come back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(saw_503 || p.log().contains("private redis-server is back"));
+    let second = private_redis_pid(&p);
+    assert_ne!(first, second);
+
+    // `kill -9` of the host: its Redis does not outlive it.
+    p.kill_hard();
+    let started = std::time::Instant::now();
+    while alive(second) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "redis-server {second} outlived its host");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -45,7 +45,9 @@ fn kv_on_redis_without_worker() -> PlatformOptions {
 
 #[tokio::test]
 async fn every_promised_input_converts_to_mp3_and_wav_with_the_right_duration() {
-    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    // Thirty jobs queued at once: above the default jobs-in-flight limit of one user.
+    let variables = [("user_max_active_jobs".to_string(), "0".to_string())].into();
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, variables, ..Default::default() }).unwrap();
     let c = Client::new(&p);
     let token = c.new_user("conv@example.com").await;
     let inputs = good_inputs();

@@ -141,6 +141,18 @@ impl Accounts {
         self.command("SREM", vec![text(&lifecycle::active_key(owner)), text(job_id)]).map(drop)
     }
 
+    /// Opens or renews the lease of one of `owner`'s event streams until `lease_end`; `false`
+    /// when they already hold `limit` (0 = no limit).
+    pub fn open_stream(&self, owner: &str, stream_id: &str, now: u64, lease_end: u64, limit: u32) -> Result<bool, ApiError> {
+        let args = vec![int(now), int(lease_end), text(stream_id), int(limit.into())];
+        let reply = self.eval(lifecycle::OPEN_STREAM_SCRIPT, &[lifecycle::streams_key(owner)], args)?;
+        Ok(matches!(reply.first(), Some(RedisResult::Int64(1))))
+    }
+
+    pub fn close_stream(&self, owner: &str, stream_id: &str) -> Result<(), ApiError> {
+        self.command("ZREM", vec![text(&lifecycle::streams_key(owner)), text(stream_id)]).map(drop)
+    }
+
     /// The owner's job ids, newest first.
     pub fn job_ids(&self, owner: &str, offset: u32, limit: u32) -> Result<Vec<String>, ApiError> {
         let (start, stop) = (u64::from(offset), u64::from(offset) + u64::from(limit.max(1)) - 1);

@@ -27,6 +27,8 @@ pub struct Config {
     pub policy: JobPolicy,
     /// Seconds without progress after which an upload in progress counts as abandoned.
     pub upload_stale_secs: u64,
+    /// Event streams one user may hold open at once; 0 = unlimited.
+    pub user_max_event_streams: u32,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             chunk_size_bytes: chunk_size_bytes as u32,
             policy,
             upload_stale_secs,
+            user_max_event_streams: u32::try_from(number("user_max_event_streams")?).unwrap_or(u32::MAX),
         })
     }
 }

@@ -5,14 +5,22 @@
 //! [`POLL_INTERVAL`] and an event is sent whenever its status or progress changed:
 //! `event: <status>` with `data: {"job_id","status","progress","error"?,"download_url"?}`. The
 //! stream ends after `done` or `failed`, after an `event: gone` if the record disappears, and
-//! after [`MAX_STREAM`] with an `event: timeout` (the client may reconnect). Between polls the
-//! component sleeps on a WASI clock pollable; a failed write (the client left) ends it early.
+//! after [`MAX_STREAM`] or when the caller's token expires, with an `event: timeout` (the client
+//! may reconnect, with a fresh token). Between polls the component sleeps on a WASI clock
+//! pollable. A comment goes out every [`PROBE`]: the write that fails once the client has left
+//! ends the stream within a second or two.
+//!
+//! Each user holds at most `user_max_event_streams` streams at once (429 beyond): a stream is a
+//! lease in the job queue's Redis, renewed while it runs and dropped when it ends, so a
+//! component that stops without saying so frees its place when the lease runs out.
 
+use crate::Ctx;
+use crate::accounts::Accounts;
 use crate::chunks::open_store;
 use crate::jobs::{download_url, read_job, visible_job};
 use crate::session::Caller;
 use edge_http::sse::{self, Pacer, Step};
-use edge_spin::{ApiResult, Body, Reply, sleep};
+use edge_spin::{ApiError, ApiResult, Body, Reply, sleep, unix_now};
 use futures::{Sink, SinkExt};
 use job_model::{Job, JobStatus};
 use spin_sdk::key_value::Store;
@@ -21,8 +29,11 @@ use wasi::clocks::monotonic_clock;
 
 /// How often the job record is read.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// Longest silence before a `: keep-alive` comment.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Longest silence before a `: keep-alive` comment; it doubles as the probe that notices a
+/// client that left.
+const PROBE: Duration = Duration::from_secs(1);
+/// How long a stream's place is held without renewal.
+const LEASE_SECS: u64 = 30;
 /// How long one stream follows a job. Below `mp3edge up`'s default request deadline (600 s),
 /// past which the host stops the component mid-stream, so the stream ends with a clean
 /// `event: timeout` instead.
@@ -32,12 +43,55 @@ const MAX_STREAM: Duration = Duration::from_secs(9 * 60);
 pub struct JobEvents {
     store: Store,
     job: Job,
+    /// The stream's place among its owner's (`None`: not counted).
+    lease: Option<Lease>,
+    /// How long it may run: the stream limit, or until the token expires.
+    allowance: Duration,
 }
 
-pub fn handle(caller: &Caller, id: &str) -> ApiResult {
+/// A stream's place in its owner's count of open streams.
+struct Lease {
+    accounts: Accounts,
+    owner: String,
+    id: String,
+}
+
+impl Lease {
+    fn renew(&self) {
+        let now = unix_now();
+        if let Err(e) = self.accounts.open_stream(&self.owner, &self.id, now, now + LEASE_SECS, 0) {
+            eprintln!("could not renew event stream {}: {e:?}", self.id);
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Err(e) = self.accounts.close_stream(&self.owner, &self.id) {
+            eprintln!("could not close event stream {}: {e:?}", self.id);
+        }
+    }
+}
+
+pub fn handle(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
-    let events = JobEvents { store, job };
+    let accounts = Accounts::open(&ctx.config.redis_host)?;
+    let mut bits = [0u8; 8];
+    getrandom::fill(&mut bits).map_err(|e| ApiError::internal("no randomness available", e))?;
+    let stream_id = format!("{:016x}", u64::from_le_bytes(bits));
+    let limit = ctx.config.user_max_event_streams;
+    if !accounts.open_stream(&caller.email, &stream_id, ctx.now, ctx.now + LEASE_SECS, limit)? {
+        return Err(ApiError::new(
+            429,
+            "too many streams",
+            format!("you already follow {limit} jobs live; close one (or poll GET /jobs/{{id}})"),
+        )
+        .header("retry-after", "5"));
+    }
+    let lease = Lease { accounts, owner: caller.email.clone(), id: stream_id };
+    let allowance = MAX_STREAM.min(Duration::from_secs(caller.token_expires_at.saturating_sub(ctx.now)));
+    let events = JobEvents { store, job, lease: Some(lease), allowance };
     Ok(Reply::new(200, Body::stream(|sink| events.stream(sink)))
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
@@ -68,9 +122,10 @@ impl JobEvents {
     /// status line is already sent, so problems can only be logged.
     pub async fn stream<E: std::fmt::Debug>(self, sink: impl Sink<Vec<u8>, Error = E>) {
         let mut sink = std::pin::pin!(sink);
-        let JobEvents { store, job } = self;
+        let JobEvents { store, job, lease, allowance } = self;
         let id = job.id.clone();
-        let mut pacer = Pacer::new(monotonic_clock::now(), KEEP_ALIVE, MAX_STREAM);
+        let mut pacer = Pacer::new(monotonic_clock::now(), PROBE, allowance);
+        let mut renewed = monotonic_clock::now();
         let mut last = job.clone();
         let mut current = Some(job);
         loop {
@@ -94,6 +149,12 @@ impl JobEvents {
                 break;
             }
             sleep(POLL_INTERVAL).await;
+            if let Some(lease) = &lease
+                && monotonic_clock::now().saturating_sub(renewed) >= LEASE_SECS / 3 * 1_000_000_000
+            {
+                lease.renew();
+                renewed = monotonic_clock::now();
+            }
             current = match read_job(&store, &id) {
                 Ok(Some(job)) => Some(job),
                 Ok(None) => {

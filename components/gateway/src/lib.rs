@@ -98,7 +98,7 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
         Route::ShowJob(id) => jobs::show(&caller, &id),
         Route::DeleteJob(id) => jobs::delete(&ctx, &caller, &id),
         Route::RetryJob(id) => jobs::retry(&ctx, &caller, head, &id),
-        Route::JobEvents(id) => events::handle(&caller, &id),
+        Route::JobEvents(id) => events::handle(&ctx, &caller, &id),
         Route::Download(Some(id)) => download::handle(&caller, head, &id),
         Route::Download(None) => Err(ApiError::bad_request("missing fid", "give the job id as ?fid=")),
         Route::Formats => formats::list(&ctx.config),

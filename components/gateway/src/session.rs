@@ -8,6 +8,9 @@ pub struct Caller {
     pub email: String,
     /// Admins may read every job.
     pub admin: bool,
+    /// When the caller's token expires (Unix seconds): a long-lived answer (the event stream)
+    /// ends then.
+    pub token_expires_at: u64,
 }
 
 /// Where a route accepts the token.
@@ -40,7 +43,7 @@ pub fn authenticate(ctx: &Ctx, head: &Head, from: TokenFrom) -> Result<Caller, A
     let email = claims.email.to_lowercase();
     match crate::db::active_user_is_admin(&ctx.db, &email)? {
         // Admin rights need both the token and the current user record.
-        Some(admin) => Ok(Caller { admin: admin && claims.admin, email }),
+        Some(admin) => Ok(Caller { admin: admin && claims.admin, email, token_expires_at: claims.exp }),
         None => Err(unauthorized("invalid token", "the token's user is unknown or deactivated".into())),
     }
 }

@@ -143,6 +143,26 @@ for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
 return due
 "#;
 
+/// A user's open event streams (sorted set: stream id → Unix second its lease ends).
+pub fn streams_key(owner: &str) -> String {
+    format!("mp3edge:streams:{owner}")
+}
+
+/// Opens (or renews) an event stream's lease unless the user already holds `ARGV[4]` live
+/// streams (0 = no limit); leases that ended (a component that stopped without saying so) are
+/// dropped first. KEYS: the user's streams. ARGV: now, lease end, stream id, limit.
+/// Returns 1 when opened, 0 at the limit.
+pub const OPEN_STREAM_SCRIPT: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local limit = tonumber(ARGV[4])
+if limit > 0 and redis.call('ZSCORE', KEYS[1], ARGV[3]) == false and redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[1]) + 60)
+return 1
+"#;
+
 /// The key-value keys a job's record says it holds: source chunks (unless freed) and output
 /// chunks. A conversion in progress may hold output chunks the record does not list yet; the
 /// worker removes those itself.

@@ -14,7 +14,7 @@ mod registry;
 mod sandbox;
 
 pub use registry::{CodecRegistry, PluginLimits};
-pub use sandbox::PluginSession;
+pub use sandbox::{PluginSession, StartError};
 
 use wasmtime::component::Resource;
 
@@ -44,7 +44,9 @@ impl codecs::HostEncoder for ComponentState {
         let registry = self.registry()?.clone();
         match PluginSession::start(&registry, &format, config).await {
             Ok(session) => Ok(Ok(self.table.push(EncoderHandle { session })?)),
-            Err(reason) => Ok(Err(reason)),
+            Err(StartError::Failed(reason)) => Ok(Err(reason)),
+            // A trap of the converter: the attempt fails as transient and the job is retried.
+            Err(StartError::NoRoom) => Err(wasmtime::Error::msg("no room to start a codec plugin right now")),
         }
     }
 

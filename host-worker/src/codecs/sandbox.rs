@@ -59,6 +59,14 @@ fn new_store(registry: &CodecRegistry) -> (Store<PluginState>, Arc<Mutex<Instant
 }
 
 /// Instantiates a plugin once to ask what it is.
+/// Why an encoder could not start.
+pub enum StartError {
+    /// No room in the worker's instance pool right now: the attempt is retried.
+    NoRoom,
+    /// The plugin or its configuration is at fault: the job fails with this reason.
+    Failed(String),
+}
+
 pub async fn describe(registry: &CodecRegistry, component: &Component) -> Result<CodecInfo> {
     let (mut store, _) = new_store(registry);
     let plugin = CodecPlugin::instantiate_async(&mut store, component, &registry.linker).await?;
@@ -78,13 +86,27 @@ pub struct PluginSession {
 }
 
 impl PluginSession {
-    pub async fn start(registry: &CodecRegistry, format: &str, config: EncoderConfig) -> Result<PluginSession, String> {
-        let loaded = registry.plugin(format).ok_or_else(|| format!("no codec plugin provides the format {format:?}"))?;
+    pub async fn start(registry: &CodecRegistry, format: &str, config: EncoderConfig) -> Result<PluginSession, StartError> {
+        let loaded = registry
+            .plugin(format)
+            .ok_or_else(|| StartError::Failed(format!("no codec plugin provides the format {format:?}")))?;
         let name = loaded.info.name.clone();
-        let fail = |e: wasmtime::Error| format!("codec plugin {name:?} failed to start: {e:#}");
+        let fail = |e: wasmtime::Error| {
+            if crate::engine::is_pool_exhausted(&e) {
+                return StartError::NoRoom;
+            }
+            tracing::warn!(plugin = %name, error = %format!("{e:?}"), "plugin failed to start");
+            StartError::Failed(format!("codec plugin {name:?} failed to start: {}", crate::engine::short_reason(&e)))
+        };
         let (mut store, call_started) = new_store(registry);
         let plugin = CodecPlugin::instantiate_async(&mut store, &loaded.component, &registry.linker).await.map_err(fail)?;
-        let session = plugin.mp3edge_codec_encoder().session().call_start(&mut store, &config).await.map_err(fail)??;
+        let session = plugin
+            .mp3edge_codec_encoder()
+            .session()
+            .call_start(&mut store, &config)
+            .await
+            .map_err(fail)?
+            .map_err(StartError::Failed)?;
         Ok(PluginSession { name, info: loaded.info, store, plugin, session, call_started, broken: None })
     }
 
@@ -103,8 +125,8 @@ impl PluginSession {
     }
 
     fn trapped(&mut self, e: wasmtime::Error) -> String {
-        let reason = format!("codec plugin {:?} failed: {e:#}", self.name);
-        tracing::warn!(plugin = %self.name, error = %reason, "plugin trapped");
+        tracing::warn!(plugin = %self.name, error = %format!("{e:?}"), "plugin trapped");
+        let reason = format!("codec plugin {:?} failed: {}", self.name, crate::engine::short_reason(&e));
         self.broken = Some(reason.clone());
         reason
     }

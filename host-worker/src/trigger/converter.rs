@@ -60,7 +60,10 @@ impl Converter {
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err("the conversion attempt failed".into()),
-            Err(trap) => Err(format!("the converter crashed: {trap:#}")),
+            Err(trap) => {
+                tracing::warn!(job = %delivery.job_id, error = %format!("{trap:?}"), "the converter crashed");
+                Err(format!("the converter crashed: {}", crate::engine::short_reason(&trap)))
+            }
         }
     }
 }
