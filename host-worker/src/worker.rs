@@ -50,6 +50,13 @@ pub struct WorkerOptions {
     /// Wall-clock deadline of one conversion, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub job_timeout_secs: u64,
+    /// How often acknowledged entries are trimmed from the job stream, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub stream_trim_secs: u64,
+    /// A worker of the group that holds no job and was idle this long (it is gone) is removed
+    /// from the group, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub idle_consumer_secs: u64,
     #[command(flatten)]
     pub notify: crate::notify::NotifyOptions,
 }
@@ -118,7 +125,11 @@ pub async fn start(
         poll_interval: Duration::from_secs(1),
         consumer: consumer_name(),
         cancel_poll: Duration::from_secs(1),
-        sweeper: crate::lifecycle::sweeper::SweeperConfig::default(),
+        sweeper: crate::lifecycle::sweeper::SweeperConfig {
+            tidy_every: Duration::from_secs(options.stream_trim_secs.max(1)),
+            idle_consumer: Duration::from_secs(options.idle_consumer_secs),
+            ..Default::default()
+        },
     };
     let notifier = Arc::new(crate::notify::Notifier::new(&options.notify, default_public_url, store.clone())?);
     RedisTrigger::new(config, converter, store, codecs, notifier, Arc::default()).await

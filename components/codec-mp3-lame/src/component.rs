@@ -1,6 +1,6 @@
 //! WebAssembly component glue: exports [`Mp3Session`] as the `encoder` interface.
 
-use crate::{Config, Mp3Session, SAMPLE_RATES, Tags};
+use crate::{BITRATES_KBPS, Config, Mp3Session, SAMPLE_RATES, Tags};
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for Mp3Session {
@@ -11,6 +11,8 @@ impl Codec for Mp3Session {
             content_type: "audio/mpeg".into(),
             sample_rates: SAMPLE_RATES.to_vec(),
             max_channels: 2,
+            bitrates: BITRATES_KBPS.to_vec(),
+            vbr: true,
         }
     }
 

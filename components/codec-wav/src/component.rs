@@ -11,6 +11,8 @@ impl Codec for WavSession {
             content_type: "audio/wav".into(),
             sample_rates: Vec::new(), // any (8 kHz to 192 kHz)
             max_channels: MAX_CHANNELS,
+            bitrates: Vec::new(),
+            vbr: false,
         }
     }
 

@@ -25,6 +25,8 @@ pub fn available(config: &Config) -> Result<Vec<FormatInfo>, ApiError> {
                 codec: String::new(),
                 extension: format.clone(),
                 content_type: content_type_for_format(format).to_string(),
+                bitrates: None,
+                vbr: None,
             })
             .collect()
     }))

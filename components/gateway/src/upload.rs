@@ -54,13 +54,11 @@ fn body_mode(content_type: Option<&str>, filename: Option<String>) -> Result<Bod
 /// The `?format=`, `?bitrate=` and `?vbr=` of an upload (or a retry).
 pub fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, ApiError> {
     let format = head.query_param("format").map_or_else(|| DEFAULT_FORMAT.to_string(), |f| f.to_ascii_lowercase());
-    let formats: Vec<String> = crate::formats::available(&ctx.config)?.into_iter().map(|f| f.format).collect();
-    if !is_valid_format_name(&format) || !formats.contains(&format) {
-        return Err(ApiError::bad_request(
-            "unsupported format",
-            format!("format must be one of: {}", formats.join(", ")),
-        ));
-    }
+    let formats = crate::formats::available(&ctx.config)?;
+    let Some(info) = formats.iter().find(|f| f.format == format).filter(|_| is_valid_format_name(&format)) else {
+        let names: Vec<&str> = formats.iter().map(|f| f.format.as_str()).collect();
+        return Err(ApiError::bad_request("unsupported format", format!("format must be one of: {}", names.join(", "))));
+    };
     let bitrate_kbps = head
         .query_param("bitrate")
         .map(|raw| parse_bitrate(&raw))
@@ -74,10 +72,17 @@ pub fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, A
     if bitrate_kbps.is_some() && vbr_quality.is_some() {
         return Err(ApiError::bad_request("conflicting options", "ask for either ?bitrate= (constant) or ?vbr= (variable), not both"));
     }
-    Ok(ConversionOptions { format, bitrate_kbps, vbr_quality })
+    let options = ConversionOptions { format, bitrate_kbps, vbr_quality };
+    info.check_options(&options).map_err(|detail| ApiError::bad_request("unsupported option", detail))?;
+    Ok(options)
 }
 
 fn read_error(e: impl std::fmt::Display) -> ApiError {
+    let e = e.to_string();
+    // The host ends a body that stays silent too long with a read timeout.
+    if e.to_ascii_lowercase().contains("timeout") {
+        return ApiError::new(408, "request timeout", "the upload stopped sending data for too long; send it again");
+    }
     ApiError::bad_request("incomplete body", format!("could not read the request body: {e}"))
 }
 

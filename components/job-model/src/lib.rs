@@ -195,6 +195,32 @@ pub struct FormatInfo {
     pub codec: String,
     pub extension: String,
     pub content_type: String,
+    /// Constant bitrates (kbps) `?bitrate=` may ask for (`None`: not known, e.g. before a worker
+    /// has published its plugins; empty: the format takes no bitrate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrates: Option<Vec<u32>>,
+    /// Whether `?vbr=` applies (`None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vbr: Option<bool>,
+}
+
+impl FormatInfo {
+    /// Checks a conversion's options against what the format's plugin declares.
+    pub fn check_options(&self, options: &ConversionOptions) -> Result<(), String> {
+        if let (Some(kbps), Some(bitrates)) = (options.bitrate_kbps, &self.bitrates) {
+            if bitrates.is_empty() {
+                return Err(format!("{} takes no bitrate", self.format));
+            }
+            if !bitrates.contains(&kbps) {
+                let list: Vec<String> = bitrates.iter().map(u32::to_string).collect();
+                return Err(format!("{} takes a bitrate of {} kbps, not {kbps}", self.format, list.join(", ")));
+            }
+        }
+        if options.vbr_quality.is_some() && self.vbr == Some(false) {
+            return Err(format!("{} has no variable bitrate (vbr)", self.format));
+        }
+        Ok(())
+    }
 }
 
 /// `to_json` / `from_json` for the records and messages that cross process boundaries.
@@ -257,6 +283,27 @@ mod tests {
         let job = Job::from_json(&serde_json::to_vec(&value).unwrap()).unwrap();
         assert_eq!(job.policy, JobPolicy::default());
         assert!(!job.source_freed && job.expires_at.is_none());
+    }
+
+    #[test]
+    fn options_are_checked_against_the_plugin() {
+        let mp3 = FormatInfo {
+            format: "mp3".into(),
+            codec: "mp3-lame".into(),
+            extension: "mp3".into(),
+            content_type: "audio/mpeg".into(),
+            bitrates: Some(vec![32, 128, 320]),
+            vbr: Some(true),
+        };
+        let options = |bitrate_kbps, vbr_quality| ConversionOptions { format: "mp3".into(), bitrate_kbps, vbr_quality };
+        assert!(mp3.check_options(&options(Some(128), None)).is_ok());
+        assert!(mp3.check_options(&options(None, Some(2))).is_ok());
+        assert!(mp3.check_options(&options(Some(8), None)).unwrap_err().contains("32, 128, 320"));
+        let wav = FormatInfo { format: "wav".into(), bitrates: Some(vec![]), vbr: Some(false), ..mp3.clone() };
+        assert!(wav.check_options(&options(Some(128), None)).unwrap_err().contains("no bitrate"));
+        assert!(wav.check_options(&options(None, Some(2))).is_err());
+        let unknown = FormatInfo { bitrates: None, vbr: None, ..wav };
+        assert!(unknown.check_options(&options(Some(8), Some(1))).is_ok());
     }
 
     #[test]

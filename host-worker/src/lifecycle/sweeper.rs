@@ -27,6 +27,8 @@ pub struct SweeperConfig {
     pub batch: usize,
     /// Consumers idle this long that hold no job are removed from the worker group.
     pub idle_consumer: Duration,
+    /// How often the stream is trimmed and the group tidied.
+    pub tidy_every: Duration,
 }
 
 impl Default for SweeperConfig {
@@ -36,6 +38,7 @@ impl Default for SweeperConfig {
             lease: Duration::from_secs(120),
             batch: 50,
             idle_consumer: Duration::from_secs(3600),
+            tidy_every: Duration::from_secs(60),
         }
     }
 }
@@ -49,7 +52,7 @@ pub struct Sweeper {
 
 impl Sweeper {
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut rounds: u64 = 0;
+        let mut tidied: Option<std::time::Instant> = None;
         while !shutdown.is_cancelled() {
             if let Err(e) = self.sweep_expired().await {
                 tracing::warn!(error = %format!("{e:#}"), "sweeping expired jobs failed; retrying");
@@ -57,13 +60,12 @@ impl Sweeper {
             if let Err(e) = self.sweep_abandoned_uploads().await {
                 tracing::warn!(error = %format!("{e:#}"), "sweeping abandoned uploads failed; retrying");
             }
-            // The stream and the consumer group are tidied about once a minute.
-            if rounds.is_multiple_of(60)
-                && let Err(e) = self.tidy_stream().await
-            {
-                tracing::warn!(error = %format!("{e:#}"), "trimming the job stream failed");
+            if tidied.is_none_or(|at| at.elapsed() >= self.config.tidy_every) {
+                tidied = Some(std::time::Instant::now());
+                if let Err(e) = self.tidy_stream().await {
+                    tracing::warn!(error = %format!("{e:#}"), "trimming the job stream failed");
+                }
             }
-            rounds += 1;
             tokio::select! {
                 _ = tokio::time::sleep(self.config.interval) => {},
                 _ = shutdown.cancelled() => {},
@@ -154,6 +156,7 @@ impl Sweeper {
         let idle_ms = self.config.idle_consumer.as_millis() as usize;
         for consumer in consumers.consumers {
             if consumer.pending == 0 && consumer.idle > idle_ms {
+                tracing::info!(consumer = %consumer.name, "removing a worker that is gone from the group");
                 let _: i64 = redis::cmd("XGROUP")
                     .arg("DELCONSUMER")
                     .arg(layout::JOB_STREAM)

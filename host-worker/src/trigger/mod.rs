@@ -99,7 +99,14 @@ impl RedisTrigger {
                     .codecs
                     .formats()
                     .into_iter()
-                    .map(|(format, info)| FormatInfo { format, codec: info.name, extension: info.extension, content_type: info.content_type })
+                    .map(|(format, info)| FormatInfo {
+                        format,
+                        codec: info.name,
+                        extension: info.extension,
+                        content_type: info.content_type,
+                        bitrates: Some(info.bitrates),
+                        vbr: Some(info.vbr),
+                    })
                     .collect();
                 let json = serde_json::to_vec(&formats).expect("formats serialize");
                 if let Err(e) = self.store.set(layout::FORMATS_KEY, &json).await {

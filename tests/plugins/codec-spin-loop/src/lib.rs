@@ -14,6 +14,8 @@ impl Codec for Hostile {
             content_type: "application/octet-stream".into(),
             sample_rates: Vec::new(),
             max_channels: 8,
+            bitrates: Vec::new(),
+            vbr: false,
         }
     }
 
