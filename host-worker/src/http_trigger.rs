@@ -172,6 +172,12 @@ impl HttpTrigger {
             }
             Ok(admitted) => match self.run(component, req, admitted).await {
                 Ok(response) => response,
+                Err(e) if format!("{e:#}").contains("deadline of") => {
+                    tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "request deadline exceeded");
+                    let mut response = json_error(503, "deadline exceeded", "the request took longer than the server allows");
+                    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
+                    response
+                }
                 Err(e) if is_pool_exhausted(&e) => {
                     tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "instance pool exhausted; answered 503");
                     busy(&matched.component)

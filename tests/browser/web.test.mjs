@@ -147,11 +147,29 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
   assert.equal(await pastRow.locator('[data-testid=job-name]').textContent(), basename(FIXTURE));
   assert.ok(await pastRow.locator('[data-testid=download]').isVisible());
 
+  // ---- storage: the quota line, the expiry on the row, and delete
+  await page.waitForFunction(() => /Storage: .* of .* used/.test(document.getElementById('usage').textContent));
+  assert.match(await pastRow.locator('[data-testid=job-meta]').textContent(), /deleted /, 'the row says when it expires');
+  await page.screenshot({ path: join(ARTIFACT_DIR, 'web-usage.png'), fullPage: true });
+
   // ---- phone-sized screen: nothing wider than the viewport
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone screen`);
   await page.screenshot({ path: join(ARTIFACT_DIR, 'web-phone.png'), fullPage: true });
+
+  // ---- delete removes the row and the job
+  await page.setViewportSize({ width: 1200, height: 860 });
+  const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE');
+  await pastRow.locator('[data-testid=delete]').click();
+  assert.equal((await deleted).status(), 204);
+  await pastRow.waitFor({ state: 'detached' });
+  assert.match(await message.textContent(), /Deleted /);
+  const gone = await page.evaluate(async (id) => (await fetch(`/jobs/${id}`, {
+    headers: { authorization: `Bearer ${sessionStorage.getItem('mp3edge.token')}` },
+  })).status, jobId);
+  assert.equal(gone, 404);
+  await page.waitForFunction(() => /Storage: 0 B of/.test(document.getElementById('usage').textContent));
 
   // ---- sign out forgets the token
   await page.click('#sign-out');

@@ -216,3 +216,45 @@ async fn the_job_stream_is_trimmed_and_workers_that_are_gone_leave_the_group() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_trickling_upload_meets_the_deadline_and_the_sweeper_removes_its_chunks() {
+    let options = PlatformOptions {
+        key_value_on_redis: true,
+        args: args(&["--request-timeout-secs", "3"]),
+        variables: [("upload_stale_secs".to_string(), "2".to_string())].into(),
+        ..Default::default()
+    };
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("trickle@example.com").await;
+    let mut stream = stalled_upload(&p, &token, 10 << 20).await;
+    // Two chunks' worth at once, then a byte a second: never idle, never done.
+    stream.write_all(&vec![7u8; 2 << 20]).await.unwrap();
+    let mut conn = p.redis().connect().await;
+    let started = Instant::now();
+    let answered = loop {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Ok(_) => break String::new(),
+            Err(_) => {
+                if stream.write_all(b"x").await.is_err() {
+                    break String::new();
+                }
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "the deadline never came");
+    };
+    assert!(answered.is_empty() || answered.starts_with("HTTP/1.1 503"), "{answered}");
+    drop(stream);
+    let started = Instant::now();
+    loop {
+        let keys: Vec<String> = conn.keys("job:*").await.unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "left behind: {keys:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

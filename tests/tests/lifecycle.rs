@@ -331,6 +331,22 @@ async fn an_output_that_would_pass_the_quota_fails_the_job_and_is_removed() {
 }
 
 #[tokio::test]
+async fn audio_longer_than_the_per_job_limit_fails_with_a_reason() {
+    let options = PlatformOptions { key_value_on_redis: true, variables: vars(&[("max_duration_secs", "3")]), ..Default::default() };
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("long@example.com").await;
+    let clip = long_video("lifecycle-amplify.mp4", 10, "160x120");
+    let id = c.upload_file(&token, &clip, "video/mp4", "format=wav").await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("longer than the limit of 3 seconds"), "{job}");
+    assert_eq!(job["attempts"], 1, "a permanent failure");
+    let keys = redis_job_keys(&p).await;
+    assert!(!keys.iter().any(|k| k.contains(":out:")), "{keys:?}");
+}
+
+#[tokio::test]
 async fn a_full_store_answers_507_and_keeps_nothing_of_the_upload() {
     let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, no_worker: true, ..Default::default() }).unwrap();
     let c = Client::new(&p);

@@ -229,6 +229,8 @@ async fn hostile_plugins_fail_only_their_jobs() {
         assert_eq!(job["status"], "failed", "{format}: {job}");
         let reason = job["error"].as_str().unwrap();
         assert!(reason.contains(format) && reason.contains(expect), "{format}: {reason}");
+        // One clear sentence for the user; the backtrace stays in the log.
+        assert!(!reason.contains("backtrace") && !reason.contains('\n'), "{format}: {reason}");
     }
     let id = c.upload_file(&token, &fixture.path, fixture.content_type, "format=mp3").await;
     assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
