@@ -235,7 +235,8 @@ async fn the_quota_is_exact_for_announced_and_streamed_uploads_and_parallel_ones
     assert_eq!(delete(&c, &token, &streamed).await.status(), 204);
 
     // Parallel uploads cannot exceed it together: of four announced uploads of 40 % each, two
-    // fit; of four streamed ones, never more than two.
+    // fit; of four streamed ones (sizes unknown until they end), never more than two. (Streamed
+    // ones that grow side by side may all stop at the quota: none passes it.)
     let part = QUOTA * 2 / 5;
     for streamed in [false, true] {
         let uploads = (0..4).map(|_| async {
@@ -251,7 +252,7 @@ async fn the_quota_is_exact_for_announced_and_streamed_uploads_and_parallel_ones
         }
         match streamed {
             false => assert_eq!(accepted.len(), 2),
-            true => assert!((1..=2).contains(&accepted.len()), "{} accepted", accepted.len()),
+            true => assert!(accepted.len() <= 2, "{} accepted", accepted.len()),
         }
         assert_eq!(me(&c, &token).await["used_bytes"], (accepted.len() * part) as u64);
         for id in accepted {

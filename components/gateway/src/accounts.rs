@@ -11,7 +11,8 @@ pub struct Accounts {
     redis: Connection,
 }
 
-fn describe(e: Error) -> String {
+/// A Redis error in words.
+pub fn describe(e: Error) -> String {
     match e {
         Error::InvalidAddress => "invalid Redis address".into(),
         Error::TooManyConnections => "too many Redis connections".into(),
@@ -23,7 +24,7 @@ fn describe(e: Error) -> String {
 /// Redis refuses writes when it is at `maxmemory` with `noeviction`: the service is full.
 pub fn is_full(detail: &str) -> bool {
     let lower = detail.to_ascii_lowercase();
-    lower.contains("oom") || lower.contains("maxmemory") || lower.contains("is full") || lower.contains("no space left")
+    detail.contains("OOM ") || lower.contains("maxmemory") || lower.contains("is full") || lower.contains("no space left")
 }
 
 fn unavailable(e: Error) -> ApiError {
@@ -178,5 +179,6 @@ mod tests {
         assert!(is_full("OOM command not allowed when used memory > 'maxmemory'."));
         assert!(is_full("database or disk is full"));
         assert!(!is_full("connection refused"));
+        assert!(!is_full("no room to start a codec plugin right now"));
     }
 }

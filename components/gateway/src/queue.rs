@@ -2,7 +2,8 @@
 
 use job_model::JobMessage;
 use job_model::layout::{JOB_CHANNEL, JOB_STREAM, JOB_STREAM_FIELD};
-use spin_sdk::redis::{Connection, Error, RedisParameter};
+use crate::accounts::describe;
+use spin_sdk::redis::{Connection, RedisParameter};
 
 /// Adds the job to the stream; the publish that follows is only a wake-up call, so its failure
 /// is logged, not reported (the job is queued either way).
@@ -16,13 +17,4 @@ pub fn enqueue(redis_host: &str, job_id: &str) -> Result<(), String> {
         eprintln!("job {job_id} queued but the wake-up publish failed: {}", describe(e));
     }
     Ok(())
-}
-
-fn describe(e: Error) -> String {
-    match e {
-        Error::InvalidAddress => "invalid Redis address".into(),
-        Error::TooManyConnections => "too many Redis connections".into(),
-        Error::TypeError => "unexpected Redis reply type".into(),
-        Error::Other(detail) => detail,
-    }
 }

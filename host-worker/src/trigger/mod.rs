@@ -369,9 +369,11 @@ impl RedisTrigger {
     async fn dead_letter(&self, entry_id: &str, job_id: Option<&str>, reason: &str) -> Result<()> {
         tracing::warn!(entry = %entry_id, job = ?job_id, %reason, "dead-lettering job");
         let mut redis = self.redis.clone();
+        // The dead letters are for people to look at: the newest ten thousand are kept.
         let _: String = redis
-            .xadd(
+            .xadd_maxlen(
                 layout::DEAD_LETTER_STREAM,
+                redis::streams::StreamMaxlen::Approx(10_000),
                 "*",
                 &[("entry", entry_id), ("job_id", job_id.unwrap_or("")), ("reason", reason)],
             )
