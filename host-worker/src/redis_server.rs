@@ -35,7 +35,9 @@ fn stop_stale_instance(dir: &Path) {
     let Ok(pid) = std::fs::read_to_string(dir.join(PID_FILE)) else { return };
     let Ok(pid) = pid.trim().parse::<i32>() else { return };
     let is_redis = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("redis-server"));
-    if !is_redis {
+    // Redis works in its `--dir`: a reused pid of another Redis is left alone.
+    let ours = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().zip(dir.canonicalize().ok()).is_some_and(|(cwd, dir)| cwd == dir);
+    if !is_redis || !ours {
         return;
     }
     tracing::warn!(pid, "stopping a redis-server left running by an earlier mp3edge");
@@ -194,6 +196,8 @@ mod tests {
         let port = free_port().unwrap();
         let mut orphan = std::process::Command::new(which("redis-server").expect("redis-server installed"))
             .args(["--port", &port.to_string(), "--save", "", "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir)
             .arg("--pidfile")
             .arg(dir.join(PID_FILE))
             .stdout(Stdio::null())

@@ -118,13 +118,10 @@ impl Accounts {
 
     /// The job goes back in flight (a retry), unless `owner` is at `limit` already.
     pub fn readmit(&self, job_id: &str, owner: &str, limit: u32) -> Result<bool, ApiError> {
-        // The record of a retried job exists, so it is not a pending upload; it leaves the expiry
-        // schedule until it ends again.
-        if !self.admit_as(job_id, owner, limit, None)? {
-            return Ok(false);
-        }
-        self.command("ZREM", vec![text(lifecycle::EXPIRY_SET), text(job_id)])?;
-        Ok(true)
+        // The record of a retried job exists, so it is not a pending upload. It stays on the
+        // expiry schedule: the sweeper leaves a job that is not final alone (and unschedules it),
+        // and the job is scheduled anew when it ends.
+        self.admit_as(job_id, owner, limit, None)
     }
 
     /// Ids of the jobs in flight that `owner` is counted for.

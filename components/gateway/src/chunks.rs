@@ -48,8 +48,10 @@ pub struct QuotaGuard<'a> {
     pub job_id: &'a str,
     pub quota: u64,
     pub reserved: u64,
-    /// Unix seconds after which the upload counts as abandoned, moved on at every chunk.
+    /// Seconds without progress after which the upload counts as abandoned.
     pub stale_secs: u64,
+    /// When the upload last said it is alive (Unix seconds).
+    pub alive_at: u64,
 }
 
 impl QuotaGuard<'_> {
@@ -84,8 +86,15 @@ impl QuotaGuard<'_> {
         }
     }
 
-    fn keep_alive(&self) -> Result<(), ApiError> {
-        self.accounts.keep_alive(self.job_id, edge_spin::unix_now() + self.stale_secs)
+    /// Tells the sweeper the upload is alive, at most every tenth of the stale time: bytes
+    /// arriving slowly keep it alive, not only whole chunks.
+    fn keep_alive(&mut self) -> Result<(), ApiError> {
+        let now = edge_spin::unix_now();
+        if now.saturating_sub(self.alive_at) < (self.stale_secs / 10).max(1) {
+            return Ok(());
+        }
+        self.alive_at = now;
+        self.accounts.keep_alive(self.job_id, now + self.stale_secs)
     }
 }
 
@@ -116,6 +125,7 @@ impl<'a> ChunkWriter<'a> {
             return Err(too_large(self.max));
         }
         self.quota.cover(self.size, self.chunk_size as u64)?;
+        self.quota.keep_alive()?;
         while !data.is_empty() {
             let take = (self.chunk_size - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
@@ -133,7 +143,7 @@ impl<'a> ChunkWriter<'a> {
             .map_err(|e| store_error("could not store an upload chunk", e))?;
         self.chunks += 1;
         self.buf.clear();
-        self.quota.keep_alive()
+        Ok(())
     }
 
     /// Stores the last, partial chunk and counts the exact size; returns the file's size and
@@ -157,7 +167,9 @@ impl Drop for ChunkWriter<'_> {
         if self.keep {
             return;
         }
-        for index in 0..self.chunks {
+        // From the last down: an interrupted cleanup leaves a run from chunk 0 that the sweeper
+        // finds and finishes.
+        for index in (0..self.chunks).rev() {
             let key = source_chunk_key(self.job_id, index);
             if let Err(e) = self.store.delete(&key) {
                 eprintln!("could not delete {key}: {e:?}");

@@ -81,10 +81,10 @@ pub fn delete(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
     let accounts = Accounts::open(&ctx.config.redis_host)?;
-    if !job.status.is_final() {
-        accounts.raise_tombstone(&job.id)?;
-    }
-    for key in lifecycle::owned_keys(&job) {
+    // Also for a finished job: a worker finishing it right now must not store it again.
+    accounts.raise_tombstone(&job.id)?;
+    // From the last chunk down, so an interrupted delete leaves runs the sweeper can finish.
+    for key in lifecycle::owned_keys(&job).into_iter().rev() {
         store.delete(&key).map_err(|e| ApiError::internal("could not delete a stored chunk", e))?;
     }
     accounts.forget(&job.id, &job.owner)?;
@@ -110,15 +110,6 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     if new_options {
         job.options = crate::upload::conversion_options(ctx, head)?;
     }
-    let accounts = Accounts::open(&ctx.config.redis_host)?;
-    if !accounts.readmit(&job.id, &job.owner, ctx.config.user_max_active_jobs)? {
-        return Err(ApiError::new(
-            429,
-            "too many jobs",
-            format!("you already have {} jobs uploading, queued or converting", ctx.config.user_max_active_jobs),
-        )
-        .header("retry-after", "10"));
-    }
     job.status = JobStatus::Queued;
     job.progress = 0;
     job.attempts = 0;
@@ -127,13 +118,29 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     job.finished_at = None;
     job.expires_at = None;
     job.updated_at = ctx.now;
-    store.set(&job_key(&job.id), &job.to_json()).map_err(|e| crate::chunks::store_error("could not store the job", e))?;
+    // The record says `queued` before the job counts in flight, so that the in-flight clean-up
+    // of a concurrent upload never takes it for a finished one.
+    let key = job_key(&job.id);
+    store.set(&key, &job.to_json()).map_err(|e| crate::chunks::store_error("could not store the job", e))?;
+    let restore = |store: &spin_sdk::key_value::Store| {
+        if let Err(e) = store.set(&key, &before.to_json()) {
+            eprintln!("could not restore job {}: {e:?}", before.id);
+        }
+    };
+    let accounts = Accounts::open(&ctx.config.redis_host).inspect_err(|_| restore(&store))?;
+    if !accounts.readmit(&job.id, &job.owner, ctx.config.user_max_active_jobs).inspect_err(|_| restore(&store))? {
+        restore(&store);
+        return Err(ApiError::new(
+            429,
+            "too many jobs",
+            format!("you already have {} jobs uploading, queued or converting", ctx.config.user_max_active_jobs),
+        )
+        .header("retry-after", "10"));
+    }
     if let Err(e) = crate::queue::enqueue(&ctx.config.redis_host, &job.id) {
         eprintln!("could not enqueue the retry of {}: {e}", job.id);
-        // Back to how it was: failed, out of flight.
-        if let Err(e) = store.set(&job_key(&job.id), &before.to_json()) {
-            eprintln!("could not restore job {}: {e:?}", job.id);
-        }
+        // Back to how it was: failed, out of flight (still on the expiry schedule).
+        restore(&store);
         let _ = accounts.leave_flight(&job.id, &job.owner);
         return Err(ApiError::new(503, "queue unavailable", "could not put the job on the queue; try again later")
             .header("retry-after", "5"));

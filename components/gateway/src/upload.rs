@@ -242,6 +242,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         quota: ctx.config.user_quota_bytes,
         reserved: 0,
         stale_secs: ctx.config.upload_stale_secs,
+        alive_at: ctx.now,
     };
     // The announced size (less any multipart framing) is held to the quota before the body is read.
     if let Some(len) = announced {
@@ -283,9 +284,11 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
     };
     let key = job_key(&job_id);
     store.set(&key, &job.to_json()).map_err(|e| store_error("could not store the job", e))?;
-    let queued = accounts
-        .settle_upload(&job_id, owner, edge_spin::unix_now_millis())
-        .and_then(|()| queue::enqueue(&ctx.config.redis_host, &job_id).map_err(queue_unavailable));
+    // Queued first, settled after: until it is settled, the pending entry lets the sweeper
+    // remove an upload whose component stopped half-way.
+    let queued = queue::enqueue(&ctx.config.redis_host, &job_id)
+        .map_err(queue_unavailable)
+        .and_then(|()| accounts.settle_upload(&job_id, owner, edge_spin::unix_now_millis()));
     if let Err(e) = queued {
         // Nothing of a job that was never queued remains: its record here, its chunks and
         // accounting through the writer and the guard.

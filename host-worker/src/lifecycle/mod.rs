@@ -57,24 +57,25 @@ impl JobStorage {
         Ok(self.redis.clone().exists(lifecycle::cancelled_key(job_id)).await?)
     }
 
-    /// Deletes chunks `key(0)`, `key(1)`, … : at least the first `known`, then on until one is
-    /// missing (chunks are written in order, so the first gap ends a file).
-    async fn delete_chunks(&self, known: u32, key: impl Fn(u32) -> String) -> Result<()> {
-        for index in 0..known {
-            self.store.delete(&key(index)).await?;
+    /// Deletes chunks `key(first)`, `key(first + 1)`, … : at least up to `known`, and on while
+    /// they exist (chunks are written in order, so the first gap ends a file). The end is found
+    /// first and the chunks go from the last down, so an interrupted run always leaves an
+    /// unbroken run from `first` that the next run finds and finishes.
+    async fn delete_chunks(&self, first: u32, known: u32, key: impl Fn(u32) -> String) -> Result<()> {
+        let mut end = known.max(first);
+        while self.store.exists(&key(end)).await? {
+            end += 1;
         }
-        let mut index = known;
-        while self.store.exists(&key(index)).await? {
+        for index in (first..end).rev() {
             self.store.delete(&key(index)).await?;
-            index += 1;
         }
         Ok(())
     }
 
-    /// Output chunks are written from 1 on, chunk 0 last: both ends are looked at.
+    /// Output chunks are written from 1 on, chunk 0 last: 1.. first, then 0.
     async fn delete_output_chunks(&self, job_id: &str, known: u32) -> Result<()> {
-        self.store.delete(&layout::output_chunk_key(job_id, 0)).await?;
-        self.delete_chunks(known.max(1), |n| layout::output_chunk_key(job_id, n)).await
+        self.delete_chunks(1, known, |n| layout::output_chunk_key(job_id, n)).await?;
+        self.store.delete(&layout::output_chunk_key(job_id, 0)).await
     }
 
     /// A failed attempt's partial output goes, and stops counting.
@@ -86,12 +87,17 @@ impl JobStorage {
 
     /// A job that ended (done, or failed for good) gives back what it no longer needs and is
     /// scheduled for expiry. Idempotent: a redelivered final job runs it again harmlessly.
-    pub async fn finish(&self, job: &mut Job) -> Result<()> {
+    /// `false` when the job was deleted meanwhile (it is then purged, never saved again).
+    pub async fn finish(&self, job: &mut Job) -> Result<bool> {
+        if self.is_cancelled(&job.id).await? {
+            self.purge(&job.id, Some(&job.owner)).await?;
+            return Ok(false);
+        }
         let mut redis = self.redis.clone();
         let usage = lifecycle::usage_key(&job.owner);
         match job.status {
             JobStatus::Done if !job.source_freed => {
-                self.delete_chunks(job.source.chunks, |n| layout::source_chunk_key(&job.id, n)).await?;
+                self.delete_chunks(0, job.source.chunks, |n| layout::source_chunk_key(&job.id, n)).await?;
                 let _: () = redis.hdel(&usage, lifecycle::source_field(&job.id)).await?;
                 job.source_freed = true;
             }
@@ -113,7 +119,7 @@ impl JobStorage {
             let _: () = redis.zadd(lifecycle::EXPIRY_SET, &job.id, expires_at).await?;
         }
         let _: () = redis.srem(lifecycle::active_key(&job.owner), &job.id).await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes the job entirely: chunks (those its record lists and any a conversion cut short
@@ -125,7 +131,7 @@ impl JobStorage {
             Some(job) => (if job.source_freed { 0 } else { job.source.chunks }, job.output.as_ref().map_or(0, |o| o.file.chunks)),
             None => (0, 0),
         };
-        self.delete_chunks(source_chunks, |n| layout::source_chunk_key(job_id, n)).await?;
+        self.delete_chunks(0, source_chunks, |n| layout::source_chunk_key(job_id, n)).await?;
         self.delete_output_chunks(job_id, output_chunks).await?;
         let owners = job.as_ref().map(|j| j.owner.as_str()).into_iter().chain(owner).collect::<Vec<_>>();
         for owner in owners {

@@ -114,18 +114,13 @@ impl Sweeper {
         for job_id in self.claim_due(lifecycle::PENDING_DEADLINES).await? {
             let mut redis = self.redis.clone();
             let owner: Option<String> = redis.hget(lifecycle::PENDING_UPLOADS, &job_id).await?;
-            match self.storage.load(&job_id).await? {
-                // Stored and queued, but the component stopped before it said so.
-                Some(job) => {
-                    let created_ms = job.created_at.saturating_mul(1000);
-                    let _: () = redis.zadd(lifecycle::index_key(&job.owner), &job_id, created_ms).await?;
-                }
-                None => {
-                    self.storage.purge(&job_id, owner.as_deref()).await?;
-                    self.metrics.abandoned_upload();
-                    tracing::info!(job = %job_id, "abandoned upload removed");
-                }
-            }
+            // Whether or not its record was stored (or even queued), the client never got its
+            // 202: the upload goes, and a worker that took it meanwhile is told to stop.
+            let tombstone = lifecycle::cancelled_key(&job_id);
+            let _: () = redis.set_ex(&tombstone, 1, lifecycle::TOMBSTONE_SECS).await?;
+            self.storage.purge(&job_id, owner.as_deref()).await?;
+            self.metrics.abandoned_upload();
+            tracing::info!(job = %job_id, "abandoned upload removed");
             let _: () = redis.hdel(lifecycle::PENDING_UPLOADS, &job_id).await?;
             let _: () = redis.zrem(lifecycle::PENDING_DEADLINES, &job_id).await?;
         }

@@ -270,7 +270,7 @@ impl RedisTrigger {
         }
         if job.status.is_final() {
             // Seen again after it ended (a redelivery): make sure it gave back what it holds.
-            return self.jobs.finish(&mut job).await;
+            return self.jobs.finish(&mut job).await.map(drop);
         }
         job.attempts += 1;
         if job.attempts > self.config.max_attempts {
@@ -298,9 +298,11 @@ impl RedisTrigger {
         };
         let mut job = reloaded.context("the job record vanished during conversion")?;
         match outcome {
-            Ok(()) if job.status.is_final() => {
-                self.jobs.finish(&mut job).await?;
-                self.notifier.job_finished(job);
+            // Also when the converter failed after it stored the final status: the job ended.
+            _ if job.status == JobStatus::Done || (outcome.is_ok() && job.status.is_final()) => {
+                if self.jobs.finish(&mut job).await? {
+                    self.notifier.job_finished(job);
+                }
                 Ok(())
             }
             Ok(()) => Err(anyhow::anyhow!("the converter returned without finishing job {job_id}")),
@@ -359,9 +361,12 @@ impl RedisTrigger {
             job.status = JobStatus::Failed;
             job.attempts = job.attempts.min(self.config.max_attempts);
             job.error = Some(format!("gave up after {} attempts: {reason}", self.config.max_attempts));
+            if self.jobs.finish(job).await? {
+                self.publish_completion(job).await;
+                self.notifier.job_finished(job.clone());
+            }
+        } else {
             self.jobs.finish(job).await?;
-            self.publish_completion(job).await;
-            self.notifier.job_finished(job.clone());
         }
         self.dead_letter(entry_id, Some(&job.id), job.error.as_deref().unwrap_or("failed")).await
     }
