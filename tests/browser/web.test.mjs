@@ -133,8 +133,32 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
   const bytes = readFileSync(saved);
   assert.ok(statSync(saved).size > 1000, `the download holds ${bytes.length} bytes`);
   assert.ok(looksLikeMp3(bytes), `the download starts with ${bytes.subarray(0, 4).toString('hex')}`);
-  await page.waitForFunction(() => /Saved /.test(document.getElementById('message').textContent));
+  assert.match(await message.textContent(), /Downloading/);
+
+  // ---- the player streams it from the server and plays
+  await row.locator('[data-testid=play]').click();
+  const audio = row.locator('[data-testid=audio]');
+  await audio.waitFor({ state: 'attached' });
+  assert.match(await audio.getAttribute('src'), /\/audio\?expires=\d+&sig=[0-9a-f]{64}$/);
+  await page.waitForFunction((id) => {
+    const a = document.querySelector(`li[data-job-id="${id}"] audio`);
+    return a && a.currentTime > 0.2;
+  }, jobId, { timeout: 20_000 });
   await page.screenshot({ path: join(ARTIFACT_DIR, 'web-done.png'), fullPage: true });
+
+  // ---- a shared link works in a browser that has no token
+  await row.locator('[data-testid=share]').click();
+  const shareField = row.locator('[data-testid=share-link]');
+  await shareField.waitFor({ state: 'visible' });
+  const link = await shareField.inputValue();
+  assert.ok(link.startsWith(BASE_URL + '/jobs/'), link);
+  const stranger = await browser.newContext();
+  const shared = await stranger.request.get(link);
+  assert.equal(shared.status(), 200);
+  assert.ok(looksLikeMp3(await shared.body()), 'the shared link serves the mp3');
+  const tampered = await stranger.request.get(link.replace(/sig=./, (m) => (m.endsWith('0') ? 'sig=1' : 'sig=0')));
+  assert.equal(tampered.status(), 403);
+  await stranger.close();
 
   // ---- a reload keeps the session, and the job is in the list of past jobs (GET /jobs)
   const jobsLoaded = page.waitForResponse((r) => new URL(r.url()).pathname === '/jobs');

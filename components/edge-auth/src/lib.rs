@@ -12,6 +12,7 @@
 //! * [`throttle`]: failed-login throttling decisions per (account, client) pair, account and
 //!   client.
 
+pub mod links;
 pub mod throttle;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};

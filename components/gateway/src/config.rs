@@ -2,6 +2,7 @@
 //! clear detail, never a panic).
 
 use edge_auth::TokenAuthority;
+use edge_auth::links::LinkSigner;
 use edge_spin::ApiError;
 use job_model::JobPolicy;
 use job_model::layout::CHUNK_SIZE_RANGE;
@@ -9,6 +10,10 @@ use job_model::naming::is_valid_format_name;
 
 pub struct Config {
     pub tokens: TokenAuthority,
+    /// Signs and checks download links (`POST /jobs/{id}/link`).
+    pub links: LinkSigner,
+    /// How long a download link works, in seconds.
+    pub download_link_secs: u64,
     pub max_upload_bytes: u64,
     /// Output formats users may ask for.
     pub formats: Vec<String>,
@@ -37,8 +42,10 @@ impl Config {
         let lifetime = lifetime.trim().parse().map_err(|_| {
             misconfigured(format!("variable jwt_lifetime_secs must be a whole number, got {lifetime:?}"))
         })?;
-        let tokens = TokenAuthority::new(var("jwt_secret")?.as_bytes(), lifetime)
+        let secret = var("jwt_secret")?;
+        let tokens = TokenAuthority::new(secret.as_bytes(), lifetime)
             .map_err(|e| misconfigured(format!("jwt_secret / jwt_lifetime_secs: {e}")))?;
+        let links = LinkSigner::new(secret.as_bytes());
         let max = var("max_upload_bytes")?;
         let max_upload_bytes = max.trim().parse().ok().filter(|&n: &u64| n > 0).ok_or_else(|| {
             misconfigured(format!("variable max_upload_bytes must be a positive whole number, got {max:?}"))
@@ -74,6 +81,8 @@ impl Config {
         let upload_stale_secs = number("upload_stale_secs")?.max(1);
         Ok(Config {
             tokens,
+            links,
+            download_link_secs: number("download_link_secs")?.max(1),
             max_upload_bytes,
             formats,
             redis_host,

@@ -1,11 +1,14 @@
 //! `GET|HEAD /download?fid={id}` and `GET|HEAD /jobs/{id}/audio`: the converted audio, with
-//! validators (`ETag`, `If-None-Match`) and single byte ranges.
+//! validators (`ETag`, `If-None-Match`) and single byte ranges; with a bearer token, or as a
+//! signed link (`?expires=…&sig=…`, made by `POST /jobs/{id}/link`) that needs none.
 
+use crate::Ctx;
 use crate::chunks::{OutputRange, open_store};
-use crate::jobs::visible_job;
+use crate::jobs::{download_url, read_job, visible_job};
 use crate::session::Caller;
 use edge_spin::{ApiError, ApiResult, Body, Head, Reply};
-use job_model::JobStatus;
+use job_model::layout::is_valid_job_id;
+use job_model::{Job, JobStatus};
 use job_model::naming::{content_disposition, output_name};
 use job_model::range::{RangeRequest, parse_range};
 use spin_sdk::http::Method;
@@ -21,6 +24,38 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 pub fn handle(caller: &Caller, head: &Head, id: &str) -> ApiResult {
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
+    serve(store, head, job)
+}
+
+/// A download by signed link: 403 for an expired, altered or another job's link; 404 once the
+/// job is gone.
+pub fn handle_signed(ctx: &Ctx, head: &Head, id: &str) -> ApiResult {
+    let forbidden = |detail: &str| ApiError::new(403, "forbidden", detail);
+    let expires = head.query_param("expires").and_then(|e| e.parse::<u64>().ok()).ok_or_else(|| forbidden("the link has no valid expiry"))?;
+    let sig = head.query_param("sig").unwrap_or_default();
+    if !is_valid_job_id(id) {
+        return Err(ApiError::not_found());
+    }
+    ctx.config.links.verify(id, expires, &sig, ctx.now).map_err(|e| forbidden(&e.to_string()))?;
+    let store = open_store()?;
+    let job = read_job(&store, id)?.ok_or_else(ApiError::not_found)?;
+    serve(store, head, job)
+}
+
+/// `POST /jobs/{id}/link`: a link to the job's audio that works without a token until it
+/// expires (`download_link_secs`).
+pub fn link(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
+    let job = visible_job(&open_store()?, caller, id)?;
+    if job.status != JobStatus::Done {
+        return Err(ApiError::new(409, "not ready", format!("job is {}", job.status.as_str())).field("status", job.status.as_str()));
+    }
+    let expires_at = ctx.now + ctx.config.download_link_secs;
+    let sig = ctx.config.links.sign(&job.id, expires_at);
+    let url = format!("{}?expires={expires_at}&sig={sig}", download_url(&job.id));
+    Ok(Reply::json(200, &serde_json::json!({ "url": url, "expires_at": expires_at })))
+}
+
+fn serve(store: spin_sdk::key_value::Store, head: &Head, job: Job) -> ApiResult {
     let output = match (job.status, &job.output) {
         (JobStatus::Done, Some(output)) => output,
         (JobStatus::Done, None) => return Err(ApiError::internal("job is done but has no output", &job.id)),

@@ -43,6 +43,8 @@ enum Route {
     JobEvents(String),
     /// `None` for `/download` without `?fid=`.
     Download(Option<String>),
+    /// `POST /jobs/{id}/link`: a signed download link.
+    Link(String),
     Formats,
     /// `OPTIONS` on a resource supporting these methods.
     Options(&'static str),
@@ -54,7 +56,7 @@ fn methods(segments: &[&str]) -> Option<&'static str> {
         ["upload"] => Some("POST"),
         ["download"] | ["jobs", _, "audio"] => Some("GET, HEAD"),
         ["jobs", _] => Some("GET, DELETE"),
-        ["jobs", _, "retry"] => Some("POST"),
+        ["jobs", _, "retry"] | ["jobs", _, "link"] => Some("POST"),
         ["jobs"] | ["jobs", _, "events"] | ["formats"] => Some("GET"),
         _ => None,
     }
@@ -73,6 +75,7 @@ fn route(head: &Head) -> Result<Route, ApiError> {
         ["jobs", id] if get => Ok(Route::ShowJob(id.to_string())),
         ["jobs", id] if head.method == Method::Delete => Ok(Route::DeleteJob(id.to_string())),
         ["jobs", id, "retry"] if head.method == Method::Post => Ok(Route::RetryJob(id.to_string())),
+        ["jobs", id, "link"] if head.method == Method::Post => Ok(Route::Link(id.to_string())),
         ["jobs", id, "audio"] if get_or_head => Ok(Route::Download(Some(id.to_string()))),
         ["jobs", id, "events"] if get => Ok(Route::JobEvents(id.to_string())),
         ["formats"] if get => Ok(Route::Formats),
@@ -89,6 +92,12 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
     if let Route::Formats = route {
         return formats::list(&ctx.config);
     }
+    // A signed link is its own credential.
+    if let Route::Download(Some(id)) = &route
+        && head.query_param("sig").is_some()
+    {
+        return download::handle_signed(&ctx, head, id);
+    }
     // Only the event stream takes the token from the query: EventSource cannot send headers.
     let from = if matches!(route, Route::JobEvents(_)) { TokenFrom::HeaderOrQuery } else { TokenFrom::Header };
     let caller = session::authenticate(&ctx, head, from)?;
@@ -100,6 +109,7 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
         Route::RetryJob(id) => jobs::retry(&ctx, &caller, head, &id),
         Route::JobEvents(id) => events::handle(&ctx, &caller, &id),
         Route::Download(Some(id)) => download::handle(&caller, head, &id),
+        Route::Link(id) => download::link(&ctx, &caller, &id),
         Route::Download(None) => Err(ApiError::bad_request("missing fid", "give the job id as ?fid=")),
         Route::Formats => formats::list(&ctx.config),
         // Answered by `handle` before anything is loaded.

@@ -348,12 +348,17 @@
         <span class="badge" data-testid="job-status"></span>
         <progress class="job-progress" max="100" value="0" data-testid="job-progress"></progress>
         <p class="job-error" data-testid="job-error" hidden></p>
+        <div class="job-player" data-testid="player" hidden></div>
         <div class="job-actions">
           <button type="button" class="download" data-testid="download" hidden>Download</button>
+          <button type="button" class="play secondary small" data-testid="play" hidden>Play</button>
+          <button type="button" class="share secondary small" data-testid="share" hidden>Copy link</button>
           <button type="button" class="retry secondary small" data-testid="retry" hidden>Retry</button>
           <button type="button" class="delete secondary small" data-testid="delete">Delete</button>
         </div>`;
       li.querySelector('.download').addEventListener('click', (event) => download(li.dataset.jobId, event.currentTarget));
+      li.querySelector('.play').addEventListener('click', (event) => play(li.dataset.jobId, event.currentTarget));
+      li.querySelector('.share').addEventListener('click', (event) => share(li.dataset.jobId, event.currentTarget));
       li.querySelector('.retry').addEventListener('click', (event) => retryJob(li.dataset.jobId, event.currentTarget));
       li.querySelector('.delete').addEventListener('click', (event) => deleteJob(li.dataset.jobId, event.currentTarget));
       if (prepend) el.jobs.prepend(li); else el.jobs.append(li);
@@ -387,6 +392,9 @@
     const button = li.querySelector('.download');
     button.hidden = status !== 'done';
     button.setAttribute('aria-label', `Download ${name} as ${(format || 'audio').toUpperCase()}`);
+    for (const cls of ['.play', '.share']) li.querySelector(cls).hidden = status !== 'done';
+    li.querySelector('.play').setAttribute('aria-label', `Play ${name}`);
+    li.querySelector('.share').setAttribute('aria-label', `Copy a download link for ${name}`);
     const retry = li.querySelector('.retry');
     retry.hidden = status !== 'failed' || Boolean(merged.source_freed);
     retry.setAttribute('aria-label', `Retry ${name}`);
@@ -524,43 +532,94 @@
 
   // ------------------------------------------------------------------ download
 
+  /** A signed link to the job's audio (works without the token until it expires). */
+  async function signedLink(id) {
+    const res = await api(`/jobs/${encodeURIComponent(id)}/link`, { method: 'POST' });
+    if (res.status === 401) { sessionExpired(); return null; }
+    if (!res.ok) { say(`That file is not available. ${describe(res.status, await errorBody(res))}`, 'error'); return null; }
+    return res.json();
+  }
+
+  /** The browser downloads the file itself, straight to disk, with its own progress. */
   async function download(id, button) {
     button.disabled = true;
-    const label = button.textContent;
-    button.textContent = 'Downloading…';
     try {
-      const res = await api(`/jobs/${encodeURIComponent(id)}/audio`);
-      if (res.status === 401) { sessionExpired(); return; }
-      if (!res.ok) { say(`Download failed. ${describe(res.status, await errorBody(res))}`, 'error'); return; }
-      const blob = await res.blob();
-      const name = fileName(res.headers.get('content-disposition')) || `${id}.audio`;
-      const url = URL.createObjectURL(blob);
+      const link = await signedLink(id);
+      if (!link) return;
       const a = document.createElement('a');
-      a.href = url;
-      a.download = name;
+      a.href = link.url;
+      a.download = '';
       document.body.append(a);
       a.click();
       a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
-      say(`Saved ${name}.`, 'ok');
+      say('Downloading…', 'ok');
     } catch {
       say(`Download failed. ${describe(0)}`, 'error');
     } finally {
       button.disabled = false;
-      button.textContent = label;
     }
   }
 
-  /** The file name of a Content-Disposition value (`filename*=UTF-8''…` preferred). */
-  function fileName(header) {
-    if (!header) return null;
-    const star = /filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i.exec(header);
-    if (star) {
-      try { return decodeURIComponent(star[2].trim()); } catch { /* fall through */ }
+  /** An audio player in the row, streaming from the server (with Range requests). */
+  async function play(id, button) {
+    const li = jobItem(id);
+    const holder = li && li.querySelector('.job-player');
+    if (!holder) return;
+    let audio = holder.querySelector('audio');
+    if (!audio) {
+      button.disabled = true;
+      try {
+        const link = await signedLink(id);
+        if (!link) return;
+        audio = document.createElement('audio');
+        audio.controls = true;
+        audio.preload = 'metadata';
+        audio.src = link.url;
+        audio.dataset.testid = 'audio';
+        audio.setAttribute('aria-label', `Player for ${li.querySelector('.job-name').textContent}`);
+        holder.append(audio);
+        holder.hidden = false;
+      } catch {
+        say(`Could not play. ${describe(0)}`, 'error');
+        return;
+      } finally {
+        button.disabled = false;
+      }
     }
-    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))/i.exec(header);
-    if (!plain) return null;
-    return (plain[1] !== undefined ? plain[1].replace(/\\(.)/g, '$1') : plain[2]).trim() || null;
+    try { await audio.play(); } catch { /* the controls are there to start it */ }
+  }
+
+  /** Copies a link that anyone can download the file with until it expires. */
+  async function share(id, button) {
+    button.disabled = true;
+    try {
+      const link = await signedLink(id);
+      if (!link) return;
+      const url = new URL(link.url, window.location.origin).href;
+      const li = jobItem(id);
+      let field = li && li.querySelector('.share-link');
+      if (li && !field) {
+        field = document.createElement('input');
+        field.type = 'url';
+        field.readOnly = true;
+        field.className = 'share-link';
+        field.dataset.testid = 'share-link';
+        field.setAttribute('aria-label', 'Download link');
+        li.querySelector('.job-actions').after(field);
+      }
+      if (field) { field.value = url; field.select(); }
+      const until = new Date(link.expires_at * 1000).toLocaleString();
+      try {
+        await navigator.clipboard.writeText(url);
+        say(`Link copied; it works until ${until}.`, 'ok');
+      } catch {
+        say(`Copy the link below; it works until ${until}.`, 'ok');
+      }
+    } catch {
+      say(`Could not make a link. ${describe(0)}`, 'error');
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // ------------------------------------------------------------------ start

@@ -46,7 +46,7 @@ fn asset(path: &str) -> Option<Asset> {
 
 /// The page may only load what it ships and talk to its own origin; it is never framed.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+                   media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// A strong validator: FNV-1a (64 bit) of the bytes, computed once per request (a few KiB).
 fn etag(body: &[u8]) -> String {
