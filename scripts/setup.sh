@@ -6,7 +6,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   redis-server        # job queue; tests and `mp3edge up` start private instances
-  curl                # README examples
+  curl jq             # README examples
   libssl-dev          # TLS for SMTP (STARTTLS) and HTTPS webhooks
   python3-aiosmtpd    # a real SMTP server for the e-mail tests
   pkg-config clang    # FFmpeg bindings (bindgen) and LAME for wasm

@@ -173,7 +173,7 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
 
   // ---- storage: the quota line, the expiry on the row, and delete
   await page.waitForFunction(() => /Storage: .* of .* used/.test(document.getElementById('usage').textContent));
-  assert.match(await pastRow.locator('[data-testid=job-meta]').textContent(), /deleted /, 'the row says when it expires');
+  assert.match(await pastRow.locator('[data-testid=job-meta]').textContent(), /expires /, 'the row says when it expires');
   await page.screenshot({ path: join(ARTIFACT_DIR, 'web-usage.png'), fullPage: true });
 
   // ---- phone-sized screen: nothing wider than the viewport
@@ -283,4 +283,27 @@ test('without an event stream, polling GET /jobs/{id} follows the job to done', 
   assert.match(await row.locator('[data-testid=job-meta]').textContent(), /WAV/);
   await context.close();
   assert.deepEqual(problems, []);
+});
+
+test('the page follows the system dark mode and says what the service does', { timeout: 60_000 }, async () => {
+  const luminance = (rgb) => {
+    const [r, g, b] = rgb.match(/\d+/g).map(Number);
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+  };
+  for (const colorScheme of ['light', 'dark']) {
+    const context = await browser.newContext({ colorScheme, viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(BASE_URL + '/');
+    await page.locator('#login-form').waitFor({ state: 'visible' });
+    assert.match(await page.locator('[data-testid=intro]').textContent(), /Upload a video and get its audio back/);
+    const background = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    const text = await page.evaluate(() => getComputedStyle(document.body).color);
+    if (colorScheme === 'dark') {
+      assert.ok(luminance(background) < 0.2 && luminance(text) > 0.7, `dark: ${background} / ${text}`);
+    } else {
+      assert.ok(luminance(background) > 0.8 && luminance(text) < 0.3, `light: ${background} / ${text}`);
+    }
+    await page.screenshot({ path: join(ARTIFACT_DIR, `web-${colorScheme}.png`) });
+    await context.close();
+  }
 });

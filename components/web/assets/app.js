@@ -377,7 +377,7 @@
       format ? `→ ${format.toUpperCase()}` : '',
       merged.created_at ? new Date(merged.created_at * 1000).toLocaleString() : '',
       merged.output && merged.output.size ? formatSize(merged.output.size) : '',
-      merged.expires_at ? `deleted ${new Date(merged.expires_at * 1000).toLocaleString()}` : '',
+      merged.expires_at ? `expires ${new Date(merged.expires_at * 1000).toLocaleString()}` : '',
     ].filter(Boolean).join(' · ');
     const badge = li.querySelector('.badge');
     badge.textContent = status === 'converting' ? `converting ${progress}%` : status;
