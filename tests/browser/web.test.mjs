@@ -22,6 +22,8 @@ const BASE_URL = env('BASE_URL');
 const EMAIL = env('EMAIL');
 const PASSWORD = env('PASSWORD');
 const FIXTURE = env('FIXTURE');
+const ADMIN_EMAIL = env('ADMIN_EMAIL');
+const ADMIN_PASSWORD = env('ADMIN_PASSWORD');
 const ARTIFACT_DIR = env('ARTIFACT_DIR');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const JOB_TIMEOUT = 120_000;
@@ -46,10 +48,10 @@ before(async () => {
 after(() => browser?.close());
 
 /** Signs in through the form. */
-async function signIn(page) {
+async function signIn(page, email = EMAIL, password = PASSWORD) {
   await page.goto(BASE_URL + '/');
-  await page.fill('#email', EMAIL);
-  await page.fill('#password', PASSWORD);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
   await page.click('#login-submit');
   await page.locator('#app-view').waitFor({ state: 'visible' });
 }
@@ -93,7 +95,7 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
   await page.press('#password', 'Enter');
   await page.locator('#app-view').waitFor({ state: 'visible' });
   assert.equal(await page.locator('[data-testid=user-email]').textContent(), EMAIL);
-  assert.ok(await page.evaluate(() => sessionStorage.getItem('mp3edge.token')), 'the token is kept in sessionStorage');
+  assert.ok(await page.evaluate(() => localStorage.getItem('mp3edge.token')), 'the token is kept in localStorage');
 
   // ---- formats come from GET /formats; choose mp3 at 192 kbps
   await page.waitForFunction(() => [...document.querySelectorAll('#format option')].some((o) => o.value === 'mp3'));
@@ -190,7 +192,7 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
   await pastRow.waitFor({ state: 'detached' });
   assert.match(await message.textContent(), /Deleted /);
   const gone = await page.evaluate(async (id) => (await fetch(`/jobs/${id}`, {
-    headers: { authorization: `Bearer ${sessionStorage.getItem('mp3edge.token')}` },
+    headers: { authorization: `Bearer ${localStorage.getItem('mp3edge.token')}` },
   })).status, jobId);
   assert.equal(gone, 404);
   await page.waitForFunction(() => /Storage: 0 B of/.test(document.getElementById('usage').textContent));
@@ -198,7 +200,7 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
   // ---- sign out forgets the token
   await page.click('#sign-out');
   await page.locator('#login-form').waitFor({ state: 'visible' });
-  assert.equal(await page.evaluate(() => sessionStorage.getItem('mp3edge.token')), null);
+  assert.equal(await page.evaluate(() => localStorage.getItem('mp3edge.token')), null);
 
   assert.deepEqual(problems, []);
 });
@@ -306,4 +308,57 @@ test('the page follows the system dark mode and says what the service does', { t
     await page.screenshot({ path: join(ARTIFACT_DIR, `web-${colorScheme}.png`) });
     await context.close();
   }
+});
+
+test('an admin manages users, a user changes their password, and sign-out reaches every tab', { timeout: 90_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await signIn(page, ADMIN_EMAIL, ADMIN_PASSWORD);
+  const message = page.locator('[data-testid=message]');
+
+  // The admin's users page: create, deactivate, make admin.
+  await page.locator('#admin-view').waitFor({ state: 'visible' });
+  const email = `panel${Date.now()}@example.com`;
+  await page.fill('#new-user-email', email);
+  await page.fill('#new-user-password', 'first-password-1');
+  await page.click('[data-testid=user-create]');
+  const row = page.locator(`li[data-testid=user][data-email="${email}"]`);
+  await row.waitFor({ state: 'visible' });
+  await row.getByRole('button', { name: `Make admin: ${email}` }).click();
+  await page.waitForFunction((e) => document.querySelector(`li[data-email="${e}"]`)?.textContent.includes('admin'), email);
+  await row.getByRole('button', { name: `Deactivate: ${email}` }).click();
+  await page.waitForFunction((e) => document.querySelector(`li[data-email="${e}"]`)?.textContent.includes('deactivated'), email);
+  await row.getByRole('button', { name: `Activate: ${email}` }).click();
+  await page.waitForFunction((e) => !document.querySelector(`li[data-email="${e}"]`)?.textContent.includes('deactivated'), email);
+  await page.screenshot({ path: join(ARTIFACT_DIR, 'web-users.png'), fullPage: true });
+
+  // A second tab shares the session; signing out in one signs out both.
+  const second = await context.newPage();
+  await second.goto(BASE_URL + '/');
+  await second.locator('#app-view').waitFor({ state: 'visible' });
+  await page.click('#sign-out');
+  await second.locator('#login-form').waitFor({ state: 'visible' });
+
+  // The new user changes their password; the old one stops working.
+  await signIn(page, email, 'first-password-1');
+  await page.fill('#current-password', 'wrong-password-9');
+  await page.fill('#new-password', 'second-password-2');
+  await page.click('[data-testid=password-submit]');
+  await page.waitForFunction(() => /not changed/.test(document.getElementById('message').textContent));
+  await page.fill('#current-password', 'first-password-1');
+  await page.fill('#new-password', 'second-password-2');
+  await page.click('[data-testid=password-submit]');
+  await page.waitForFunction(() => /has been changed/.test(document.getElementById('message').textContent));
+  assert.equal(await page.locator('#admin-view').isVisible(), true, 'made admin above');
+  const login = (password) => page.evaluate(async ([e, p]) => (await fetch('/login', {
+    // No credentials mode: a 401 with WWW-Authenticate would otherwise open the browser's prompt.
+    method: 'POST', headers: { authorization: `Basic ${btoa(`${e}:${p}`)}` }, credentials: 'omit',
+  })).status, [email, password]);
+  assert.equal(await login('first-password-1'), 401);
+  assert.equal(await login('second-password-2'), 200);
+  assert.match(await message.textContent(), /changed/);
+  await context.close();
+  assert.deepEqual(problems, []);
 });

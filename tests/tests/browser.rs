@@ -39,6 +39,8 @@ async fn the_web_app_signs_in_converts_and_downloads_in_a_real_browser() {
         .env("BASE_URL", &p.base_url)
         .env("EMAIL", email)
         .env("PASSWORD", "user-password-1")
+        .env("ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("FIXTURE", &fixture.path)
         .env("ARTIFACT_DIR", &artifacts)
         .env("CHROMIUM", &chromium)

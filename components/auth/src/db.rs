@@ -56,11 +56,24 @@ fn user_infos(result: &spin_sdk::sqlite::QueryResult) -> Vec<UserInfo> {
         .collect()
 }
 
-pub fn list_users(db: &Connection) -> Result<Vec<UserInfo>, ApiError> {
+/// One page of the users, oldest first.
+pub fn list_users(db: &Connection, limit: u32, offset: u32) -> Result<Vec<UserInfo>, ApiError> {
     let result = db
-        .execute("SELECT email, admin, active, created_at FROM users ORDER BY created_at, email", &[])
+        .execute(
+            "SELECT email, admin, active, created_at FROM users ORDER BY created_at, email LIMIT ?1 OFFSET ?2",
+            &[Value::Integer(limit.into()), Value::Integer(offset.into())],
+        )
         .map_err(db_error)?;
     Ok(user_infos(&result))
+}
+
+pub fn set_password_hash(db: &Connection, email: &str, hash: &str) -> Result<(), ApiError> {
+    db.execute(
+        "UPDATE users SET password_hash = ?2 WHERE email = ?1",
+        &[Value::Text(email.into()), Value::Text(hash.into())],
+    )
+    .map_err(db_error)?;
+    Ok(())
 }
 
 pub fn user_info(db: &Connection, email: &str) -> Result<Option<UserInfo>, ApiError> {

@@ -57,6 +57,7 @@ fn methods(path: &str) -> Option<&'static str> {
         "/login" | "/validate" => Some("POST"),
         "/users" => Some("GET, POST"),
         "/users/me" => Some("GET, PUT"),
+        "/users/me/password" => Some("PUT"),
         path if user_path(path).is_some() => Some("PATCH"),
         _ => None,
     }
@@ -75,6 +76,8 @@ async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
         ("/users/me", Method::Get) => users::me(&ctx, head),
         ("/users/me", Method::Put) => users::update_me(&ctx, head, body).await,
         ("/users/me", _) => Err(ApiError::method_not_allowed("GET, PUT")),
+        ("/users/me/password", Method::Put) => users::change_password(&ctx, head, body).await,
+        ("/users/me/password", _) => Err(ApiError::method_not_allowed("PUT")),
         (path, method) => match (user_path(path), method) {
             (Some(email), Method::Patch) => users::update(&ctx, head, body, email).await,
             (Some(_), _) => Err(ApiError::method_not_allowed("PATCH")),

@@ -73,9 +73,44 @@ pub async fn update_me(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResu
     Ok(Reply::json(200, &me_json(ctx, &email, admin, callback)?))
 }
 
+/// `GET /users?limit=&offset=`: one page of the users (50 by default, at most 200).
 pub fn list(ctx: &Ctx, head: &Head) -> ApiResult {
     require_admin(ctx, head)?;
-    Ok(Reply::json(200, &db::list_users(&ctx.db)?))
+    let number = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| match head.query_param(name) {
+        None => Ok(default),
+        Some(raw) => raw.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            ApiError::bad_request("invalid query", format!("{name} must be a whole number from {} to {}", range.start(), range.end()))
+        }),
+    };
+    let limit = number("limit", 1..=200, 50)?;
+    let offset = number("offset", 0..=u32::MAX, 0)?;
+    Ok(Reply::json(200, &db::list_users(&ctx.db, limit, offset)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `PUT /users/me/password`: the caller changes their own password, proving the current one.
+pub async fn change_password(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
+    let (email, _) = require_user(ctx, head)?;
+    if media_type(head.header("content-type").unwrap_or("")) != "application/json" {
+        return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
+    }
+    let body = read_body(head, body, MAX_BODY).await?;
+    let change: PasswordChange = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid body", format!("expected {{\"current_password\", \"new_password\"}}: {e}"))
+    })?;
+    let user = db::find_user(&ctx.db, &email)?.ok_or_else(ApiError::not_found)?;
+    if !edge_auth::verify_password(&change.current_password, &user.password_hash) {
+        return Err(ApiError::new(403, "wrong password", "the current password is not right"));
+    }
+    edge_auth::check_password(&change.new_password, &email).map_err(|detail| ApiError::bad_request("invalid password", detail))?;
+    db::set_password_hash(&ctx.db, &email, &db::hash_new_password(&change.new_password)?)?;
+    Ok(Reply::empty(204))
 }
 
 pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {

@@ -1,5 +1,6 @@
 // mp3edge browser app: sign in, upload a video, follow its conversion, download the audio.
-// Plain JS, no build step. The session token lives in sessionStorage (this tab only).
+// Plain JS, no build step. The session token lives in localStorage for its lifetime, so every
+// tab of the browser shares it; signing out in one tab signs out all of them.
 'use strict';
 
 (() => {
@@ -22,7 +23,21 @@
     jobsEmpty: $('jobs-empty'), refresh: $('refresh-jobs'),
   };
 
-  let token = sessionStorage.getItem(TOKEN_KEY);
+  /** Seconds until the token's `exp` (the payload is read, not trusted: the server checks it). */
+  function tokenSecondsLeft(value) {
+    try {
+      const payload = JSON.parse(atob(value.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      return payload.exp - Date.now() / 1000;
+    } catch {
+      return -1;
+    }
+  }
+
+  let token = localStorage.getItem(TOKEN_KEY);
+  if (token && tokenSecondsLeft(token) <= 0) {
+    localStorage.removeItem(TOKEN_KEY);
+    token = null;
+  }
   /** job id → {job, streaming: EventSource|null, timer: number|null} */
   const tracked = new Map();
   let activeStreams = 0;
@@ -99,11 +114,95 @@
     el.loginView.hidden = true;
     el.appView.hidden = false;
     el.who.hidden = false;
-    el.userEmail.textContent = sessionStorage.getItem(EMAIL_KEY) || '';
+    el.userEmail.textContent = localStorage.getItem(EMAIL_KEY) || '';
     loadFormats();
     loadJobs();
     loadUsage();
+    loadUsers().catch(() => { adminView.hidden = true; });
   }
+
+  // ------------------------------------------------------------------ account and users
+
+  const adminView = document.getElementById('admin-view');
+
+  async function jsonRequest(method, path, body) {
+    return api(path, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  }
+
+  document.getElementById('password-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const current = document.getElementById('current-password');
+    const next = document.getElementById('new-password');
+    try {
+      const res = await jsonRequest('PUT', '/users/me/password', { current_password: current.value, new_password: next.value });
+      if (res.status === 401) { sessionExpired(); return; }
+      if (res.status !== 204) {
+        const body = await errorBody(res);
+        say(`Password not changed: ${(body && body.detail) || res.status}.`, 'error');
+        return;
+      }
+      event.target.reset();
+      say('Your password has been changed.', 'ok');
+    } catch {
+      say(`Password not changed. ${describe(0)}`, 'error');
+    }
+  });
+
+  async function loadUsers() {
+    const list = document.getElementById('users');
+    const res = await api('/users?limit=200');
+    if (res.status === 403 || res.status === 401) { adminView.hidden = true; return; }
+    if (!res.ok) return;
+    adminView.hidden = false;
+    list.replaceChildren();
+    for (const user of await res.json()) {
+      const li = document.createElement('li');
+      li.className = 'user';
+      li.dataset.email = user.email;
+      li.dataset.testid = 'user';
+      const name = document.createElement('span');
+      name.className = 'user-name';
+      name.textContent = `${user.email}${user.admin ? ' · admin' : ''}${user.active ? '' : ' · deactivated'}`;
+      li.append(name);
+      const action = (label, change) => {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = 'secondary small';
+        button.textContent = label;
+        button.setAttribute('aria-label', `${label}: ${user.email}`);
+        button.addEventListener('click', async () => {
+          const res = await jsonRequest('PATCH', `/users/${encodeURIComponent(user.email)}`, change);
+          if (!res.ok) {
+            const body = await errorBody(res);
+            say(`${label} failed: ${(body && body.detail) || res.status}.`, 'error');
+            return;
+          }
+          say(`${label}: done for ${user.email}.`, 'ok');
+          loadUsers();
+        });
+        li.append(button);
+      };
+      action(user.active ? 'Deactivate' : 'Activate', { active: !user.active });
+      action(user.admin ? 'Remove admin' : 'Make admin', { admin: !user.admin });
+      action('Unlock', { unlock: true });
+      list.append(li);
+    }
+  }
+
+  document.getElementById('user-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const email = document.getElementById('new-user-email');
+    const password = document.getElementById('new-user-password');
+    const res = await jsonRequest('POST', '/users', { email: email.value.trim(), password: password.value });
+    if (res.status !== 201) {
+      const body = await errorBody(res);
+      say(`User not created: ${(body && body.detail) || res.status}.`, 'error');
+      return;
+    }
+    say(`Created ${email.value.trim()}.`, 'ok');
+    event.target.reset();
+    loadUsers();
+  });
 
   // ------------------------------------------------------------------ storage used
 
@@ -146,8 +245,8 @@
         return;
       }
       token = (await res.text()).trim();
-      sessionStorage.setItem(TOKEN_KEY, token);
-      sessionStorage.setItem(EMAIL_KEY, email);
+      localStorage.setItem(TOKEN_KEY, token);
+      localStorage.setItem(EMAIL_KEY, email);
       el.password.value = '';
       say(`Signed in as ${email}.`, 'ok');
       showSignedIn();
@@ -161,15 +260,23 @@
 
   function signOut() {
     token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    sessionStorage.removeItem(EMAIL_KEY);
+    localStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(EMAIL_KEY);
     if (uploadXhr) uploadXhr.abort();
     for (const id of tracked.keys()) stopTracking(id);
     tracked.clear();
     el.jobs.replaceChildren();
     el.jobsEmpty.hidden = false;
+    adminView.hidden = true;
     showSignedOut();
   }
+
+  // Another tab signed in or out: follow it.
+  window.addEventListener('storage', (event) => {
+    if (event.key !== TOKEN_KEY) return;
+    if (!event.newValue && token) { signOut(); say('Signed out in another tab.', 'info'); }
+    if (event.newValue && !token) { token = event.newValue; showSignedIn(); }
+  });
 
   el.signOut.addEventListener('click', () => {
     signOut();
@@ -256,7 +363,10 @@
     }
     const format = el.format.value;
     const params = new URLSearchParams({ format });
-    if (!el.bitrate.disabled) params.set('bitrate', el.bitrate.value);
+    if (!el.bitrate.disabled) {
+      const choice = el.bitrate.value;
+      if (choice.startsWith('vbr:')) params.set('vbr', choice.slice(4)); else params.set('bitrate', choice);
+    }
     const body = new FormData();
     body.append('file', file, file.name);
 
@@ -311,22 +421,30 @@
 
   // ------------------------------------------------------------------ jobs list
 
-  async function loadJobs() {
+  const PAGE = 50;
+  let loadedJobs = 0;
+  const moreJobs = document.getElementById('more-jobs');
+
+  async function loadJobs(more = false) {
     try {
-      const res = await api('/jobs');
+      if (!more) loadedJobs = 0;
+      const res = await api(`/jobs?limit=${PAGE}&offset=${loadedJobs}`);
       if (res.status === 401) { sessionExpired(); return; }
       if (!res.ok) { say(`Could not load your conversions. ${describe(res.status, await errorBody(res))}`, 'error'); return; }
       const jobs = await res.json();
-      jobs.sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+      loadedJobs += jobs.length;
+      moreJobs.hidden = jobs.length < PAGE;
+      if (!more) jobs.sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
       for (const job of jobs) {
-        upsertJob(job, true);
+        upsertJob(job, !more);
         if (!FINAL.has(job.status)) track(job);
       }
     } catch {
       say(`Could not load your conversions. ${describe(0)}`, 'error');
     }
   }
-  el.refresh.addEventListener('click', loadJobs);
+  el.refresh.addEventListener('click', () => loadJobs());
+  moreJobs.addEventListener('click', () => loadJobs(true));
 
   function jobItem(id) {
     return el.jobs.querySelector(`li[data-job-id="${CSS.escape(id)}"]`);
