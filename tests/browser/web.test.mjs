@@ -362,3 +362,36 @@ test('an admin manages users, a user changes their password, and sign-out reache
   await context.close();
   assert.deepEqual(problems, []);
 });
+
+test('several files go up one after the other, each with its progress, and one can be cancelled', { timeout: 180_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await signIn(page);
+  await page.waitForFunction(() => /per file/.test(document.getElementById('size-limit').textContent));
+  // Uploads are slowed down so the queue can be seen and the last one cancelled.
+  await page.route('**/upload?*', async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await route.continue();
+  });
+  const bytes = readFileSync(FIXTURE);
+  const files = ['one.mp4', 'two.mp4', 'three.mp4'].map((name) => ({ name, mimeType: 'video/mp4', buffer: bytes }));
+  await page.setInputFiles('#file-input', files);
+  assert.match(await page.locator('[data-testid=file-name]').textContent(), /3 files/);
+  await page.click('#upload-submit');
+  const items = page.locator('[data-testid=upload-item]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=upload-item]').length === 3);
+  // The first is on its way (held 2 s), the third still waits: cancel it.
+  await items.nth(2).locator('[data-testid=upload-cancel]').click();
+  await page.screenshot({ path: join(ARTIFACT_DIR, 'web-queue.png') });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=upload-item]').length === 0, null, { timeout: 60_000 });
+  await page.waitForFunction(() => {
+    const names = [...document.querySelectorAll('li[data-testid=job] [data-testid=job-name]')].map((e) => e.textContent);
+    return names.includes('one.mp4') && names.includes('two.mp4');
+  }, null, { timeout: 60_000 });
+  const names = await page.locator('li[data-testid=job] [data-testid=job-name]').allTextContents();
+  assert.ok(names.includes('one.mp4') && names.includes('two.mp4') && !names.includes('three.mp4'), names.join(', '));
+  await context.close();
+  assert.deepEqual(problems, []);
+});

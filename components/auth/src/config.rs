@@ -20,6 +20,8 @@ pub struct Config {
     pub redis_host: String,
     /// Bytes one user may hold (0 = unlimited), shown by `GET /users/me`.
     pub user_quota_bytes: u64,
+    /// The largest upload, shown by `GET /users/me` (the gateway enforces it).
+    pub max_upload_bytes: u64,
 }
 
 impl Config {
@@ -46,6 +48,7 @@ impl Config {
             webhook_allowed_hosts: var("webhook_allowed_hosts")?,
             redis_host: var("redis_host")?.trim().to_string(),
             user_quota_bytes: number("user_quota_bytes")?,
+            max_upload_bytes: number("max_upload_bytes")?,
         })
     }
 }

@@ -41,6 +41,7 @@ fn me_json(ctx: &Ctx, email: &str, admin: bool, default_callback: Option<String>
         "default_callback": default_callback,
         "used_bytes": crate::usage::used_bytes(&ctx.config.redis_host, email)?,
         "quota_bytes": ctx.config.user_quota_bytes,
+        "max_upload_bytes": ctx.config.max_upload_bytes,
     }))
 }
 

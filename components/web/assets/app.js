@@ -216,6 +216,10 @@
       usage.textContent = me.quota_bytes
         ? `Storage: ${formatSize(me.used_bytes)} of ${formatSize(me.quota_bytes)} used`
         : `Storage: ${formatSize(me.used_bytes)} used`;
+      if (me.max_upload_bytes) {
+        maxUploadBytes = me.max_upload_bytes;
+        document.getElementById('size-limit').textContent = `Up to ${formatSize(me.max_upload_bytes)} per file; several files at once are fine.`;
+      }
       usage.hidden = false;
     } catch { /* shown again at the next refresh */ }
   }
@@ -262,6 +266,7 @@
     token = null;
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(EMAIL_KEY);
+    queue.length = 0;
     if (uploadXhr) uploadXhr.abort();
     for (const id of tracked.keys()) stopTracking(id);
     tracked.clear();
@@ -312,9 +317,12 @@
   // ------------------------------------------------------------------ choosing a file
 
   function showFile() {
-    const file = el.fileInput.files[0];
-    el.fileName.textContent = file ? `${file.name} · ${formatSize(file.size)}` : 'No file chosen';
-    el.drop.classList.toggle('has-file', !!file);
+    const files = [...el.fileInput.files];
+    const total = files.reduce((sum, f) => sum + f.size, 0);
+    el.fileName.textContent = files.length === 0 ? 'No file chosen'
+      : files.length === 1 ? `${files[0].name} · ${formatSize(files[0].size)}`
+        : `${files.length} files · ${formatSize(total)}`;
+    el.drop.classList.toggle('has-file', files.length > 0);
   }
   el.fileInput.addEventListener('change', showFile);
 
@@ -353,10 +361,15 @@
 
   // ------------------------------------------------------------------ upload
 
+  /** Files waiting to be uploaded, one at a time, each with its own row and progress. */
+  const queue = [];
+  const uploadsList = document.getElementById('uploads');
+  let maxUploadBytes = null;
+
   el.uploadForm.addEventListener('submit', (event) => {
     event.preventDefault();
-    const file = el.fileInput.files[0];
-    if (!file) {
+    const files = [...el.fileInput.files];
+    if (!files.length) {
       say('Choose a video first.', 'error');
       el.fileInput.focus();
       return;
@@ -367,54 +380,117 @@
       const choice = el.bitrate.value;
       if (choice.startsWith('vbr:')) params.set('vbr', choice.slice(4)); else params.set('bitrate', choice);
     }
+    for (const file of files) {
+      if (maxUploadBytes && file.size > maxUploadBytes) {
+        say(`${file.name} is too large: the limit is ${formatSize(maxUploadBytes)}.`, 'error');
+        continue;
+      }
+      queue.push(queueRow({ file, format, params: params.toString(), xhr: null }));
+    }
+    el.uploadForm.reset();
+    el.format.value = format;
+    updateBitrate();
+    showFile();
+    nextUpload();
+  });
+
+  /** A row for a queued file: its name, progress and a cancel button. */
+  function queueRow(item) {
+    const li = document.createElement('li');
+    li.className = 'upload-item';
+    li.dataset.testid = 'upload-item';
+    const name = document.createElement('span');
+    name.className = 'upload-name';
+    name.textContent = item.file.name;
+    const bar = document.createElement('progress');
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute('aria-label', `Upload of ${item.file.name}`);
+    const cancel = document.createElement('button');
+    cancel.type = 'button';
+    cancel.className = 'secondary small';
+    cancel.textContent = 'Cancel';
+    cancel.dataset.testid = 'upload-cancel';
+    cancel.setAttribute('aria-label', `Cancel the upload of ${item.file.name}`);
+    cancel.addEventListener('click', () => cancelUpload(item));
+    li.append(name, bar, cancel);
+    uploadsList.append(li);
+    uploadsList.hidden = false;
+    return Object.assign(item, { li, bar });
+  }
+
+  function dropRow(item) {
+    item.li.remove();
+    uploadsList.hidden = uploadsList.children.length === 0;
+  }
+
+  function cancelUpload(item) {
+    const waiting = queue.indexOf(item);
+    if (waiting >= 0) queue.splice(waiting, 1);
+    if (item.xhr) item.xhr.abort();
+    dropRow(item);
+    say(`Upload of ${item.file.name} cancelled.`, 'info');
+  }
+
+  function nextUpload() {
+    if (uploadXhr || !queue.length) return;
+    const item = queue.shift();
+    const { file, format } = item;
     const body = new FormData();
     body.append('file', file, file.name);
-
     const xhr = new XMLHttpRequest();
+    item.xhr = xhr;
     uploadXhr = xhr;
-    xhr.open('POST', `/upload?${params}`);
+    xhr.open('POST', `/upload?${item.params}`);
     xhr.setRequestHeader('authorization', `Bearer ${token}`);
     xhr.responseType = 'text';
     setUploading(true, 0);
     say(`Uploading ${file.name}…`);
     xhr.upload.addEventListener('progress', (e) => {
-      if (e.lengthComputable) setUploading(true, Math.round((e.loaded / e.total) * 100));
+      if (!e.lengthComputable) return;
+      const percent = Math.round((e.loaded / e.total) * 100);
+      item.bar.value = percent;
+      setUploading(true, percent);
     });
-    xhr.addEventListener('load', () => {
+    const done = () => {
       uploadXhr = null;
+      item.xhr = null;
       setUploading(false);
+      nextUpload();
+    };
+    xhr.addEventListener('load', () => {
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      dropRow(item);
       if (xhr.status === 202 && body && body.job_id) {
         say(`${file.name} uploaded. Converting to ${format.toUpperCase()}…`, 'ok');
-        el.uploadForm.reset();
-        el.format.value = format;
-        updateBitrate();
-        showFile();
         const job = {
           id: body.job_id, source_name: file.name, status: 'queued', progress: 0,
           options: { format }, created_at: Math.floor(Date.now() / 1000),
         };
         upsertJob(job, true);
         track(job);
+        loadUsage();
+      } else if (xhr.status === 401) {
+        sessionExpired();
         return;
+      } else {
+        const headers = { get: (name) => xhr.getResponseHeader(name) };
+        say(`Upload of ${file.name} failed. ${describe(xhr.status, body, 'upload', headers)}`, 'error');
       }
-      if (xhr.status === 401) { sessionExpired(); return; }
-      const headers = { get: (name) => xhr.getResponseHeader(name) };
-      say(`Upload of ${file.name} failed. ${describe(xhr.status, body, 'upload', headers)}`, 'error');
+      done();
     });
     xhr.addEventListener('error', () => {
-      uploadXhr = null;
-      setUploading(false);
+      dropRow(item);
       say(`Upload of ${file.name} failed. ${describe(0)}`, 'error');
+      done();
     });
-    xhr.addEventListener('abort', () => { uploadXhr = null; setUploading(false); });
+    xhr.addEventListener('abort', done);
     xhr.send(body);
-  });
+  }
 
   function setUploading(active, percent = 0) {
     el.uploadStatus.hidden = !active;
-    el.uploadSubmit.disabled = active;
     el.uploadProgress.value = percent;
     el.uploadPercent.textContent = `${percent}%`;
   }
