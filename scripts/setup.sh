@@ -48,3 +48,11 @@ if [ ! -f "$BROWSER_TESTS/node_modules/.package-lock.json" ] \
   echo "setup: installing the browser test's Node packages"
   npm ci --prefix "$BROWSER_TESTS" --no-audit --no-fund
 fi
+
+# A real OpenAPI validator for the API description's test, in a virtualenv inside the clone.
+OPENAPI_VENV="$(cd "$(dirname "$0")/.." && pwd)/tests/openapi/.venv"
+if [ ! -x "$OPENAPI_VENV/bin/openapi-spec-validator" ]; then
+  echo "setup: installing openapi-spec-validator (PyPI) in tests/openapi/.venv"
+  python3 -m venv "$OPENAPI_VENV"
+  "$OPENAPI_VENV/bin/pip" install -q --disable-pip-version-check openapi-spec-validator==0.7.1
+fi

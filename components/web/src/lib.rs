@@ -35,6 +35,12 @@ fn asset(path: &str) -> Option<Asset> {
             content_type: "text/css; charset=utf-8",
             cache_control: REVALIDATE,
         },
+        // The API's OpenAPI 3.1 description.
+        "/openapi.json" => Asset {
+            body: include_bytes!("../assets/openapi.json"),
+            content_type: "application/json",
+            cache_control: REVALIDATE,
+        },
         "/favicon.svg" | "/favicon.ico" => Asset {
             body: include_bytes!("../assets/favicon.svg"),
             content_type: "image/svg+xml",
