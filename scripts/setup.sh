@@ -9,6 +9,7 @@ APT_PACKAGES=(
   curl jq             # README examples
   libssl-dev          # TLS for SMTP (STARTTLS) and HTTPS webhooks
   python3-aiosmtpd    # a real SMTP server for the e-mail tests
+  python3-venv        # the OpenAPI validator's virtualenv (tests/openapi/.venv)
   pkg-config clang    # FFmpeg bindings (bindgen) and LAME for wasm
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
   ffmpeg              # test fixtures and the benchmark's reference
