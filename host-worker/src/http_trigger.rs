@@ -2,7 +2,7 @@
 //!
 //! Each component is pre-instantiated once (`ProxyPre`); every request gets a fresh instance from
 //! the pooling allocator, Spin's request headers (`spin-full-url`, `spin-path-info`,
-//! `spin-client-addr`, …), a memory cap and a wall-clock deadline that counts waiting too. Each
+//! `spin-path-match-<name>`, `spin-client-addr`, …), a memory cap and a wall-clock deadline that counts waiting too. Each
 //! component serves a bounded number of requests at once behind a short queue (`admission`); a
 //! full queue, or a full instance pool, is a `503` with `Retry-After`, never a `500`. A request
 //! body that goes silent ends with a read timeout (`idle_body`). Shutdown stops accepting, lets
@@ -10,7 +10,8 @@
 //!
 //! `spin-client-addr` is appended after any copies the client sent, as Spin does, so components
 //! are tested against what they meet under Spin: only the LAST value is the runtime's. The
-//! routing headers are replaced (client copies removed), so they always have one right value.
+//! routing headers (`spin-path-match-<name>` included) are replaced (client copies removed), so
+//! they always have one right value.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -48,6 +49,14 @@ const SPIN_HEADERS: &[&str] = &[
     "spin-component-route",
     "spin-base-path",
 ];
+
+/// Prefix of the headers that carry a route's named segments; client copies are removed.
+const PATH_MATCH_HEADER_PREFIX: &str = "spin-path-match-";
+
+/// The header Spin sets for named segment `name` (`:path_end` gives `spin-path-match-path-end`).
+fn path_match_header(name: &str) -> String {
+    format!("{PATH_MATCH_HEADER_PREFIX}{}", name.replace('_', "-").to_ascii_lowercase())
+}
 
 /// The client's address, appended after any copies the client sent (as Spin does).
 const CLIENT_ADDR_HEADER: &str = "spin-client-addr";
@@ -269,20 +278,28 @@ fn add_spin_headers(
     for name in SPIN_HEADERS {
         headers.remove(*name);
     }
+    let client_copies: Vec<http::HeaderName> =
+        headers.keys().filter(|name| name.as_str().starts_with(PATH_MATCH_HEADER_PREFIX)).cloned().collect();
+    for name in client_copies {
+        headers.remove(name);
+    }
     if !headers.contains_key(http::header::HOST) {
         headers.insert(http::header::HOST, http::HeaderValue::from_str(&local.to_string()).expect("an address is a valid header"));
     }
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = http::HeaderValue::from_str(value) {
-            headers.insert(name, v);
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value)) {
+            headers.insert(name, value);
         }
     };
     set("spin-full-url", &full_url);
     set("spin-path-info", &matched.path_info);
-    set("spin-matched-route", &matched.route);
-    set("spin-raw-component-route", &matched.route);
-    set("spin-component-route", &matched.base);
+    set("spin-matched-route", &matched.based_route);
+    set("spin-raw-component-route", &matched.raw_route);
+    set("spin-component-route", &matched.component_route);
     set("spin-base-path", "/");
+    for (name, value) in &matched.named {
+        set(&path_match_header(name), value);
+    }
     let client = http::HeaderValue::from_str(&client.to_string()).expect("an address is a valid header");
     headers.append(CLIENT_ADDR_HEADER, client);
     req
