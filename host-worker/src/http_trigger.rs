@@ -2,9 +2,11 @@
 //!
 //! Each component is pre-instantiated once (`ProxyPre`); every request gets a fresh instance from
 //! the pooling allocator, Spin's request headers (`spin-full-url`, `spin-path-info`,
-//! `spin-path-match-<name>`, `spin-client-addr`, …), a memory cap and a wall-clock deadline that counts waiting too. Each
-//! component serves a bounded number of requests at once behind a short queue (`admission`); a
-//! full queue, or a full instance pool, is a `503` with `Retry-After`, never a `500`. A request
+//! `spin-path-match-<name>`, `spin-client-addr`, …), a memory cap and a wall-clock deadline
+//! that counts waiting too. Each component serves a bounded number of requests at once behind a
+//! short queue (`admission`); a full queue, or a full instance pool, is a `503` with
+//! `Retry-After`, never a `500`. The host's own answers are JSON for the mp3edge application and
+//! Spin's for any other (`host_errors`). A request
 //! body that goes silent ends with a read timeout (`idle_body`). Shutdown stops accepting, lets
 //! in-flight requests finish, then returns.
 //!
@@ -20,8 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -37,6 +37,7 @@ use crate::admission::{Admission, AdmissionConfig, Admitted};
 use crate::app::{App, LoadedComponent};
 use crate::idle_body::IdleTimeoutBody;
 use crate::engine::Runtime;
+use crate::host_errors::HostErrorStyle;
 use crate::router::{RouteMatch, Router};
 use crate::state::ComponentState;
 
@@ -76,6 +77,7 @@ pub struct HttpTrigger {
     admission: Admission,
     /// A request body silent this long ends with a read timeout.
     body_idle_timeout: Duration,
+    error_style: HostErrorStyle,
 }
 
 /// How the trigger serves.
@@ -83,14 +85,16 @@ pub struct HttpTrigger {
 pub struct ServeConfig {
     pub admission: AdmissionConfig,
     pub body_idle_timeout: Duration,
+    /// How the host's own 404, 500 and 503 answers look.
+    pub error_style: HostErrorStyle,
 }
 
 /// Seconds a client is asked to wait before trying again when the host is at capacity.
 const RETRY_AFTER_SECS: u64 = 2;
 
 /// The host's answer when a component has no place for one more request.
-fn busy(component: &str) -> hyper::Response<HyperOutgoingBody> {
-    let mut response = json_error(503, "busy", &format!("the server is at capacity for {component}; retry shortly"));
+fn busy(style: HostErrorStyle, component: &str) -> hyper::Response<HyperOutgoingBody> {
+    let mut response = style.answer(503, "busy", &format!("the server is at capacity for {component}; retry shortly"));
     response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
     response
 }
@@ -123,6 +127,7 @@ impl HttpTrigger {
             tasks: TaskTracker::new(),
             admission,
             body_idle_timeout: config.body_idle_timeout,
+            error_style: config.error_style,
         }))
     }
 
@@ -170,30 +175,30 @@ impl HttpTrigger {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.route(&path) else {
-            return json_error(404, "not found", &format!("no route for {path}"));
+            return self.error_style.answer(404, "not found", &format!("no route for {path}"));
         };
         let component = &self.components[&matched.component];
         let req = add_spin_headers(req, &matched, client, local);
         let response = match self.admission.admit(&matched.component).await {
             Err(refusal) => {
                 tracing::warn!(component = %matched.component, ?refusal, "at capacity; answered 503");
-                busy(&matched.component)
+                busy(self.error_style, &matched.component)
             }
             Ok(admitted) => match self.run(component, req, admitted).await {
                 Ok(response) => response,
                 Err(e) if format!("{e:#}").contains("deadline of") => {
                     tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "request deadline exceeded");
-                    let mut response = json_error(503, "deadline exceeded", "the request took longer than the server allows");
+                    let mut response = self.error_style.answer(503, "deadline exceeded", "the request took longer than the server allows");
                     response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
                     response
                 }
                 Err(e) if is_pool_exhausted(&e) => {
                     tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "instance pool exhausted; answered 503");
-                    busy(&matched.component)
+                    busy(self.error_style, &matched.component)
                 }
                 Err(e) => {
                     tracing::error!(component = %matched.component, error = %format!("{e:#}"), "request failed");
-                    json_error(500, "internal error", "the component failed to answer; see the server log")
+                    self.error_style.answer(500, "internal error", "the component failed to answer; see the server log")
                 }
             },
         };
@@ -303,14 +308,4 @@ fn add_spin_headers(
     let client = http::HeaderValue::from_str(&client.to_string()).expect("an address is a valid header");
     headers.append(CLIENT_ADDR_HEADER, client);
     req
-}
-
-/// A JSON error answered by the host itself (no component involved).
-pub fn json_error(status: u16, error: &str, detail: &str) -> hyper::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({ "error": error, "detail": detail }).to_string();
-    hyper::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)).map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} }).boxed_unsync())
-        .expect("a static response is valid")
 }

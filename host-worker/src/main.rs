@@ -9,6 +9,7 @@ mod codecs;
 mod demux;
 mod embedded_defaults;
 mod engine;
+mod host_errors;
 mod http_trigger;
 mod idle_body;
 mod key_value;
@@ -194,6 +195,10 @@ async fn up(mut args: UpArgs) -> Result<()> {
             queue_timeout: Duration::from_secs(args.request_queue_timeout_secs),
         },
         body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
+        error_style: match embedding.applies() {
+            true => host_errors::HostErrorStyle::Json,
+            false => host_errors::HostErrorStyle::Spin,
+        },
     };
     let components: Vec<&str> = manifest.components.keys().map(String::as_str).collect();
     let limits = Limits {

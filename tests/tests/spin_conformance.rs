@@ -4,11 +4,18 @@
 //! `mosquitto`), and the others are reported. The suite and its built guest components are not
 //! part of this repository: without them (no suite directory, or `build.sh` not run) the test
 //! says so and passes, so that a fresh clone's `make test` does not depend on them.
+//!
+//! [`another_application_runs_as_under_spin_up`] serves one of the suite's components in an
+//! application of its own: none of the mp3edge application's embedding (generated secrets, a
+//! private Redis) happens, and the host's own 404 is Spin's (an empty body), not JSON.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use e2e_tests::{mp3edge_bin, workspace_root};
+use e2e_tests::{free_port, mp3edge_bin, workspace_root};
 
 /// The conformance tests the host passes; a regression in any of them fails this test.
 const SUPPORTED: &[&str] = &[
@@ -78,4 +85,66 @@ fn spin_conformance_suite() {
         })
         .collect();
     assert!(regressions.is_empty(), "conformance tests the host passed before now fail: {regressions:?}");
+}
+
+/// A raw HTTP/1.0 GET, answered as (status line, head, body).
+fn get(port: u16, path: &str) -> std::io::Result<(String, String, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: example.com\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    Ok((status, head.to_ascii_lowercase(), body.to_string()))
+}
+
+#[test]
+fn another_application_runs_as_under_spin_up() {
+    let wasm = build_dir().join("target/wasm32-wasip2/release/request_shape.wasm");
+    if !wasm.is_file() {
+        eprintln!("SKIPPED: {} is not built: run {}", wasm.display(), suite_dir().join("build.sh").display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"other\"\n\
+         [variables]\nredis_host = {{ default = \"localhost\" }}\n\
+         [[trigger.http]]\nroute = \"/base/:path_segment/:path_end/...\"\ncomponent = \"shape\"\n\
+         [component.shape]\nsource = {:?}\n",
+        wasm.display().to_string()
+    );
+    std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+    let port = free_port();
+    let data_dir = dir.path().join("data");
+    let mut host = Command::new(mp3edge_bin())
+        .args(["up", "-f", "spin.toml", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data_dir)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let answer = loop {
+        match get(port, "/nowhere") {
+            Ok(answer) => break answer,
+            Err(_) if started.elapsed() < Duration::from_secs(60) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                let _ = host.kill();
+                panic!("the host did not serve: {e}");
+            }
+        }
+    };
+    let shape = get(port, "/base/path/end/rest?key=value");
+    let _ = host.kill();
+    let _ = host.wait();
+    let (status, head, body) = answer;
+    assert!(status.contains(" 404 "), "{status}");
+    assert_eq!(body, "", "Spin's 404 has an empty body");
+    assert!(!head.contains("application/json"), "{head}");
+    let (status, _, body) = shape.unwrap();
+    assert!(status.contains(" 200 "), "the routed request: {status} {body}");
+    assert!(!data_dir.join("secrets").exists(), "no mp3edge secrets are generated for another application");
+    assert!(!data_dir.join("redis").exists(), "no private Redis is started for another application");
 }
