@@ -16,6 +16,7 @@ mod key_value;
 mod lifecycle;
 mod manifest;
 mod metrics;
+mod mqtt_outbound;
 mod notify;
 mod outbound;
 mod outbound_http;

@@ -21,6 +21,8 @@ use e2e_tests::{free_port, mp3edge_bin, workspace_root};
 const SUPPORTED: &[&str] = &[
     "key-value",
     "key-value-no-permission",
+    "outbound-mqtt",
+    "outbound-mqtt-no-permission",
     "outbound-redis",
     "outbound-redis-no-permission",
     "outbound-redis-variable-permission",
