@@ -14,6 +14,18 @@ wasmtime::component::bindgen!({
     },
 });
 
+/// Spin's PostgreSQL interface (`spin:postgres/postgres@4.0.0`), a package of its own.
+pub mod postgres {
+    wasmtime::component::bindgen!({
+        path: "../wit/spin-postgres",
+        world: "spin:postgres/host",
+        imports: { default: async | trappable },
+        with: {
+            "spin:postgres/postgres.connection": crate::postgres_outbound::ConnectionHandle,
+        },
+    });
+}
+
 /// The converter: Spin's Redis-trigger export plus the worker's demux and codec services.
 pub mod worker {
     wasmtime::component::bindgen!({

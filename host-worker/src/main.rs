@@ -20,6 +20,8 @@ mod mqtt_outbound;
 mod notify;
 mod outbound;
 mod outbound_http;
+mod postgres_outbound;
+mod postgres_values;
 mod redis_outbound;
 mod redis_server;
 mod router;

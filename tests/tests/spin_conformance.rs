@@ -28,6 +28,7 @@ const SUPPORTED: &[&str] = &[
     "outbound-redis-variable-permission",
     "outbound-wasi-http-v0.2.0",
     "outbound-wasi-http-v0.2.0-no-perms",
+    "postgres",
     "request-shape",
     "sqlite",
     "sqlite-no-permission",
