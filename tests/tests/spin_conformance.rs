@@ -46,10 +46,17 @@ fn suite_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("../shared/spin-conformance"))
 }
 
+/// Where the suite's components were built: `CONFORMANCE_BUILD`, else where
+/// `scripts/conformance-components.sh` (run by `make test`) builds them, else `build.sh`'s default.
 fn build_dir() -> PathBuf {
-    std::env::var_os("CONFORMANCE_BUILD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("spin-conformance-build"))
+    if let Some(dir) = std::env::var_os("CONFORMANCE_BUILD") {
+        return PathBuf::from(dir);
+    }
+    let ours = workspace_root().join("target/spin-conformance-build");
+    match ours.join("target/wasm32-wasip2/release").is_dir() {
+        true => ours,
+        false => std::env::temp_dir().join("spin-conformance-build"),
+    }
 }
 
 #[test]
@@ -71,6 +78,7 @@ fn spin_conformance_suite() {
     let output = Command::new("python3")
         .arg(&runner)
         .env("MP3EDGE", mp3edge_bin())
+        .env("CONFORMANCE_BUILD", build_dir())
         .current_dir(workspace_root())
         .output()
         .expect("python3 runs the conformance runner");
