@@ -1,5 +1,7 @@
 //! `mp3edge`: the project's own host. `mp3edge up` serves the Spin application of `spin.toml`
-//! (HTTP components with key-value, SQLite, Redis and variables) on a machine without Spin.
+//! (HTTP components with key-value, SQLite, Redis, MQTT, PostgreSQL, variables and WASI
+//! sockets) on a machine without Spin, as `spin up` would; the mp3edge application also gets
+//! its embedded defaults and conversion worker (`embedded_defaults`).
 
 mod admin;
 mod admission;
@@ -55,7 +57,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the application's HTTP components and run the conversion worker beside them.
+    /// Serve the application's HTTP components (and, for the mp3edge application, run the
+    /// conversion worker beside them).
     Up(UpArgs),
     /// Run only the conversion worker (beside `spin up`, or as a Kubernetes pod).
     Worker(worker::WorkerArgs),
