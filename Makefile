@@ -1,7 +1,7 @@
 # mp3edge — two commands on a fresh Debian machine:
 #   make up     install what is missing, build, run the platform on its embedded defaults
 #   make test   install what is missing, build, run the whole test suite
-.PHONY: setup build components host up test bench clean
+.PHONY: setup build components host up test conformance bench clean
 
 CARGO ?= cargo
 COMPONENTS := auth gateway converter web
@@ -29,8 +29,15 @@ build: components host
 up: build
 	./target/release/mp3edge up
 
+# Spin's conformance suite runs when ../shared/spin-conformance exists (tests/tests/spin_conformance.rs).
 test: build
+	./scripts/conformance-components.sh
 	$(CARGO) test --release --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS))
+
+# Spin's conformance suite alone, every test with its verdict.
+conformance: host
+	./scripts/conformance-components.sh
+	CONFORMANCE_BUILD=target/spin-conformance-build python3 ../shared/spin-conformance/run.py
 
 # Worker vs `ffmpeg -threads 1` on 5- and 60-minute 640x360 videos (see README).
 bench: build

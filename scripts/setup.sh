@@ -28,6 +28,13 @@ done
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if ((node_major < 18)); then missing+=(nodejs); fi
 if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+# Spin's conformance suite, which `make test` runs when ../shared/spin-conformance exists (not in
+# the container image's build), starts a private MQTT broker and PostgreSQL of its own.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+if [ -d "${SPIN_CONFORMANCE_DIR:-$(dirname "$0")/../../shared/spin-conformance}" ]; then
+  installed mosquitto || missing+=(mosquitto)
+  installed postgresql || missing+=(postgresql)
+fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""

@@ -1,7 +1,7 @@
 //! Host-side bindings of the WIT worlds in `wit/`. Every import is async (backends do I/O) and
 //! trappable (a broken backend traps the guest instead of lying to it).
 
-// Spin's interfaces (key-value, SQLite, Redis, variables) for every component.
+// Spin's interfaces (key-value, SQLite, Redis, MQTT, variables) for every component.
 wasmtime::component::bindgen!({
     path: "../wit/spin",
     world: "fermyon:spin/host",
@@ -10,8 +10,21 @@ wasmtime::component::bindgen!({
         "fermyon:spin/key-value.store": crate::key_value::StoreHandle,
         "fermyon:spin/sqlite.connection": crate::sqlite::ConnectionHandle,
         "fermyon:spin/redis.connection": crate::redis_outbound::ConnectionHandle,
+        "fermyon:spin/mqtt.connection": crate::mqtt_outbound::ConnectionHandle,
     },
 });
+
+/// Spin's PostgreSQL interface (`spin:postgres/postgres@4.0.0`), a package of its own.
+pub mod postgres {
+    wasmtime::component::bindgen!({
+        path: "../wit/spin-postgres",
+        world: "spin:postgres/host",
+        imports: { default: async | trappable },
+        with: {
+            "spin:postgres/postgres.connection": crate::postgres_outbound::ConnectionHandle,
+        },
+    });
+}
 
 /// The converter: Spin's Redis-trigger export plus the worker's demux and codec services.
 pub mod worker {

@@ -1,6 +1,12 @@
-//! Values that let `mp3edge up` run with no configuration at all, kept in the data directory so
-//! they survive restarts: a random JWT secret and the first administrator's credentials.
-//! Anything given through `SPIN_VARIABLE_*` takes precedence (providers are consulted first).
+//! Values that let `mp3edge up` run the mp3edge application with no configuration at all, kept in
+//! the data directory so they survive restarts: a random JWT secret and the first administrator's
+//! credentials. Anything given through `SPIN_VARIABLE_*` takes precedence (providers are consulted
+//! first).
+//!
+//! All of this, like the private Redis and the worker, is the mp3edge application's embedding:
+//! it applies only to an application that asks for it by declaring the variables it serves
+//! ([`Mp3edgeEmbedding::of`]). Any other Spin application runs as under `spin up`: its variables
+//! come from the environment and its own defaults, nothing else.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -42,7 +48,33 @@ pub fn webhook_secret(data_dir: &Path) -> Result<String> {
     Ok(persistent(&data_dir.join("secrets"), "webhook_secret", || random_hex(32))?.0)
 }
 
-/// Generated values for variables the environment does not set.
+/// The variables through which the mp3edge application asks for its embedding: the session
+/// secret, the first administrator and the job queue's Redis (`host:port`).
+pub const JWT_SECRET_VARIABLE: &str = "jwt_secret";
+pub const ADMIN_EMAIL_VARIABLE: &str = "admin_email";
+pub const ADMIN_PASSWORD_VARIABLE: &str = "admin_password";
+pub const REDIS_HOST_VARIABLE: &str = "redis_host";
+const EMBEDDING_VARIABLES: [&str; 4] = [JWT_SECRET_VARIABLE, ADMIN_EMAIL_VARIABLE, ADMIN_PASSWORD_VARIABLE, REDIS_HOST_VARIABLE];
+
+/// Whether an application is the mp3edge application, which `mp3edge up` runs on embedded
+/// defaults (generated secrets, a private Redis for its job queue, the conversion worker, a
+/// concurrency limit for `auth`). It is when it declares all the variables that embedding
+/// fills in; an application that declares only some of them (a `redis_host` of its own, say)
+/// keeps them as it sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mp3edgeEmbedding(bool);
+
+impl Mp3edgeEmbedding {
+    pub fn of(manifest: &crate::manifest::Manifest) -> Mp3edgeEmbedding {
+        Mp3edgeEmbedding(EMBEDDING_VARIABLES.iter().all(|name| manifest.variables.contains_key(*name)))
+    }
+
+    pub fn applies(self) -> bool {
+        self.0
+    }
+}
+
+/// Generated values for the mp3edge application's variables the environment does not set.
 pub fn embedded_variables(data_dir: &Path) -> Result<BTreeMap<String, String>> {
     let secrets = data_dir.join("secrets");
     let set = |name: &str| std::env::var_os(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).is_some();
@@ -69,9 +101,38 @@ pub fn embedded_variables(data_dir: &Path) -> Result<BTreeMap<String, String>> {
 /// Concurrency limits the mp3edge application's components get unless told otherwise: `auth`
 /// hashes passwords with argon2id (about 20 MiB each), so it checks a few at once and queues the
 /// rest, keeping memory bounded whatever arrives. Other applications get none.
-pub fn component_concurrency(application: &str) -> std::collections::BTreeMap<String, usize> {
-    match application {
-        "mp3edge" => [("auth".to_string(), 4)].into(),
-        _ => Default::default(),
+pub fn component_concurrency(manifest: &crate::manifest::Manifest) -> BTreeMap<String, usize> {
+    match Mp3edgeEmbedding::of(manifest).applies() && manifest.components.contains_key("auth") {
+        true => [("auth".to_string(), 4)].into(),
+        false => Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    fn manifest(variables: &str) -> Manifest {
+        let text = format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n[variables]\n{variables}\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"auth\"\n[component.auth]\nsource = \"a.wasm\"\n"
+        );
+        Manifest::parse(&text, Default::default()).unwrap()
+    }
+
+    #[test]
+    fn only_an_application_declaring_the_embedded_variables_gets_the_embedding() {
+        let mp3edge = manifest(
+            "jwt_secret = { required = true }\nadmin_email = { default = \"\" }\n\
+             admin_password = { default = \"\" }\nredis_host = { default = \"127.0.0.1:6379\" }",
+        );
+        assert!(Mp3edgeEmbedding::of(&mp3edge).applies());
+        assert_eq!(component_concurrency(&mp3edge).get("auth"), Some(&4));
+        // Spin's conformance app `outbound-redis-variable-permission`: its own redis_host only.
+        let other = manifest("redis_host = { default = \"localhost\" }");
+        assert!(!Mp3edgeEmbedding::of(&other).applies());
+        assert!(component_concurrency(&other).is_empty());
+        assert!(!Mp3edgeEmbedding::of(&manifest("")).applies());
     }
 }

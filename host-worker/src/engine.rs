@@ -13,7 +13,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use crate::outbound::OutboundHttpHooks;
+use crate::outbound_http::OutboundHttpHooks;
 use crate::state::{ComponentState, Grants, MemoryLimiter, Services};
 
 /// How often the epoch advances; the granularity of deadlines and of cooperative yielding.
@@ -74,6 +74,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         crate::bindings::Host_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        crate::bindings::postgres::Host_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
         Ok(Arc::new(Runtime { engine, linker, limits }))
     }
 
@@ -91,6 +92,7 @@ impl Runtime {
     pub fn new_store(&self, grants: Arc<Grants>, services: Arc<Services>, environment: &[(String, String)]) -> Store<ComponentState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr().envs(environment);
+        crate::socket_policy::apply(&mut wasi, &grants.outbound);
         let state = ComponentState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),

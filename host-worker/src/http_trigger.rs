@@ -2,15 +2,18 @@
 //!
 //! Each component is pre-instantiated once (`ProxyPre`); every request gets a fresh instance from
 //! the pooling allocator, Spin's request headers (`spin-full-url`, `spin-path-info`,
-//! `spin-client-addr`, …), a memory cap and a wall-clock deadline that counts waiting too. Each
-//! component serves a bounded number of requests at once behind a short queue (`admission`); a
-//! full queue, or a full instance pool, is a `503` with `Retry-After`, never a `500`. A request
+//! `spin-path-match-<name>`, `spin-client-addr`, …), a memory cap and a wall-clock deadline
+//! that counts waiting too. Each component serves a bounded number of requests at once behind a
+//! short queue (`admission`); a full queue, or a full instance pool, is a `503` with
+//! `Retry-After`, never a `500`. The host's own answers are JSON for the mp3edge application and
+//! Spin's for any other (`host_errors`). A request
 //! body that goes silent ends with a read timeout (`idle_body`). Shutdown stops accepting, lets
 //! in-flight requests finish, then returns.
 //!
 //! `spin-client-addr` is appended after any copies the client sent, as Spin does, so components
 //! are tested against what they meet under Spin: only the LAST value is the runtime's. The
-//! routing headers are replaced (client copies removed), so they always have one right value.
+//! routing headers (`spin-path-match-<name>` included) are replaced (client copies removed), so
+//! they always have one right value.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,8 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -36,6 +37,7 @@ use crate::admission::{Admission, AdmissionConfig, Admitted};
 use crate::app::{App, LoadedComponent};
 use crate::idle_body::IdleTimeoutBody;
 use crate::engine::Runtime;
+use crate::host_errors::HostErrorStyle;
 use crate::router::{RouteMatch, Router};
 use crate::state::ComponentState;
 
@@ -48,6 +50,14 @@ const SPIN_HEADERS: &[&str] = &[
     "spin-component-route",
     "spin-base-path",
 ];
+
+/// Prefix of the headers that carry a route's named segments; client copies are removed.
+const PATH_MATCH_HEADER_PREFIX: &str = "spin-path-match-";
+
+/// The header Spin sets for named segment `name` (`:path_end` gives `spin-path-match-path-end`).
+fn path_match_header(name: &str) -> String {
+    format!("{PATH_MATCH_HEADER_PREFIX}{}", name.replace('_', "-").to_ascii_lowercase())
+}
 
 /// The client's address, appended after any copies the client sent (as Spin does).
 const CLIENT_ADDR_HEADER: &str = "spin-client-addr";
@@ -67,6 +77,7 @@ pub struct HttpTrigger {
     admission: Admission,
     /// A request body silent this long ends with a read timeout.
     body_idle_timeout: Duration,
+    error_style: HostErrorStyle,
 }
 
 /// How the trigger serves.
@@ -74,14 +85,16 @@ pub struct HttpTrigger {
 pub struct ServeConfig {
     pub admission: AdmissionConfig,
     pub body_idle_timeout: Duration,
+    /// How the host's own 404, 500 and 503 answers look.
+    pub error_style: HostErrorStyle,
 }
 
 /// Seconds a client is asked to wait before trying again when the host is at capacity.
 const RETRY_AFTER_SECS: u64 = 2;
 
 /// The host's answer when a component has no place for one more request.
-fn busy(component: &str) -> hyper::Response<HyperOutgoingBody> {
-    let mut response = json_error(503, "busy", &format!("the server is at capacity for {component}; retry shortly"));
+fn busy(style: HostErrorStyle, component: &str) -> hyper::Response<HyperOutgoingBody> {
+    let mut response = style.answer(503, "busy", &format!("the server is at capacity for {component}; retry shortly"));
     response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
     response
 }
@@ -114,6 +127,7 @@ impl HttpTrigger {
             tasks: TaskTracker::new(),
             admission,
             body_idle_timeout: config.body_idle_timeout,
+            error_style: config.error_style,
         }))
     }
 
@@ -161,30 +175,30 @@ impl HttpTrigger {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.route(&path) else {
-            return json_error(404, "not found", &format!("no route for {path}"));
+            return self.error_style.answer(404, "not found", &format!("no route for {path}"));
         };
         let component = &self.components[&matched.component];
         let req = add_spin_headers(req, &matched, client, local);
         let response = match self.admission.admit(&matched.component).await {
             Err(refusal) => {
                 tracing::warn!(component = %matched.component, ?refusal, "at capacity; answered 503");
-                busy(&matched.component)
+                busy(self.error_style, &matched.component)
             }
             Ok(admitted) => match self.run(component, req, admitted).await {
                 Ok(response) => response,
                 Err(e) if format!("{e:#}").contains("deadline of") => {
                     tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "request deadline exceeded");
-                    let mut response = json_error(503, "deadline exceeded", "the request took longer than the server allows");
+                    let mut response = self.error_style.answer(503, "deadline exceeded", "the request took longer than the server allows");
                     response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
                     response
                 }
                 Err(e) if is_pool_exhausted(&e) => {
                     tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "instance pool exhausted; answered 503");
-                    busy(&matched.component)
+                    busy(self.error_style, &matched.component)
                 }
                 Err(e) => {
                     tracing::error!(component = %matched.component, error = %format!("{e:#}"), "request failed");
-                    json_error(500, "internal error", "the component failed to answer; see the server log")
+                    self.error_style.answer(500, "internal error", "the component failed to answer; see the server log")
                 }
             },
         };
@@ -269,31 +283,29 @@ fn add_spin_headers(
     for name in SPIN_HEADERS {
         headers.remove(*name);
     }
+    let client_copies: Vec<http::HeaderName> =
+        headers.keys().filter(|name| name.as_str().starts_with(PATH_MATCH_HEADER_PREFIX)).cloned().collect();
+    for name in client_copies {
+        headers.remove(name);
+    }
     if !headers.contains_key(http::header::HOST) {
         headers.insert(http::header::HOST, http::HeaderValue::from_str(&local.to_string()).expect("an address is a valid header"));
     }
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = http::HeaderValue::from_str(value) {
-            headers.insert(name, v);
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value)) {
+            headers.insert(name, value);
         }
     };
     set("spin-full-url", &full_url);
     set("spin-path-info", &matched.path_info);
-    set("spin-matched-route", &matched.route);
-    set("spin-raw-component-route", &matched.route);
-    set("spin-component-route", &matched.base);
+    set("spin-matched-route", &matched.based_route);
+    set("spin-raw-component-route", &matched.raw_route);
+    set("spin-component-route", &matched.component_route);
     set("spin-base-path", "/");
+    for (name, value) in &matched.named {
+        set(&path_match_header(name), value);
+    }
     let client = http::HeaderValue::from_str(&client.to_string()).expect("an address is a valid header");
     headers.append(CLIENT_ADDR_HEADER, client);
     req
-}
-
-/// A JSON error answered by the host itself (no component involved).
-pub fn json_error(status: u16, error: &str, detail: &str) -> hyper::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({ "error": error, "detail": detail }).to_string();
-    hyper::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)).map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} }).boxed_unsync())
-        .expect("a static response is valid")
 }

@@ -1,5 +1,7 @@
 //! `mp3edge`: the project's own host. `mp3edge up` serves the Spin application of `spin.toml`
-//! (HTTP components with key-value, SQLite, Redis and variables) on a machine without Spin.
+//! (HTTP components with key-value, SQLite, Redis, MQTT, PostgreSQL, variables and WASI
+//! sockets) on a machine without Spin, as `spin up` would; the mp3edge application also gets
+//! its embedded defaults and conversion worker (`embedded_defaults`).
 
 mod admin;
 mod admission;
@@ -9,18 +11,24 @@ mod codecs;
 mod demux;
 mod embedded_defaults;
 mod engine;
+mod host_errors;
 mod http_trigger;
 mod idle_body;
 mod key_value;
 mod lifecycle;
 mod manifest;
 mod metrics;
+mod mqtt_outbound;
 mod notify;
 mod outbound;
+mod outbound_http;
+mod postgres_outbound;
+mod postgres_values;
 mod redis_outbound;
 mod redis_server;
 mod router;
 mod runtime_config;
+mod socket_policy;
 mod sqlite;
 mod state;
 mod trigger;
@@ -36,11 +44,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::embedded_defaults::{Mp3edgeEmbedding, REDIS_HOST_VARIABLE};
 use crate::engine::{Limits, Runtime};
 use crate::variables::{EnvironmentProvider, StaticProvider, VariableProvider, VariableResolver};
-
-/// The variable through which components find the job queue's Redis (`host:port`).
-const REDIS_HOST_VARIABLE: &str = "redis_host";
 
 #[derive(Parser)]
 #[command(name = "mp3edge", version, about = "Run the mp3edge platform without Spin")]
@@ -51,7 +57,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the application's HTTP components and run the conversion worker beside them.
+    /// Serve the application's HTTP components (and, for the mp3edge application, run the
+    /// conversion worker beside them).
     Up(UpArgs),
     /// Run only the conversion worker (beside `spin up`, or as a Kubernetes pod).
     Worker(worker::WorkerArgs),
@@ -160,12 +167,22 @@ async fn up(mut args: UpArgs) -> Result<()> {
     let manifest = manifest::Manifest::load(&args.manifest)?;
     let runtime_config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
 
-    let mut host_values = embedded_defaults::embedded_variables(&data_dir)?;
-    if args.worker.notify.webhook_secret.is_none() {
+    // The mp3edge application's embedding (generated secrets, private Redis, worker) is only for
+    // the application that asks for it; any other application runs as under `spin up`.
+    let embedding = Mp3edgeEmbedding::of(&manifest);
+    let run_worker = embedding.applies() && !args.no_worker;
+    if !embedding.applies() && !args.no_worker {
+        tracing::info!("the application does not declare the mp3edge job queue; serving HTTP only, without a worker");
+    }
+    let mut host_values = match embedding.applies() {
+        true => embedded_defaults::embedded_variables(&data_dir)?,
+        false => Default::default(),
+    };
+    if run_worker && args.worker.notify.webhook_secret.is_none() {
         args.worker.notify.webhook_secret = Some(embedded_defaults::webhook_secret(&data_dir)?);
     }
     let redis_configured = EnvironmentProvider.get(REDIS_HOST_VARIABLE).is_some();
-    let private_redis = if !redis_configured && manifest.variables.contains_key(REDIS_HOST_VARIABLE) {
+    let private_redis = if embedding.applies() && !redis_configured {
         let password = embedded_defaults::redis_password(&data_dir)?;
         let redis = redis_server::PrivateRedis::start(&data_dir.join("redis"), &password).await?;
         redis.supervise(shutdown.clone());
@@ -177,7 +194,7 @@ async fn up(mut args: UpArgs) -> Result<()> {
     let providers: Vec<Box<dyn VariableProvider>> = vec![Box::new(EnvironmentProvider), Box::new(StaticProvider(host_values))];
     let resolver = VariableResolver::new(&manifest, providers);
 
-    let mut overrides = embedded_defaults::component_concurrency(&manifest.application.name);
+    let mut overrides = embedded_defaults::component_concurrency(&manifest);
     overrides.extend(admission::AdmissionConfig::parse_overrides(&args.component_concurrency)?);
     let serve = http_trigger::ServeConfig {
         admission: admission::AdmissionConfig {
@@ -186,6 +203,10 @@ async fn up(mut args: UpArgs) -> Result<()> {
             queue_timeout: Duration::from_secs(args.request_queue_timeout_secs),
         },
         body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
+        error_style: match embedding.applies() {
+            true => host_errors::HostErrorStyle::Json,
+            false => host_errors::HostErrorStyle::Spin,
+        },
     };
     let components: Vec<&str> = manifest.components.keys().map(String::as_str).collect();
     let limits = Limits {
@@ -196,14 +217,17 @@ async fn up(mut args: UpArgs) -> Result<()> {
     };
     let runtime = Runtime::new(limits)?;
     let manifest_name = manifest.application.name.clone();
-    let redis_host = resolver.resolve(REDIS_HOST_VARIABLE)?;
+    let redis_host = match run_worker {
+        true => Some(resolver.resolve(REDIS_HOST_VARIABLE)?),
+        false => None,
+    };
     let result = async {
         let app = Arc::new(app::App::load(&runtime, manifest, &runtime_config, &resolver, None).await?);
-        let worker = match args.no_worker {
-            true => None,
-            false => {
+        let worker = match &redis_host {
+            None => None,
+            Some(redis_host) => {
                 let public_url = format!("http://{}", args.listen);
-                Some(worker::start(app.services.clone(), &redis_host, &args.worker, &public_url).await?)
+                Some(worker::start(app.services.clone(), redis_host, &args.worker, &public_url).await?)
             }
         };
         let trigger = http_trigger::HttpTrigger::new(runtime.clone(), app, &serve)?;

@@ -1,6 +1,7 @@
 //! Outbound Redis: the `fermyon:spin/redis` host interface.
 //!
-//! A component opens `redis://host:port` only if its `allowed_outbound_hosts` permits it.
+//! A component opens `redis://host:port` only if its `allowed_outbound_hosts` permits it; any
+//! other address is an `invalid-address` error, as in Spin.
 //! Connections are multiplexed and shared per address by all instances ([`RedisClients`]), so a
 //! request does not pay a TCP handshake.
 
@@ -32,6 +33,15 @@ impl RedisClients {
         let conn = ConnectionManager::new_with_config(client, config).await.map_err(other)?;
         map.insert(address.to_string(), conn.clone());
         Ok(conn)
+    }
+}
+
+/// An address the component's `allowed_outbound_hosts` does not name is, as in Spin, an
+/// `invalid-address` (not `other`): the component cannot tell it from a malformed one.
+fn check_allowed(policy: &crate::outbound::OutboundPolicy, address: &str) -> Result<(), Error> {
+    match policy.allows_url(address) {
+        true => Ok(()),
+        false => Err(Error::InvalidAddress),
     }
 }
 
@@ -75,9 +85,9 @@ impl redis::Host for ComponentState {}
 
 impl redis::HostConnection for ComponentState {
     async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<ConnectionHandle>, Error>> {
-        if !self.grants.outbound.allows_url(&address) {
+        if let Err(denied) = check_allowed(&self.grants.outbound, &address) {
             tracing::warn!(component = %self.grants.component, %address, "outbound Redis denied by allowed_outbound_hosts");
-            return Ok(Err(Error::Other(format!("access to {address} is not allowed for this component"))));
+            return Ok(Err(denied));
         }
         match self.services.redis.connection(&address).await {
             Ok(conn) => Ok(Ok(self.table.push(ConnectionHandle { conn })?)),
@@ -153,5 +163,19 @@ impl redis::HostConnection for ComponentState {
     async fn drop(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::OutboundPolicy;
+
+    #[test]
+    fn a_denied_address_is_an_invalid_address() {
+        let policy = OutboundPolicy::parse(&["redis://localhost:6379".to_string()]).unwrap();
+        assert!(check_allowed(&policy, "redis://localhost:6379").is_ok());
+        assert!(matches!(check_allowed(&policy, "redis://localhost:6380"), Err(Error::InvalidAddress)));
+        assert!(matches!(check_allowed(&OutboundPolicy::default(), "redis://localhost:6379"), Err(Error::InvalidAddress)));
     }
 }

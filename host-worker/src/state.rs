@@ -12,7 +12,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::key_value::KeyValueStores;
-use crate::outbound::{OutboundHttpHooks, OutboundPolicy};
+use crate::outbound::OutboundPolicy;
+use crate::outbound_http::OutboundHttpHooks;
 use crate::redis_outbound::RedisClients;
 use crate::sqlite::SqliteDatabases;
 use crate::variables::ComponentVariables;

@@ -3,7 +3,8 @@
 //!
 //! Providers are consulted in order, as in Spin: the environment (`SPIN_VARIABLE_NAME`), then
 //! values the host generated and keeps in its state directory (a JWT secret, the first admin's
-//! credentials) so that `mp3edge up` runs on embedded defaults, then the manifest's `default`.
+//! credentials; for the mp3edge application only, see `embedded_defaults`) so that `mp3edge up`
+//! runs it on embedded defaults, then the manifest's `default`.
 //! A component sees only the variables its manifest entry declares, each expanded once at start.
 
 use std::collections::BTreeMap;
