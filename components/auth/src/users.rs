@@ -77,14 +77,7 @@ pub async fn update_me(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResu
 /// `GET /users?limit=&offset=`: one page of the users (50 by default, at most 200).
 pub fn list(ctx: &Ctx, head: &Head) -> ApiResult {
     require_admin(ctx, head)?;
-    let number = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| match head.query_param(name) {
-        None => Ok(default),
-        Some(raw) => raw.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            ApiError::bad_request("invalid query", format!("{name} must be a whole number from {} to {}", range.start(), range.end()))
-        }),
-    };
-    let limit = number("limit", 1..=200, 50)?;
-    let offset = number("offset", 0..=u32::MAX, 0)?;
+    let (limit, offset) = head.page(50, 200)?;
     Ok(Reply::json(200, &db::list_users(&ctx.db, limit, offset)?))
 }
 

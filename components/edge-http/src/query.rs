@@ -9,6 +9,20 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, value)| percent_decode(value, true))
 }
 
+/// `?limit=` (1 to `max_limit`, default `default_limit`) and `?offset=` (default 0) of a list
+/// route, or the reason they are refused.
+pub fn page(query: &str, default_limit: u32, max_limit: u32) -> Result<(u32, u32), String> {
+    let number = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| match query_param(query, name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| format!("{name} must be a whole number from {} to {}", range.start(), range.end())),
+    };
+    Ok((number("limit", 1..=max_limit, default_limit)?, number("offset", 0..=u32::MAX, 0)?))
+}
+
 /// A percent-decoded path segment (`/users/a%2Bb%40example.com` names `a+b@example.com`: unlike
 /// in a query, `+` is itself).
 pub fn path_segment(raw: &str) -> String {
@@ -44,6 +58,18 @@ pub fn media_type(content_type: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pages() {
+        assert_eq!(page("", 50, 200), Ok((50, 0)));
+        assert_eq!(page("limit=2&offset=4", 50, 200), Ok((2, 4)));
+        assert_eq!(page("limit=200", 50, 200), Ok((200, 0)));
+        for bad in ["limit=0", "limit=201", "limit=x", "offset=-1"] {
+            assert!(page(bad, 50, 200).is_err(), "{bad}");
+        }
+        assert_eq!(page("limit=0", 50, 200).unwrap_err(), "limit must be a whole number from 1 to 200");
+    }
+
     use super::*;
 
     #[test]

@@ -42,6 +42,12 @@ impl Head {
         self.header_values(name).last()
     }
 
+    /// `?limit=` and `?offset=` of a list route (400 when out of range).
+    pub fn page(&self, default_limit: u32, max_limit: u32) -> Result<(u32, u32), crate::ApiError> {
+        edge_http::query::page(&self.query, default_limit, max_limit)
+            .map_err(|detail| crate::ApiError::bad_request("invalid query", detail))
+    }
+
     /// The first, percent-decoded value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<String> {
         query_param(&self.query, name)

@@ -22,6 +22,12 @@ pub fn download_url(id: &str) -> String {
     format!("/jobs/{id}/audio")
 }
 
+/// `202 Accepted` for a job put on the queue: where to follow it and where its audio will be.
+pub fn accepted(id: &str) -> Reply {
+    let body = serde_json::json!({ "job_id": id, "status_url": status_url(id), "download_url": download_url(id) });
+    Reply::json(202, &body).header("location", status_url(id))
+}
+
 /// The stored record (`None` if it is missing or unreadable).
 pub fn read_job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
     let Some(bytes) = store.get(&job_key(id)).map_err(|e| ApiError::internal("key-value store error", e))? else {
@@ -53,17 +59,7 @@ pub fn show(caller: &Caller, id: &str) -> ApiResult {
 }
 
 pub fn list(ctx: &Ctx, caller: &Caller, head: &Head) -> ApiResult {
-    let number = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| match head.query_param(name) {
-        None => Ok(default),
-        Some(raw) => raw.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid query",
-                format!("{name} must be a whole number from {} to {}", range.start(), range.end()),
-            )
-        }),
-    };
-    let limit = number("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT)?;
-    let offset = number("offset", 0..=u32::MAX, 0)?;
+    let (limit, offset) = head.page(DEFAULT_LIMIT, MAX_LIMIT)?;
     let store = open_store()?;
     let accounts = Accounts::open(&ctx.config.redis_host)?;
     let mut jobs = Vec::new();
@@ -145,10 +141,5 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
         return Err(ApiError::new(503, "queue unavailable", "could not put the job on the queue; try again later")
             .header("retry-after", "5"));
     }
-    let body = serde_json::json!({
-        "job_id": job.id,
-        "status_url": status_url(&job.id),
-        "download_url": download_url(&job.id),
-    });
-    Ok(Reply::json(202, &body).header("location", status_url(&job.id)))
+    Ok(accepted(&job.id))
 }

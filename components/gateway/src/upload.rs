@@ -3,11 +3,11 @@
 
 use crate::accounts::Accounts;
 use crate::chunks::{ChunkWriter, QuotaGuard, open_store, store_error, too_large};
-use crate::jobs::{download_url, read_job, status_url};
+use crate::jobs::{accepted, read_job};
 use crate::session::Caller;
 use crate::{Ctx, db, queue};
 use bytes::Bytes;
-use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type};
+use edge_spin::{ApiError, ApiResult, BodyStream, Head, media_type};
 use futures::{Stream, StreamExt};
 use spin_sdk::key_value::Store;
 use job_model::layout::{job_id_from_bits, job_key};
@@ -299,12 +299,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
     }
     writer.keep();
     guard.done = true;
-    let body = serde_json::json!({
-        "job_id": job_id,
-        "status_url": status_url(&job_id),
-        "download_url": download_url(&job_id),
-    });
-    Ok(Reply::json(202, &body).header("location", status_url(&job_id)))
+    Ok(accepted(&job_id))
 }
 
 fn queue_unavailable(e: String) -> ApiError {
