@@ -12,6 +12,9 @@ impl Codec for Mp3Session {
             sample_rates: SAMPLE_RATES.to_vec(),
             max_channels: 2,
             bitrates: BITRATES_KBPS.to_vec(),
+            levels: Vec::new(),
+            bit_depths: vec![16],
+            cover: false,
             vbr: true,
         }
     }

@@ -12,7 +12,7 @@ wit_bindgen::generate!({
 });
 
 pub use exports::mp3edge::codec::encoder::{CodecInfo, EncoderConfig};
-pub use mp3edge::codec::types::{AudioFormat, Tags};
+pub use mp3edge::codec::types::{AudioFormat, Picture, Tags};
 
 use exports::mp3edge::codec::encoder as wit;
 
@@ -24,6 +24,12 @@ pub trait Codec: Sized + 'static {
     fn start(config: EncoderConfig) -> Result<Self, String>;
     /// Encodes interleaved s16 PCM; returns the output produced so far.
     fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String>;
+    /// Encodes interleaved 24-bit PCM (a session started with `bits_per_sample` 24). Only a
+    /// codec that lists 24 in its `bit_depths` is sent any; the others keep this refusal.
+    fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+        let _ = pcm;
+        Err(format!("{} encodes 16-bit samples only", Self::info().name))
+    }
     /// Flushes; the tail and an optional header patch.
     fn finish(self) -> Result<crate::Finished, String>;
 }
@@ -50,6 +56,11 @@ impl<C: Codec> wit::GuestSession for Session<C> {
     fn encode(&self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
         let mut session = self.0.borrow_mut();
         session.as_mut().ok_or_else(|| format!("{}: session already finished", C::info().name))?.encode(&pcm)
+    }
+
+    fn encode_wide(&self, pcm: Vec<i32>) -> Result<Vec<u8>, String> {
+        let mut session = self.0.borrow_mut();
+        session.as_mut().ok_or_else(|| format!("{}: session already finished", C::info().name))?.encode_wide(&pcm)
     }
 
     fn finish(&self) -> Result<wit::Finished, String> {

@@ -22,4 +22,4 @@ pub struct Finished {
 #[cfg(target_family = "wasm")]
 pub mod component;
 #[cfg(target_family = "wasm")]
-pub use component::{AudioFormat, Codec, CodecInfo, EncoderConfig, Tags};
+pub use component::{AudioFormat, Codec, CodecInfo, EncoderConfig, Picture, Tags};

@@ -12,6 +12,9 @@ impl Codec for WavSession {
             sample_rates: Vec::new(), // any (8 kHz to 192 kHz)
             max_channels: MAX_CHANNELS,
             bitrates: Vec::new(),
+            levels: Vec::new(),
+            bit_depths: vec![16],
+            cover: false,
             vbr: false,
         }
     }

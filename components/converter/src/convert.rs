@@ -162,7 +162,16 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     };
     let output = decoder.output_format();
 
-    let config = EncoderConfig { input: output, bitrate_kbps: job.options.bitrate_kbps, vbr_quality: job.options.vbr_quality, tags: info.tags.clone() };
+    let config = EncoderConfig {
+        input: output,
+        bitrate_kbps: job.options.bitrate_kbps,
+        vbr_quality: job.options.vbr_quality,
+        level: None,
+        bits_per_sample: 16,
+        total_frames: None,
+        tags: info.tags.clone(),
+        cover: None,
+    };
     let encoder = Encoder::open(&format, &config).map_err(Failure::Permanent)?;
     let expected_frames = info.duration_secs.map(|d| d * f64::from(output.sample_rate)).filter(|f| *f >= 1.0);
     let max_secs = job.policy.max_duration_secs;

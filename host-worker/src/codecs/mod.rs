@@ -58,6 +58,10 @@ impl codecs::HostEncoder for ComponentState {
         Ok(self.table.get_mut(&this)?.session.encode(pcm).await)
     }
 
+    async fn encode_wide(&mut self, this: Resource<EncoderHandle>, pcm: Vec<i32>) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        Ok(self.table.get_mut(&this)?.session.encode_wide(pcm).await)
+    }
+
     async fn finish(&mut self, this: Resource<EncoderHandle>) -> wasmtime::Result<Result<Finished, String>> {
         Ok(self.table.get_mut(&this)?.session.finish().await)
     }

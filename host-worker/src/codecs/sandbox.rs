@@ -140,6 +140,15 @@ impl PluginSession {
         }
     }
 
+    pub async fn encode_wide(&mut self, pcm: Vec<i32>) -> Result<Vec<u8>, String> {
+        self.check()?;
+        let session = self.plugin.mp3edge_codec_encoder().session();
+        match session.call_encode_wide(&mut self.store, self.session, &pcm).await {
+            Ok(result) => result.map_err(|e| format!("codec plugin {:?}: {e}", self.name)),
+            Err(e) => Err(self.trapped(e)),
+        }
+    }
+
     pub async fn finish(&mut self) -> Result<Finished, String> {
         self.check()?;
         let session = self.plugin.mp3edge_codec_encoder().session();

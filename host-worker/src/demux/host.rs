@@ -63,6 +63,8 @@ fn to_wit_info(info: &super::MediaInfo) -> MediaInfo {
             album: info.tags.album.clone(),
             year: info.tags.year.clone(),
             comment: info.tags.comment.clone(),
+            genre: info.tags.genre.clone(),
+            track: info.tags.track.clone(),
         },
     }
 }

@@ -110,6 +110,8 @@ fn tags(container: *const ff::AVDictionary, stream: *const ff::AVDictionary) -> 
         album: find(&[c"album"]),
         year: find(&[c"date", c"year", c"date_released"]).map(year),
         comment: find(&[c"comment", c"description"]),
+        genre: find(&[c"genre"]),
+        track: find(&[c"track"]),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Tags {
     pub album: Option<String>,
     pub year: Option<String>,
     pub comment: Option<String>,
+    pub genre: Option<String>,
+    pub track: Option<String>,
 }
 
 #[derive(Clone, Debug)]

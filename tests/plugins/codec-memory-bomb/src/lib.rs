@@ -15,6 +15,9 @@ impl Codec for Hostile {
             sample_rates: Vec::new(),
             max_channels: 8,
             bitrates: Vec::new(),
+            levels: Vec::new(),
+            bit_depths: vec![16],
+            cover: false,
             vbr: false,
         }
     }
