@@ -324,3 +324,17 @@ async fn vbr_quality_makes_a_variable_bitrate_mp3_with_exact_length() {
     let source_frames = job["output"]["duration_secs"].as_f64().unwrap() * f64::from(fixture.sample_rate);
     assert!((decoded.exact_frames.unwrap() as f64 - source_frames).abs() <= 1152.0);
 }
+
+#[tokio::test]
+async fn wav_passes_the_conversion_suite_read_back_by_ffmpeg() {
+    e2e_tests::suite::convert_every_input(e2e_tests::suite::FormatExpectations {
+        query: "format=wav",
+        content_type: "audio/wav",
+        codec: "pcm_s16le",
+        rate_for: |rate| rate,
+        max_channels: 8,
+        tolerance_frames: 0,
+        tags: false,
+    })
+    .await;
+}
