@@ -1,6 +1,8 @@
-//! The worker's admin endpoints for orchestrators: `/healthz` (the process is alive),
-//! `/readyz` (connected to Redis, converter loaded, not shutting down) and `/metrics`
-//! (Prometheus text, with the queue's depth read from Redis at scrape time).
+//! The admin endpoints for orchestrators and operators, on their own address: `/healthz` (the
+//! process is alive), `/readyz` (not shutting down; with a worker: Redis reachable) and
+//! `/metrics` (Prometheus text: the edge's requests by component and status with latencies, and
+//! the worker's jobs with the queue's depth read from Redis at scrape time). `mp3edge worker`
+//! serves the worker's; `mp3edge up` serves both.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,17 +15,49 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::request_metrics::RequestMetrics;
 use crate::trigger::RedisTrigger;
 
-async fn answer(trigger: &RedisTrigger, shutdown: &CancellationToken, path: &str) -> Response<Full<Bytes>> {
+/// What the endpoints report on.
+#[derive(Clone, Default)]
+pub struct Probes {
+    pub worker: Option<Arc<RedisTrigger>>,
+    pub edge: Option<Arc<RequestMetrics>>,
+}
+
+impl Probes {
+    pub fn worker(trigger: Arc<RedisTrigger>) -> Probes {
+        Probes { worker: Some(trigger), edge: None }
+    }
+
+    async fn metrics(&self) -> String {
+        let mut text = String::new();
+        if let Some(edge) = &self.edge {
+            text.push_str(&edge.render());
+        }
+        if let Some(worker) = &self.worker {
+            text.push_str(&worker.metrics().render(worker.queue_depth().await.ok()));
+        }
+        text
+    }
+}
+
+async fn answer(probes: &Probes, shutdown: &CancellationToken, path: &str) -> Response<Full<Bytes>> {
+    let redis_down = || async {
+        match &probes.worker {
+            Some(worker) => !worker.redis_ok().await,
+            None => false,
+        }
+    };
     let (status, content_type, body) = match path {
         "/healthz" => (200, "text/plain", "ok\n".to_string()),
         "/readyz" if shutdown.is_cancelled() => (503, "text/plain", "shutting down\n".to_string()),
-        "/readyz" if !trigger.redis_ok().await => (503, "text/plain", "redis unreachable\n".to_string()),
+        "/readyz" if redis_down().await => (503, "text/plain", "redis unreachable\n".to_string()),
         "/readyz" => (200, "text/plain", "ready\n".to_string()),
-        "/metrics" => (200, "text/plain; version=0.0.4", trigger.metrics().render(trigger.queue_depth().await.ok())),
+        "/metrics" => (200, "text/plain; version=0.0.4", probes.metrics().await),
         _ => (404, "text/plain", "not found\n".to_string()),
     };
     Response::builder()
@@ -33,20 +67,24 @@ async fn answer(trigger: &RedisTrigger, shutdown: &CancellationToken, path: &str
         .expect("static response")
 }
 
+/// Binds the admin address.
+pub async fn bind(listen: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(listen).await.with_context(|| format!("binding the admin endpoints on {listen} (--admin-listen)"))
+}
+
 /// Serves the admin endpoints until `stopped` is cancelled.
-pub async fn serve(listen: SocketAddr, trigger: Arc<RedisTrigger>, shutdown: CancellationToken, stopped: CancellationToken) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding admin endpoints on {listen}"))?;
+pub async fn serve(listener: TcpListener, probes: Probes, shutdown: CancellationToken, stopped: CancellationToken) -> Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "admin endpoints (/healthz, /readyz, /metrics)");
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
             _ = stopped.cancelled() => return Ok(()),
         };
-        let (trigger, shutdown) = (trigger.clone(), shutdown.clone());
+        let (probes, shutdown) = (probes.clone(), shutdown.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let (trigger, shutdown) = (trigger.clone(), shutdown.clone());
-                async move { Ok::<_, Infallible>(answer(&trigger, &shutdown, req.uri().path()).await) }
+                let (probes, shutdown) = (probes.clone(), shutdown.clone());
+                async move { Ok::<_, Infallible>(answer(&probes, &shutdown, req.uri().path()).await) }
             });
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });

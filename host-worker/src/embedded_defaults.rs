@@ -98,6 +98,32 @@ pub fn embedded_variables(data_dir: &Path) -> Result<BTreeMap<String, String>> {
     Ok(values)
 }
 
+/// What each generated secret file is for, in the order `announce_secrets` lists them.
+const SECRET_FILES: [(&str, &str); 4] = [
+    ("admin_password", "the first administrator's password"),
+    ("jwt_secret", "signs sessions and download links"),
+    ("redis_password", "the private Redis"),
+    ("webhook_secret", "signs webhooks"),
+];
+
+/// Says at every start where the generated secrets are kept, so an operator can find the
+/// administrator's password again (values set through `SPIN_VARIABLE_*` are not there).
+pub fn announce_secrets(data_dir: &Path) {
+    let dir = data_dir.join("secrets");
+    let kept: Vec<String> = SECRET_FILES
+        .iter()
+        .filter(|(name, _)| dir.join(name).is_file())
+        .map(|(name, what)| format!("  {name}: {what}"))
+        .collect();
+    if !kept.is_empty() {
+        println!(
+            "mp3edge: generated secrets are kept in {} (owner-only files; SPIN_VARIABLE_* values take precedence):\n{}",
+            dir.display(),
+            kept.join("\n")
+        );
+    }
+}
+
 /// Concurrency limits the mp3edge application's components get unless told otherwise: `auth`
 /// hashes passwords with argon2id (about 20 MiB each), so it checks a few at once and queues the
 /// rest, keeping memory bounded whatever arrives. Other applications get none.

@@ -38,6 +38,7 @@ use crate::app::{App, LoadedComponent};
 use crate::idle_body::IdleTimeoutBody;
 use crate::engine::Runtime;
 use crate::host_errors::HostErrorStyle;
+use crate::request_metrics::RequestMetrics;
 use crate::router::{RouteMatch, Router};
 use crate::state::ComponentState;
 
@@ -78,6 +79,7 @@ pub struct HttpTrigger {
     /// A request body silent this long ends with a read timeout.
     body_idle_timeout: Duration,
     error_style: HostErrorStyle,
+    metrics: Arc<RequestMetrics>,
 }
 
 /// How the trigger serves.
@@ -87,7 +89,15 @@ pub struct ServeConfig {
     pub body_idle_timeout: Duration,
     /// How the host's own 404, 500 and 503 answers look.
     pub error_style: HostErrorStyle,
+    /// Where answered requests are counted (for `/metrics`).
+    pub metrics: Arc<RequestMetrics>,
 }
+
+/// Response headers a component may set to name, in the host's request log line, the user it
+/// served and the job the request concerned. The host logs and removes them; under Spin they
+/// reach the client, who is that user.
+const LOG_USER_HEADER: &str = "mp3edge-log-user";
+const LOG_JOB_HEADER: &str = "mp3edge-log-job";
 
 /// Seconds a client is asked to wait before trying again when the host is at capacity.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -128,6 +138,7 @@ impl HttpTrigger {
             admission,
             body_idle_timeout: config.body_idle_timeout,
             error_style: config.error_style,
+            metrics: config.metrics.clone(),
         }))
     }
 
@@ -175,7 +186,9 @@ impl HttpTrigger {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.route(&path) else {
-            return self.error_style.answer(404, "not found", &format!("no route for {path}"));
+            let response = self.error_style.answer(404, "not found", &format!("no route for {path}"));
+            self.log(&method, "-", "-", &response, started);
+            return response;
         };
         let component = &self.components[&matched.component];
         let req = add_spin_headers(req, &matched, client, local);
@@ -202,11 +215,30 @@ impl HttpTrigger {
                 }
             },
         };
+        let mut response = response;
+        let headers = response.headers_mut();
+        let user = headers.remove(LOG_USER_HEADER);
+        let job = headers.remove(LOG_JOB_HEADER);
+        let text = |value: &Option<http::HeaderValue>| value.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        let (user, job) = (text(&user), text(&job));
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        self.metrics.record(&matched.component, method.as_str(), status, elapsed);
         tracing::info!(
-            %method, %path, status = response.status().as_u16(), component = %matched.component,
-            elapsed_ms = started.elapsed().as_millis() as u64, "request"
+            %method, route = %matched.raw_route, %path, status, elapsed_ms = elapsed.as_millis() as u64,
+            component = %matched.component, %user, %job, "request"
         );
         response
+    }
+
+    /// The log line and count of a request no component served.
+    fn log(&self, method: &http::Method, component: &str, route: &str, response: &hyper::Response<HyperOutgoingBody>, started: Instant) {
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        self.metrics.record(component, method.as_str(), status, elapsed);
+        tracing::info!(
+            %method, %route, status, elapsed_ms = elapsed.as_millis() as u64, %component, user = "-", job = "-", "request"
+        );
     }
 
     async fn run(
@@ -242,7 +274,7 @@ impl HttpTrigger {
             .unwrap_or_else(|_| Err(wasmtime::Error::msg(format!("deadline of {}s exceeded", deadline.as_secs()))));
             drop(admitted);
             let peak = store.data().memory.peak_memory_bytes;
-            tracing::info!(
+            tracing::debug!(
                 component = %name, peak_memory_bytes = peak,
                 instance_ms = started.elapsed().as_millis() as u64, "instance finished"
             );

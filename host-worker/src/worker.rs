@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+use crate::app_dir::{self, AppDir};
 use crate::codecs::{CodecRegistry, PluginLimits};
 use crate::engine::{Limits, Runtime};
 use crate::key_value::KeyValueStores;
@@ -26,12 +27,12 @@ use crate::variables::ComponentVariables;
 /// Worker settings shared by `mp3edge up` and `mp3edge worker`.
 #[derive(Parser, Debug, Clone)]
 pub struct WorkerOptions {
-    /// Directory of codec plugins with their `codecs.toml` mapping.
-    #[arg(long, default_value = "plugins")]
-    pub plugins: PathBuf,
-    /// The converter component.
-    #[arg(long, default_value = "target/wasm32-wasip2/release/converter.wasm")]
-    pub converter: PathBuf,
+    /// Directory of codec plugins with their `codecs.toml` mapping (default: APP_DIR/plugins).
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// The converter component (default: APP_DIR/target/wasm32-wasip2/release/converter.wasm).
+    #[arg(long)]
+    pub converter: Option<PathBuf>,
     /// Jobs converted at once (default: the number of cores).
     #[arg(long)]
     pub concurrency: Option<usize>,
@@ -57,27 +58,46 @@ pub struct WorkerOptions {
     /// from the group, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub idle_consumer_secs: u64,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Notifications")]
     pub notify: crate::notify::NotifyOptions,
+}
+
+impl WorkerOptions {
+    /// The plugin directory and converter component: as given, else under the application
+    /// directory (found only when one of them is not given); both must exist.
+    pub fn worker_files(&self, app_dir: Option<&std::path::Path>) -> Result<(PathBuf, PathBuf)> {
+        let (plugins, converter) = match (&self.plugins, &self.converter) {
+            (Some(p), Some(c)) => (p.clone(), c.clone()),
+            _ => {
+                let app = AppDir::locate(app_dir)?;
+                (app.or_default(self.plugins.as_deref(), app_dir::PLUGINS), app.or_default(self.converter.as_deref(), app_dir::CONVERTER))
+            }
+        };
+        app_dir::check_worker_files(&converter, &plugins)?;
+        Ok((plugins, converter))
+    }
 }
 
 /// `mp3edge worker`.
 #[derive(Parser, Debug)]
 pub struct WorkerArgs {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Conversion worker")]
     pub options: WorkerOptions,
+    /// The application directory, for the default --plugins and --converter (see `up --help`).
+    #[arg(long, help_heading = "Files")]
+    pub app_dir: Option<PathBuf>,
     /// Spin runtime-config file: the key-value store must be the edge's (Redis when the edge
     /// runs elsewhere).
-    #[arg(long)]
+    #[arg(long, help_heading = "Files")]
     pub runtime_config_file: Option<PathBuf>,
     /// Directory for local state (used by SQLite-backed stores).
-    #[arg(long, default_value = ".mp3edge")]
+    #[arg(long, default_value = ".mp3edge", help_heading = "Files")]
     pub data_dir: PathBuf,
     /// The job queue's Redis as host:port (default: SPIN_VARIABLE_REDIS_HOST, as the edge).
-    #[arg(long, env = "SPIN_VARIABLE_REDIS_HOST", default_value = "127.0.0.1:6379")]
+    #[arg(long, help_heading = "Files", env = "SPIN_VARIABLE_REDIS_HOST", default_value = "127.0.0.1:6379")]
     pub redis_host: String,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value = "127.0.0.1:9090", help_heading = "Operations")]
     pub admin_listen: std::net::SocketAddr,
 }
 
@@ -95,19 +115,21 @@ pub async fn start(
     services: Arc<Services>,
     redis_host: &str,
     options: &WorkerOptions,
+    files: &(PathBuf, PathBuf),
     default_public_url: &str,
 ) -> Result<Arc<RedisTrigger>> {
+    let (plugins, converter) = files;
     let redis_url = format!("redis://{redis_host}");
     let runtime = Runtime::new(Limits { deadline: Duration::from_secs(options.job_timeout_secs), ..Limits::default() })?;
     let codecs = CodecRegistry::new(
         runtime.clone(),
-        options.plugins.clone(),
+        plugins.clone(),
         PluginLimits {
             max_memory_bytes: options.plugin_max_memory_mib << 20,
             call_timeout: Duration::from_secs(options.plugin_timeout_secs),
         },
     )?;
-    let component = runtime.compile(&options.converter)?;
+    let component = runtime.compile(converter)?;
     let grants = Grants {
         component: "converter".into(),
         key_value_stores: HashSet::from(["default".to_string()]),
@@ -140,15 +162,17 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     crate::restrict_to_owner(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
+    let files = args.options.worker_files(args.app_dir.as_deref())?;
     let runtime_config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
     let services = Arc::new(Services {
         key_value: KeyValueStores::open(&runtime_config.key_value_stores).await?,
         sqlite: SqliteDatabases::default(),
         redis: RedisClients::default(),
     });
-    let trigger = start(services, &args.redis_host, &args.options, "http://127.0.0.1:3000").await?;
+    let trigger = start(services, &args.redis_host, &args.options, &files, "http://127.0.0.1:3000").await?;
     let stopped = CancellationToken::new();
-    let admin = tokio::spawn(crate::admin::serve(args.admin_listen, trigger.clone(), shutdown.clone(), stopped.clone()));
+    let listener = crate::admin::bind(args.admin_listen).await?;
+    let admin = tokio::spawn(crate::admin::serve(listener, crate::admin::Probes::worker(trigger.clone()), shutdown.clone(), stopped.clone()));
     let result = trigger.run(shutdown).await;
     stopped.cancel();
     admin.await??;

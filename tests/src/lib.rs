@@ -180,6 +180,8 @@ pub struct PlatformOptions {
 pub struct Platform {
     child: Option<Child>,
     pub base_url: String,
+    /// `/healthz`, `/readyz` and `/metrics` (`--admin-listen`).
+    pub admin_url: String,
     pub data_dir: tempfile::TempDir,
     pub log_path: PathBuf,
     /// The test's own Redis (absent in private-Redis mode).
@@ -238,12 +240,14 @@ impl Platform {
         let data_dir_path = data_dir.path().to_path_buf();
         let redis = if options.private_redis { None } else { Some(RedisServer::start()?) };
         let port = free_port();
+        let admin_port = free_port();
         let log_path = data_dir.path().join("mp3edge.log");
         let log = std::fs::File::create(&log_path)?;
         let mut cmd = Command::new(mp3edge_bin());
         cmd.current_dir(workspace_root())
             .arg("up")
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             .arg("--data-dir")
             .arg(data_dir.path().join("state"))
             .args(&options.args)
@@ -285,6 +289,7 @@ impl Platform {
         Ok(Platform {
             child: Some(child),
             base_url: format!("http://127.0.0.1:{port}"),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
             data_dir,
             log_path,
             redis,

@@ -50,7 +50,7 @@ pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
     throttle::succeeded(&ctx.db, &subjects)?;
     let token =
         ctx.config.tokens.issue(&email, user.admin).map_err(|e| ApiError::internal("could not issue a token", e))?;
-    Ok(Reply::text(200, token))
+    Ok(Reply::text(200, token).for_log(Some(&email), None))
 }
 
 /// The client's throttling key: the address the runtime saw (the LAST `spin-client-addr`, as

@@ -23,8 +23,12 @@ fn save(store: &Store, job: &mut Job) -> anyhow::Result<()> {
 }
 
 /// Tells listeners (notifications, live status) that a job ended. Best effort: the record is
-/// the truth, a lost message only delays a notification.
+/// the truth, a lost message only delays a notification. Without a job queue (`redis_address`
+/// empty: a local one-shot conversion) nobody listens.
 fn publish_completion(job: &Job) {
+    if spin_sdk::variables::get("redis_address").is_ok_and(|address| address.is_empty()) {
+        return;
+    }
     let message = Completion { job_id: job.id.clone(), status: job.status, error: job.error.clone() };
     let sent = spin_sdk::variables::get("redis_address")
         .map_err(|e| e.to_string())

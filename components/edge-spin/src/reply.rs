@@ -30,6 +30,10 @@ impl Body {
     }
 }
 
+/// Response headers that name the request's user and job in the host's request log.
+pub const LOG_USER_HEADER: &str = "mp3edge-log-user";
+pub const LOG_JOB_HEADER: &str = "mp3edge-log-job";
+
 pub struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
@@ -58,6 +62,20 @@ impl Reply {
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
         self.headers.push((name.to_string(), value.into()));
         self
+    }
+
+    /// Names the user and the job this request concerned for the host's request log
+    /// (`mp3edge up` logs and removes these headers; under Spin the client, who is that user,
+    /// sees them).
+    pub fn for_log(self, user: Option<&str>, job: Option<&str>) -> Reply {
+        let reply = match user {
+            Some(user) => self.header(LOG_USER_HEADER, user),
+            None => self,
+        };
+        match job {
+            Some(job) => reply.header(LOG_JOB_HEADER, job),
+            None => reply,
+        }
     }
 
     pub async fn send(self, out: ResponseOutparam) {

@@ -25,7 +25,7 @@ pub fn download_url(id: &str) -> String {
 /// `202 Accepted` for a job put on the queue: where to follow it and where its audio will be.
 pub fn accepted(id: &str) -> Reply {
     let body = serde_json::json!({ "job_id": id, "status_url": status_url(id), "download_url": download_url(id) });
-    Reply::json(202, &body).header("location", status_url(id))
+    Reply::json(202, &body).header("location", status_url(id)).for_log(None, Some(id))
 }
 
 /// The stored record (`None` if it is missing or unreadable).

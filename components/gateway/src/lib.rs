@@ -51,6 +51,18 @@ enum Route {
 }
 
 /// The methods a path supports (`None`: no such resource).
+impl Route {
+    /// The job a route concerns, for the request log (only a well-formed id).
+    fn job_id(&self) -> Option<&str> {
+        let id = match self {
+            Route::ShowJob(id) | Route::DeleteJob(id) | Route::RetryJob(id) | Route::JobEvents(id) | Route::Link(id) => Some(id),
+            Route::Download(id) => id.as_ref(),
+            _ => None,
+        };
+        id.map(String::as_str).filter(|id| job_model::layout::is_valid_job_id(id))
+    }
+}
+
 fn methods(segments: &[&str]) -> Option<&'static str> {
     match segments {
         ["upload"] => Some("POST"),
@@ -101,7 +113,8 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
     // Only the event stream takes the token from the query: EventSource cannot send headers.
     let from = if matches!(route, Route::JobEvents(_)) { TokenFrom::HeaderOrQuery } else { TokenFrom::Header };
     let caller = session::authenticate(&ctx, head, from)?;
-    match route {
+    let job = route.job_id().map(str::to_string);
+    let answer = match route {
         Route::Upload => upload::handle(&ctx, &caller, head, body).await,
         Route::ListJobs => jobs::list(&ctx, &caller, head),
         Route::ShowJob(id) => jobs::show(&caller, &id),
@@ -114,7 +127,8 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
         Route::Formats => formats::list(&ctx.config),
         // Answered by `handle` before anything is loaded.
         Route::Options(_) => Err(ApiError::not_found()),
-    }
+    };
+    Ok(answer.unwrap_or_else(Reply::from).for_log(Some(&caller.email), job.as_deref()))
 }
 
 #[http_component]

@@ -22,6 +22,19 @@ use crate::bindings::worker::mp3edge::codec::types::{CodecInfo, EncoderConfig, F
 use crate::bindings::worker::mp3edge::worker::codecs::{self, FormatEntry};
 use crate::state::ComponentState;
 
+/// How the edge (and `mp3edge convert`) sees a format: its plugin's description, for the format
+/// list and the checks of upload options.
+pub fn format_info(format: String, info: CodecInfo) -> job_model::FormatInfo {
+    job_model::FormatInfo {
+        format,
+        codec: info.name,
+        extension: info.extension,
+        content_type: info.content_type,
+        bitrates: Some(info.bitrates),
+        vbr: Some(info.vbr),
+    }
+}
+
 /// The converter's handle to an open encoder.
 pub struct EncoderHandle {
     session: PluginSession,

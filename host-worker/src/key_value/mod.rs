@@ -5,6 +5,7 @@
 //! A component may open only the labels its manifest lists; anything else is `access-denied`.
 //! The worker uses the same backends natively to read sources and write outputs.
 
+pub mod local_files;
 pub mod redis;
 pub mod sqlite;
 
@@ -46,6 +47,11 @@ impl KeyValueStores {
             stores.insert(label.clone(), backend);
         }
         Ok(KeyValueStores { stores })
+    }
+
+    /// One store under `label` (a one-shot conversion's).
+    pub fn single(label: &str, backend: Arc<dyn KeyValueBackend>) -> KeyValueStores {
+        KeyValueStores { stores: BTreeMap::from([(label.to_string(), backend)]) }
     }
 
     pub fn get(&self, label: &str) -> Option<Arc<dyn KeyValueBackend>> {

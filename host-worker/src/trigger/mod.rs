@@ -99,14 +99,7 @@ impl RedisTrigger {
                     .codecs
                     .formats()
                     .into_iter()
-                    .map(|(format, info)| FormatInfo {
-                        format,
-                        codec: info.name,
-                        extension: info.extension,
-                        content_type: info.content_type,
-                        bitrates: Some(info.bitrates),
-                        vbr: Some(info.vbr),
-                    })
+                    .map(|(format, info)| crate::codecs::format_info(format, info))
                     .collect();
                 let json = serde_json::to_vec(&formats).expect("formats serialize");
                 if let Err(e) = self.store.set(layout::FORMATS_KEY, &json).await {
@@ -300,6 +293,15 @@ impl RedisTrigger {
         match outcome {
             // Also when the converter failed after it stored the final status: the job ended.
             _ if job.status == JobStatus::Done || (outcome.is_ok() && job.status.is_final()) => {
+                match job.status {
+                    JobStatus::Failed => tracing::warn!(
+                        job = %job_id, owner = %job.owner, reason = job.error.as_deref().unwrap_or("-"), "conversion failed"
+                    ),
+                    _ => tracing::info!(
+                        job = %job_id, owner = %job.owner, format = %job.options.format,
+                        elapsed_ms = started.elapsed().as_millis() as u64, "conversion done"
+                    ),
+                }
                 if self.jobs.finish(&mut job).await? {
                     self.notifier.job_finished(job);
                 }
