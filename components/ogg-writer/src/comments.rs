@@ -56,7 +56,7 @@ pub fn comments(tags: &Tags, cover: Option<&Picture>) -> Vec<(&'static str, Stri
 /// (RFC 7845 §5.2 for OpusTags; the same list Vorbis's comment header carries).
 pub fn comment_packet(magic: &[u8], vendor: &str, comments: &[(&str, String)]) -> Vec<u8> {
     let mut p = magic.to_vec();
-    let mut string = |p: &mut Vec<u8>, s: &[u8]| {
+    let string = |p: &mut Vec<u8>, s: &[u8]| {
         p.extend_from_slice(&(s.len() as u32).to_le_bytes());
         p.extend_from_slice(s);
     };
