@@ -23,8 +23,9 @@ pub use ogg_writer::{MAX_CHANNELS, Picture, Tags};
 pub const SAMPLE_RATE: u32 = 48_000;
 /// Samples per channel in one packet: 20 ms.
 pub const FRAME: usize = 960;
-/// Bitrates accepted (kbps, the total over all channels), from speech to transparent stereo.
-pub const BITRATES_KBPS: [u32; 17] = [6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 448, 510];
+/// Bitrates accepted (kbps, the total over all channels), from speech to transparent stereo,
+/// within the 8–320 kbps the gateway lets `?bitrate=` ask for.
+pub const BITRATES_KBPS: [u32; 13] = [8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320];
 /// Largest packet libopus may produce for one frame of one stream (RFC 6716 §3.4), times the
 /// streams, is what the output buffer holds.
 const MAX_PACKET_PER_STREAM: usize = 1275 * 3 + 7;
@@ -42,7 +43,8 @@ pub struct Config {
     pub cover: Option<Picture>,
 }
 
-/// The bitrate used when none is asked for: 64 kbps a channel (128 for stereo), at most 510.
+/// The bitrate used when none is asked for: 64 kbps a channel (128 for stereo), at most 510
+/// (libopus's ceiling; surround sources get more than `?bitrate=` can ask for).
 pub fn default_bitrate_kbps(channels: u8) -> u32 {
     (64 * u32::from(channels)).min(510)
 }
@@ -84,10 +86,10 @@ impl OpusSession {
         if !(1..=MAX_CHANNELS).contains(&channels) {
             return Err(format!("opus: {channels} channels not supported (1 to {MAX_CHANNELS})"));
         }
-        let kbps = config.bitrate_kbps.unwrap_or_else(|| default_bitrate_kbps(channels));
-        if !BITRATES_KBPS.contains(&kbps) {
+        if let Some(kbps) = config.bitrate_kbps.filter(|kbps| !BITRATES_KBPS.contains(kbps)) {
             return Err(format!("opus: unsupported bitrate {kbps} kbps (supported: {BITRATES_KBPS:?})"));
         }
+        let kbps = config.bitrate_kbps.unwrap_or_else(|| default_bitrate_kbps(channels));
         let family: c_int = if channels <= 2 { 0 } else { 1 };
         let (mut streams, mut coupled, mut mapping, mut error) = (0 as c_int, 0 as c_int, [0u8; 255], 0 as c_int);
         // SAFETY: the out-pointers are valid; `mapping` has room for 255 channels.
