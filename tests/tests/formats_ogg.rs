@@ -1,7 +1,7 @@
 //! The Ogg formats end to end: `opus` (libopus) and `ogg` (Vorbis) pass the conversion suite
 //! every format passes (every input of the worker tests, the exact length, tags, a seek), read
 //! back by FFmpeg; their options change the output as promised, and options they do not take
-//! are refused at upload with 400.
+//! are refused at upload with 400; a format swapped between the two plugins at run time follows.
 
 use std::time::{Duration, Instant};
 
@@ -97,4 +97,47 @@ async fn bitrate_and_quality_change_the_size_and_bad_options_are_refused() {
         let ((small_query, small), (big_query, big)) = (pair[0], pair[1]);
         assert!(big > small * 2, "{small_query}: {small} bytes, {big_query}: {big} bytes");
     }
+}
+
+#[tokio::test]
+async fn swapping_a_format_between_the_ogg_plugins_takes_effect_for_the_next_job() {
+    let wasm = |name: &str| workspace_root().join("target/wasm32-wasip2/release").join(name);
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    // Written then renamed, so the worker never reads half a file.
+    let map_to = |file: &str| {
+        let tmp = plugins.join("codecs.toml.tmp");
+        std::fs::write(&tmp, format!("[formats.audio]\nplugin = {:?}\n", wasm(file).display().to_string())).unwrap();
+        std::fs::rename(tmp, plugins.join("codecs.toml")).unwrap();
+    };
+    map_to("codec_opus.wasm");
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, no_worker: true, ..Default::default() }).unwrap();
+    let _worker = p.start_worker(&["--plugins", plugins.to_str().unwrap()]);
+    let c = Client::new(&p);
+    let token = c.new_user("ogg-swap@example.com").await;
+    let inputs = good_inputs();
+    let (_, source) = inputs.iter().find(|(name, _)| *name == "wav").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let convert = async |expected_codec: &str| {
+        let id = c.upload_file(&token, &source.path, source.content_type, "format=audio").await;
+        let job = c.wait_for_job(&token, &id, Duration::from_secs(120)).await;
+        assert_eq!(job["status"], "done", "{job}");
+        let path = out.path().join(format!("{id}.out"));
+        std::fs::write(&path, c.download(&token, &id).await.1).unwrap();
+        assert_eq!(probe(&path).codec, expected_codec);
+    };
+    convert("opus").await;
+    map_to("codec_vorbis.wasm");
+    // The worker reloads the mapping before its next job; the edge learns it is `vorbis` now.
+    let started = Instant::now();
+    loop {
+        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
+        if formats.as_array().unwrap().iter().any(|f| f["codec"] == "vorbis") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "format list never updated: {formats}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    convert("vorbis").await;
 }
