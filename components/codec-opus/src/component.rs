@@ -1,6 +1,6 @@
 //! WebAssembly component glue: exports [`OpusSession`] as the `encoder` interface.
 
-use crate::{BITRATES_KBPS, Config, MAX_CHANNELS, OpusSession, Picture, SAMPLE_RATE, Tags};
+use crate::{BIT_DEPTHS, BITRATES_KBPS, Config, MAX_CHANNELS, OpusSession, Picture, SAMPLE_RATE, Tags};
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for OpusSession {
@@ -13,7 +13,7 @@ impl Codec for OpusSession {
             max_channels: MAX_CHANNELS,
             bitrates: BITRATES_KBPS.to_vec(),
             levels: Vec::new(),
-            bit_depths: vec![16],
+            bit_depths: BIT_DEPTHS.to_vec(),
             cover: true,
             vbr: false,
         }
@@ -25,6 +25,7 @@ impl Codec for OpusSession {
             sample_rate: c.input.sample_rate,
             channels: c.input.channels,
             bitrate_kbps: c.bitrate_kbps,
+            bits_per_sample: c.bits_per_sample,
             tags: Tags { title: t.title, artist: t.artist, album: t.album, year: t.year, comment: t.comment, genre: t.genre, track: t.track },
             cover: c.cover.map(|p| Picture { mime_type: p.mime_type, width: p.width, height: p.height, data: p.data }),
         })
@@ -32,6 +33,10 @@ impl Codec for OpusSession {
 
     fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
         OpusSession::encode(self, pcm)
+    }
+
+    fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+        OpusSession::encode_wide(self, pcm)
     }
 
     fn finish(self) -> Result<Finished, String> {

@@ -21,6 +21,8 @@ pub use ogg_writer::{MAX_CHANNELS, Picture, Tags};
 
 /// The only input rate: Opus runs at 48 kHz inside, and the converter resamples to it.
 pub const SAMPLE_RATE: u32 = 48_000;
+/// Sample depths taken: 24-bit sources keep their extra bits (libopus encodes floats).
+pub const BIT_DEPTHS: [u8; 2] = [16, 24];
 /// Samples per channel in one packet: 20 ms.
 pub const FRAME: usize = 960;
 /// Bitrates accepted (kbps, the total over all channels), from speech to transparent stereo,
@@ -39,6 +41,8 @@ pub struct Config {
     pub channels: u8,
     /// Total bitrate in kbps (VBR around it); `None`: [`default_bitrate_kbps`].
     pub bitrate_kbps: Option<u32>,
+    /// 16, or 24 when the PCM comes through [`OpusSession::encode_wide`].
+    pub bits_per_sample: u8,
     pub tags: Tags,
     pub cover: Option<Picture>,
 }
@@ -64,8 +68,8 @@ pub struct OpusSession {
     encoder: Encoder,
     channels: usize,
     pre_skip: u64,
-    /// Input (in Vorbis order) not yet making a whole frame.
-    pending: Vec<i16>,
+    /// Input (in Vorbis order, as floats in −1…1) not yet making a whole frame.
+    pending: Vec<f32>,
     /// Frames per channel received so far.
     received: u64,
     /// Samples per channel encoded so far, padding and the encoder's delay included: the
@@ -88,6 +92,9 @@ impl OpusSession {
         }
         if let Some(kbps) = config.bitrate_kbps.filter(|kbps| !BITRATES_KBPS.contains(kbps)) {
             return Err(format!("opus: unsupported bitrate {kbps} kbps (supported: {BITRATES_KBPS:?})"));
+        }
+        if !BIT_DEPTHS.contains(&config.bits_per_sample) {
+            return Err(format!("opus: {}-bit samples not supported (16 or 24)", config.bits_per_sample));
         }
         let kbps = config.bitrate_kbps.unwrap_or_else(|| default_bitrate_kbps(channels));
         let family: c_int = if channels <= 2 { 0 } else { 1 };
@@ -160,15 +167,27 @@ impl OpusSession {
         self.pre_skip
     }
 
-    /// Encodes interleaved PCM; returns the Ogg pages finished so far (the headers, first).
+    /// Encodes interleaved 16-bit PCM; returns the Ogg pages finished so far (the headers,
+    /// first).
     pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        self.encode_scaled(pcm, |s| f32::from(s) / 32_768.0)
+    }
+
+    /// Encodes interleaved 24-bit PCM (`bits_per_sample` 24): libopus takes floats, so the
+    /// extra bits reach the encoder.
+    pub fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+        self.encode_scaled(pcm, |s| s as f32 / 8_388_608.0)
+    }
+
+    fn encode_scaled<T: Copy>(&mut self, pcm: &[T], to_float: impl Fn(T) -> f32) -> Result<Vec<u8>, String> {
         if !pcm.len().is_multiple_of(self.channels) {
             return Err(format!("opus: {} samples do not divide into {} channels", pcm.len(), self.channels));
         }
         self.received += (pcm.len() / self.channels) as u64;
-        self.pending.extend(to_vorbis_order(pcm, self.channels as u8));
+        self.pending.extend(to_vorbis_order(pcm, self.channels as u8).into_iter().map(to_float));
         let whole = self.pending.len() / (FRAME * self.channels) * FRAME * self.channels;
-        let ready: Vec<i16> = self.pending.drain(..whole).collect();
+        let ready: Vec<f32> = self.pending.drain(..whole).collect();
+
         for frame in ready.chunks_exact(FRAME * self.channels) {
             self.encode_frame(frame, self.granule + FRAME as u64)?;
         }
@@ -181,7 +200,7 @@ impl OpusSession {
         let end = self.received + self.pre_skip;
         while self.granule < end {
             let mut frame = std::mem::take(&mut self.pending);
-            frame.resize(FRAME * self.channels, 0);
+            frame.resize(FRAME * self.channels, 0.0);
             // The last packet's granule is the real end, which tells decoders to trim the
             // padding (RFC 7845 §4.4).
             self.encode_frame(&frame, (self.granule + FRAME as u64).min(end))?;
@@ -192,11 +211,11 @@ impl OpusSession {
 
     /// Encodes one 20 ms frame (Vorbis order) into a packet that ends at `granule`; pages end
     /// every second so a seek lands close to its target.
-    fn encode_frame(&mut self, frame: &[i16], granule: u64) -> Result<(), String> {
+    fn encode_frame(&mut self, frame: &[f32], granule: u64) -> Result<(), String> {
         // SAFETY: a live encoder; `frame` holds FRAME samples per channel; `packet` has the
         // size passed.
         let len = unsafe {
-            ffi::opus_multistream_encode(
+            ffi::opus_multistream_encode_float(
                 self.encoder.0.as_ptr(),
                 frame.as_ptr(),
                 FRAME as c_int,

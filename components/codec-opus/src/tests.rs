@@ -14,7 +14,7 @@ fn sine(channels: u8, frames: usize) -> Vec<i16> {
 }
 
 fn config(channels: u8) -> Config {
-    Config { sample_rate: SAMPLE_RATE, channels, ..Config::default() }
+    Config { sample_rate: SAMPLE_RATE, channels, bits_per_sample: 16, ..Config::default() }
 }
 
 /// Encodes in uneven chunks, as the converter's blocks would come.
@@ -96,6 +96,28 @@ fn odd_lengths_and_layouts_are_exact() {
 }
 
 #[test]
+fn wide_samples_and_empty_input_are_exact_too() {
+    // 24-bit PCM through encode_wide: the same tone, the same exact length.
+    let cfg = Config { bits_per_sample: 24, ..config(2) };
+    let pcm: Vec<i32> = sine(2, 30_001).into_iter().map(|s| i32::from(s) << 8).collect();
+    let mut s = OpusSession::new(&cfg).unwrap();
+    let mut ogg = Vec::new();
+    for chunk in pcm.chunks(2 * 7000) {
+        ogg.extend(s.encode_wide(chunk).unwrap());
+    }
+    ogg.extend(s.finish().unwrap().tail);
+    let path = temp_file("wide", &ogg);
+    assert_eq!(ffmpeg_frames(&path, 2), 30_001);
+    std::fs::remove_file(path).ok();
+    // No input at all: a valid stream that decodes to nothing.
+    let (ogg, pre_skip) = encode(&config(1), &[]);
+    assert_eq!(pages(&ogg).last().unwrap().1, pre_skip);
+    let path = temp_file("empty", &ogg);
+    assert_eq!(ffmpeg_frames(&path, 1), 0);
+    std::fs::remove_file(path).ok();
+}
+
+#[test]
 fn tags_and_cover_are_read_back_by_ffprobe() {
     // A 1×1 PNG, made here so no file is needed.
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde\0\0\0\x0cIDATx\x9cc\xf8\xcf\xc0\0\0\x03\x01\x01\0\xc9\xfe\x92\xef\0\0\0\0IEND\xaeB`\x82";
@@ -131,6 +153,7 @@ fn bad_config_and_input_are_errors() {
     assert!(err(config(0)).contains("channels"));
     assert!(err(config(9)).contains("channels"));
     assert!(err(Config { bitrate_kbps: Some(100), ..config(2) }).contains("bitrate"));
+    assert!(err(Config { bits_per_sample: 32, ..config(2) }).contains("32-bit"));
     let mut s = OpusSession::new(&config(2)).unwrap();
     assert!(s.encode(&[1, 2, 3]).unwrap_err().contains("channels"));
 }

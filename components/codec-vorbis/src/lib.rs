@@ -27,6 +27,8 @@ pub use ogg_writer::{MAX_CHANNELS, Picture, Tags};
 pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8000..=192_000;
 /// Average bitrates offered (kbps, all channels together), managed by libvorbis.
 pub const BITRATES_KBPS: [u32; 11] = [48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
+/// Sample depths taken: 24-bit sources keep their extra bits (libvorbis encodes floats).
+pub const BIT_DEPTHS: [u8; 2] = [16, 24];
 /// The `vbr` quality used when neither a bitrate nor a quality is asked for (Vorbis 0.5, `-q5`).
 pub const DEFAULT_VBR_QUALITY: u8 = 5;
 /// The Ogg stream's serial number: one stream per file, so any fixed value is unique.
@@ -43,6 +45,8 @@ pub struct Config {
     pub bitrate_kbps: Option<u32>,
     /// VBR quality, 0 (best) to 9 (smallest).
     pub vbr_quality: Option<u8>,
+    /// 16, or 24 when the PCM comes through [`VorbisSession::encode_wide`].
+    pub bits_per_sample: u8,
     pub tags: Tags,
     pub cover: Option<Picture>,
 }
@@ -103,10 +107,13 @@ impl VorbisSession {
         if !(1..=MAX_CHANNELS).contains(&channels) {
             return Err(format!("vorbis: {channels} channels not supported (1 to {MAX_CHANNELS})"));
         }
-        if let (None, Some(kbps)) = (config.vbr_quality, config.bitrate_kbps) {
-            if !BITRATES_KBPS.contains(&kbps) {
-                return Err(format!("vorbis: unsupported bitrate {kbps} kbps (supported: {BITRATES_KBPS:?})"));
-            }
+        if !BIT_DEPTHS.contains(&config.bits_per_sample) {
+            return Err(format!("vorbis: {}-bit samples not supported (16 or 24)", config.bits_per_sample));
+        }
+        if let (None, Some(kbps)) = (config.vbr_quality, config.bitrate_kbps)
+            && !BITRATES_KBPS.contains(&kbps)
+        {
+            return Err(format!("vorbis: unsupported bitrate {kbps} kbps (supported: {BITRATES_KBPS:?})"));
         }
         // SAFETY: all-zero is a valid "not yet initialised" state for these plain C structs;
         // each is initialised below before use.
@@ -162,8 +169,19 @@ impl VorbisSession {
         Ok(Self { lib, ogg, channels: channels.into(), rate: rate.into(), packets: 0, page_start: 0 })
     }
 
-    /// Encodes interleaved PCM; returns the Ogg pages finished so far (the headers, first).
+    /// Encodes interleaved 16-bit PCM; returns the Ogg pages finished so far (the headers,
+    /// first).
     pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        self.encode_scaled(pcm, |s| f32::from(s) / 32_768.0)
+    }
+
+    /// Encodes interleaved 24-bit PCM (`bits_per_sample` 24): libvorbis takes floats, so the
+    /// extra bits reach the encoder.
+    pub fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+        self.encode_scaled(pcm, |s| s as f32 / 8_388_608.0)
+    }
+
+    fn encode_scaled<T: Copy>(&mut self, pcm: &[T], to_float: impl Fn(T) -> f32) -> Result<Vec<u8>, String> {
         if !pcm.len().is_multiple_of(self.channels) {
             return Err(format!("vorbis: {} samples do not divide into {} channels", pcm.len(), self.channels));
         }
@@ -177,7 +195,7 @@ impl VorbisSession {
                 for (c, &from) in order.iter().enumerate() {
                     let to = std::slice::from_raw_parts_mut(*buffers.add(c), frames);
                     for (t, &s) in to.iter_mut().zip(block.iter().skip(from).step_by(self.channels)) {
-                        *t = f32::from(s) / 32768.0;
+                        *t = to_float(s);
                     }
                 }
                 vorbis::vorbis_analysis_wrote(&mut self.lib.dsp, frames as c_int);

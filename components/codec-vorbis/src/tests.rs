@@ -14,7 +14,7 @@ fn sine(rate: u32, channels: u8, frames: usize) -> Vec<i16> {
 }
 
 fn config(sample_rate: u32, channels: u8) -> Config {
-    Config { sample_rate, channels, ..Config::default() }
+    Config { sample_rate, channels, bits_per_sample: 16, ..Config::default() }
 }
 
 /// Encodes in uneven chunks, as the converter's blocks would come.
@@ -62,6 +62,25 @@ fn lengths_rates_and_layouts_are_exact() {
         assert!(probe.contains(&format!("\"sample_rate\": \"{rate}\"")), "{probe}");
         std::fs::remove_file(path).ok();
     }
+}
+
+#[test]
+fn wide_samples_and_empty_input_are_exact_too() {
+    let cfg = Config { bits_per_sample: 24, ..config(48_000, 2) };
+    let pcm: Vec<i32> = sine(48_000, 2, 30_001).into_iter().map(|s| i32::from(s) << 8).collect();
+    let mut s = VorbisSession::new(&cfg).unwrap();
+    let mut ogg = Vec::new();
+    for chunk in pcm.chunks(2 * 7000) {
+        ogg.extend(s.encode_wide(chunk).unwrap());
+    }
+    ogg.extend(s.finish().unwrap().tail);
+    let path = temp_file("wide", &ogg);
+    assert_eq!(ffmpeg_frames(&path, 2), 30_001);
+    std::fs::remove_file(path).ok();
+    // No input at all: a valid stream that decodes to nothing.
+    let path = temp_file("empty", &encode(&config(44_100, 1), &[]));
+    assert_eq!(ffmpeg_frames(&path, 1), 0);
+    std::fs::remove_file(path).ok();
 }
 
 #[test]
@@ -120,6 +139,7 @@ fn bad_config_and_input_are_errors() {
     assert!(err(config(44_100, 9)).contains("channels"));
     assert!(err(Config { bitrate_kbps: Some(100), ..config(44_100, 2) }).contains("bitrate"));
     assert!(err(Config { vbr_quality: Some(10), ..config(44_100, 2) }).contains("VBR quality"));
+    assert!(err(Config { bits_per_sample: 8, ..config(44_100, 2) }).contains("8-bit"));
     let mut s = VorbisSession::new(&config(44_100, 2)).unwrap();
     assert!(s.encode(&[1, 2, 3]).unwrap_err().contains("channels"));
 }

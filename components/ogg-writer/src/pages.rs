@@ -44,7 +44,7 @@ impl OggStream {
         assert!(!self.ended, "packet after the end of the Ogg stream");
         // N full segments and a final shorter one (0 bytes if the length divides by 255).
         let segments = data.len() / 255 + 1;
-        for (i, chunk) in data.chunks(255).chain((data.len() % 255 == 0).then_some(&[][..])).enumerate() {
+        for (i, chunk) in data.chunks(255).chain(data.len().is_multiple_of(255).then_some(&[][..])).enumerate() {
             if self.lacing.len() == 255 {
                 self.write_page(0);
                 // When the page filled up inside this packet, the next one continues it.
@@ -127,7 +127,9 @@ mod tests {
     use super::*;
 
     /// A page as read back: (flags, granule, sequence, lacing, body).
-    fn pages(mut bytes: &[u8]) -> Vec<(u8, u64, u32, Vec<u8>, Vec<u8>)> {
+    type Page = (u8, u64, u32, Vec<u8>, Vec<u8>);
+
+    fn pages(mut bytes: &[u8]) -> Vec<Page> {
         let mut pages = Vec::new();
         while !bytes.is_empty() {
             assert_eq!(&bytes[..4], b"OggS");
