@@ -83,7 +83,10 @@ async fn bitrate_and_quality_change_the_size_and_bad_options_are_refused() {
         let id = c.upload_file(&token, &source.path, source.content_type, query).await;
         let job = c.wait_for_job(&token, &id, Duration::from_secs(120)).await;
         assert_eq!(job["status"], "done", "{query}: {job}");
-        let (_, bytes) = c.download(&token, &id).await;
+        let (headers, bytes) = c.download(&token, &id).await;
+        let extension = if query.contains("opus") { ".opus" } else { ".ogg" };
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert!(disposition.contains(extension), "{query}: {disposition}");
         let path = dir.path().join(format!("{id}.out"));
         std::fs::write(&path, &bytes).unwrap();
         // Whatever the setting, the length stays that of the decoded source.
