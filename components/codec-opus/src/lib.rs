@@ -187,7 +187,6 @@ impl OpusSession {
         self.pending.extend(to_vorbis_order(pcm, self.channels as u8).into_iter().map(to_float));
         let whole = self.pending.len() / (FRAME * self.channels) * FRAME * self.channels;
         let ready: Vec<f32> = self.pending.drain(..whole).collect();
-
         for frame in ready.chunks_exact(FRAME * self.channels) {
             self.encode_frame(frame, self.granule + FRAME as u64)?;
         }
