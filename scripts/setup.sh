@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
   ffmpeg              # test fixtures and the benchmark's reference
   lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
+  cmake               # libopus's build (opusic-sys), for the Opus codec plugin
   chromium            # the web app's browser test (headless, driven by playwright-core)
 )
 

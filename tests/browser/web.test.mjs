@@ -99,6 +99,14 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
 
   // ---- formats come from GET /formats; choose mp3 at 192 kbps
   await page.waitForFunction(() => [...document.querySelectorAll('#format option')].some((o) => o.value === 'mp3'));
+  // Opus takes bitrates only: its VBR choices are disabled, and a VBR choice moves to a bitrate.
+  await page.waitForFunction(() => [...document.querySelectorAll('#format option')].some((o) => o.value === 'opus'));
+  await page.selectOption('#bitrate', 'vbr:2');
+  await page.selectOption('#format', 'opus');
+  assert.ok(await page.locator('#bitrate option[value="vbr:2"]').isDisabled(), 'VBR is disabled for Opus');
+  assert.ok(!(await page.locator('#bitrate').inputValue()).startsWith('vbr:'), 'a bitrate is chosen for Opus');
+  await page.selectOption('#format', 'mp3');
+  assert.ok(!(await page.locator('#bitrate option[value="vbr:2"]').isDisabled()), 'VBR is back for mp3');
   await page.selectOption('#format', 'mp3');
   await page.selectOption('#bitrate', '192');
 

@@ -305,12 +305,27 @@
         return option;
       }));
       el.format.value = formats.some((f) => f.format === previous) ? previous : formats[0].format;
+      formatInfo = new Map(formats.map((f) => [f.format, f]));
       updateBitrate();
     } catch { /* the default option stays */ }
   }
 
+  // What each format's plugin takes (GET /formats): choices it would refuse are disabled, e.g.
+  // VBR for Opus, which has bitrates only.
+  let formatInfo = new Map();
+
   function updateBitrate() {
     el.bitrate.disabled = LOSSLESS.has(el.format.value);
+    const info = formatInfo.get(el.format.value);
+    for (const option of el.bitrate.options) {
+      const vbr = option.value.startsWith('vbr:');
+      option.disabled = Boolean(info) && (vbr ? info.vbr === false
+        : Array.isArray(info.bitrates) && !info.bitrates.includes(Number(option.value)));
+    }
+    if (el.bitrate.selectedOptions[0]?.disabled) {
+      const usable = [...el.bitrate.options].find((option) => !option.disabled);
+      if (usable) el.bitrate.value = usable.value;
+    }
   }
   el.format.addEventListener('change', updateBitrate);
 
