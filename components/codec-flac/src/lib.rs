@@ -40,6 +40,9 @@ pub const BIT_DEPTHS: [u8; 2] = [16, 24];
 pub const SEEK_POINT_SECS: u64 = 10;
 /// Most seek points: 4 + 38 + 4 + 18 × 800 bytes of patch stay well under the 16 KiB first chunk.
 pub const MAX_SEEK_POINTS: usize = 800;
+/// Seek points reserved when the length is not announced: 3.6 KiB, one per 10 s up to 33
+/// minutes, spread wider over longer streams at the end.
+pub const UNKNOWN_LENGTH_SEEK_POINTS: usize = 200;
 /// The longest header patch (marker, STREAMINFO, SEEKTABLE with every point).
 pub const MAX_PATCH_BYTES: usize = 4 + 4 + 34 + 4 + 18 * MAX_SEEK_POINTS;
 /// Name written as the Vorbis comment vendor string and `ENCODER` tag.
@@ -189,14 +192,15 @@ impl FlacSession {
         let stream_info = StreamInfo::new(sample_rate.min(96_000) as usize, ch, bps).map_err(|e| format!("flac: {e}"))?;
 
         // Seek points every SEEK_POINT_SECS, or spread wider to fit MAX_SEEK_POINTS over the
-        // announced length; without one, every slot is reserved and spacing is set at the end.
+        // announced length; without one, UNKNOWN_LENGTH_SEEK_POINTS slots are reserved and the
+        // spacing is widened at the end if the stream outgrew them.
         let min_spacing = u64::from(sample_rate) * SEEK_POINT_SECS;
         let (seek_slots, seek_spacing) = match total_frames {
             Some(total) => {
                 let spacing = min_spacing.max(total.div_ceil(MAX_SEEK_POINTS as u64));
                 ((total.div_ceil(spacing) as usize).clamp(1, MAX_SEEK_POINTS), spacing)
             }
-            None => (MAX_SEEK_POINTS, min_spacing),
+            None => (UNKNOWN_LENGTH_SEEK_POINTS, min_spacing),
         };
         let mut header = b"fLaC".to_vec();
         metadata_block(&mut header, STREAMINFO, false, &streaminfo_bytes(&stream_info, sample_rate, block_size, 0, [0; 16]))?;
@@ -296,7 +300,7 @@ impl FlacSession {
         if self.frame_number.is_multiple_of(self.stride) {
             self.candidates.push(SeekPoint { sample: self.samples_done, offset: self.frame_bytes, frames: frames as u16 });
             if self.candidates.len() >= 4 * MAX_SEEK_POINTS {
-                // Keep every other candidate: still at least MAX_SEEK_POINTS spread over the whole.
+                // Keep every other candidate: still twice MAX_SEEK_POINTS over the whole.
                 self.candidates = self.candidates.iter().step_by(2).copied().collect();
                 self.stride *= 2;
             }

@@ -156,7 +156,7 @@ fn seek_table_points_at_frames() {
         if total_frames.is_some() {
             assert_eq!(points.len(), 10, "slots sized from total-frames");
         } else {
-            assert_eq!(points.len(), MAX_SEEK_POINTS);
+            assert_eq!(points.len(), UNKNOWN_LENGTH_SEEK_POINTS);
         }
         for (i, (sample, offset, n)) in real.iter().enumerate() {
             assert!(*sample >= i as u64 * 80_000 && *sample < i as u64 * 80_000 + 4096);
@@ -185,6 +185,27 @@ fn seek_table_stays_bounded_for_long_streams() {
     let table = &patch.bytes[4 + 38 + 4..];
     let real = table.chunks(18).filter(|p| p[..8] != [0xFF; 8]).count();
     assert!((700..=MAX_SEEK_POINTS).contains(&real), "{real} points");
+}
+
+#[test]
+fn seek_points_spread_over_streams_longer_than_announced_slots() {
+    // No length announced, 3 hours at 8 kHz: the reserved slots cover the whole, evenly.
+    let rate = 8000u32;
+    let mut s = FlacSession::new(config(rate, 1, 16)).unwrap();
+    let second = vec![0i16; rate as usize];
+    for _ in 0..3 * 3600 {
+        s.encode(&second).unwrap();
+    }
+    let patch = s.finish().unwrap().patch.unwrap();
+    let samples: Vec<u64> = patch.bytes[4 + 38 + 4..]
+        .chunks(18)
+        .map(|p| u64::from_be_bytes(p[..8].try_into().unwrap()))
+        .filter(|&s| s != PLACEHOLDER)
+        .collect();
+    let total = u64::from(rate) * 3 * 3600;
+    assert!(samples.len() > UNKNOWN_LENGTH_SEEK_POINTS * 3 / 4, "{} points", samples.len());
+    assert!(*samples.last().unwrap() > total * 9 / 10, "the last point is near the end");
+    assert!(samples.windows(2).all(|w| w[1] - w[0] <= 2 * total / UNKNOWN_LENGTH_SEEK_POINTS as u64));
 }
 
 #[test]
