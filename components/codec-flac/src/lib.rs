@@ -18,7 +18,7 @@ mod component;
 mod tests;
 
 use flacenc::bitsink::MemSink;
-use flacenc::component::{BitRepr, Frame, FrameHeader, FrameOffset, StreamInfo};
+use flacenc::component::{BitRepr, ChannelAssignment, Frame, FrameHeader, FrameOffset, StreamInfo};
 use flacenc::config;
 use flacenc::error::Verify;
 use flacenc::source::{Context, Fill, FrameBuf};
@@ -152,6 +152,8 @@ pub struct FlacSession {
     block_size: usize,
     bits_per_sample: u8,
     sample_rate: u32,
+    /// Whether frame headers are relabelled with `sample_rate` (see `new`).
+    relabel: bool,
     /// Header bytes (marker to the last metadata block); `None` once handed out.
     header: Option<Vec<u8>>,
     /// Placeholder points reserved in the header.
@@ -187,9 +189,18 @@ impl FlacSession {
         let config = encoder.into_verified().map_err(|(_, e)| format!("flac: {e}"))?;
         let (ch, bps) = (usize::from(channels), usize::from(bits_per_sample));
         // flacenc's StreamInfo stops at 96 kHz; FLAC goes to 655350 Hz. flacenc only reads the
-        // rate to label frame headers, which `flush_block` relabels with the real rate, and the
-        // STREAMINFO written is ours.
-        let stream_info = StreamInfo::new(sample_rate.min(96_000) as usize, ch, bps).map_err(|e| format!("flac: {e}"))?;
+        // rate to label frame headers (the STREAMINFO written is ours), so above 96 kHz it gets
+        // a stand-in: 96 kHz when frame headers can state the real rate (`flush_block` then
+        // relabels each frame), else 65537 Hz, which no header can state, so frames say "rate
+        // in STREAMINFO" as FLAC allows.
+        let (label_rate, relabel) = if sample_rate <= 96_000 {
+            (sample_rate, false)
+        } else if header_states_rate(sample_rate) {
+            (96_000, true)
+        } else {
+            (65_537, false)
+        };
+        let stream_info = StreamInfo::new(label_rate as usize, ch, bps).map_err(|e| format!("flac: {e}"))?;
 
         // Seek points every SEEK_POINT_SECS, or spread wider to fit MAX_SEEK_POINTS over the
         // announced length; without one, UNKNOWN_LENGTH_SEEK_POINTS slots are reserved and the
@@ -220,6 +231,7 @@ impl FlacSession {
             block_size,
             bits_per_sample,
             sample_rate,
+            relabel,
             header: Some(header),
             seek_slots,
             seek_spacing,
@@ -278,7 +290,7 @@ impl FlacSession {
         self.pending.clear();
         let frame = flacenc::encode_fixed_size_frame(&self.config, &self.framebuf, self.frame_number as usize, &self.stream_info)
             .map_err(|e| format!("flac: {e}"))?;
-        let frame = if self.sample_rate == self.stream_info.sample_rate() as u32 {
+        let frame = if !self.relabel {
             frame
         } else {
             let (header, subframes) = frame.into_parts();
@@ -344,6 +356,12 @@ impl FlacSession {
         points.truncate(self.seek_slots);
         points
     }
+}
+
+/// Whether a frame header can state `rate` itself (a coded rate, kHz, 10 Hz or Hz units), as
+/// flacenc's frame header constructor decides.
+fn header_states_rate(rate: u32) -> bool {
+    FrameHeader::new(4096, ChannelAssignment::Independent(1), 16, rate as usize, FrameOffset::Frame(0)).is_ok()
 }
 
 /// Appends a metadata block (header + body) to `out`.

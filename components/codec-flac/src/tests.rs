@@ -304,7 +304,8 @@ fn bad_input_is_a_readable_error() {
 
 #[test]
 fn unusual_rates_are_carried() {
-    for rate in [7350, 11025, 192_000, 384_000, MAX_SAMPLE_RATE] {
+    // Frame headers state most rates; 65537, 100001 and 655349 Hz only STREAMINFO can.
+    for rate in [1, 7350, 11025, 65_537, 88_200, 100_001, 192_000, 384_000, 655_349, MAX_SAMPLE_RATE] {
         let pcm = signal(rate, 1, 5000, 16);
         let (flac, _) = encode(config(rate, 1, 16), &pcm);
         let (r, _, _, _, back) = decode(&flac);
