@@ -68,6 +68,24 @@ async fn aiff_is_bit_exact_and_carries_every_tag() {
     }
 }
 
+#[tokio::test]
+async fn formats_lists_aiff_from_the_c_plugin() {
+    let p = Platform::start_with(PlatformOptions::default()).unwrap();
+    let c = Client::new(&p);
+    let started = std::time::Instant::now();
+    loop {
+        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
+        if let Some(aiff) = formats.as_array().unwrap().iter().find(|f| f["format"] == "aiff" && f["codec"] == "aiff-c") {
+            assert_eq!(aiff["content_type"], "audio/aiff", "{aiff}");
+            assert_eq!(aiff["extension"], "aiff", "{aiff}");
+            assert_eq!(aiff["bitrates"], serde_json::json!([]), "{aiff}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "aiff never published: {formats}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn wit_bindgen() -> Option<PathBuf> {
     let local = workspace_root().join("target/tools/bin/wit-bindgen");
     if local.is_file() {

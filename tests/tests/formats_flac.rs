@@ -115,7 +115,7 @@ async fn flac_is_bit_exact_with_totals_md5_seek_table_and_vorbis_comments() {
 }
 
 #[tokio::test]
-async fn formats_lists_flac() {
+async fn formats_lists_flac_and_uploads_with_options_it_does_not_take_are_refused() {
     let p = Platform::start_with(PlatformOptions::default()).unwrap();
     let c = Client::new(&p);
     let started = std::time::Instant::now();
@@ -124,9 +124,26 @@ async fn formats_lists_flac() {
         if let Some(flac) = formats.as_array().unwrap().iter().find(|f| f["format"] == "flac" && f["codec"] == "flac") {
             assert_eq!(flac["content_type"], "audio/flac", "{flac}");
             assert_eq!(flac["extension"], "flac", "{flac}");
+            assert_eq!(flac["bitrates"], serde_json::json!([]), "lossless: no bitrates");
+            assert_eq!(flac["vbr"], false, "{flac}");
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "flac never published: {formats}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let token = c.new_user("flac-options@example.com").await;
+    let wav = fixtures::good_inputs().into_iter().find(|(name, _)| *name == "wav").unwrap().1;
+    for (query, detail) in [("format=flac&bitrate=192", "takes no bitrate"), ("format=flac&vbr=2", "vbr")] {
+        let res = c
+            .http
+            .post(c.url(&format!("/upload?filename=tone.wav&{query}")))
+            .bearer_auth(&token)
+            .header("content-type", "audio/wav")
+            .body(std::fs::read(&wav.path).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let body = error_body(res, 400).await;
+        assert!(body["detail"].as_str().unwrap().contains(detail), "{query}: {body}");
     }
 }
