@@ -375,18 +375,15 @@ fn metadata_block(out: &mut Vec<u8>, kind: u8, last: bool, body: &[u8]) -> Resul
     Ok(())
 }
 
-/// STREAMINFO's 34 bytes. Before the end, totals and MD5 are 0 ("unknown") and the frame sizes
-/// 0; `flacenc` tracks the real minimum/maximum block and frame sizes as frames are written.
+/// STREAMINFO's 34 bytes. Before the end, totals, frame sizes and MD5 are 0 ("unknown").
+/// Every block but the last has the nominal size, and FLAC's minimum block size excludes the
+/// last block, so both block sizes are the nominal one (as libFLAC writes fixed-size streams);
+/// `flacenc` tracks the real minimum and maximum frame sizes as frames are written.
 fn streaminfo_bytes(info: &StreamInfo, sample_rate: u32, block_size: usize, total: u64, md5: [u8; 16]) -> Vec<u8> {
     let mut b = Vec::with_capacity(34);
-    let (min_block, max_block, min_frame, max_frame) = if total == 0 {
-        (block_size as u16, block_size as u16, 0, 0)
-    } else {
-        // A single short frame: FLAC's reference encoder states the nominal block size.
-        let max_block = (info.max_block_size() as u16).max(block_size as u16);
-        let min_block = if total <= block_size as u64 { max_block } else { info.min_block_size() as u16 };
-        (min_block, max_block, info.min_frame_size() as u32, info.max_frame_size() as u32)
-    };
+    let (min_block, max_block) = (block_size as u16, block_size as u16);
+    let (min_frame, max_frame) =
+        if total == 0 { (0, 0) } else { (info.min_frame_size() as u32, info.max_frame_size() as u32) };
     b.extend_from_slice(&min_block.to_be_bytes());
     b.extend_from_slice(&max_block.to_be_bytes());
     b.extend_from_slice(&min_frame.to_be_bytes()[1..]);
@@ -395,7 +392,7 @@ fn streaminfo_bytes(info: &StreamInfo, sample_rate: u32, block_size: usize, tota
     let packed: u64 = (u64::from(sample_rate) << 44)
         | ((info.channels() as u64 - 1) << 41)
         | ((info.bits_per_sample() as u64 - 1) << 36)
-        | (total & 0xF_FFFF_FFFF);
+        | if total < 1 << 36 { total } else { 0 }; // 36 bits, else "unknown"
     b.extend_from_slice(&packed.to_be_bytes());
     b.extend_from_slice(&md5);
     b

@@ -100,6 +100,7 @@ fn round_trips_exactly_with_totals_and_md5() {
         assert_eq!(back, pcm, "{rate} Hz × {channels}");
         let info = block(&flac, STREAMINFO).unwrap();
         assert_eq!(&info[18..34], &md5_of(&pcm, 16), "STREAMINFO MD5 is the PCM's");
+        assert_eq!(&info[..4], &[0x10, 0, 0x10, 0], "fixed 4096-sample blocks (the last excluded)");
     }
 }
 
