@@ -5,7 +5,9 @@
 
 CARGO ?= cargo
 COMPONENTS := auth gateway converter web
-PLUGINS := codec-mp3-lame codec-wav codec-opus codec-vorbis
+PLUGINS := codec-mp3-lame codec-wav codec-opus codec-vorbis codec-flac
+# Plugins in other languages, each built by the Makefile in its directory.
+C_PLUGINS := components/codec-aiff-c
 # Deliberately broken plugins that prove the sandbox holds (tests only).
 TEST_PLUGINS := codec-trap codec-spin-loop codec-memory-bomb
 # Libraries that only build for wasm (spin-sdk host interfaces); their pure parts are tested
@@ -20,6 +22,7 @@ setup:
 # is set for this wasm-only build and never for the native one.
 components: setup
 	MP3LAME_SYS_OVERRIDE_HOST=i686-pc-linux-gnu $(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(WASM_CRATES))
+	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir || exit 1; done
 
 host: setup
 	$(CARGO) build --release -p host-worker
@@ -32,6 +35,7 @@ up: build
 # Spin's conformance suite runs when ../shared/spin-conformance exists (tests/tests/spin_conformance.rs).
 test: build
 	./scripts/conformance-components.sh
+	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir test || exit 1; done
 	$(CARGO) test --release --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS))
 
 # Spin's conformance suite alone, every test with its verdict.

@@ -1326,8 +1326,13 @@ fn worker_image_builds_what_the_plugins_need() {
     }
 
     // Plugins: each file a codec mapping names is built by the Makefile and shipped.
-    let plugins: BTreeMap<String, String> =
+    let mut plugins: BTreeMap<String, String> =
         makefile_list("PLUGINS").into_iter().map(|c| (format!("{}.wasm", c.replace('-', "_")), c)).collect();
+    // Plugins in other languages: a directory of C_PLUGINS whose Makefile builds <dir name>.wasm.
+    for dir in makefile_list("C_PLUGINS") {
+        let name = dir.rsplit('/').next().unwrap_or(&dir).replace('-', "_");
+        plugins.insert(format!("{name}.wasm"), dir);
+    }
     let test_plugins: BTreeSet<String> = makefile_list("TEST_PLUGINS").into_iter().map(|c| format!("{}.wasm", c.replace('-', "_"))).collect();
     let local = d.toml("plugins/codecs.toml");
     let local_formats: BTreeSet<String> = local.get("formats").and_then(toml::Value::as_table).map(|f| f.keys().cloned().collect()).unwrap_or_default();
