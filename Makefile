@@ -36,7 +36,9 @@ up: build
 test: build
 	./scripts/conformance-components.sh
 	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir test || exit 1; done
+	rm -rf target/observed-requests
 	$(CARGO) test --release --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS))
+	$(CARGO) test --release -p e2e-tests --test openapi -- --ignored
 
 # Spin's conformance suite alone, every test with its verdict.
 conformance: host

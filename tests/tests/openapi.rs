@@ -111,3 +111,42 @@ async fn the_description_validates_covers_every_route_and_every_status_seen() {
     let res = c.http.post(c.url("/login")).basic_auth("spec@example.com", Some("wrong-password-1")).send().await.unwrap();
     assert!(operation(&spec, "POST", "/login").unwrap()["responses"].get(res.status().as_str()).is_some());
 }
+
+/// Every request any test of the suite made (recorded by each platform from its request log,
+/// see `e2e_tests::observed_requests_dir`) got a status the description documents for its
+/// operation. `make test` runs this after the whole suite; alone, it checks what is recorded.
+#[test]
+#[ignore = "run by `make test` after the whole suite"]
+fn every_status_the_whole_suite_saw_is_documented() {
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(workspace_root().join("components/web/assets/openapi.json")).unwrap()).unwrap();
+    let dir = observed_requests_dir();
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}: run the suite first", dir.display())) {
+        for line in std::fs::read_to_string(entry.unwrap().path()).unwrap().lines() {
+            let parts: Vec<&str> = line.split(' ').collect();
+            if let [method, path, status] = parts[..] {
+                seen.insert((method.to_string(), path.to_string(), status.to_string()));
+            }
+        }
+    }
+    assert!(seen.len() > 50, "only {} requests recorded in {}", seen.len(), dir.display());
+    let mut undocumented = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for (method, path, status) in &seen {
+        // Preflights, and requests to paths or methods the API does not have (hostile tests),
+        // are not operations.
+        let Some(op) = operation(&spec, method, path) else { continue };
+        checked += 1;
+        if op["responses"].get(status).is_none() {
+            let template = spec["paths"].as_object().unwrap().keys().find(|t| operation(&spec, method, path).is_some() && fits(t, path)).cloned();
+            undocumented.insert(format!("{method} {} → {status}", template.unwrap_or_else(|| path.clone())));
+        }
+    }
+    assert!(checked > 50, "only {checked} requests matched documented operations");
+    assert!(undocumented.is_empty(), "statuses the tests saw that the description does not list:\n{}", undocumented.into_iter().collect::<Vec<_>>().join("\n"));
+}
+
+fn fits(template: &str, path: &str) -> bool {
+    let (parts, segments): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    parts.len() == segments.len() && parts.iter().zip(&segments).all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+}
