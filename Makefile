@@ -5,7 +5,7 @@
 
 CARGO ?= cargo
 COMPONENTS := auth gateway converter web
-PLUGINS := codec-mp3-lame codec-wav
+PLUGINS := codec-mp3-lame codec-wav codec-m4a
 # Deliberately broken plugins that prove the sandbox holds (tests only).
 TEST_PLUGINS := codec-trap codec-spin-loop codec-memory-bomb
 # Libraries that only build for wasm (spin-sdk host interfaces); their pure parts are tested
