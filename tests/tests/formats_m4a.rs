@@ -1,7 +1,8 @@
 //! The m4a format (AAC-LC from fdk-aac in the `codec-m4a` plugin's own MP4 writer) end to end:
 //! the real platform, worker and plugin in Wasmtime, outputs read back with FFmpeg. It passes
 //! the conversion suite every format passes, the container declares every output's exact
-//! length, the bitrate sets the size, and options the plugin does not take are refused at upload.
+//! length, the bitrate sets the size, options the plugin does not take are refused at upload,
+//! and headless Chromium plays the output from a signed link and decodes exactly its length.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -110,4 +111,57 @@ async fn bitrate_sets_the_size_and_options_m4a_does_not_take_are_refused() {
     // Outside what any format takes.
     assert_eq!(error_body(upload("format=m4a&bitrate=999").await.unwrap(), 400).await["error"], "invalid bitrate");
     error_body(upload("format=m4a&vbr=10").await.unwrap(), 400).await;
+}
+
+/// The page's player plays m4a in Chromium, streamed from a signed link (the index is at the end
+/// of the file, so this needs Range), and Chromium's decoder applies the whole edit list: exactly
+/// the source's frames come out.
+#[tokio::test]
+async fn chromium_plays_m4a_and_decodes_exactly_the_source_length() {
+    let root = workspace_root();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(std::path::Path::new(&chromium).is_file(), "{chromium} is missing: run `make setup`");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run `make setup` (npm ci --prefix tests/browser)"
+    );
+    let (p, c, token) = platform_with_formats().await;
+    let mut links = Vec::new();
+    let mut expected = Vec::new();
+    // 44.1 kHz sources, mono and stereo, of 2 s and 0.3 s.
+    for (name, fixture) in good_inputs().into_iter().filter(|(n, _)| ["wav", "mp4 h264+aac", "0.3 s clip"].contains(n)) {
+        let id = c.upload_file(&token, &fixture.path, fixture.content_type, "format=m4a").await;
+        let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+        assert_eq!(job["status"], "done", "{name}: {job}");
+        let res = c.http.post(c.url(&format!("/jobs/{id}/link"))).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let link: serde_json::Value = res.json().await.unwrap();
+        links.push(link["url"].as_str().unwrap().to_string());
+        let frames = (job["output"]["duration_secs"].as_f64().unwrap() * 44100.0).round() as u64;
+        expected.push((name, frames, u64::from(fixture.channels)));
+    }
+    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
+    let run = tokio::process::Command::new(&node)
+        .arg(root.join("tests/browser/decode.mjs"))
+        .env("BASE_URL", &p.base_url)
+        .env("LINKS", serde_json::to_string(&links).unwrap())
+        .env("MIME", "audio/mp4; codecs=\"mp4a.40.2\"")
+        .env("RATE", "44100")
+        .env("CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), run).await.expect("Chromium finishes").expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "decode.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), expected.len(), "{stdout}");
+    for (got, (name, frames, channels)) in results.iter().zip(expected) {
+        assert_eq!(got["canPlayType"], "probably", "{name}: {got}");
+        assert_eq!(got["played"], true, "{name}: the player plays it: {got}");
+        assert_eq!(got["frames"].as_u64(), Some(frames), "{name}: Chromium decodes exactly the source: {got}");
+        assert_eq!(got["channels"].as_u64(), Some(channels), "{name}: {got}");
+        let duration = got["duration"].as_f64().unwrap();
+        assert!((duration - frames as f64 / 44100.0).abs() < 0.001, "{name}: the player's duration: {got}");
+    }
 }
