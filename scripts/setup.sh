@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
   ffmpeg              # test fixtures and the benchmark's reference
   lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
+  g++                 # fdk-aac (C++) of the m4a plugin, built natively for its unit tests
   chromium            # the web app's browser test (headless, driven by playwright-core)
 )
 
