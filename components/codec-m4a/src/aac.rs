@@ -31,9 +31,6 @@ pub struct AacEncoder {
     pending: Vec<i16>,
 }
 
-// SAFETY: the handle is owned by this value alone and only used through `&mut self`.
-unsafe impl Send for AacEncoder {}
-
 impl AacEncoder {
     /// Opens and configures the encoder; fdk-aac's refusals become readable errors.
     pub fn new(sample_rate: u32, channels: u8, rate: RateControl) -> Result<Self, String> {
@@ -172,44 +169,42 @@ fn flush_call(handle: fdk::HANDLE_AACENCODER, out: &mut [u8]) -> Result<Option<(
 
 /// One `aacEncEncode`; `None` input flushes. Returns `None` at the end of the flush.
 fn raw_call(handle: fdk::HANDLE_AACENCODER, pcm: Option<&[i16]>, out: &mut [u8]) -> Result<Option<(usize, usize)>, String> {
-    {
-        let empty: [i16; 0] = [];
-        let input = pcm.unwrap_or(&empty);
-        let mut in_ptr = input.as_ptr() as *mut std::ffi::c_void;
-        let mut in_id = fdk::AACENC_BufferIdentifier_IN_AUDIO_DATA as i32;
-        let mut in_size = (input.len() * 2) as i32;
-        let mut in_el_size = 2i32;
-        let in_desc = fdk::AACENC_BufDesc {
-            numBufs: 1,
-            bufs: &mut in_ptr,
-            bufferIdentifiers: &mut in_id,
-            bufSizes: &mut in_size,
-            bufElSizes: &mut in_el_size,
-        };
-        let mut out_ptr = out.as_mut_ptr() as *mut std::ffi::c_void;
-        let mut out_id = fdk::AACENC_BufferIdentifier_OUT_BITSTREAM_DATA as i32;
-        let mut out_size = out.len() as i32;
-        let mut out_el_size = 1i32;
-        let out_desc = fdk::AACENC_BufDesc {
-            numBufs: 1,
-            bufs: &mut out_ptr,
-            bufferIdentifiers: &mut out_id,
-            bufSizes: &mut out_size,
-            bufElSizes: &mut out_el_size,
-        };
-        let in_args = fdk::AACENC_InArgs { numInSamples: if pcm.is_some() { input.len() as i32 } else { -1 }, numAncBytes: 0 };
-        let mut out_args = fdk::AACENC_OutArgs { numOutBytes: 0, numInSamples: 0, numAncBytes: 0, bitResState: 0 };
-        // SAFETY: every descriptor points at live locals and buffers of the stated sizes for the
-        // duration of the call; fdk-aac reads `input` and writes at most `out.len()` bytes.
-        let status = unsafe { fdk::aacEncEncode(handle, &in_desc, &out_desc, &in_args, &mut out_args) };
-        if status == fdk::AACENC_ERROR_AACENC_ENCODE_EOF {
-            return Ok(None);
-        }
-        check(status, "encoding")?;
-        let produced = usize::try_from(out_args.numOutBytes).unwrap_or(0).min(out.len());
-        let taken = usize::try_from(out_args.numInSamples).unwrap_or(0).min(input.len());
-        Ok(Some((taken, produced)))
+    let empty: [i16; 0] = [];
+    let input = pcm.unwrap_or(&empty);
+    let mut in_ptr = input.as_ptr() as *mut std::ffi::c_void;
+    let mut in_id = fdk::AACENC_BufferIdentifier_IN_AUDIO_DATA as i32;
+    let mut in_size = (input.len() * 2) as i32;
+    let mut in_el_size = 2i32;
+    let in_desc = fdk::AACENC_BufDesc {
+        numBufs: 1,
+        bufs: &mut in_ptr,
+        bufferIdentifiers: &mut in_id,
+        bufSizes: &mut in_size,
+        bufElSizes: &mut in_el_size,
+    };
+    let mut out_ptr = out.as_mut_ptr() as *mut std::ffi::c_void;
+    let mut out_id = fdk::AACENC_BufferIdentifier_OUT_BITSTREAM_DATA as i32;
+    let mut out_size = out.len() as i32;
+    let mut out_el_size = 1i32;
+    let out_desc = fdk::AACENC_BufDesc {
+        numBufs: 1,
+        bufs: &mut out_ptr,
+        bufferIdentifiers: &mut out_id,
+        bufSizes: &mut out_size,
+        bufElSizes: &mut out_el_size,
+    };
+    let in_args = fdk::AACENC_InArgs { numInSamples: if pcm.is_some() { input.len() as i32 } else { -1 }, numAncBytes: 0 };
+    let mut out_args = fdk::AACENC_OutArgs { numOutBytes: 0, numInSamples: 0, numAncBytes: 0, bitResState: 0 };
+    // SAFETY: every descriptor points at live locals and buffers of the stated sizes for the
+    // duration of the call; fdk-aac reads `input` and writes at most `out.len()` bytes.
+    let status = unsafe { fdk::aacEncEncode(handle, &in_desc, &out_desc, &in_args, &mut out_args) };
+    if status == fdk::AACENC_ERROR_AACENC_ENCODE_EOF {
+        return Ok(None);
     }
+    check(status, "encoding")?;
+    let produced = usize::try_from(out_args.numOutBytes).unwrap_or(0).min(out.len());
+    let taken = usize::try_from(out_args.numInSamples).unwrap_or(0).min(input.len());
+    Ok(Some((taken, produced)))
 }
 
 impl Drop for AacEncoder {

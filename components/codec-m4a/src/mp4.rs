@@ -156,7 +156,7 @@ impl Mp4Writer {
         let mut offsets = Vec::with_capacity(chunks as usize);
         let mut at = self.payload_at;
         for (i, size) in self.sizes.iter().enumerate() {
-            if i as u32 % SAMPLES_PER_CHUNK == 0 {
+            if (i as u32).is_multiple_of(SAMPLES_PER_CHUNK) {
                 offsets.push(at);
             }
             at += u64::from(*size);
