@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e_tests::fixtures::good_inputs;
+use e2e_tests::fixtures::{bad_inputs, good_inputs};
 use e2e_tests::probe::probe;
 use e2e_tests::suite::{FormatExpectations, convert_every_input};
 use e2e_tests::*;
@@ -111,6 +111,25 @@ async fn bitrate_sets_the_size_and_options_m4a_does_not_take_are_refused() {
     // Outside what any format takes.
     assert_eq!(error_body(upload("format=m4a&bitrate=999").await.unwrap(), 400).await["error"], "invalid bitrate");
     error_body(upload("format=m4a&vbr=10").await.unwrap(), 400).await;
+}
+
+/// Inputs that cannot be converted fail their m4a job with a readable reason, once, and leave
+/// no output; the plugin keeps serving the next job.
+#[tokio::test]
+async fn bad_inputs_fail_their_m4a_job_readably() {
+    let (_p, c, token) = platform_with_formats().await;
+    for (name, path, content_type) in bad_inputs() {
+        let id = c.upload_file(&token, &path, content_type, "format=m4a").await;
+        let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+        assert_eq!(job["status"], "failed", "{name}: {job}");
+        assert!(!job["error"].as_str().unwrap().is_empty(), "{name}: {job}");
+        assert_eq!(job["attempts"], 1, "{name}: permanent failures are not retried");
+        let res = c.http.get(c.url(&format!("/jobs/{id}/audio"))).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(error_body(res, 409).await["status"], "failed");
+    }
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    let id = c.upload_file(&token, &fixture.path, fixture.content_type, "format=m4a").await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
 }
 
 /// The page's player plays m4a in Chromium, streamed from a signed link (the index is at the end

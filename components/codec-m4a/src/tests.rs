@@ -376,3 +376,17 @@ fn an_empty_session_still_makes_a_well_formed_file() {
     let top: Vec<[u8; 4]> = boxes(&tail, 0, tail.len()).iter().map(|b| b.0).collect();
     assert_eq!(top, [*b"ftyp", *b"free", *b"mdat", *b"moov"]);
 }
+
+#[test]
+fn every_listed_rate_takes_every_vbr_quality() {
+    for rate in SAMPLE_RATES {
+        for channels in [1, 2] {
+            for q in 0..=9 {
+                let cfg = Config { vbr_quality: Some(q), ..config(rate, channels) };
+                let mut s = M4aSession::new(cfg).unwrap_or_else(|e| panic!("{rate} Hz × {channels}, VBR {q}: {e}"));
+                s.encode(&sine(rate, channels, 4096)).unwrap();
+                s.finish().unwrap();
+            }
+        }
+    }
+}
