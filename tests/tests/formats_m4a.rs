@@ -113,6 +113,39 @@ async fn bitrate_sets_the_size_and_options_m4a_does_not_take_are_refused() {
     error_body(upload("format=m4a&vbr=10").await.unwrap(), 400).await;
 }
 
+/// Every tag the platform carries (title, artist, album, year, comment, genre, track) travels
+/// from a tagged source into the m4a's iTunes atoms, as FFmpeg reads them back.
+#[tokio::test]
+async fn every_source_tag_becomes_an_itunes_atom() {
+    let (_p, c, token) = platform_with_formats().await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("tagged.mp3");
+    let tags = [
+        ("title", "Ünïcødé – 日本語"),
+        ("artist", "mp3edge tests"),
+        ("album", "The Album"),
+        ("date", "2024"),
+        ("comment", "a comment"),
+        ("genre", "Ambient"),
+        ("track", "3/12"),
+    ];
+    let mut make = Command::new("ffmpeg");
+    make.args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=1"]);
+    for (key, value) in tags {
+        make.args(["-metadata", &format!("{key}={value}")]);
+    }
+    assert!(make.args(["-c:a", "libmp3lame"]).arg(&source).status().unwrap().success());
+    let id = c.upload_file(&token, &source, "audio/mpeg", "format=m4a").await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let path = dir.path().join("out.m4a");
+    std::fs::write(&path, c.download(&token, &id).await.1).unwrap();
+    let got = probe(&path);
+    for (key, value) in tags {
+        assert_eq!(got.tags.get(key).map(String::as_str), Some(value), "{key}: {:?}", got.tags);
+    }
+}
+
 /// Inputs that cannot be converted fail their m4a job with a readable reason, once, and leave
 /// no output; the plugin keeps serving the next job.
 #[tokio::test]
