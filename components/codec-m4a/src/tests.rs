@@ -45,10 +45,9 @@ fn encode(cfg: Config, pcm: &[i16]) -> Vec<u8> {
     out
 }
 
-fn write(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("codec-m4a-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// Writes `bytes` as `name` in the test's own temporary directory.
+fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -133,10 +132,11 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 #[test]
 fn two_seconds_decode_to_exactly_88200_frames_when_the_length_is_known() {
+    let dir = tempfile::tempdir().unwrap();
     let frames = 88_200;
     let pcm = click(2, frames, 10_000);
     let cfg = Config { total_frames: Some(frames as u64), ..config(44100, 2) };
-    let path = write("known.m4a", &encode(cfg, &pcm));
+    let path = write(&dir, "known.m4a", &encode(cfg, &pcm));
     let decoded = ffmpeg_decode(&path);
     assert_eq!(decoded.len() / 2, frames, "FFmpeg decodes exactly the source's frames");
     assert_eq!(loudest_frame(&decoded, 2), 10_000, "the priming is trimmed to the frame");
@@ -148,6 +148,7 @@ fn two_seconds_decode_to_exactly_88200_frames_when_the_length_is_known() {
 
 #[test]
 fn the_edit_list_is_exact_for_any_length() {
+    let dir = tempfile::tempdir().unwrap();
     // Lengths not known ahead: the edit list still says exactly how long the audio is; FFmpeg
     // then decodes the last access unit whole (less than 1024 frames of padding).
     for (rate, channels, frames) in [(44100, 2, 88_200), (48000, 1, 12_345), (22050, 2, 1), (8000, 1, 1024)] {
@@ -160,7 +161,7 @@ fn the_edit_list_is_exact_for_any_length() {
         assert_eq!(be32(elst, 12), 2048, "and skips fdk-aac's priming");
         assert_eq!(be32(mdhd, 12), rate, "media timescale = sample rate");
         assert_eq!(be32(find(&file, "moov/mvhd"), 12), rate, "movie timescale = sample rate");
-        let path = write(&format!("any-{rate}-{frames}.m4a"), &file);
+        let path = write(&dir, &format!("any-{rate}-{frames}.m4a"), &file);
         assert_eq!(ffprobe(&path)["duration_ts"], frames.to_string());
         let decoded = ffmpeg_decode(&path).len() / channels as usize;
         assert!((frames..frames + 1024).contains(&decoded), "{rate} Hz, {frames} frames: decoded {decoded}");
@@ -172,6 +173,7 @@ fn the_edit_list_is_exact_for_any_length() {
 
 #[test]
 fn layout_streams_ftyp_mdat_then_moov_with_consistent_tables() {
+    let dir = tempfile::tempdir().unwrap();
     let file = encode(config(48000, 2), &sine(48000, 2, 48000 * 5));
     let top: Vec<[u8; 4]> = boxes(&file, 0, file.len()).iter().map(|b| b.0).collect();
     assert_eq!(top, [*b"ftyp", *b"free", *b"mdat", *b"moov"]);
@@ -197,7 +199,7 @@ fn layout_streams_ftyp_mdat_then_moov_with_consistent_tables() {
     assert!(esds.windows(4).any(|w| w == [0x05, 0x02, 0x11, 0x90]), "ASC in esds: {esds:02x?}");
     assert_eq!(&find(&file, "ftyp")[..4], b"M4A ");
     // Seeking into the middle decodes (what a player does with the slider).
-    let path = write("seek.m4a", &file);
+    let path = write(&dir, "seek.m4a", &file);
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-ss", "2.5", "-i"])
         .arg(&path)
@@ -209,10 +211,9 @@ fn layout_streams_ftyp_mdat_then_moov_with_consistent_tables() {
 
 #[test]
 fn tags_and_cover_are_read_back_by_ffprobe() {
-    let dir = std::env::temp_dir().join(format!("codec-m4a-cover-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     for (ext, mime) in [("png", "image/png"), ("jpg", "image/jpeg")] {
-        let picture = dir.join(format!("cover.{ext}"));
+        let picture = dir.path().join(format!("cover.{ext}"));
         let made = Command::new("ffmpeg")
             .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "color=c=red:s=32x24", "-frames:v", "1"])
             .arg(&picture)
@@ -232,7 +233,7 @@ fn tags_and_cover_are_read_back_by_ffprobe() {
             cover: Some(Cover { mime_type: mime.into(), data: std::fs::read(&picture).unwrap() }),
             ..config(44100, 1)
         };
-        let path = write(&format!("tagged-{ext}.m4a"), &encode(cfg, &sine(44100, 1, 4410)));
+        let path = write(&dir, &format!("tagged-{ext}.m4a"), &encode(cfg, &sine(44100, 1, 4410)));
         let p = ffprobe(&path);
         for (key, want) in [
             ("tag:title", "Ünïcødé – 日本語"),
@@ -259,6 +260,7 @@ fn tags_and_cover_are_read_back_by_ffprobe() {
 
 #[test]
 fn no_tags_no_udta_and_odd_track_numbers_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
     let file = encode(config(44100, 2), &sine(44100, 2, 2048));
     let moov = find(&file, "moov");
     assert!(boxes(moov, 0, moov.len()).iter().all(|b| &b.0 != b"udta"));
@@ -267,7 +269,7 @@ fn no_tags_no_udta_and_odd_track_numbers_are_left_out() {
     let moov = find(&file, "moov");
     assert!(boxes(moov, 0, moov.len()).iter().all(|b| &b.0 != b"udta"), "no tag worth writing");
     let cfg = Config { tags: Tags { track: Some("7".into()), ..Tags::default() }, ..config(44100, 2) };
-    let path = write("track7.m4a", &encode(cfg, &sine(44100, 2, 2048)));
+    let path = write(&dir, "track7.m4a", &encode(cfg, &sine(44100, 2, 2048)));
     assert_eq!(ffprobe(&path).get("tag:track").map(String::as_str), Some("7"));
 }
 
@@ -303,10 +305,11 @@ fn bitrate_sets_the_size_and_vbr_modes_work() {
 
 #[test]
 fn every_listed_rate_and_bitrate_encodes() {
+    let dir = tempfile::tempdir().unwrap();
     for rate in SAMPLE_RATES {
         for channels in [1, 2] {
             let frames = rate as usize / 5;
-            let path = write(&format!("rate-{rate}-{channels}.m4a"), &encode(config(rate, channels), &sine(rate, channels, frames)));
+            let path = write(&dir, &format!("rate-{rate}-{channels}.m4a"), &encode(config(rate, channels), &sine(rate, channels, frames)));
             let p = ffprobe(&path);
             assert_eq!(p["sample_rate"], rate.to_string());
             assert_eq!(p["channels"], channels.to_string());
