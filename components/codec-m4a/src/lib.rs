@@ -111,11 +111,6 @@ impl M4aSession {
         Ok(session)
     }
 
-    /// The encoder's priming in frames (what the edit list skips besides the lead-in).
-    pub fn encoder_delay(&self) -> u32 {
-        self.encoder.delay()
-    }
-
     /// Encodes interleaved PCM; returns the bytes produced so far (the file's head first).
     pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
         if !pcm.len().is_multiple_of(self.channels) {
