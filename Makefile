@@ -5,7 +5,7 @@
 
 CARGO ?= cargo
 COMPONENTS := auth gateway converter web
-PLUGINS := codec-mp3-lame codec-wav codec-opus codec-vorbis codec-flac
+PLUGINS := codec-mp3-lame codec-wav codec-opus codec-vorbis codec-flac codec-m4a
 # Plugins in other languages, each built by the Makefile in its directory.
 C_PLUGINS := components/codec-aiff-c
 # Deliberately broken plugins that prove the sandbox holds (tests only).

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   ffmpeg              # test fixtures and the benchmark's reference
   lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
   cmake               # libopus's build (opusic-sys), for the Opus codec plugin
+  g++                 # fdk-aac (C++) of the m4a plugin, built natively for its unit tests
   chromium            # the web app's browser test (headless, driven by playwright-core)
 )
 

@@ -1,0 +1,175 @@
+//! m4a codec plugin: interleaved s16 PCM in, AAC-LC (fdk-aac) in an MP4/M4A file out, streamed,
+//! with an edit list that makes the decoded length exactly the source's and iTunes tags.
+//!
+//! [`M4aSession`] ties the encoder ([`aac`], the only place that calls fdk-aac) to the container
+//! ([`mp4`], the plugin's own writer): the `ftyp`/`mdat` head goes out with the first bytes,
+//! access units as fdk-aac produces them, and `moov` in the finish tail, with a patch that sizes
+//! `mdat`. Both are plain Rust, tested natively; `component` is the WebAssembly glue.
+//!
+//! Exact length: the edit list skips the encoder's priming and presents exactly the frames the
+//! session received. Players that apply the whole edit (Apple's, browsers) trim the padding at
+//! the end too. FFmpeg applies an edit's start to the sample but its end only to whole access
+//! units, so when the length is known ahead (`total-frames`), the session puts just enough
+//! silence before the audio (skipped by the edit too) that the audio ends on an access-unit
+//! boundary, and FFmpeg decodes the exact length as well.
+
+pub mod aac;
+pub mod mp4;
+
+#[cfg(target_family = "wasm")]
+mod component;
+
+use aac::{AacEncoder, RateControl};
+use mp4::{Mp4Writer, Track};
+
+pub use mp4::{Cover, Tags};
+/// The session result types are the plugin kit's, shared by every codec.
+pub use codec_plugin_kit::{Finished, HeaderPatch};
+
+/// The sampling rates AAC-LC defines (ISO 14496-3) and fdk-aac encodes.
+pub const SAMPLE_RATES: [u32; 12] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000];
+/// Constant bitrates offered (kbps, whole stream). fdk-aac keeps a bitrate within what the
+/// sample rate and channels allow (e.g. at most 48 kbps per channel at 8 kHz).
+pub const BITRATES_KBPS: [u32; 12] = [32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
+/// The constant bitrate per channel when neither a bitrate nor VBR is asked for: 96 kbps
+/// (192 for stereo), transparent for most music with AAC-LC.
+pub const DEFAULT_KBPS_PER_CHANNEL: u32 = 96;
+/// Most channels accepted (the converter downmixes more).
+pub const MAX_CHANNELS: u8 = 2;
+
+/// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub sample_rate: u32,
+    pub channels: u8,
+    /// CBR bitrate (kbps); ignored when `vbr_quality` is set.
+    pub bitrate_kbps: Option<u32>,
+    /// VBR quality, 0 (best) to 9 (smallest).
+    pub vbr_quality: Option<u8>,
+    /// Frames per channel the session will receive, if known ahead.
+    pub total_frames: Option<u64>,
+    pub tags: Tags,
+    pub cover: Option<Cover>,
+}
+
+/// One m4a encoding run.
+pub struct M4aSession {
+    encoder: AacEncoder,
+    writer: Mp4Writer,
+    /// Output not handed out yet: the file's head (`ftyp`, `free`, `mdat` header) and the
+    /// lead-in's access units until the first `encode`.
+    pending: Vec<u8>,
+    channels: usize,
+    sample_rate: u32,
+    /// Frames received from the caller.
+    frames: u64,
+    /// Silent frames put before the audio to align its end (see the module doc).
+    lead_in: u64,
+    tags: Tags,
+    cover: Option<Cover>,
+}
+
+impl M4aSession {
+    /// Validates `config` and sets fdk-aac up; an invalid configuration is a readable error.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let Config { sample_rate, channels, bitrate_kbps, vbr_quality, total_frames, tags, cover } = config;
+        if !SAMPLE_RATES.contains(&sample_rate) {
+            return Err(format!("m4a: unsupported sample rate {sample_rate} Hz (supported: {SAMPLE_RATES:?})"));
+        }
+        if !(1..=MAX_CHANNELS).contains(&channels) {
+            return Err(format!("m4a: {channels} channels not supported (mono or stereo)"));
+        }
+        let rate = match (vbr_quality, bitrate_kbps) {
+            (Some(q), _) => RateControl::Variable(fdk_vbr_mode(q)?),
+            (None, Some(kbps)) if !BITRATES_KBPS.contains(&kbps) => {
+                return Err(format!("m4a: unsupported bitrate {kbps} kbps (supported: {BITRATES_KBPS:?})"));
+            }
+            (None, kbps) => RateControl::Constant(kbps.unwrap_or(DEFAULT_KBPS_PER_CHANNEL * u32::from(channels)) * 1000),
+        };
+        let encoder = AacEncoder::new(sample_rate, channels, rate)?;
+        let (writer, head) = Mp4Writer::new();
+        let frame = u64::from(encoder.frame_length());
+        let lead_in = match total_frames {
+            Some(total) if total > 0 => (frame - (total + u64::from(encoder.delay())) % frame) % frame,
+            _ => 0,
+        };
+        let mut session = Self {
+            encoder,
+            writer,
+            pending: head,
+            channels: channels.into(),
+            sample_rate,
+            frames: 0,
+            lead_in,
+            tags,
+            cover,
+        };
+        if lead_in > 0 {
+            let silence = vec![0i16; lead_in as usize * session.channels];
+            session.encode_pcm(&silence)?;
+        }
+        Ok(session)
+    }
+
+    /// Encodes interleaved PCM; returns the bytes produced so far (the file's head first).
+    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        if !pcm.len().is_multiple_of(self.channels) {
+            return Err(format!("m4a: {} samples do not divide into {} channels", pcm.len(), self.channels));
+        }
+        self.frames += (pcm.len() / self.channels) as u64;
+        self.encode_pcm(pcm)?;
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Flushes fdk-aac; the tail is the last access units and `moov`, the patch sizes `mdat`.
+    pub fn finish(mut self) -> Result<Finished, String> {
+        let mut tail = std::mem::take(&mut self.pending);
+        let mut failed = None;
+        let writer = &mut self.writer;
+        self.encoder.flush(|unit| {
+            if let Err(e) = writer.add_sample(unit.len()) {
+                failed.get_or_insert(e);
+            }
+            tail.extend_from_slice(unit);
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let track = Track {
+            sample_rate: self.sample_rate,
+            channels: self.channels as u8,
+            audio_specific_config: self.encoder.audio_specific_config(),
+            frame_length: self.encoder.frame_length(),
+            skip_frames: u64::from(self.encoder.delay()) + self.lead_in,
+            play_frames: self.frames,
+        };
+        let (patch, moov) = self.writer.finish(&track, &self.tags, self.cover.as_ref());
+        tail.extend(moov);
+        Ok(Finished { tail, patch: Some(HeaderPatch { offset: patch.offset, bytes: patch.bytes }) })
+    }
+
+    /// Encodes into `pending`, recording each access unit in the sample table.
+    fn encode_pcm(&mut self, pcm: &[i16]) -> Result<(), String> {
+        let mut failed = None;
+        let (writer, out) = (&mut self.writer, &mut self.pending);
+        self.encoder.encode(pcm, |unit| {
+            if let Err(e) = writer.add_sample(unit.len()) {
+                failed.get_or_insert(e);
+            }
+            out.extend_from_slice(unit);
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Maps the platform's VBR quality (0 best – 9 smallest) onto fdk-aac's VBR modes (5 best –
+/// 1 smallest), two steps per mode.
+fn fdk_vbr_mode(quality: u8) -> Result<u8, String> {
+    match quality {
+        0..=9 => Ok(5 - quality / 2),
+        _ => Err(format!("m4a: VBR quality {quality} out of range (0 best – 9 smallest)")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
