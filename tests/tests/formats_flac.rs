@@ -147,3 +147,61 @@ async fn formats_lists_flac_and_uploads_with_options_it_does_not_take_are_refuse
         assert!(body["detail"].as_str().unwrap().contains(detail), "{query}: {body}");
     }
 }
+
+/// PCM of the first audio stream as FFmpeg decodes it to signed 32-bit (24-bit samples shifted
+/// up by 8), for exact comparisons of 24-bit audio.
+fn pcm_s32(path: &Path) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-f", "s32le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[tokio::test]
+async fn a_24_bit_source_stays_24_bit_and_every_level_is_lossless() {
+    let dir = tempfile::tempdir().unwrap();
+    // 24-bit samples whose low bits matter: a quiet noise floor under the tone.
+    let source = dir.path().join("deep.wav");
+    let made = Command::new("ffmpeg")
+        .args(["-y", "-v", "error", "-nostdin", "-f", "lavfi", "-i"])
+        .arg("aevalsrc=0.5*sin(440*2*PI*t)+0.00002*random(0)|0.25*sin(220*2*PI*t):s=48000:d=3")
+        .args(["-c:a", "pcm_s24le"])
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let p = Platform::start();
+    let c = Client::new(&p);
+    let token = c.new_user("deep@example.com").await;
+    let mut sizes = Vec::new();
+    for query in ["format=flac&level=0", "format=flac", "format=flac&level=8", "format=aiff"] {
+        let id = c.upload_file(&token, &source, "audio/wav", query).await;
+        let job = c.wait_for_job(&token, &id, Duration::from_secs(120)).await;
+        assert_eq!(job["status"], "done", "{query}: {job}");
+        let (_, bytes) = c.download(&token, &id).await;
+        let out = dir.path().join(format!("{}.out", sizes.len()));
+        std::fs::write(&out, &bytes).unwrap();
+        let got = e2e_tests::probe::probe(&out);
+        assert_eq!(got.bits_per_sample, 24, "{query}: {got:?}");
+        assert_eq!((got.sample_rate, got.channels, got.decoded_frames), (48000, 2, 144000), "{query}");
+        assert!(pcm_s32(&out) == pcm_s32(&source), "{query}: the 24-bit samples differ from the source's");
+        sizes.push((query, bytes.len()));
+    }
+    // Levels trade time for size.
+    assert!(sizes[0].1 > sizes[2].1, "{sizes:?}");
+    let res = c
+        .http
+        .post(c.url("/upload?format=flac&level=9"))
+        .bearer_auth(&token)
+        .header("content-type", "audio/wav")
+        .body(std::fs::read(&source).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let body = error_body(res, 400).await;
+    assert!(body["detail"].as_str().unwrap().contains("level"), "{body}");
+}
