@@ -106,6 +106,10 @@ impl RedisTrigger {
                         content_type: info.content_type,
                         bitrates: Some(info.bitrates),
                         vbr: Some(info.vbr),
+                        sample_rates: Some(info.sample_rates),
+                        max_channels: Some(info.max_channels),
+                        levels: Some(info.levels),
+                        cover: Some(info.cover),
                     })
                     .collect();
                 let json = serde_json::to_vec(&formats).expect("formats serialize");
