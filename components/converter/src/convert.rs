@@ -15,7 +15,7 @@ use crate::quota::OutputQuota;
 
 use crate::mp3edge::codec::types::{AudioFormat, EncoderConfig, HeaderPatch, Tags};
 use crate::mp3edge::worker::codecs::{self, Encoder};
-use crate::mp3edge::worker::demux::{Decoder, LoudnessTarget, MediaInfo, OutputRequest, StoredSource};
+use crate::mp3edge::worker::demux::{self, Decoder, LoudnessTarget, MediaInfo, OutputRequest, StoredSource};
 
 /// Why an attempt failed.
 pub enum Failure {
@@ -28,6 +28,9 @@ pub enum Failure {
 fn transient(e: impl std::fmt::Display) -> Failure {
     Failure::Transient(e.to_string())
 }
+
+/// Longest side of the cover picture taken from the video, in pixels.
+const COVER_MAX_SIDE: u32 = 500;
 
 /// Progress is recorded at most every this many percent.
 const PROGRESS_STEP: u8 = 5;
@@ -235,6 +238,19 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         total_frames: duration_secs.map(|d| (d * f64::from(output.sample_rate)).round() as u64),
         tags: merged_tags(&info, job),
         cover: None,
+    };
+    // A frame of the video as the cover, unless the user said `cover=none` or the format has
+    // no place for one. A cover that cannot be made leaves the output without one.
+    let config = if options.cover && codec.cover && info.has_video {
+        match demux::cover(&source, COVER_MAX_SIDE) {
+            Ok(cover) => EncoderConfig { cover, ..config },
+            Err(e) => {
+                eprintln!("job {}: no cover picture: {e}", job.id);
+                config
+            }
+        }
+    } else {
+        config
     };
     let encoder = Encoder::open(&format, &config).map_err(Failure::Permanent)?;
     let expected_frames = duration_secs.map(|d| d * f64::from(output.sample_rate)).filter(|f| *f >= 1.0);

@@ -16,7 +16,7 @@ use wasmtime::component::Resource;
 
 use super::loudness::{self, Measured};
 use super::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout, to_s16, to_s24};
-use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, Tags};
+use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, Picture, Tags};
 use crate::bindings::worker::mp3edge::worker::demux::{
     self, AudioStream, Loudness, LoudnessTarget, MediaInfo, OutputRequest, StoredSource,
 };
@@ -185,24 +185,51 @@ fn to_wit_loudness(m: Measured) -> Loudness {
     Loudness { measured_lufs: m.integrated_lufs, measured_true_peak_dbtp: m.true_peak_dbtp, gain_db: m.gain_db }
 }
 
-impl demux::Host for ComponentState {}
+/// Longest side of a cover picture the converter may ask for.
+const MAX_COVER_SIDE: u32 = 1200;
+
+impl ComponentState {
+    /// The source chunks of `source`, when this component may read them.
+    fn stored_chunks(&self, source: StoredSource) -> Result<(Arc<dyn ChunkSource>, SourceLayout), String> {
+        if !self.grants.key_value_stores.contains(&source.store) {
+            return Err(format!("key-value store {:?} is not granted to this component", source.store));
+        }
+        let Some(backend) = self.services.key_value.get(&source.store) else {
+            return Err(format!("no key-value store {:?}", source.store));
+        };
+        if !layout::is_valid_job_id(&source.job_id) {
+            return Err(format!("invalid job id {:?}", source.job_id));
+        }
+        if source.chunk_size == 0 || u64::from(source.chunks) != source.size.div_ceil(u64::from(source.chunk_size)) {
+            return Err("the stored source's size and chunk count disagree".into());
+        }
+        let chunks = Arc::new(StoredChunks { backend, job_id: source.job_id, runtime: tokio::runtime::Handle::current() });
+        Ok((chunks, SourceLayout { size: source.size, chunks: source.chunks, chunk_size: source.chunk_size }))
+    }
+}
+
+impl demux::Host for ComponentState {
+    async fn cover(&mut self, source: StoredSource, max_side: u32) -> wasmtime::Result<Result<Option<Picture>, String>> {
+        let (chunks, layout) = match self.stored_chunks(source) {
+            Ok(found) => found,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let max_side = max_side.min(MAX_COVER_SIDE);
+        let made = tokio::task::spawn_blocking(move || super::cover::cover(chunks, layout, max_side))
+            .await
+            .unwrap_or_else(|_| Err("the cover picture could not be made".into()));
+        Ok(made.map(|picture| {
+            picture.map(|p| Picture { mime_type: "image/jpeg".into(), width: p.width, height: p.height, data: p.jpeg })
+        }))
+    }
+}
 
 impl demux::HostDecoder for ComponentState {
     async fn open(&mut self, source: StoredSource, request: OutputRequest) -> wasmtime::Result<Result<Resource<DecoderHandle>, String>> {
-        if !self.grants.key_value_stores.contains(&source.store) {
-            return Ok(Err(format!("key-value store {:?} is not granted to this component", source.store)));
-        }
-        let Some(backend) = self.services.key_value.get(&source.store) else {
-            return Ok(Err(format!("no key-value store {:?}", source.store)));
+        let (chunks, layout) = match self.stored_chunks(source) {
+            Ok(found) => found,
+            Err(reason) => return Ok(Err(reason)),
         };
-        if !layout::is_valid_job_id(&source.job_id) {
-            return Ok(Err(format!("invalid job id {:?}", source.job_id)));
-        }
-        if source.chunk_size == 0 || u64::from(source.chunks) != source.size.div_ceil(u64::from(source.chunk_size)) {
-            return Ok(Err("the stored source's size and chunk count disagree".into()));
-        }
-        let chunks = Arc::new(StoredChunks { backend, job_id: source.job_id, runtime: tokio::runtime::Handle::current() });
-        let layout = SourceLayout { size: source.size, chunks: source.chunks, chunk_size: source.chunk_size };
         let target = request.normalize;
         if let Some(t) = target
             && !(t.integrated_lufs.is_finite() && t.true_peak_dbtp.is_finite())

@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn gain_reaches_the_target_under_the_ceiling() {
-        assert_eq!(gain_for(-30.0, -12.0, -16.0, -1.0), 14.0);
+        assert_eq!(gain_for(-30.0, -20.0, -16.0, -1.0), 14.0);
+        assert_eq!(gain_for(-30.0, -12.0, -16.0, -1.0), 11.0);
         assert_eq!(gain_for(-20.0, -3.0, -16.0, -1.0), 2.0);
         assert_eq!(gain_for(-10.0, 0.5, -23.0, -1.0), -13.0);
         assert_eq!(gain_for(f64::NEG_INFINITY, f64::NEG_INFINITY, -16.0, -1.0), 0.0);

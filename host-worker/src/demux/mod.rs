@@ -13,6 +13,7 @@
 //!
 //! Requires FFmpeg ≥ 5.1 (the `AVChannelLayout` API).
 
+pub mod cover;
 mod ffi;
 /// The WIT `mp3edge:worker/demux` interface over this decoder (written by another engineer).
 pub mod host;
@@ -20,6 +21,8 @@ mod info;
 mod io;
 pub mod loudness;
 mod resample;
+#[cfg(test)]
+mod option_tests;
 #[cfg(test)]
 mod tests;
 
@@ -198,7 +201,7 @@ impl Decoder {
         let reader =
             ChunkReader::new(source, &layout).map_err(|e| format!("internal error: {e}"))?;
         let io = AvIo::new(reader)?;
-        let format = open_input(&io)?;
+        let format = open_input(&io, ff::AVMediaType::AVMEDIA_TYPE_AUDIO)?;
         // Header parsing may look past the end (e.g. optional trailing tags); only seeks
         // while reading packets count as a sign of truncation.
         io.reader().take_seeked_past_end();
@@ -606,8 +609,9 @@ pub fn to_s24(sample: f32) -> i32 {
     (f64::from(sample) * 8_388_608.0).round().clamp(-8_388_608.0, 8_388_607.0) as i32
 }
 
-/// Probes the container and opens it, reading through `io`.
-fn open_input(io: &AvIo) -> Result<FormatContext, String> {
+/// Probes the container and opens it, reading through `io`; only streams of the `wanted`
+/// kind (or not yet known) are probed.
+fn open_input(io: &AvIo, wanted: ff::AVMediaType) -> Result<FormatContext, String> {
     let mut input_format: *const ff::AVInputFormat = ptr::null();
     // SAFETY: `io` is a valid read context positioned at 0; `input_format` receives a static
     // demuxer description. The probed bytes stay buffered in `io` for avformat_open_input.
@@ -652,14 +656,14 @@ fn open_input(io: &AvIo) -> Result<FormatContext, String> {
     };
     // SAFETY: `opened` came from a successful avformat_open_input and is owned by no one else.
     let format = unsafe { FormatContext::from_raw(opened) };
-    // Only audio matters: streams already known to be something else are skipped before the
-    // probe, so it neither buffers their packets nor opens their (video) decoders. This keeps
-    // the worker's memory small and flat whatever the video is.
+    // Only the wanted kind matters: streams already known to be something else are skipped
+    // before the probe, so it neither buffers their packets nor opens their decoders. This
+    // keeps the worker's memory small and flat whatever the video is (when decoding audio).
     for &st in format.streams() {
         // SAFETY: live streams of an open context; `discard` is set before any packet is read.
         unsafe {
             let kind = (*(*st).codecpar).codec_type;
-            if kind != ff::AVMediaType::AVMEDIA_TYPE_AUDIO && kind != ff::AVMediaType::AVMEDIA_TYPE_UNKNOWN {
+            if kind != wanted && kind != ff::AVMediaType::AVMEDIA_TYPE_UNKNOWN {
                 (*st).discard = ff::AVDiscard::AVDISCARD_ALL;
             }
         }
