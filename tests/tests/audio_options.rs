@@ -320,3 +320,40 @@ async fn bad_values_and_combinations_are_precise_400s() {
     assert_eq!(o["cover"], false);
     assert!(job["loudness"]["measured_lufs"].is_number(), "{job}");
 }
+
+#[tokio::test]
+async fn cover_is_a_lit_frame_of_the_video_unless_refused() {
+    let s = Session::start("cover@example.com").await;
+    // Two black seconds before the picture: the cover must not be black.
+    let video = fixture(
+        "options-black-intro.mp4",
+        &[
+            "-f", "lavfi", "-i", "color=black:size=640x360:rate=10:duration=2",
+            "-f", "lavfi", "-i", "testsrc=size=640x360:rate=10:duration=6",
+            "-f", "lavfi", "-i", "sine=duration=8",
+            "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        ],
+    );
+    let (_, p, out) = s.convert_ok(&video, "video/mp4", "format=mp3").await;
+    assert!(p.has_cover, "{p:?}");
+    assert_eq!(probe::cover_size(&out), Some((500, 280)), "scaled to 500 px wide, 16:9, even sides");
+    let gray = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(&out)
+        .args(["-map", "0:v", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    let mean = gray.stdout.iter().map(|&v| f64::from(v)).sum::<f64>() / gray.stdout.len().max(1) as f64;
+    assert!(mean > 40.0, "the cover is not the black intro (mean luma {mean})");
+    // cover=none: none.
+    let (job, p, out) = s.convert_ok(&video, "video/mp4", "format=mp3&cover=none").await;
+    assert!(!p.has_cover && probe::cover_size(&out).is_none());
+    assert_eq!(job["options"]["cover"], false);
+    // An audio-only source: none.
+    let (_, p, _) = s.convert_ok(&good("m4a aac"), "audio/mp4", "format=mp3").await;
+    assert!(!p.has_cover);
+    // WAV has no place for one: the job still succeeds.
+    let (_, p, _) = s.convert_ok(&video, "video/mp4", "format=wav").await;
+    assert!(!p.has_cover);
+}

@@ -94,6 +94,7 @@ fn cbr_stereo_with_tags_and_exact_duration() {
         album: Some("Tests".into()),
         year: Some("2025".into()),
         comment: Some("generated".into()),
+        ..Tags::default()
     };
     let (mp3, patch) = encode(&cfg, &pcm);
 
