@@ -380,6 +380,17 @@
       const choice = el.bitrate.value;
       if (choice.startsWith('vbr:')) params.set('vbr', choice.slice(4)); else params.set('bitrate', choice);
     }
+    const advanced = [...el.uploadForm.querySelectorAll('[data-option]')];
+    for (const input of advanced) {
+      const name = input.dataset.option;
+      if (input.type === 'checkbox') {
+        if (!input.checked) params.set(name, 'none');
+      } else if (input.value.trim()) {
+        params.set(name, input.value.trim());
+      }
+    }
+    // The advanced choices outlive the form reset below (they usually apply to a series).
+    const kept = advanced.map((input) => [input, input.type === 'checkbox' ? input.checked : input.value]);
     for (const file of files) {
       if (maxUploadBytes && file.size > maxUploadBytes) {
         say(`${file.name} is too large: the limit is ${formatSize(maxUploadBytes)}.`, 'error');
@@ -388,6 +399,9 @@
       queue.push(queueRow({ file, format, params: params.toString(), xhr: null }));
     }
     el.uploadForm.reset();
+    for (const [input, value] of kept) {
+      if (input.type === 'checkbox') input.checked = value; else input.value = value;
+    }
     el.format.value = format;
     updateBitrate();
     showFile();
