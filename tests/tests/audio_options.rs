@@ -357,3 +357,27 @@ async fn cover_is_a_lit_frame_of_the_video_unless_refused() {
     let (_, p, _) = s.convert_ok(&video, "video/mp4", "format=wav").await;
     assert!(!p.has_cover);
 }
+
+#[tokio::test]
+async fn mp3_passes_the_options_suite() {
+    e2e_tests::options_suite::audio_options_hold(e2e_tests::options_suite::OptionExpectations {
+        format: "mp3",
+        rate_for: |rate| rate,
+        tolerance_frames: 1152,
+        tags: true,
+        cover: true,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wav_passes_the_options_suite() {
+    e2e_tests::options_suite::audio_options_hold(e2e_tests::options_suite::OptionExpectations {
+        format: "wav",
+        rate_for: |rate| rate,
+        tolerance_frames: 0,
+        tags: false,
+        cover: false,
+    })
+    .await;
+}
