@@ -292,7 +292,7 @@ test('without an event stream, polling GET /jobs/{id} follows the job to done', 
   const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
   assert.equal(await row.getAttribute('data-status'), 'done');
   assert.ok(polls >= 1, 'the status was polled');
-  assert.match(await row.locator('[data-testid=job-meta]').textContent(), /WAV/);
+  assert.match(await row.locator('[data-testid=job-meta]').textContent(), /WAV · 0:00\.5–0:01\.5 · -16 LUFS \(measured -\d+\.\d\) · no cover/);
   await context.close();
   assert.deepEqual(problems, []);
 });
