@@ -246,6 +246,12 @@ async fn normalization_lands_on_the_target_under_the_ceiling() {
         assert!((report["measured_lufs"].as_f64().unwrap() - before).abs() < 1.0, "{report} vs ffmpeg's {before}");
         assert_eq!(job["options"]["normalize"]["true_peak_dbtp"], -1.0);
     }
+    // Silence: no gain, and a record without infinities.
+    let silence = fixture("options-silence.wav", &["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-t", "2", "-c:a", "pcm_s16le"]);
+    let (job, p, _) = s.convert_ok(&silence, "audio/wav", "format=wav&normalize=-16").await;
+    assert_eq!(p.decoded_frames, 88200);
+    assert_eq!(job["loudness"]["gain_db"], 0.0, "{job}");
+    assert!(job["loudness"].get("measured_lufs").is_none(), "{job}");
     // A ceiling that binds: the gain stops at it, the report says so.
     let tone = good("wav");
     let (job, _, out) = s.convert_ok(&tone, "audio/wav", "format=wav&normalize=-5&true_peak=-6").await;

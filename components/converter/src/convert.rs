@@ -307,15 +307,13 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     writer.push(&finished.tail)?;
     let (size, chunks) = writer.finish(finished.patch)?;
     if let (Some(target), Some(measured)) = (options.normalize, decoder.loudness()) {
-        job.loudness = Some(LoudnessReport {
-            target_lufs: target.target_lufs,
-            true_peak_ceiling_dbtp: target.true_peak_dbtp,
-            measured_lufs: measured.measured_lufs,
-            measured_true_peak_dbtp: measured.measured_true_peak_dbtp,
-            gain_db: measured.gain_db,
-            output_lufs: measured.measured_lufs + measured.gain_db,
-            output_true_peak_dbtp: measured.measured_true_peak_dbtp + measured.gain_db,
-        });
+        job.loudness = Some(LoudnessReport::new(
+            target.target_lufs,
+            target.true_peak_dbtp,
+            measured.measured_lufs,
+            measured.measured_true_peak_dbtp,
+            measured.gain_db,
+        ));
     }
     Ok(OutputFile {
         file: StoredFile { size, chunks, chunk_size: chunk_size as u32, content_type: codec.content_type },

@@ -374,7 +374,8 @@
     if (o.channels) parts.push(o.channels === 1 ? 'mono' : 'stereo');
     if (o.track != null) parts.push(`track ${o.track}`);
     if (o.normalize) {
-      const measured = job.loudness ? ` (measured ${job.loudness.measured_lufs.toFixed(1)})` : '';
+      const l = job.loudness;
+      const measured = !l ? '' : l.measured_lufs != null ? ` (measured ${l.measured_lufs.toFixed(1)})` : ' (silent)';
       parts.push(`${o.normalize.target_lufs} LUFS${measured}`);
     }
     if (o.cover === false) parts.push('no cover');

@@ -520,12 +520,36 @@ impl Decoder {
                 return Err("the file cannot be trimmed precisely: its audio has no timestamps".into());
             }
             let secs = (pts - self.start_pts) as f64 * f64::from(self.time_base.num) / f64::from(self.time_base.den);
-            self.position = Some((secs.max(0.0) * f64::from(self.out_rate)).round() as u64);
+            let position = (secs.max(0.0) * f64::from(self.out_rate)).round() as u64;
+            if position > self.trim_start {
+                // The seek landed after the trim start (an inexact index): decode from the
+                // beginning instead, counting samples.
+                return self.rewind();
+            }
+            self.position = Some(position);
         }
         let before = self.pending.len();
         let resampler = self.resampler.as_mut().expect("set above");
         resampler.convert(Some(frame), &mut self.pending)?;
         self.trim_from(before);
+        Ok(())
+    }
+
+    /// Goes back to the start of the stream after a seek that overshot, to decode from there.
+    fn rewind(&mut self) -> Result<(), String> {
+        // SAFETY: open context and decoder; seeking to the stream's first timestamp, then
+        // flushing the decoder so nothing from the overshoot comes out.
+        let ret = unsafe {
+            let ret = ff::av_seek_frame(self.format.as_ptr(), self.stream_index, self.start_pts, ff::AVSEEK_FLAG_BACKWARD as c_int);
+            ff::avcodec_flush_buffers(self.codec.as_ptr());
+            ret
+        };
+        if ret < 0 {
+            return Err(format!("the file cannot be trimmed precisely: seeking back failed ({})", av_err(ret)));
+        }
+        self.io.reader().take_seeked_past_end();
+        self.resampler = None;
+        self.position = Some(0);
         Ok(())
     }
 
