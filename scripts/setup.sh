@@ -12,6 +12,7 @@ APT_PACKAGES=(
   python3-venv        # the OpenAPI validator's virtualenv (tests/openapi/.venv)
   pkg-config clang    # FFmpeg bindings (bindgen) and LAME for wasm
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
+  libswscale-dev      # the cover picture: a video frame scaled for the JPEG encoder
   ffmpeg              # test fixtures and the benchmark's reference
   lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
   cmake               # libopus's build (opusic-sys), for the Opus codec plugin

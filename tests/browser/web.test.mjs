@@ -241,9 +241,9 @@ test('live status from Server-Sent Events, and a failed job shows its reason', {
   await page.setInputFiles('#file-input', FIXTURE);
   const uploaded = page.waitForResponse((r) => r.url().includes('/upload?'));
   // Keyboard only from here: after sign-in the drop zone's file input has focus, and Tab walks
-  // format → bitrate → Convert.
+  // format → bitrate → Advanced options → Convert.
   assert.equal(await page.evaluate(() => document.activeElement.id), 'file-input');
-  for (const id of ['format', 'bitrate', 'upload-submit']) {
+  for (const id of ['format', 'bitrate', 'advanced-toggle', 'upload-submit']) {
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.id), id);
   }
@@ -277,11 +277,21 @@ test('without an event stream, polling GET /jobs/{id} follows the job to done', 
   await signIn(page);
   await page.selectOption('#format', 'wav');
   assert.ok(await page.locator('#bitrate').isDisabled(), 'no bitrate for a lossless format');
+  // The advanced options travel as query parameters (empty ones stay out).
+  await page.click('#advanced-toggle');
+  await page.fill('#opt-start', '0.5');
+  await page.fill('#opt-end', '1.5');
+  await page.selectOption('#opt-normalize', '-16');
+  await page.fill('#opt-title', 'From the page');
+  await page.uncheck('#opt-cover');
   await page.setInputFiles('#file-input', FIXTURE);
   const uploaded = page.waitForResponse((r) => r.url().includes('/upload?'));
   await page.click('#upload-submit');
   const upload = await uploaded;
-  assert.match(upload.url(), /format=wav$/);
+  assert.deepEqual(Object.fromEntries(new URL(upload.url()).searchParams), {
+    format: 'wav', start: '0.5', end: '1.5', normalize: '-16', title: 'From the page', cover: 'none',
+  });
+  assert.equal(await page.inputValue('#opt-title'), 'From the page', 'the choices stay for the next file');
   const { job_id: jobId } = await upload.json();
   await page.waitForFunction(
     (id) => ['done', 'failed'].includes(document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status),
@@ -290,7 +300,7 @@ test('without an event stream, polling GET /jobs/{id} follows the job to done', 
   const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
   assert.equal(await row.getAttribute('data-status'), 'done');
   assert.ok(polls >= 1, 'the status was polled');
-  assert.match(await row.locator('[data-testid=job-meta]').textContent(), /WAV/);
+  assert.match(await row.locator('[data-testid=job-meta]').textContent(), /WAV · 0:00\.5–0:01\.5 · -16 LUFS \(measured -\d+\.\d\) · no cover/);
   await context.close();
   assert.deepEqual(problems, []);
 });

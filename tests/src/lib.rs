@@ -488,4 +488,5 @@ pub async fn error_body(res: reqwest::Response, status: u16) -> serde_json::Valu
 pub mod fixtures;
 pub mod audio;
 pub mod probe;
+pub mod options_suite;
 pub mod suite;

@@ -981,6 +981,7 @@ const RUNTIME_LIBRARIES: &[(&str, &str)] = &[
     ("libavformat-dev", "libavformat59"),
     ("libavcodec-dev", "libavcodec59"),
     ("libswresample-dev", "libswresample4"),
+    ("libswscale-dev", "libswscale6"),
     ("libavutil-dev", "libavutil57"),
     ("libssl-dev", "libssl3"),
 ];

@@ -14,7 +14,7 @@ impl Codec for Mp3Session {
             bitrates: BITRATES_KBPS.to_vec(),
             levels: Vec::new(),
             bit_depths: vec![16],
-            cover: false,
+            cover: true,
             vbr: true,
         }
     }
@@ -26,7 +26,16 @@ impl Codec for Mp3Session {
             channels: c.input.channels,
             bitrate_kbps: c.bitrate_kbps,
             vbr_quality: c.vbr_quality,
-            tags: Tags { title: t.title, artist: t.artist, album: t.album, year: t.year, comment: t.comment },
+            tags: Tags {
+                title: t.title,
+                artist: t.artist,
+                album: t.album,
+                year: t.year,
+                comment: t.comment,
+                genre: t.genre,
+                track: t.track,
+                picture: c.cover.map(|p| p.data),
+            },
         })
     }
 

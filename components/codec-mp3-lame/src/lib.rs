@@ -35,6 +35,12 @@ pub struct Tags {
     pub album: Option<String>,
     pub year: Option<String>,
     pub comment: Option<String>,
+    /// TCON: a genre name (or an ID3v1 genre number).
+    pub genre: Option<String>,
+    /// TRCK: `3` or `3/12`.
+    pub track: Option<String>,
+    /// APIC: a JPEG, PNG or GIF file's bytes, as the front cover.
+    pub picture: Option<Vec<u8>>,
 }
 
 /// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
@@ -205,6 +211,8 @@ fn set_id3v2(b: &mut Builder, tags: &Tags) -> Result<(), String> {
         (c"TPE1", &tags.artist),
         (c"TALB", &tags.album),
         (c"TYER", &tags.year),
+        (c"TCON", &tags.genre),
+        (c"TRCK", &tags.track),
     ];
     let text = |s: &Option<String>| {
         s.as_deref()
@@ -212,7 +220,8 @@ fn set_id3v2(b: &mut Builder, tags: &Tags) -> Result<(), String> {
             .filter(|s| !s.is_empty())
             .map(ucs2)
     };
-    if frames.iter().all(|(_, v)| text(v).is_none()) && text(&tags.comment).is_none() {
+    let picture = tags.picture.as_deref().filter(|p| !p.is_empty());
+    if frames.iter().all(|(_, v)| text(v).is_none()) && text(&tags.comment).is_none() && picture.is_none() {
         return Ok(());
     }
     // SAFETY: `b` owns a live LAME handle until `build`; the text buffers are NUL-terminated
@@ -233,6 +242,12 @@ fn set_id3v2(b: &mut Builder, tags: &Tags) -> Result<(), String> {
         let rc =
             unsafe { ffi::id3tag_set_comment_utf16(gfp, lang.as_ptr(), desc.as_ptr(), t.as_ptr()) };
         check_lame(rc, "comment tag")?;
+    }
+    if let Some(picture) = picture {
+        // SAFETY: live handle; LAME copies the bytes and recognises JPEG, PNG and GIF by
+        // their signature (anything else is refused with -1).
+        let rc = unsafe { ffi::id3tag_set_albumart(gfp, picture.as_ptr().cast(), picture.len()) };
+        check_lame(rc, "cover picture (APIC; JPEG, PNG or GIF)")?;
     }
     Ok(())
 }

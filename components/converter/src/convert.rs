@@ -1,16 +1,21 @@
 //! The conversion pipeline: decode with the host, encode with the plugin, store in chunks.
+//! The job's audio options become the host's output request (track, trim, rate, channels,
+//! loudness target) and the plugin's encoder config (level, tags with the user's overrides,
+//! 24-bit PCM for a codec that keeps it); what the host found (the source's streams, the
+//! measured loudness) is recorded on the job.
 //! Memory stays flat: one second of PCM, one output chunk being filled, and the first output
 //! chunk (kept until the end, when the codec may patch its header).
 
 use job_model::lifecycle::{Reservation, human_bytes};
+use job_model::media::{AudioStream, LoudnessReport, SourceMedia};
 use job_model::{Job, OutputFile, StoredFile, audio, layout};
 use spin_sdk::key_value::Store;
 
 use crate::quota::OutputQuota;
 
-use crate::mp3edge::codec::types::{AudioFormat, EncoderConfig, HeaderPatch};
+use crate::mp3edge::codec::types::{AudioFormat, EncoderConfig, HeaderPatch, Tags};
 use crate::mp3edge::worker::codecs::{self, Encoder};
-use crate::mp3edge::worker::demux::{Decoder, OutputRequest, StoredSource};
+use crate::mp3edge::worker::demux::{self, Decoder, LoudnessTarget, MediaInfo, OutputRequest, StoredSource};
 
 /// Why an attempt failed.
 pub enum Failure {
@@ -23,6 +28,9 @@ pub enum Failure {
 fn transient(e: impl std::fmt::Display) -> Failure {
     Failure::Transient(e.to_string())
 }
+
+/// Longest side of the cover picture taken from the video, in pixels.
+const COVER_MAX_SIDE: u32 = 500;
 
 /// Progress is recorded at most every this many percent.
 const PROGRESS_STEP: u8 = 5;
@@ -149,34 +157,106 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         chunks: job.source.chunks,
         chunk_size: job.source.chunk_size,
     };
-    let no_change = OutputRequest { sample_rate: None, channels: None };
+    let no_change = OutputRequest {
+        sample_rate: None,
+        channels: None,
+        track: None,
+        start_secs: None,
+        end_secs: None,
+        normalize: None,
+    };
     let probe = Decoder::open(&source, no_change).map_err(Failure::Permanent)?;
     let info = probe.info();
-    let (rate, channels) = audio::choose_output_format(info.sample_rate, info.channels, &codec.sample_rates, codec.max_channels);
-    let decoder = if (rate, channels) == (info.sample_rate, info.channels) {
+    job.media = Some(source_media(&info));
+    let options = job.options.clone();
+    let track = match options.track {
+        Some(track) if track >= info.audio_streams => {
+            return Err(Failure::Permanent(format!(
+                "track {track} does not exist: the file has {} audio stream{} (track 0{})",
+                info.audio_streams,
+                if info.audio_streams == 1 { "" } else { "s" },
+                if info.audio_streams == 1 { String::new() } else { format!(" to {}", info.audio_streams - 1) }
+            )));
+        }
+        track => track.unwrap_or(info.track),
+    };
+    let stream = info.streams.get(track as usize).cloned();
+    let (stream_rate, stream_channels) = stream.map_or((info.sample_rate, info.channels), |s| (s.sample_rate, s.channels));
+    let (auto_rate, auto_channels) =
+        audio::choose_output_format(stream_rate, stream_channels, &codec.sample_rates, codec.max_channels);
+    let rate = match options.sample_rate {
+        Some(rate) if !codec.sample_rates.is_empty() && !codec.sample_rates.contains(&rate) => {
+            return Err(Failure::Permanent(format!("{format} does not take a rate of {rate} Hz")));
+        }
+        rate => rate.unwrap_or(auto_rate),
+    };
+    let channels = match options.channels {
+        Some(channels) if channels > codec.max_channels => {
+            return Err(Failure::Permanent(format!("{format} takes at most {} channels", codec.max_channels)));
+        }
+        channels => channels.unwrap_or(auto_channels),
+    };
+    let request = OutputRequest {
+        sample_rate: Some(rate),
+        channels: Some(channels),
+        track: Some(track),
+        start_secs: options.start_secs,
+        end_secs: options.end_secs,
+        normalize: options
+            .normalize
+            .map(|n| LoudnessTarget { integrated_lufs: n.target_lufs, true_peak_dbtp: n.true_peak_dbtp }),
+    };
+    let untouched = options.track.is_none()
+        && options.start_secs.is_none()
+        && options.end_secs.is_none()
+        && options.normalize.is_none()
+        && (rate, channels) == (info.sample_rate, info.channels);
+    let decoder = if untouched {
         probe
     } else {
         drop(probe);
-        let request = OutputRequest { sample_rate: Some(rate), channels: Some(channels) };
         Decoder::open(&source, request).map_err(Failure::Permanent)?
     };
+    let info = decoder.info();
     let output = decoder.output_format();
+    // A codec that keeps 24-bit audio gets it from a source that has more than 16 bits.
+    let wide = codec.bit_depths.contains(&24) && info.bits_per_sample > 16;
 
+    // The length after the trim, when the source says how long it is.
+    let start = options.start_secs.unwrap_or(0.0);
+    let end = match (info.duration_secs, options.end_secs) {
+        (Some(duration), Some(end)) => Some(duration.min(end)),
+        (duration, end) => duration.or(end),
+    };
+    let duration_secs = end.map(|end| end - start).filter(|d| *d > 0.0);
     let config = EncoderConfig {
         input: output,
-        bitrate_kbps: job.options.bitrate_kbps,
-        vbr_quality: job.options.vbr_quality,
-        level: None,
-        bits_per_sample: 16,
-        total_frames: None,
-        tags: info.tags.clone(),
+        bitrate_kbps: options.bitrate_kbps,
+        vbr_quality: options.vbr_quality,
+        level: options.level,
+        bits_per_sample: if wide { 24 } else { 16 },
+        total_frames: duration_secs.map(|d| (d * f64::from(output.sample_rate)).round() as u64),
+        tags: merged_tags(&info, job),
         cover: None,
     };
+    // A frame of the video as the cover, unless the user said `cover=none` or the format has
+    // no place for one. A cover that cannot be made leaves the output without one.
+    let config = if options.cover && codec.cover && info.has_video {
+        match demux::cover(&source, COVER_MAX_SIDE) {
+            Ok(cover) => EncoderConfig { cover, ..config },
+            Err(e) => {
+                eprintln!("job {}: no cover picture: {e}", job.id);
+                config
+            }
+        }
+    } else {
+        config
+    };
     let encoder = Encoder::open(&format, &config).map_err(Failure::Permanent)?;
-    let expected_frames = info.duration_secs.map(|d| d * f64::from(output.sample_rate)).filter(|f| *f >= 1.0);
+    let expected_frames = duration_secs.map(|d| d * f64::from(output.sample_rate)).filter(|f| *f >= 1.0);
     let max_secs = job.policy.max_duration_secs;
     let too_long = || Failure::Permanent(format!("the audio is longer than the limit of {max_secs} seconds per job"));
-    if max_secs > 0 && info.duration_secs.is_some_and(|d| d > max_secs as f64) {
+    if max_secs > 0 && duration_secs.is_some_and(|d| d > max_secs as f64) {
         return Err(too_long());
     }
     let max_frames = max_secs.saturating_mul(u64::from(output.sample_rate));
@@ -193,15 +273,24 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     let mut reported = 0u8;
     loop {
         // One second of audio per round trip.
-        let pcm = decoder.read(sample_rate).map_err(Failure::Permanent)?;
-        if pcm.is_empty() {
+        let (pcm, wide_pcm, samples) = if wide {
+            let pcm = decoder.read_wide(sample_rate).map_err(Failure::Permanent)?;
+            let n = pcm.len();
+            (Vec::new(), pcm, n)
+        } else {
+            let pcm = decoder.read(sample_rate).map_err(Failure::Permanent)?;
+            let n = pcm.len();
+            (pcm, Vec::new(), n)
+        };
+        if samples == 0 {
             break;
         }
-        frames += (pcm.len() / usize::from(channels.max(1))) as u64;
+        frames += (samples / usize::from(channels.max(1))) as u64;
         if max_secs > 0 && frames > max_frames {
             return Err(too_long());
         }
-        let encoded = encoder.encode(&pcm).map_err(Failure::Permanent)?;
+        let encoded = if wide { encoder.encode_wide(&wide_pcm) } else { encoder.encode(&pcm) };
+        let encoded = encoded.map_err(Failure::Permanent)?;
         writer.push(&encoded)?;
         if let Some(expected) = expected_frames {
             let percent = ((frames as f64 / expected) * 100.0).clamp(0.0, 99.0) as u8;
@@ -217,10 +306,57 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     let finished = encoder.finish().map_err(Failure::Permanent)?;
     writer.push(&finished.tail)?;
     let (size, chunks) = writer.finish(finished.patch)?;
+    if let (Some(target), Some(measured)) = (options.normalize, decoder.loudness()) {
+        job.loudness = Some(LoudnessReport::new(
+            target.target_lufs,
+            target.true_peak_dbtp,
+            measured.measured_lufs,
+            measured.measured_true_peak_dbtp,
+            measured.gain_db,
+        ));
+    }
     Ok(OutputFile {
         file: StoredFile { size, chunks, chunk_size: chunk_size as u32, content_type: codec.content_type },
         etag: format!("{}-{size:x}", job_id.get(..16).unwrap_or(&job_id)),
         duration_secs: Some(frames as f64 / f64::from(sample_rate)),
         extension: Some(codec.extension),
     })
+}
+
+/// The source's streams as the job records them.
+fn source_media(info: &MediaInfo) -> SourceMedia {
+    SourceMedia {
+        container: info.container.clone(),
+        duration_secs: info.duration_secs,
+        audio_streams: info
+            .streams
+            .iter()
+            .map(|s| AudioStream {
+                index: s.index,
+                codec: s.codec.clone(),
+                sample_rate: s.sample_rate,
+                channels: s.channels,
+                language: s.language.clone(),
+                title: s.title.clone(),
+                default: s.default,
+            })
+            .collect(),
+        video: info.has_video,
+    }
+}
+
+/// The source's tags with the user's `title`, `artist` and `album` over them.
+fn merged_tags(info: &MediaInfo, job: &Job) -> Tags {
+    let mut tags = info.tags.clone();
+    let options = &job.options;
+    if options.title.is_some() {
+        tags.title = options.title.clone();
+    }
+    if options.artist.is_some() {
+        tags.artist = options.artist.clone();
+    }
+    if options.album.is_some() {
+        tags.album = options.album.clone();
+    }
+    tags
 }

@@ -27,6 +27,10 @@ pub fn available(config: &Config) -> Result<Vec<FormatInfo>, ApiError> {
                 content_type: content_type_for_format(format).to_string(),
                 bitrates: None,
                 vbr: None,
+                sample_rates: None,
+                max_channels: None,
+                levels: None,
+                cover: None,
             })
             .collect()
     }))

@@ -90,7 +90,7 @@ pub fn delete(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
 }
 
 /// `POST /jobs/{id}/retry`: a job that failed for good runs again from its kept source, with
-/// the options of this request (`?format=`, `?bitrate=`, `?vbr=`) or else its old ones.
+/// the options of this request (any of [`crate::upload::OPTION_PARAMS`]) or else its old ones.
 pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     let store = open_store()?;
     let mut job = visible_job(&store, caller, id)?;
@@ -102,7 +102,7 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     if job.source_freed {
         return Err(conflict("the uploaded file of this job is no longer kept; upload it again".into()));
     }
-    let new_options = ["format", "bitrate", "vbr"].iter().any(|name| head.query_param(name).is_some());
+    let new_options = crate::upload::OPTION_PARAMS.iter().any(|name| head.query_param(name).is_some());
     if new_options {
         job.options = crate::upload::conversion_options(ctx, head)?;
     }
@@ -111,6 +111,7 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     job.attempts = 0;
     job.error = None;
     job.output = None;
+    job.loudness = None;
     job.finished_at = None;
     job.expires_at = None;
     job.updated_at = ctx.now;

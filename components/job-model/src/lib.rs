@@ -9,8 +9,10 @@
 pub mod audio;
 pub mod layout;
 pub mod lifecycle;
+pub mod media;
 pub mod naming;
 pub mod net;
+pub mod options;
 pub mod range;
 
 use serde::{Deserialize, Serialize};
@@ -64,8 +66,8 @@ pub struct OutputFile {
     pub extension: Option<String>,
 }
 
-/// Conversion options chosen at upload time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Conversion options chosen at upload time (parsed by [`options`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversionOptions {
     /// Output format name, e.g. `mp3` or `wav` (mapped to a codec plugin by the worker).
     pub format: String,
@@ -75,6 +77,63 @@ pub struct ConversionOptions {
     /// Variable-bitrate quality, 0 (best) to 9 (smallest), instead of a constant bitrate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vbr_quality: Option<u8>,
+    /// Compression level, when the format has levels (FLAC 0–8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+    /// Trim: the output starts this many seconds into the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_secs: Option<f64>,
+    /// Trim: the output ends this many seconds into the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_secs: Option<f64>,
+    /// Output sample rate (default: the source's, when the plugin takes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// Output channels, 1 or 2 (default: the source's, up to what the plugin takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u8>,
+    /// Which audio stream, by position among the file's audio streams (default: the file's
+    /// default stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<options::Normalize>,
+    /// Tag overrides; the source's tags fill in the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub album: Option<String>,
+    /// Embed a frame of the video as the cover (`false`: `?cover=none`).
+    #[serde(default = "yes")]
+    pub cover: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ConversionOptions {
+    /// `format` with every other option at its default.
+    pub fn new(format: impl Into<String>) -> Self {
+        ConversionOptions {
+            format: format.into(),
+            bitrate_kbps: None,
+            vbr_quality: None,
+            level: None,
+            start_secs: None,
+            end_secs: None,
+            sample_rate: None,
+            channels: None,
+            track: None,
+            normalize: None,
+            title: None,
+            artist: None,
+            album: None,
+            cover: true,
+        }
+    }
 }
 
 /// The storage rules a job was accepted under, recorded on it at upload so that the worker
@@ -137,6 +196,12 @@ pub struct Job {
     /// The source chunks were deleted (once the output was stored): the job cannot be retried.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub source_freed: bool,
+    /// The source's audio streams, as the worker found them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<media::SourceMedia>,
+    /// Measured loudness and gain, for a job with `normalize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<media::LoudnessReport>,
 }
 
 /// One try at telling the owner that a job ended.
@@ -202,6 +267,18 @@ pub struct FormatInfo {
     /// Whether `?vbr=` applies (`None`: not known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vbr: Option<bool>,
+    /// Sample rates the plugin takes (empty: any; `None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rates: Option<Vec<u32>>,
+    /// Most channels the plugin takes (`None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_channels: Option<u8>,
+    /// Compression levels `?level=` may ask for (empty: none; `None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<Vec<u8>>,
+    /// Whether the format embeds a cover picture (`None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<bool>,
 }
 
 impl FormatInfo {
@@ -218,6 +295,27 @@ impl FormatInfo {
         }
         if options.vbr_quality.is_some() && self.vbr == Some(false) {
             return Err(format!("{} has no variable bitrate (vbr)", self.format));
+        }
+        if let (Some(level), Some(levels)) = (options.level, &self.levels) {
+            if levels.is_empty() {
+                return Err(format!("{} has no compression levels", self.format));
+            }
+            if !levels.contains(&level) {
+                let list: Vec<String> = levels.iter().map(u8::to_string).collect();
+                return Err(format!("{} takes a level of {}, not {level}", self.format, list.join(", ")));
+            }
+        }
+        if let (Some(rate), Some(rates)) = (options.sample_rate, &self.sample_rates)
+            && !rates.is_empty()
+            && !rates.contains(&rate)
+        {
+            let list: Vec<String> = rates.iter().map(u32::to_string).collect();
+            return Err(format!("{} takes a rate of {} Hz, not {rate}", self.format, list.join(", ")));
+        }
+        if let (Some(channels), Some(max)) = (options.channels, self.max_channels)
+            && channels > max
+        {
+            return Err(format!("{} takes at most {max} channels, not {channels}", self.format));
         }
         Ok(())
     }
@@ -249,7 +347,7 @@ mod tests {
             owner: "a@example.com".into(),
             source_name: "clip.mp4".into(),
             source: StoredFile { size: 10, chunks: 1, chunk_size: 1 << 20, content_type: "video/mp4".into() },
-            options: ConversionOptions { format: "mp3".into(), bitrate_kbps: Some(192), vbr_quality: None },
+            options: ConversionOptions { bitrate_kbps: Some(192), ..ConversionOptions::new("mp3") },
             status: JobStatus::Queued,
             progress: 0,
             created_at: 1,
@@ -263,6 +361,8 @@ mod tests {
             finished_at: None,
             expires_at: None,
             source_freed: false,
+            media: None,
+            loudness: None,
         }
     }
 
@@ -272,6 +372,14 @@ mod tests {
         let json = job.to_json();
         assert!(String::from_utf8_lossy(&json).contains("\"status\":\"queued\""));
         assert_eq!(Job::from_json(&json).unwrap(), job);
+    }
+
+    #[test]
+    fn records_from_before_the_audio_options_still_read() {
+        let json = br#"{"format":"mp3","bitrate_kbps":128}"#;
+        let options: ConversionOptions = serde_json::from_slice(json).unwrap();
+        assert_eq!(options, ConversionOptions { bitrate_kbps: Some(128), ..ConversionOptions::new("mp3") });
+        assert!(options.cover, "a cover is embedded unless asked otherwise");
     }
 
     #[test]
@@ -294,15 +402,26 @@ mod tests {
             content_type: "audio/mpeg".into(),
             bitrates: Some(vec![32, 128, 320]),
             vbr: Some(true),
+            sample_rates: Some(vec![22050, 44100, 48000]),
+            max_channels: Some(2),
+            levels: Some(vec![]),
+            cover: Some(true),
         };
-        let options = |bitrate_kbps, vbr_quality| ConversionOptions { format: "mp3".into(), bitrate_kbps, vbr_quality };
+        let options = |bitrate_kbps, vbr_quality| ConversionOptions { bitrate_kbps, vbr_quality, ..ConversionOptions::new("mp3") };
+        assert!(mp3.check_options(&ConversionOptions { sample_rate: Some(44100), channels: Some(2), ..options(None, None) }).is_ok());
+        assert!(mp3.check_options(&ConversionOptions { sample_rate: Some(96000), ..options(None, None) }).unwrap_err().contains("22050, 44100, 48000"));
+        assert!(mp3.check_options(&ConversionOptions { channels: Some(3), ..options(None, None) }).unwrap_err().contains("at most 2"));
+        assert!(mp3.check_options(&ConversionOptions { level: Some(5), ..options(None, None) }).unwrap_err().contains("no compression levels"));
+        let flac = FormatInfo { levels: Some(vec![0, 5, 8]), ..mp3.clone() };
+        assert!(flac.check_options(&ConversionOptions { level: Some(8), ..options(None, None) }).is_ok());
+        assert!(flac.check_options(&ConversionOptions { level: Some(9), ..options(None, None) }).unwrap_err().contains("0, 5, 8"));
         assert!(mp3.check_options(&options(Some(128), None)).is_ok());
         assert!(mp3.check_options(&options(None, Some(2))).is_ok());
         assert!(mp3.check_options(&options(Some(8), None)).unwrap_err().contains("32, 128, 320"));
         let wav = FormatInfo { format: "wav".into(), bitrates: Some(vec![]), vbr: Some(false), ..mp3.clone() };
         assert!(wav.check_options(&options(Some(128), None)).unwrap_err().contains("no bitrate"));
         assert!(wav.check_options(&options(None, Some(2))).is_err());
-        let unknown = FormatInfo { bitrates: None, vbr: None, ..wav };
+        let unknown = FormatInfo { bitrates: None, vbr: None, sample_rates: None, max_channels: None, levels: None, ..wav };
         assert!(unknown.check_options(&options(Some(8), Some(1))).is_ok());
     }
 

@@ -374,6 +374,29 @@
     return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
   }
 
+  /** The audio options of a job in a few words, e.g. "0:05–1:30 · mono · −16 LUFS (measured −23.4)". */
+  function optionsSummary(job) {
+    const o = job.options || {};
+    const time = (secs) => {
+      const m = Math.floor(secs / 60);
+      const sec = secs - m * 60;
+      const text = sec.toFixed(3).replace(/\.?0+$/, '');
+      return `${m}:${sec < 10 ? '0' : ''}${text}`;
+    };
+    const parts = [];
+    if (o.start_secs != null || o.end_secs != null) parts.push(`${time(o.start_secs || 0)}–${o.end_secs != null ? time(o.end_secs) : 'end'}`);
+    if (o.sample_rate) parts.push(`${o.sample_rate / 1000} kHz`);
+    if (o.channels) parts.push(o.channels === 1 ? 'mono' : 'stereo');
+    if (o.track != null) parts.push(`track ${o.track}`);
+    if (o.normalize) {
+      const l = job.loudness;
+      const measured = !l ? '' : l.measured_lufs != null ? ` (measured ${l.measured_lufs.toFixed(1)})` : ' (silent)';
+      parts.push(`${o.normalize.target_lufs} LUFS${measured}`);
+    }
+    if (o.cover === false) parts.push('no cover');
+    return parts.join(' · ');
+  }
+
   // ------------------------------------------------------------------ upload
 
   /** Files waiting to be uploaded, one at a time, each with its own row and progress. */
@@ -395,6 +418,17 @@
       const choice = el.bitrate.value;
       if (choice.startsWith('vbr:')) params.set('vbr', choice.slice(4)); else params.set('bitrate', choice);
     }
+    const advanced = [...el.uploadForm.querySelectorAll('[data-option]')];
+    for (const input of advanced) {
+      const name = input.dataset.option;
+      if (input.type === 'checkbox') {
+        if (!input.checked) params.set(name, 'none');
+      } else if (input.value.trim()) {
+        params.set(name, input.value.trim());
+      }
+    }
+    // The advanced choices outlive the form reset below (they usually apply to a series).
+    const kept = advanced.map((input) => [input, input.type === 'checkbox' ? input.checked : input.value]);
     for (const file of files) {
       if (maxUploadBytes && file.size > maxUploadBytes) {
         say(`${file.name} is too large: the limit is ${formatSize(maxUploadBytes)}.`, 'error');
@@ -403,6 +437,9 @@
       queue.push(queueRow({ file, format, params: params.toString(), xhr: null }));
     }
     el.uploadForm.reset();
+    for (const [input, value] of kept) {
+      if (input.type === 'checkbox') input.checked = value; else input.value = value;
+    }
     el.format.value = format;
     updateBitrate();
     showFile();
@@ -584,6 +621,7 @@
     li.querySelector('.job-name').textContent = name;
     li.querySelector('.job-meta').textContent = [
       format ? `→ ${format.toUpperCase()}` : '',
+      optionsSummary(merged),
       merged.created_at ? new Date(merged.created_at * 1000).toLocaleString() : '',
       merged.output && merged.output.size ? formatSize(merged.output.size) : '',
       merged.expires_at ? `expires ${new Date(merged.expires_at * 1000).toLocaleString()}` : '',

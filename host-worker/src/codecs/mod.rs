@@ -32,6 +32,10 @@ pub fn format_info(format: String, info: CodecInfo) -> job_model::FormatInfo {
         content_type: info.content_type,
         bitrates: Some(info.bitrates),
         vbr: Some(info.vbr),
+        sample_rates: Some(info.sample_rates),
+        max_channels: Some(info.max_channels),
+        levels: Some(info.levels),
+        cover: Some(info.cover),
     }
 }
 

@@ -160,12 +160,6 @@ impl Frame {
         self.0.as_ptr()
     }
 
-    pub(super) fn get(&self) -> &ff::AVFrame {
-        // SAFETY: the frame is alive and only written by avcodec_receive_frame, which needs
-        // `&mut self` of the owner.
-        unsafe { self.0.as_ref() }
-    }
-
     pub(super) fn unref(&mut self) {
         // SAFETY: the frame is alive; unref on an empty frame is a no-op.
         unsafe { ff::av_frame_unref(self.0.as_ptr()) };

@@ -3,7 +3,10 @@
 //!
 //! Each opened decoder runs on a thread of its own that reads the source chunks from the
 //! key-value backend and decodes ahead into a small bounded queue (a few seconds of PCM), so
-//! native decoding overlaps the plugin's encoding while memory stays flat.
+//! native decoding overlaps the plugin's encoding while memory stays flat. With loudness
+//! normalization, that thread first runs the measuring pass ([`super::loudness`]), then decodes
+//! again with the chosen gain. Blocks travel as float and become s16 (`read`) or 24-bit
+//! (`read-wide`) samples only when handed to the converter.
 
 use std::sync::Arc;
 
@@ -11,9 +14,12 @@ use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Resource;
 
-use super::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout};
-use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, Tags};
-use crate::bindings::worker::mp3edge::worker::demux::{self, MediaInfo, OutputRequest, StoredSource};
+use super::loudness::{self, Measured};
+use super::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout, to_s16, to_s24};
+use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, Picture, Tags};
+use crate::bindings::worker::mp3edge::worker::demux::{
+    self, AudioStream, Loudness, LoudnessTarget, MediaInfo, OutputRequest, StoredSource,
+};
 use crate::key_value::KeyValueBackend;
 use crate::state::ComponentState;
 use job_model::layout;
@@ -37,14 +43,15 @@ impl ChunkSource for StoredChunks {
     }
 }
 
-type Block = Result<Vec<i16>, String>;
+type Block = Result<Vec<f32>, String>;
 
 /// The converter's handle to an open decoder.
 pub struct DecoderHandle {
     info: MediaInfo,
     format: AudioFormat,
+    loudness: Option<Loudness>,
     blocks: mpsc::Receiver<Block>,
-    pending: Vec<i16>,
+    pending: Vec<f32>,
     offset: usize,
     ended: bool,
 }
@@ -57,6 +64,23 @@ fn to_wit_info(info: &super::MediaInfo) -> MediaInfo {
         sample_rate: info.sample_rate,
         channels: info.channels,
         audio_streams: info.audio_streams,
+        streams: info
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(index, st)| AudioStream {
+                index: index as u32,
+                codec: st.codec.clone(),
+                sample_rate: st.sample_rate,
+                channels: st.channels,
+                language: st.language.clone(),
+                title: st.title.clone(),
+                default: st.default,
+            })
+            .collect(),
+        track: info.track,
+        bits_per_sample: info.bits_per_sample,
+        has_video: info.has_video,
         tags: Tags {
             title: info.tags.title.clone(),
             artist: info.tags.artist.clone(),
@@ -70,13 +94,32 @@ fn to_wit_info(info: &super::MediaInfo) -> MediaInfo {
 }
 
 impl DecoderHandle {
-    /// Opens the source on a new decoding thread and waits for the probe's outcome.
-    async fn open(source: Arc<dyn ChunkSource>, layout: SourceLayout, request: NativeRequest) -> Result<DecoderHandle, String> {
+    /// Opens the source on a new decoding thread and waits for the probe's outcome (after the
+    /// measuring pass, when normalizing to `target`).
+    async fn open(
+        source: Arc<dyn ChunkSource>,
+        layout: SourceLayout,
+        mut request: NativeRequest,
+        target: Option<LoudnessTarget>,
+    ) -> Result<DecoderHandle, String> {
         let (opened_tx, opened_rx) = oneshot::channel();
         let (block_tx, block_rx) = mpsc::channel::<Block>(READ_AHEAD_BLOCKS);
         std::thread::Builder::new()
             .name("decoder".into())
             .spawn(move || {
+                let mut measured = None;
+                if let Some(target) = target {
+                    match loudness::measure(source.clone(), layout, request.clone(), target.integrated_lufs, target.true_peak_dbtp) {
+                        Ok(m) => {
+                            request.gain_db = Some(m.gain_db);
+                            measured = Some(m);
+                        }
+                        Err(reason) => {
+                            let _ = opened_tx.send(Err(reason));
+                            return;
+                        }
+                    }
+                }
                 let mut decoder = match Decoder::open(source, layout, request) {
                     Ok(d) => d,
                     Err(reason) => {
@@ -85,13 +128,14 @@ impl DecoderHandle {
                     }
                 };
                 let (rate, channels) = decoder.output_format();
-                if opened_tx.send(Ok((to_wit_info(decoder.info()), AudioFormat { sample_rate: rate, channels }))).is_err() {
+                let opened = (to_wit_info(decoder.info()), AudioFormat { sample_rate: rate, channels }, measured.map(to_wit_loudness));
+                if opened_tx.send(Ok(opened)).is_err() {
                     return;
                 }
                 // Half a second per block: small enough to start encoding early.
                 let block_frames = (rate as usize / 2).max(1024);
                 loop {
-                    let block = decoder.read(block_frames);
+                    let block = decoder.read_f32(block_frames);
                     let last = !matches!(&block, Ok(pcm) if !pcm.is_empty());
                     if block_tx.blocking_send(block).is_err() || last {
                         return;
@@ -99,12 +143,13 @@ impl DecoderHandle {
                 }
             })
             .map_err(|e| format!("could not start a decoder thread: {e}"))?;
-        let (info, format) = opened_rx.await.map_err(|_| "the decoder stopped unexpectedly".to_string())??;
-        Ok(DecoderHandle { info, format, blocks: block_rx, pending: Vec::new(), offset: 0, ended: false })
+        let (info, format, loudness) = opened_rx.await.map_err(|_| "the decoder stopped unexpectedly".to_string())??;
+        Ok(DecoderHandle { info, format, loudness, blocks: block_rx, pending: Vec::new(), offset: 0, ended: false })
     }
 
-    /// Up to `max_frames` frames from the read-ahead queue; empty at the end.
-    async fn read(&mut self, max_frames: u32) -> Result<Vec<i16>, String> {
+    /// Up to `max_frames` frames from the read-ahead queue, each sample converted by
+    /// `convert`; empty at the end.
+    async fn read<T>(&mut self, max_frames: u32, convert: impl Fn(f32) -> T) -> Result<Vec<T>, String> {
         let channels = usize::from(self.format.channels.max(1));
         let want = (max_frames as usize).max(1) * channels;
         let mut out = Vec::with_capacity(want.min(1 << 20));
@@ -129,33 +174,80 @@ impl DecoderHandle {
                 }
             }
             let take = (want - out.len()).min(self.pending.len() - self.offset);
-            out.extend_from_slice(&self.pending[self.offset..self.offset + take]);
+            out.extend(self.pending[self.offset..self.offset + take].iter().map(|&s| convert(s)));
             self.offset += take;
         }
         Ok(out)
     }
 }
 
-impl demux::Host for ComponentState {}
+fn to_wit_loudness(m: Measured) -> Loudness {
+    Loudness { measured_lufs: m.integrated_lufs, measured_true_peak_dbtp: m.true_peak_dbtp, gain_db: m.gain_db }
+}
+
+/// Longest side of a cover picture the converter may ask for.
+const MAX_COVER_SIDE: u32 = 1200;
+
+impl ComponentState {
+    /// The source chunks of `source`, when this component may read them.
+    fn stored_chunks(&self, source: StoredSource) -> Result<(Arc<dyn ChunkSource>, SourceLayout), String> {
+        if !self.grants.key_value_stores.contains(&source.store) {
+            return Err(format!("key-value store {:?} is not granted to this component", source.store));
+        }
+        let Some(backend) = self.services.key_value.get(&source.store) else {
+            return Err(format!("no key-value store {:?}", source.store));
+        };
+        if !layout::is_valid_job_id(&source.job_id) {
+            return Err(format!("invalid job id {:?}", source.job_id));
+        }
+        if source.chunk_size == 0 || u64::from(source.chunks) != source.size.div_ceil(u64::from(source.chunk_size)) {
+            return Err("the stored source's size and chunk count disagree".into());
+        }
+        let chunks = Arc::new(StoredChunks { backend, job_id: source.job_id, runtime: tokio::runtime::Handle::current() });
+        Ok((chunks, SourceLayout { size: source.size, chunks: source.chunks, chunk_size: source.chunk_size }))
+    }
+}
+
+impl demux::Host for ComponentState {
+    async fn cover(&mut self, source: StoredSource, max_side: u32) -> wasmtime::Result<Result<Option<Picture>, String>> {
+        let (chunks, layout) = match self.stored_chunks(source) {
+            Ok(found) => found,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let max_side = max_side.min(MAX_COVER_SIDE);
+        let made = tokio::task::spawn_blocking(move || super::cover::cover(chunks, layout, max_side))
+            .await
+            .unwrap_or_else(|_| Err("the cover picture could not be made".into()));
+        Ok(made.map(|picture| {
+            picture.map(|p| Picture { mime_type: "image/jpeg".into(), width: p.width, height: p.height, data: p.jpeg })
+        }))
+    }
+}
 
 impl demux::HostDecoder for ComponentState {
     async fn open(&mut self, source: StoredSource, request: OutputRequest) -> wasmtime::Result<Result<Resource<DecoderHandle>, String>> {
-        if !self.grants.key_value_stores.contains(&source.store) {
-            return Ok(Err(format!("key-value store {:?} is not granted to this component", source.store)));
-        }
-        let Some(backend) = self.services.key_value.get(&source.store) else {
-            return Ok(Err(format!("no key-value store {:?}", source.store)));
+        let (chunks, layout) = match self.stored_chunks(source) {
+            Ok(found) => found,
+            Err(reason) => return Ok(Err(reason)),
         };
-        if !layout::is_valid_job_id(&source.job_id) {
-            return Ok(Err(format!("invalid job id {:?}", source.job_id)));
+        let target = request.normalize;
+        if let Some(t) = target
+            && !(t.integrated_lufs.is_finite() && t.true_peak_dbtp.is_finite())
+        {
+            return Ok(Err("the loudness target must be a finite number".into()));
         }
-        if source.chunk_size == 0 || u64::from(source.chunks) != source.size.div_ceil(u64::from(source.chunk_size)) {
-            return Ok(Err("the stored source's size and chunk count disagree".into()));
+        if [request.start_secs, request.end_secs].into_iter().flatten().any(|t| !t.is_finite() || t < 0.0) {
+            return Ok(Err("trim times must be finite and not negative".into()));
         }
-        let chunks = Arc::new(StoredChunks { backend, job_id: source.job_id, runtime: tokio::runtime::Handle::current() });
-        let layout = SourceLayout { size: source.size, chunks: source.chunks, chunk_size: source.chunk_size };
-        let request = NativeRequest { sample_rate: request.sample_rate, channels: request.channels };
-        Ok(match DecoderHandle::open(chunks, layout, request).await {
+        let request = NativeRequest {
+            sample_rate: request.sample_rate,
+            channels: request.channels,
+            track: request.track,
+            start_secs: request.start_secs,
+            end_secs: request.end_secs,
+            gain_db: None,
+        };
+        Ok(match DecoderHandle::open(chunks, layout, request, target).await {
             Ok(handle) => Ok(self.table.push(handle)?),
             Err(reason) => Err(reason),
         })
@@ -169,8 +261,16 @@ impl demux::HostDecoder for ComponentState {
         Ok(self.table.get(&this)?.format)
     }
 
+    async fn loudness(&mut self, this: Resource<DecoderHandle>) -> wasmtime::Result<Option<Loudness>> {
+        Ok(self.table.get(&this)?.loudness)
+    }
+
     async fn read(&mut self, this: Resource<DecoderHandle>, max_frames: u32) -> wasmtime::Result<Result<Vec<i16>, String>> {
-        Ok(self.table.get_mut(&this)?.read(max_frames).await)
+        Ok(self.table.get_mut(&this)?.read(max_frames, to_s16).await)
+    }
+
+    async fn read_wide(&mut self, this: Resource<DecoderHandle>, max_frames: u32) -> wasmtime::Result<Result<Vec<i32>, String>> {
+        Ok(self.table.get_mut(&this)?.read(max_frames, to_s24).await)
     }
 
     async fn drop(&mut self, this: Resource<DecoderHandle>) -> wasmtime::Result<()> {

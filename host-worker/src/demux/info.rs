@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use ffmpeg_sys_next as ff;
 
 use super::ffi::{FormatContext, cstr, dict_get};
-use super::{MediaInfo, Tags};
+use super::{MediaInfo, StreamInfo, Tags};
 
 /// Longest tag value kept (characters); longer values are cut.
 const MAX_TAG_CHARS: usize = 1024;
@@ -15,22 +15,66 @@ const MAX_TAG_CHARS: usize = 1024;
 pub(super) fn media_info(
     format: &FormatContext,
     audio: *const ff::AVStream,
-    audio_streams: u32,
+    audio_indices: &[std::ffi::c_int],
+    track: u32,
+    default_track: u32,
 ) -> MediaInfo {
     // SAFETY: `audio` is one of the live streams of `format`, and its codecpar is set.
     let (stream, par) = unsafe { (&*audio, &*(*audio).codecpar) };
-    // SAFETY: avcodec_get_name returns a static string for any id.
-    let codec =
-        cstr(unsafe { ff::avcodec_get_name(par.codec_id) }).unwrap_or_else(|| "unknown".into());
+    let streams = audio_indices
+        .iter()
+        .enumerate()
+        .map(|(position, &index)| {
+            let st = format.streams()[index as usize];
+            // SAFETY: live stream of a live context, with codecpar set.
+            let (st_ref, st_par) = unsafe { (&*st, &*(*st).codecpar) };
+            StreamInfo {
+                codec: codec_name(st),
+                sample_rate: st_par.sample_rate.max(0) as u32,
+                channels: st_par.ch_layout.nb_channels.clamp(0, 255) as u8,
+                language: dict_get(st_ref.metadata, c"language").and_then(clean).filter(|l| l != "und"),
+                title: dict_get(st_ref.metadata, c"title").and_then(clean),
+                default: position as u32 == default_track,
+            }
+        })
+        .collect();
+    let has_video = format.streams().iter().any(|&st| {
+        // SAFETY: live stream of a live context, with codecpar set.
+        unsafe {
+            (*(*st).codecpar).codec_type == ff::AVMediaType::AVMEDIA_TYPE_VIDEO
+                && (*st).disposition & ff::AV_DISPOSITION_ATTACHED_PIC as i32 == 0
+        }
+    });
     MediaInfo {
         container: container_name(format),
-        codec,
+        codec: codec_name(audio),
         duration_secs: duration_secs(format, stream),
         sample_rate: par.sample_rate.max(0) as u32,
         channels: par.ch_layout.nb_channels.clamp(0, 255) as u8,
-        audio_streams,
+        audio_streams: audio_indices.len() as u32,
         tags: tags(format.get().metadata, stream.metadata),
+        streams,
+        track,
+        bits_per_sample: bits_per_sample(par),
+        has_video,
     }
+}
+
+/// FFmpeg's short name of a stream's codec, e.g. `aac`.
+pub(super) fn codec_name(stream: *const ff::AVStream) -> String {
+    // SAFETY: a live stream with codecpar; avcodec_get_name returns a static string for any id.
+    cstr(unsafe { ff::avcodec_get_name((*(*stream).codecpar).codec_id) }).unwrap_or_else(|| "unknown".into())
+}
+
+/// Significant bits of a stream's samples: what a lossless or PCM stream says it carries;
+/// lossy codecs (which have no such depth) count as 16.
+fn bits_per_sample(par: &ff::AVCodecParameters) -> u8 {
+    use ff::AVCodecID::*;
+    let lossless = matches!(par.codec_id, AV_CODEC_ID_FLAC | AV_CODEC_ID_ALAC | AV_CODEC_ID_WAVPACK | AV_CODEC_ID_TTA);
+    // PCM codec ids form one range, up to the first ADPCM id.
+    let pcm = (AV_CODEC_ID_PCM_S16LE as u32..AV_CODEC_ID_ADPCM_IMA_QT as u32).contains(&(par.codec_id as u32));
+    let bits = if par.bits_per_raw_sample > 0 { par.bits_per_raw_sample } else if pcm { par.bits_per_coded_sample } else { 0 };
+    if (lossless || pcm) && bits > 16 { bits.min(32) as u8 } else { 16 }
 }
 
 fn container_name(format: &FormatContext) -> String {

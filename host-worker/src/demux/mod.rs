@@ -1,20 +1,28 @@
-//! Native FFmpeg demux/decode of uploaded media into interleaved s16 PCM.
+//! Native FFmpeg demux/decode of uploaded media into interleaved PCM (s16, s24 in s32, or the
+//! float it is computed in).
 //!
 //! This module owns everything FFmpeg-related on the host side: it opens an upload through a
-//! custom `AVIOContext` over the stored chunks ([`io`]), probes the container, picks the default
-//! audio stream, decodes it and resamples/downmixes with libswresample ([`resample`]). It is
+//! custom `AVIOContext` over the stored chunks ([`io`]), probes the container, picks the audio
+//! stream (the default one or the requested track), decodes it, resamples/downmixes to float
+//! with libswresample ([`resample`]), trims it sample-accurately (seeking near the start first
+//! on long files, then counting samples from the decoded timestamps) and applies a gain
+//! (loudness normalization, measured by [`loudness`]). It is
 //! blocking by design: the host runs a [`Decoder`] on a dedicated thread. Errors are returned
 //! as short sentences meant for end users ("the file has no audio stream"). FFmpeg's own
 //! logging is silenced (it would log per packet on damaged files).
 //!
 //! Requires FFmpeg ≥ 5.1 (the `AVChannelLayout` API).
 
+pub mod cover;
 mod ffi;
 /// The WIT `mp3edge:worker/demux` interface over this decoder (written by another engineer).
 pub mod host;
 mod info;
 mod io;
+pub mod loudness;
 mod resample;
+#[cfg(test)]
+mod option_tests;
 #[cfg(test)]
 mod tests;
 
@@ -34,16 +42,35 @@ pub trait ChunkSource: Send + Sync {
     fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>>;
 }
 
+#[derive(Clone, Copy)]
 pub struct SourceLayout {
     pub size: u64,
     pub chunks: u32,
     pub chunk_size: u32,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct OutputRequest {
     pub sample_rate: Option<u32>,
     pub channels: Option<u8>,
+    /// Index among the file's audio streams; `None`: the default stream.
+    pub track: Option<u32>,
+    /// Trim, in seconds into the source.
+    pub start_secs: Option<f64>,
+    pub end_secs: Option<f64>,
+    /// Gain applied to every sample, in dB.
+    pub gain_db: Option<f64>,
+}
+
+/// One audio stream of the source (see [`MediaInfo::streams`]).
+#[derive(Clone, Debug)]
+pub struct StreamInfo {
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u8,
+    pub language: Option<String>,
+    pub title: Option<String>,
+    pub default: bool,
 }
 
 #[derive(Default, Clone, Debug)]
@@ -69,6 +96,14 @@ pub struct MediaInfo {
     pub channels: u8,
     pub audio_streams: u32,
     pub tags: Tags,
+    /// Every audio stream, in file order.
+    pub streams: Vec<StreamInfo>,
+    /// Index in `streams` of the decoded one.
+    pub track: u32,
+    /// Significant bits per sample of the decoded stream (16 for lossy codecs).
+    pub bits_per_sample: u8,
+    /// A video stream (not an attached picture) is present.
+    pub has_video: bool,
 }
 
 const NOT_MEDIA: &str = "not a media file FFmpeg can read";
@@ -81,6 +116,11 @@ const MAX_OUTPUT_CHANNELS: u8 = 8;
 const MAX_CONSECUTIVE_DECODE_ERRORS: u32 = 8;
 /// Guard against a demuxer that keeps answering EAGAIN.
 const MAX_CONSECUTIVE_EAGAIN: u32 = 1000;
+/// A trim starting later than this seeks instead of decoding everything before it.
+const SEEK_AFTER_SECS: f64 = 10.0;
+/// How far before the trim start the seek lands, so decoders that need a run-up (AAC, MP3's
+/// bit reservoir) produce exact samples by the start.
+const SEEK_RUN_UP_SECS: f64 = 3.0;
 
 #[derive(Clone, Debug, PartialEq)]
 enum State {
@@ -101,8 +141,20 @@ pub struct Decoder {
     stream_index: c_int,
     state: State,
     /// Converted samples not yet returned; `pending[pending_pos..]` is still to be handed out.
-    pending: Vec<i16>,
+    pending: Vec<f32>,
     pending_pos: usize,
+    /// Output frames (at the output rate) of the source before the next converted one;
+    /// `None` after a seek until the first decoded frame tells where it is.
+    position: Option<u64>,
+    /// Trim, in output frames: frames before `trim_start` and from `trim_end` on are dropped.
+    trim_start: u64,
+    trim_end: Option<u64>,
+    /// Output frames kept so far.
+    kept: u64,
+    gain: f32,
+    /// Stream time base and start, for reading where a decoded frame lies.
+    time_base: ff::AVRational,
+    start_pts: i64,
     /// Decoded input duration so far, in seconds (for the "no audio at all" check).
     decoded_secs: f64,
     decode_errors_in_row: u32,
@@ -149,23 +201,26 @@ impl Decoder {
         let reader =
             ChunkReader::new(source, &layout).map_err(|e| format!("internal error: {e}"))?;
         let io = AvIo::new(reader)?;
-        let format = open_input(&io)?;
+        let format = open_input(&io, ff::AVMediaType::AVMEDIA_TYPE_AUDIO)?;
         // Header parsing may look past the end (e.g. optional trailing tags); only seeks
         // while reading packets count as a sign of truncation.
         io.reader().take_seeked_past_end();
 
-        let audio_streams = format
+        let audio: Vec<c_int> = format
             .streams()
             .iter()
+            .enumerate()
             // SAFETY: live streams of a live context, each with codecpar set.
-            .filter(|&&st| unsafe { (*(*st).codecpar).codec_type } == ff::AVMediaType::AVMEDIA_TYPE_AUDIO)
-            .count() as u32;
+            .filter(|&(_, &st)| unsafe { (*(*st).codecpar).codec_type } == ff::AVMediaType::AVMEDIA_TYPE_AUDIO)
+            .map(|(i, _)| i as c_int)
+            .collect();
+        let audio_streams = audio.len() as u32;
         if audio_streams == 0 {
             return Err(NO_AUDIO.into());
         }
         let mut codec: *const ff::AVCodec = ptr::null();
         // SAFETY: the context is open; `codec` receives a static decoder pointer.
-        let index = unsafe {
+        let best = unsafe {
             ff::av_find_best_stream(
                 format.as_ptr(),
                 ff::AVMediaType::AVMEDIA_TYPE_AUDIO,
@@ -175,13 +230,37 @@ impl Decoder {
                 0,
             )
         };
-        if index == ff::AVERROR_DECODER_NOT_FOUND || (index >= 0 && codec.is_null()) {
-            let name = first_audio_codec_name(&format);
-            return Err(format!("the audio codec ({name}) is not supported"));
-        }
-        if index < 0 {
-            return Err(NO_AUDIO.into());
-        }
+        // The file's default stream (even when its codec is unknown, for the stream list).
+        let default_track = audio.iter().position(|&i| i == best).unwrap_or(0) as u32;
+        let index = match request.track {
+            None => {
+                if best == ff::AVERROR_DECODER_NOT_FOUND || (best >= 0 && codec.is_null()) {
+                    let name = first_audio_codec_name(&format);
+                    return Err(format!("the audio codec ({name}) is not supported"));
+                }
+                if best < 0 {
+                    return Err(NO_AUDIO.into());
+                }
+                best
+            }
+            Some(track) => {
+                let Some(&index) = audio.get(track as usize) else {
+                    return Err(format!(
+                        "the file has {audio_streams} audio stream{} (track 0{}), so there is no track {track}",
+                        if audio_streams == 1 { "" } else { "s" },
+                        if audio_streams == 1 { String::new() } else { format!(" to {}", audio_streams - 1) },
+                    ));
+                };
+                // SAFETY: live stream with codecpar; the decoder pointer is static or NULL.
+                codec = unsafe { ff::avcodec_find_decoder((*(*format.streams()[index as usize]).codecpar).codec_id) };
+                if codec.is_null() {
+                    let name = info::codec_name(format.streams()[index as usize]);
+                    return Err(format!("the audio codec of track {track} ({name}) is not supported"));
+                }
+                index
+            }
+        };
+        let track = audio.iter().position(|&i| i == index).unwrap_or(0) as u32;
         let stream = format.streams()[index as usize];
         for &st in format.streams() {
             if st != stream {
@@ -199,7 +278,7 @@ impl Decoder {
             ));
         }
 
-        let info = info::media_info(&format, stream, audio_streams);
+        let info = info::media_info(&format, stream, &audio, track, default_track);
         let codec_ctx = CodecContext::alloc(codec)?;
         // SAFETY: both pointers are live; the stream's parameters are copied into the context,
         // which is then opened with the decoder it was allocated for.
@@ -228,6 +307,33 @@ impl Decoder {
                 "{TRUNCATED}: the audio format could not be determined"
             ));
         }
+        let start = request.start_secs.unwrap_or(0.0).max(0.0);
+        if let Some(duration) = info.duration_secs
+            && start > 0.0
+            && start >= duration
+        {
+            return Err(format!(
+                "the trim starts at {start} s, but the audio ends at {duration:.3} s"
+            ));
+        }
+        let to_frames = |secs: f64| (secs * f64::from(out_rate)).round() as u64;
+        // SAFETY: live stream of an open context.
+        let (time_base, start_pts) = unsafe { ((*stream).time_base, (*stream).start_time) };
+        let start_pts = if start_pts == ff::AV_NOPTS_VALUE { 0 } else { start_pts };
+        let mut position = Some(0);
+        if start > SEEK_AFTER_SECS && time_base.num > 0 && time_base.den > 0 {
+            let target = start - SEEK_RUN_UP_SECS;
+            let ts = start_pts + (target * f64::from(time_base.den) / f64::from(time_base.num)) as i64;
+            // SAFETY: open context, one of its streams, a timestamp in that stream's time base.
+            let ret = unsafe {
+                ff::av_seek_frame(format.as_ptr(), index, ts, ff::AVSEEK_FLAG_BACKWARD as c_int)
+            };
+            // A file that cannot seek is decoded from the beginning.
+            if ret >= 0 {
+                position = None;
+            }
+            io.reader().take_seeked_past_end();
+        }
         tracing::debug!(
             container = %info.container,
             codec = %info.codec,
@@ -246,6 +352,13 @@ impl Decoder {
             state: State::Demuxing,
             pending: Vec::new(),
             pending_pos: 0,
+            position,
+            trim_start: to_frames(start),
+            trim_end: request.end_secs.map(to_frames),
+            kept: 0,
+            gain: request.gain_db.map_or(1.0, |db| 10f64.powf(db / 20.0) as f32),
+            time_base,
+            start_pts,
             decoded_secs: 0.0,
             decode_errors_in_row: 0,
             last_decode_error: None,
@@ -268,10 +381,18 @@ impl Decoder {
         (self.out_rate, self.out_channels)
     }
 
-    /// Up to `max_frames` frames (at least 1) of interleaved s16 PCM, resampled/downmixed per
-    /// the request; an empty Vec means end of stream. Fewer than `max_frames` are returned
-    /// only at the end. Decoding errors → Err(readable reason), and every later call too.
+    /// Up to `max_frames` frames (at least 1) of interleaved s16 PCM, resampled/downmixed,
+    /// trimmed and amplified per the request; an empty Vec means end of stream. (The host
+    /// hands out float blocks; this is the decoder's own tests' view.)
+    #[cfg(test)]
     pub fn read(&mut self, max_frames: usize) -> Result<Vec<i16>, String> {
+        Ok(self.read_f32(max_frames)?.into_iter().map(to_s16).collect())
+    }
+
+    /// Like [`Decoder::read`], as float samples (full scale ±1.0). Fewer than `max_frames`
+    /// are returned only at the end. Decoding errors → Err(readable reason), and every later
+    /// call too.
+    pub fn read_f32(&mut self, max_frames: usize) -> Result<Vec<f32>, String> {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
         }
@@ -287,7 +408,12 @@ impl Decoder {
         }
         let available = self.pending.len() - self.pending_pos;
         let n = available.min(wanted);
-        let out = self.pending[self.pending_pos..self.pending_pos + n].to_vec();
+        let gain = self.gain;
+        let out: Vec<f32> = if gain == 1.0 {
+            self.pending[self.pending_pos..self.pending_pos + n].to_vec()
+        } else {
+            self.pending[self.pending_pos..self.pending_pos + n].iter().map(|s| s * gain).collect()
+        };
         self.pending_pos += n;
         if self.pending_pos == self.pending.len() {
             self.pending.clear();
@@ -364,7 +490,9 @@ impl Decoder {
     }
 
     fn convert_frame(&mut self) -> Result<(), String> {
-        let frame = self.frame.get();
+        // SAFETY: the frame is alive for the whole call and only read here; `trim_from` and the
+        // resampler never touch `self.frame` (so the borrow may overlap theirs of `self`).
+        let frame = unsafe { &*self.frame.as_ptr() };
         if frame.nb_samples <= 0 {
             return Ok(());
         }
@@ -376,13 +504,76 @@ impl Decoder {
             // The input format changed mid-stream (or this is the first frame): drain the old
             // resampler, then build one for the new format.
             if let Some(mut old) = self.resampler.take() {
+                let before = self.pending.len();
                 old.convert(None, &mut self.pending)?;
+                self.trim_from(before);
+                if self.state == State::Finished {
+                    return Ok(());
+                }
             }
             self.resampler = Some(Resampler::new(input, self.out_rate, self.out_channels)?);
         }
+        if self.position.is_none() {
+            // The first frame after a seek: where it lies decides the trim from now on.
+            let pts = frame.best_effort_timestamp;
+            if pts == ff::AV_NOPTS_VALUE {
+                return Err("the file cannot be trimmed precisely: its audio has no timestamps".into());
+            }
+            let secs = (pts - self.start_pts) as f64 * f64::from(self.time_base.num) / f64::from(self.time_base.den);
+            let position = (secs.max(0.0) * f64::from(self.out_rate)).round() as u64;
+            if position > self.trim_start {
+                // The seek landed after the trim start (an inexact index): decode from the
+                // beginning instead, counting samples.
+                return self.rewind();
+            }
+            self.position = Some(position);
+        }
+        let before = self.pending.len();
         let resampler = self.resampler.as_mut().expect("set above");
         resampler.convert(Some(frame), &mut self.pending)?;
+        self.trim_from(before);
         Ok(())
+    }
+
+    /// Goes back to the start of the stream after a seek that overshot, to decode from there.
+    fn rewind(&mut self) -> Result<(), String> {
+        // SAFETY: open context and decoder; seeking to the stream's first timestamp, then
+        // flushing the decoder so nothing from the overshoot comes out.
+        let ret = unsafe {
+            let ret = ff::av_seek_frame(self.format.as_ptr(), self.stream_index, self.start_pts, ff::AVSEEK_FLAG_BACKWARD as c_int);
+            ff::avcodec_flush_buffers(self.codec.as_ptr());
+            ret
+        };
+        if ret < 0 {
+            return Err(format!("the file cannot be trimmed precisely: seeking back failed ({})", av_err(ret)));
+        }
+        self.io.reader().take_seeked_past_end();
+        self.resampler = None;
+        self.position = Some(0);
+        Ok(())
+    }
+
+    /// Applies the trim to the samples converted since `pending[before]`, and finishes the
+    /// stream once the end of the trim is passed.
+    fn trim_from(&mut self, before: usize) {
+        let channels = usize::from(self.out_channels);
+        let new_frames = ((self.pending.len() - before) / channels) as u64;
+        let first = self.position.unwrap_or(0);
+        self.position = Some(first + new_frames);
+        let keep_from = self.trim_start.saturating_sub(first).min(new_frames);
+        let keep_to = self.trim_end.map_or(new_frames, |end| end.saturating_sub(first).min(new_frames));
+        let (keep_from, keep_to) = (keep_from as usize, (keep_to as usize).max(keep_from as usize));
+        if keep_to < new_frames as usize {
+            self.pending.truncate(before + keep_to * channels);
+        }
+        if keep_from > 0 {
+            self.pending.drain(before..before + keep_from * channels);
+        }
+        self.kept += (keep_to - keep_from) as u64;
+        if self.trim_end.is_some_and(|end| first + new_frames >= end) {
+            self.resampler = None;
+            self.state = State::Finished;
+        }
     }
 
     fn decode_error(&mut self, code: c_int) -> Result<(), String> {
@@ -405,7 +596,9 @@ impl Decoder {
 
     fn finish(&mut self) -> Result<(), String> {
         if let Some(mut resampler) = self.resampler.take() {
+            let before = self.pending.len();
             resampler.convert(None, &mut self.pending)?;
+            self.trim_from(before);
         }
         self.state = State::Finished;
         if self.io.reader().take_seeked_past_end() {
@@ -419,12 +612,30 @@ impl Decoder {
                 None => "the audio stream contains no audio data".into(),
             });
         }
+        if self.kept == 0 && self.trim_start > 0 {
+            return Err(format!(
+                "the trim starts at {:.3} s, but the audio ends at {:.3} s",
+                self.trim_start as f64 / f64::from(self.out_rate),
+                self.position.unwrap_or(0) as f64 / f64::from(self.out_rate)
+            ));
+        }
         Ok(())
     }
 }
 
-/// Probes the container and opens it, reading through `io`.
-fn open_input(io: &AvIo) -> Result<FormatContext, String> {
+/// A float sample (full scale ±1.0) as s16, rounded and clipped as libswresample does.
+pub fn to_s16(sample: f32) -> i16 {
+    (sample * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
+/// A float sample as a 24-bit value in an i32.
+pub fn to_s24(sample: f32) -> i32 {
+    (f64::from(sample) * 8_388_608.0).round().clamp(-8_388_608.0, 8_388_607.0) as i32
+}
+
+/// Probes the container and opens it, reading through `io`; only streams of the `wanted`
+/// kind (or not yet known) are probed.
+fn open_input(io: &AvIo, wanted: ff::AVMediaType) -> Result<FormatContext, String> {
     let mut input_format: *const ff::AVInputFormat = ptr::null();
     // SAFETY: `io` is a valid read context positioned at 0; `input_format` receives a static
     // demuxer description. The probed bytes stay buffered in `io` for avformat_open_input.
@@ -469,14 +680,14 @@ fn open_input(io: &AvIo) -> Result<FormatContext, String> {
     };
     // SAFETY: `opened` came from a successful avformat_open_input and is owned by no one else.
     let format = unsafe { FormatContext::from_raw(opened) };
-    // Only audio matters: streams already known to be something else are skipped before the
-    // probe, so it neither buffers their packets nor opens their (video) decoders. This keeps
-    // the worker's memory small and flat whatever the video is.
+    // Only the wanted kind matters: streams already known to be something else are skipped
+    // before the probe, so it neither buffers their packets nor opens their decoders. This
+    // keeps the worker's memory small and flat whatever the video is (when decoding audio).
     for &st in format.streams() {
         // SAFETY: live streams of an open context; `discard` is set before any packet is read.
         unsafe {
             let kind = (*(*st).codecpar).codec_type;
-            if kind != ff::AVMediaType::AVMEDIA_TYPE_AUDIO && kind != ff::AVMediaType::AVMEDIA_TYPE_UNKNOWN {
+            if kind != wanted && kind != ff::AVMediaType::AVMEDIA_TYPE_UNKNOWN {
                 (*st).discard = ff::AVDiscard::AVDISCARD_ALL;
             }
         }

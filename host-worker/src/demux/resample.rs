@@ -1,6 +1,7 @@
 //! libswresample wrapper: owns one `SwrContext` converting decoded frames of one input format
-//! (sample format, rate, channel layout) to interleaved s16 at the output rate and channel
-//! count. The decoder builds a new one when the input format changes mid-stream, flushing the
+//! (sample format, rate, channel layout) to interleaved 32-bit float at the output rate and
+//! channel count (float keeps 24-bit sources whole and lets the decoder apply a gain before
+//! the one rounding to the codec's depth). The decoder builds a new one when the input format changes mid-stream, flushing the
 //! old one first so its buffered tail is not lost.
 
 use std::ffi::c_int;
@@ -76,7 +77,7 @@ impl Resampler {
             ff::swr_alloc_set_opts2(
                 &mut swr,
                 out_layout.as_mut_ptr(),
-                ff::AVSampleFormat::AV_SAMPLE_FMT_S16,
+                ff::AVSampleFormat::AV_SAMPLE_FMT_FLT,
                 out_rate as c_int,
                 in_layout.as_mut_ptr(),
                 in_fmt,
@@ -117,12 +118,12 @@ impl Resampler {
             && self.in_layout.same_as(&input.layout)
     }
 
-    /// Converts `frame` (or flushes the buffered tail when `None`), appending interleaved s16
+    /// Converts `frame` (or flushes the buffered tail when `None`), appending interleaved float
     /// samples to `out`. Returns the number of frames appended.
     pub(super) fn convert(
         &mut self,
         frame: Option<&ff::AVFrame>,
-        out: &mut Vec<i16>,
+        out: &mut Vec<f32>,
     ) -> Result<usize, String> {
         let in_samples = frame.map_or(0, |f| f.nb_samples.max(0));
         let mut total = 0;
@@ -140,7 +141,7 @@ impl Resampler {
                 Some(f) => (f.extended_data as *mut *const u8, in_samples),
                 None => (ptr::null_mut(), 0),
             };
-            // SAFETY: `out_ptr` points at spare capacity for `capacity` interleaved s16 frames
+            // SAFETY: `out_ptr` points at spare capacity for `capacity` interleaved f32 frames
             // (reserved above); for packed output only the first plane pointer is used. The
             // input planes belong to a live decoded frame with `count` samples in the format
             // this context was built for (checked by `accepts` before calling).

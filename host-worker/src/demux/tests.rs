@@ -86,7 +86,7 @@ fn decode_ok(data: Vec<u8>, request: OutputRequest) -> Decoded {
 }
 
 /// Runs the ffmpeg CLI with `args` and the output file `name` (in `dir`); returns its bytes.
-fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+pub(super) fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
     let path = dir.join(name);
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
@@ -98,7 +98,7 @@ fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-fn tmp() -> tempfile::TempDir {
+pub(super) fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
@@ -257,6 +257,7 @@ fn demux_mp4_faststart_and_resample() {
         OutputRequest {
             sample_rate: Some(44100),
             channels: Some(2),
+            ..Default::default()
         },
     );
     assert_eq!(d.info.container, "mp4");
@@ -323,6 +324,7 @@ fn demux_webm_mkv_mov() {
         OutputRequest {
             sample_rate: None,
             channels: Some(2),
+            ..Default::default()
         },
     );
     assert_eq!(
@@ -389,6 +391,7 @@ fn demux_avi_ts_flv() {
         OutputRequest {
             sample_rate: Some(22050),
             channels: None,
+            ..Default::default()
         },
     );
     assert_eq!(
@@ -436,6 +439,7 @@ fn demux_audio_only_formats() {
         OutputRequest {
             sample_rate: Some(44100),
             channels: Some(2),
+            ..Default::default()
         },
     );
     assert_eq!(
@@ -513,6 +517,7 @@ fn demux_mono_22k_to_stereo_44k_and_short_clip() {
         OutputRequest {
             sample_rate: Some(44100),
             channels: Some(2),
+            ..Default::default()
         },
     );
     assert_eq!((d.info.sample_rate, d.info.channels), (22050, 1));
@@ -682,6 +687,7 @@ fn demux_storage_errors_and_panics_are_reported() {
         OutputRequest {
             sample_rate: Some(0),
             channels: None,
+            ..Default::default()
         },
     )
     .err()

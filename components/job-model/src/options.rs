@@ -1,0 +1,247 @@
+//! The audio options of an upload (issue 8): trim, rate, channels, track, loudness
+//! normalization, tag overrides, cover and compression level. This module owns their parsing
+//! from query values into typed values with a precise reason for every refusal, so the gateway
+//! answers a 400 before anything is stored; what depends on the chosen plugin is checked by
+//! [`crate::FormatInfo::check_options`], and what depends on the file itself (the track exists,
+//! the start is inside the audio) by the worker, which fails the job with a readable reason.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest source this service accepts a time for (100 hours), in seconds.
+pub const MAX_TIME_SECS: f64 = 360_000.0;
+
+/// Output sample rates a user may ask for: the usual ones, so a typo like 12345 is refused.
+pub const STANDARD_RATES: [u32; 13] =
+    [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000];
+
+/// Highest audio track index accepted (a file with more audio streams is not a music file).
+pub const MAX_TRACK: u32 = 63;
+
+/// Integrated loudness targets a user may ask for, in LUFS.
+pub const LOUDNESS_RANGE: std::ops::RangeInclusive<f64> = -70.0..=-5.0;
+/// True-peak ceilings a user may ask for, in dBTP.
+pub const TRUE_PEAK_RANGE: std::ops::RangeInclusive<f64> = -9.0..=0.0;
+/// The ceiling when none is given: EBU R128's -1 dBTP.
+pub const DEFAULT_TRUE_PEAK: f64 = -1.0;
+
+/// Longest `title` / `artist` / `album`, in characters.
+pub const MAX_TAG_CHARS: usize = 200;
+
+/// Highest compression level syntax accepts (the plugin's `levels` decide what is valid).
+pub const MAX_LEVEL: u8 = 12;
+
+/// Loudness normalization (EBU R128 / ITU-R BS.1770): a measuring pass, then one gain, held
+/// under the true-peak ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Normalize {
+    /// Integrated loudness to reach, LUFS (e.g. -16 podcasts, -23 broadcast).
+    pub target_lufs: f64,
+    /// The output's true peak stays at or under this, dBTP.
+    pub true_peak_dbtp: f64,
+}
+
+/// Parses a time: seconds (`90`, `12.5`) or `[hh:]mm:ss[.fff]` (`1:30`, `01:02:03.250`).
+pub fn parse_time(name: &str, raw: &str) -> Result<f64, String> {
+    let bad = || {
+        format!("{name} must be seconds (e.g. 12.5) or hh:mm:ss.mmm (e.g. 00:01:02.500), got {raw:?}")
+    };
+    let raw_trimmed = raw.trim();
+    let parts: Vec<&str> = raw_trimmed.split(':').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err(bad());
+    }
+    let number = |p: &str, fraction: bool| -> Result<f64, String> {
+        let ok = p.bytes().all(|b| b.is_ascii_digit() || (fraction && b == b'.'))
+            && p.bytes().filter(|&b| b == b'.').count() <= 1
+            && !p.starts_with('.')
+            && !p.ends_with('.');
+        if !ok {
+            return Err(bad());
+        }
+        p.parse::<f64>().map_err(|_| bad())
+    };
+    let (whole, last) = parts.split_at(parts.len() - 1);
+    let seconds = number(last[0], true)?;
+    if !whole.is_empty() && seconds >= 60.0 {
+        return Err(format!("{name}: the seconds of {raw:?} must be under 60"));
+    }
+    let mut total = seconds;
+    for (i, p) in whole.iter().rev().enumerate() {
+        let value = number(p, false)?;
+        if i == 0 && whole.len() == 2 && value >= 60.0 {
+            return Err(format!("{name}: the minutes of {raw:?} must be under 60"));
+        }
+        total += value * 60f64.powi(i as i32 + 1);
+    }
+    if !total.is_finite() || total > MAX_TIME_SECS {
+        return Err(format!("{name} must be at most {MAX_TIME_SECS} seconds, got {raw:?}"));
+    }
+    Ok(total)
+}
+
+/// Checks a trim: `end` after `start`.
+pub fn check_trim(start: Option<f64>, end: Option<f64>) -> Result<(), String> {
+    match (start, end) {
+        (_, Some(end)) if end <= 0.0 => Err(format!("end must be after the beginning of the audio, got {end} s")),
+        (Some(start), Some(end)) if end <= start => {
+            Err(format!("end ({end} s) must be after start ({start} s)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses `?rate=`: one of [`STANDARD_RATES`].
+pub fn parse_rate(raw: &str) -> Result<u32, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(rate) if STANDARD_RATES.contains(&rate) => Ok(rate),
+        _ => {
+            let list: Vec<String> = STANDARD_RATES.iter().map(u32::to_string).collect();
+            Err(format!("rate must be one of {} (Hz), got {raw:?}", list.join(", ")))
+        }
+    }
+}
+
+/// Parses `?channels=`: 1 (mono) or 2 (stereo).
+pub fn parse_channels(raw: &str) -> Result<u8, String> {
+    match raw.trim() {
+        "1" => Ok(1),
+        "2" => Ok(2),
+        _ => Err(format!("channels must be 1 (mono) or 2 (stereo), got {raw:?}")),
+    }
+}
+
+/// Parses `?track=`: the index of an audio stream among the file's audio streams, from 0.
+pub fn parse_track(raw: &str) -> Result<u32, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(track) if track <= MAX_TRACK => Ok(track),
+        _ => Err(format!(
+            "track must be the index of an audio stream of the file, 0 to {MAX_TRACK} (0 is the first; GET /jobs/{{id}} lists them), got {raw:?}"
+        )),
+    }
+}
+
+/// Parses `?normalize=`: a target in LUFS (`-16`), or `podcast` (-16), `broadcast` (-23) or
+/// `streaming` (-14).
+pub fn parse_loudness_target(raw: &str) -> Result<f64, String> {
+    let value = match raw.trim().to_ascii_lowercase().as_str() {
+        "podcast" => -16.0,
+        "broadcast" => -23.0,
+        "streaming" => -14.0,
+        other => other.strip_suffix("lufs").unwrap_or(other).trim().parse::<f64>().unwrap_or(f64::NAN),
+    };
+    if !LOUDNESS_RANGE.contains(&value) {
+        return Err(format!(
+            "normalize must be a loudness target from {} to {} LUFS (e.g. -16), or podcast, broadcast or streaming, got {raw:?}",
+            LOUDNESS_RANGE.start(),
+            LOUDNESS_RANGE.end()
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses `?true_peak=`: the ceiling in dBTP.
+pub fn parse_true_peak(raw: &str) -> Result<f64, String> {
+    let value = raw.trim().parse::<f64>().unwrap_or(f64::NAN);
+    if !TRUE_PEAK_RANGE.contains(&value) {
+        return Err(format!(
+            "true_peak must be a ceiling from {} to {} dBTP (e.g. -1), got {raw:?}",
+            TRUE_PEAK_RANGE.start(),
+            TRUE_PEAK_RANGE.end()
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses a `title`, `artist` or `album` override: 1 to [`MAX_TAG_CHARS`] characters, no
+/// control characters.
+pub fn parse_tag(name: &str, raw: &str) -> Result<String, String> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(format!("{name} must not be empty (leave it out to keep the source's)"));
+    }
+    let chars = value.chars().count();
+    if chars > MAX_TAG_CHARS {
+        return Err(format!("{name} must be at most {MAX_TAG_CHARS} characters, got {chars}"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{name} must not contain control characters"));
+    }
+    Ok(value.to_string())
+}
+
+/// Parses `?cover=`: `none` leaves the cover out; `auto` (the default) takes a frame of the
+/// video when there is one.
+pub fn parse_cover(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(false),
+        "auto" => Ok(true),
+        _ => Err(format!("cover must be none or auto, got {raw:?}")),
+    }
+}
+
+/// Parses `?level=`: a compression level (which ones exist depends on the format).
+pub fn parse_level(raw: &str) -> Result<u8, String> {
+    match raw.trim().parse::<u8>() {
+        Ok(level) if level <= MAX_LEVEL => Ok(level),
+        _ => Err(format!("level must be a whole number from 0 to {MAX_LEVEL}, got {raw:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("start", "12.5"), Ok(12.5));
+        assert_eq!(parse_time("start", "0"), Ok(0.0));
+        assert_eq!(parse_time("start", "1:30"), Ok(90.0));
+        assert_eq!(parse_time("start", "01:02:03.250"), Ok(3723.25));
+        for bad in ["", "abc", "-1", "1:", ":5", "1:2:3:4", "1:61", "1:60:00", "1.5:00", "1e3", ".5", "5.", "inf", "NaN"] {
+            assert!(parse_time("start", bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_time("end", "999999").unwrap_err().contains("at most"));
+        assert!(check_trim(Some(2.0), Some(1.0)).unwrap_err().contains("after start"));
+        assert!(check_trim(Some(2.0), Some(2.0)).is_err());
+        assert!(check_trim(None, Some(0.0)).is_err());
+        assert!(check_trim(Some(0.5), Some(1.25)).is_ok());
+        assert!(check_trim(Some(3.0), None).is_ok());
+    }
+
+    #[test]
+    fn layouts_tracks_and_levels() {
+        assert_eq!(parse_rate("44100"), Ok(44100));
+        assert!(parse_rate("12345").unwrap_err().contains("22050"));
+        assert_eq!(parse_channels("1"), Ok(1));
+        assert!(parse_channels("3").unwrap_err().contains("1 (mono) or 2"));
+        assert_eq!(parse_track("1"), Ok(1));
+        assert!(parse_track("-1").is_err());
+        assert!(parse_track("64").is_err());
+        assert_eq!(parse_level("8"), Ok(8));
+        assert!(parse_level("13").is_err());
+    }
+
+    #[test]
+    fn loudness() {
+        assert_eq!(parse_loudness_target("-16"), Ok(-16.0));
+        assert_eq!(parse_loudness_target("-23 LUFS"), Ok(-23.0));
+        assert_eq!(parse_loudness_target("podcast"), Ok(-16.0));
+        assert_eq!(parse_loudness_target("Broadcast"), Ok(-23.0));
+        for bad in ["abc", "0", "-80", "16", "nan", ""] {
+            assert!(parse_loudness_target(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_true_peak("-1.5"), Ok(-1.5));
+        assert!(parse_true_peak("1").is_err());
+    }
+
+    #[test]
+    fn tags_and_cover() {
+        assert_eq!(parse_tag("title", "  Talk  "), Ok("Talk".into()));
+        assert!(parse_tag("title", &"x".repeat(201)).unwrap_err().contains("at most 200"));
+        assert!(parse_tag("artist", " ").is_err());
+        assert!(parse_tag("album", "a\u{7}b").is_err());
+        assert_eq!(parse_cover("none"), Ok(false));
+        assert_eq!(parse_cover("auto"), Ok(true));
+        assert!(parse_cover("yes").is_err());
+    }
+}
