@@ -117,3 +117,15 @@ fn aiff_c_bindings_are_what_wit_bindgen_generates_from_the_wit() {
         assert!(fresh == committed, "components/codec-aiff-c/bindings/{file} is stale: run `make -C components/codec-aiff-c bindings`");
     }
 }
+
+#[tokio::test]
+async fn aiff_passes_the_options_suite() {
+    e2e_tests::options_suite::audio_options_hold(e2e_tests::options_suite::OptionExpectations {
+        format: "aiff",
+        rate_for: |rate| rate,
+        tolerance_frames: 0,
+        tags: true,
+        cover: false,
+    })
+    .await;
+}

@@ -205,3 +205,15 @@ async fn a_24_bit_source_stays_24_bit_and_every_level_is_lossless() {
     let body = error_body(res, 400).await;
     assert!(body["detail"].as_str().unwrap().contains("level"), "{body}");
 }
+
+#[tokio::test]
+async fn flac_passes_the_options_suite() {
+    e2e_tests::options_suite::audio_options_hold(e2e_tests::options_suite::OptionExpectations {
+        format: "flac",
+        rate_for: |rate| rate,
+        tolerance_frames: 0,
+        tags: true,
+        cover: true,
+    })
+    .await;
+}

@@ -217,3 +217,15 @@ async fn chromium_plays_m4a_and_decodes_exactly_the_source_length() {
         assert!((duration - frames as f64 / 44100.0).abs() < 0.001, "{name}: the player's duration: {got}");
     }
 }
+
+#[tokio::test]
+async fn m4a_passes_the_options_suite() {
+    e2e_tests::options_suite::audio_options_hold(e2e_tests::options_suite::OptionExpectations {
+        format: "m4a",
+        rate_for: |rate| rate,
+        tolerance_frames: 0,
+        tags: true,
+        cover: true,
+    })
+    .await;
+}

@@ -144,3 +144,27 @@ async fn swapping_a_format_between_the_ogg_plugins_takes_effect_for_the_next_job
     }
     convert("vorbis").await;
 }
+
+#[tokio::test]
+async fn opus_passes_the_options_suite() {
+    e2e_tests::options_suite::audio_options_hold(e2e_tests::options_suite::OptionExpectations {
+        format: "opus",
+        rate_for: |_| 48000,
+        tolerance_frames: 0,
+        tags: true,
+        cover: true,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ogg_passes_the_options_suite() {
+    e2e_tests::options_suite::audio_options_hold(e2e_tests::options_suite::OptionExpectations {
+        format: "ogg",
+        rate_for: |rate| rate,
+        tolerance_frames: 0,
+        tags: true,
+        cover: true,
+    })
+    .await;
+}
