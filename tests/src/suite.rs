@@ -1,12 +1,12 @@
-//! The conversion suite every output format passes: every good input of the worker tests,
-//! converted through the real platform, read back with FFmpeg (`probe`) and held to the same
-//! promises: the codec and content type the format declares, the rate and channels the plugin
-//! keeps, the exact duration, tags carried from the source, and a seek into the middle that
-//! decodes. A format's test is one call with what is particular to it.
+//! The conversion suite every output format passes: every good input of the worker tests and a
+//! three-minute video, converted through the real platform, read back with FFmpeg (`probe`) and
+//! held to the same promises: the codec and content type the format declares, the rate and
+//! channels the plugin keeps, the exact duration, tags carried from the source, and a seek into
+//! the middle that decodes. A format's test is one call with what is particular to it.
 
 use std::time::Duration;
 
-use crate::fixtures::good_inputs;
+use crate::fixtures::{Fixture, good_inputs, long_video};
 use crate::probe::probe;
 use crate::{Client, Platform, PlatformOptions};
 
@@ -34,7 +34,16 @@ pub async fn convert_every_input(expect: FormatExpectations) {
     let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, variables, ..Default::default() }).unwrap();
     let c = Client::new(&p);
     let token = c.new_user("suite@example.com").await;
-    let inputs = good_inputs();
+    let mut inputs = good_inputs();
+    // And a long file: three minutes of 160x120 H.264 with stereo AAC.
+    let long = Fixture {
+        path: long_video("suite-3min.mp4", 180, "160x120"),
+        duration: Some(180.0),
+        sample_rate: 44100,
+        channels: 2,
+        content_type: "video/mp4",
+    };
+    inputs.push(("3-minute video", long));
     let mut jobs = Vec::new();
     for (name, fixture) in &inputs {
         jobs.push((name, fixture, c.upload_file(&token, &fixture.path, fixture.content_type, expect.query).await));

@@ -1015,7 +1015,7 @@ fn known_worker_flags() -> BTreeSet<String> {
             } else if current.is_some() && t == "}" {
                 current = None;
             } else if let Some(name) = &current {
-                if t.starts_with("#[command(flatten)]") {
+                if t.starts_with("#[command(flatten") {
                     flatten = true;
                 } else if let Some((field, ty)) = t.strip_prefix("pub ").and_then(|r| r.split_once(':')) {
                     let ty = ty.trim().trim_end_matches(',').rsplit("::").next().unwrap().to_string();

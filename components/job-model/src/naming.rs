@@ -60,6 +60,7 @@ pub fn content_type_for_format(format: &str) -> &'static str {
         "ogg" | "opus" => "audio/ogg",
         "flac" => "audio/flac",
         "m4a" | "aac" => "audio/mp4",
+        "aiff" => "audio/aiff",
         _ => "application/octet-stream",
     }
 }
