@@ -171,10 +171,21 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
     });
     let trigger = start(services, &args.redis_host, &args.options, &files, "http://127.0.0.1:3000").await?;
     let stopped = CancellationToken::new();
-    let listener = crate::admin::bind(args.admin_listen).await?;
-    let admin = tokio::spawn(crate::admin::serve(listener, crate::admin::Probes::worker(trigger.clone()), shutdown.clone(), stopped.clone()));
+    // Converting matters more than being probed: a taken admin address is a warning.
+    let admin = match crate::admin::bind(args.admin_listen).await {
+        Ok(listener) => {
+            let probes = crate::admin::Probes::worker(trigger.clone());
+            Some(tokio::spawn(crate::admin::serve(listener, probes, shutdown.clone(), stopped.clone())))
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "admin endpoints not served; pass a free --admin-listen");
+            None
+        }
+    };
     let result = trigger.run(shutdown).await;
     stopped.cancel();
-    admin.await??;
+    if let Some(admin) = admin {
+        admin.await??;
+    }
     result
 }

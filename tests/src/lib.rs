@@ -308,6 +308,10 @@ impl Platform {
             .arg(self.data_dir.path().join("state"))
             .args(["--redis-host", &self.redis().host()])
             .args(extra)
+            .args(match extra.contains(&"--admin-listen") {
+                true => vec![],
+                false => vec!["--admin-listen".to_string(), format!("127.0.0.1:{}", free_port())],
+            })
             .env("NO_COLOR", "1")
             .stdout(log.try_clone().unwrap())
             .stderr(log);
