@@ -78,13 +78,12 @@ impl Runtime {
             // A trivial request's time went to giving memory back: every instance's pages were
             // `madvise`d away when it ended (TLB shootdowns across cores) and faulted in again by
             // the next one. Keeping the low pages resident and resetting only the dirty ones
-            // (PAGEMAP_SCAN, Linux 6.7+; otherwise `memset`) reuses them; batching decommits
-            // makes one shootdown serve several instances. Bounded: at most this much per warm
-            // slot, and only for slots in use.
+            // (PAGEMAP_SCAN, Linux 6.7+; otherwise `memset`) reuses them. Bounded: at most this
+            // much per warm slot. Decommits are not batched: a batch keeps whole memories (an
+            // argon2id log-in's tens of MiB) resident until it fills.
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(64 << 10)
-            .pagemap_scan(wasmtime::Enabled::Auto)
-            .decommit_batch_size(8);
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
