@@ -10,7 +10,8 @@
 //! longest input; and, when `wrk` is installed (`apt-get install wrk`), the edge's request rate
 //! for a static asset (`GET /` of the web component) and for `POST /validate`
 //! (`wrk -t2 -c8 -d10s`, median of three).
-//! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only]`.
+//! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only] [--up-only]`
+//! (`--up-only`: only the whole-`up` RSS and the request rates).
 
 use std::path::Path;
 use std::process::Command;
@@ -111,8 +112,9 @@ async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, Vec<f64>) {
 /// its peak, compilation included, is returned second).
 async fn run_up_whole(input: &Path) -> (f64, f64) {
     let cache = e2e_tests::workspace_root().join("target").join(format!("bench-module-cache-{}", std::process::id()));
+    // As `mp3edge up` runs by default: its private Redis for jobs, its local key-value store.
     let options = || PlatformOptions {
-        key_value_on_redis: true,
+        private_redis: true,
         env: vec![("MP3EDGE_MODULE_CACHE".into(), cache.display().to_string())],
         ..Default::default()
     };
@@ -177,6 +179,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(3usize);
     let short_only = args.iter().any(|a| a == "--short-only");
+    let up_only = args.iter().any(|a| a == "--up-only");
     let mut lengths = vec![("5 min", 300u32)];
     if !short_only {
         lengths.push(("60 min", 3600));
@@ -188,6 +191,10 @@ async fn main() {
     for (label, seconds) in lengths {
         eprintln!("generating the {label} input (cached under target/test-fixtures)...");
         let input = long_video(&format!("bench-{seconds}s-640x360.mp4"), seconds, "640x360");
+        if up_only {
+            longest = Some((label, input));
+            continue;
+        }
         let (ffmpeg, ffmpeg_rss) = run_ffmpeg(&input, runs);
         let (worker, worker_rss, durations) = run_worker(&input, runs).await;
         assert!(durations.iter().all(|d| (d - f64::from(seconds)).abs() < 1.0), "output durations {durations:?}");
