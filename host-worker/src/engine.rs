@@ -3,6 +3,9 @@
 //! Owns the engine configuration (component model, async, epoch interruption, pooling instance
 //! allocator), the linker with WASI 0.2, `wasi:http` and the Spin interfaces, and the creation
 //! of a fresh `Store` per request or job with its memory cap and wall-clock deadline.
+//! Components are compiled through the process's `ModuleCache` when it has one, and the
+//! `MP3EDGE_PROFILE=perfmap` environment variable makes Wasmtime write `/tmp/perf-PID.map` so
+//! `perf report` names the guest's functions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +16,15 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::module_cache::{ModuleCache, Origin};
 use crate::outbound_http::OutboundHttpHooks;
 use crate::state::{ComponentState, Grants, MemoryLimiter, Services};
 
 /// How often the epoch advances; the granularity of deadlines and of cooperative yielding.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Linear memory kept resident per pooled slot between instances (see `Runtime::new`).
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
 /// Resource bounds applied to every instance.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +48,20 @@ pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<ComponentState>,
     pub limits: Limits,
+    /// Compiled components kept across starts; `None` compiles every time.
+    pub module_cache: Option<ModuleCache>,
+}
+
+/// Environment variable choosing a Wasmtime profiling agent (`perfmap`), for `perf record`.
+pub const PROFILE_ENV: &str = "MP3EDGE_PROFILE";
+
+/// The profiler `MP3EDGE_PROFILE` asks for.
+fn profiling_strategy() -> Result<wasmtime::ProfilingStrategy> {
+    match std::env::var(PROFILE_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("none") => Ok(wasmtime::ProfilingStrategy::None),
+        Ok("perfmap") => Ok(wasmtime::ProfilingStrategy::PerfMap),
+        Ok(other) => anyhow::bail!("{PROFILE_ENV}={other}: the profilers are `perfmap` and `none`"),
+    }
 }
 
 impl Runtime {
@@ -53,11 +74,21 @@ impl Runtime {
             .max_memories_per_component(4)
             .max_tables_per_component(16)
             .max_core_instances_per_component(32)
-            .max_memory_size(limits.max_memory_bytes);
+            .max_memory_size(limits.max_memory_bytes)
+            // A trivial request's time went to giving memory back: every instance's pages were
+            // `madvise`d away when it ended (TLB shootdowns across cores) and faulted in again by
+            // the next one. Keeping the low pages resident and resetting only the dirty ones
+            // (PAGEMAP_SCAN, Linux 6.7+; otherwise `memset`) reuses them. Bounded: at most this
+            // much per warm slot. Decommits are not batched: a batch keeps whole memories (an
+            // argon2id log-in's tens of MiB) resident until it fills.
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            .profiler(profiling_strategy()?)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
 
@@ -75,16 +106,25 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         crate::bindings::Host_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
         crate::bindings::postgres::Host_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Arc::new(Runtime { engine, linker, limits }))
+        Ok(Arc::new(Runtime { engine, linker, limits, module_cache: ModuleCache::for_process() }))
     }
 
-    /// Compiles a component once; instances are then made from its pre-instantiation.
+    /// Compiles a component once (or loads its compiled code from the module cache);
+    /// instances are then made from its pre-instantiation.
     pub fn compile(&self, path: &std::path::Path) -> Result<Component> {
         let started = Instant::now();
-        let component = Component::from_file(&self.engine, path)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("loading component {} (run `make build` first?)", path.display()))?;
-        tracing::info!(path = %path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+        let loaded = match &self.module_cache {
+            Some(cache) => std::fs::read(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|wasm| cache.load_or_compile(&self.engine, path, &wasm)),
+            None => Component::from_file(&self.engine, path).map(|c| (c, Origin::Compiled)).map_err(anyhow::Error::from),
+        };
+        let (component, origin) = loaded.with_context(|| format!("loading component {} (run `make build` first?)", path.display()))?;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match origin {
+            Origin::Cached => tracing::info!(path = %path.display(), elapsed_ms, "loaded compiled component from cache"),
+            Origin::Compiled => tracing::info!(path = %path.display(), elapsed_ms, "compiled component"),
+        }
         Ok(component)
     }
 

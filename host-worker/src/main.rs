@@ -21,6 +21,7 @@ mod key_value;
 mod lifecycle;
 mod manifest;
 mod metrics;
+mod module_cache;
 mod mqtt_outbound;
 mod notify;
 mod outbound;

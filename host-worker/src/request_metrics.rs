@@ -28,10 +28,22 @@ pub struct RequestMetrics {
 impl RequestMetrics {
     /// Counts one answered request.
     pub fn record(&self, component: &str, method: &str, status: u16, elapsed: Duration) {
-        *self.requests.lock().expect("metrics lock").entry((component.into(), method.into(), status)).or_default() += 1;
+        // Allocates the keys only the first time a (component, method, status) is seen: this
+        // runs on every request.
+        {
+            let mut requests = self.requests.lock().expect("metrics lock");
+            let known = requests.iter_mut().find(|((c, m, s), _)| *s == status && c == component && m == method);
+            match known {
+                Some((_, n)) => *n += 1,
+                None => *requests.entry((component.into(), method.into(), status)).or_default() += 1,
+            }
+        }
         let secs = elapsed.as_secs_f64();
         let mut latency = self.latency.lock().expect("metrics lock");
-        let entry = latency.entry(component.into()).or_default();
+        if !latency.contains_key(component) {
+            latency.insert(component.into(), Latency::default());
+        }
+        let entry = latency.get_mut(component).expect("inserted above");
         let bucket = BUCKETS.iter().position(|bound| secs <= *bound).unwrap_or(BUCKETS.len());
         entry.buckets[bucket] += 1;
         entry.sum_secs += secs;

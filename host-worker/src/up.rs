@@ -85,6 +85,7 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     crate::restrict_to_owner(&data_dir)?;
     let data_dir = data_dir.canonicalize()?;
+    crate::module_cache::set_default_dir(data_dir.join("module-cache"));
     let manifest = manifest::Manifest::load(&manifest_path)?;
     let runtime_config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
 

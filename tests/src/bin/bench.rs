@@ -5,7 +5,13 @@
 //! (b) the worker converting the same file to mp3 at 192 kbps (job start to output stored,
 //!     as the worker logs it; CPU from /proc for the worker process),
 //! several runs each, and prints medians, the ratios (b)/(a) and the worker's peak RSS.
-//! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only]`.
+//! Then, each with its goal (issue 13): the CPU-seconds per minute of audio of both and their
+//! ratio; the peak RSS of one whole `mp3edge up` (edge and worker in one process) converting the
+//! longest input; and, when `wrk` is installed (`apt-get install wrk`), the edge's request rate
+//! for a static asset (`GET /` of the web component) and for `POST /validate`
+//! (`wrk -t2 -c8 -d10s`, median of three).
+//! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only] [--up-only]`
+//! (`--up-only`: only the whole-`up` RSS and the request rates).
 
 use std::path::Path;
 use std::process::Command;
@@ -100,20 +106,95 @@ async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, Vec<f64>) {
     (Figures { wall: median(walls), cpu: median(cpus) }, rss, ratios_check)
 }
 
+/// Peak RSS of one `mp3edge up` with its worker inside while it takes the upload of `input` and
+/// converts it, started as a
+/// deployment restarts: with its compiled-module cache already filled (a first start fills it;
+/// its peak, compilation included, is returned second).
+async fn run_up_whole(input: &Path) -> (f64, f64) {
+    let cache = e2e_tests::workspace_root().join("target").join(format!("bench-module-cache-{}", std::process::id()));
+    // As `mp3edge up` runs by default: its private Redis for jobs, its local key-value store.
+    let options = || PlatformOptions {
+        private_redis: true,
+        env: vec![("MP3EDGE_MODULE_CACHE".into(), cache.display().to_string())],
+        ..Default::default()
+    };
+    let mut first = Platform::start_with(options()).unwrap();
+    let cold_start_rss = peak_rss_mib(first.pid().unwrap());
+    first.stop();
+    let p = Platform::start_with(options()).unwrap();
+    let pid = p.pid().unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("bench-rss@example.com").await;
+    // The log-ins' argon2id hashing (tens of MiB in the auth component, for a moment) is not
+    // the conversion's: the peak is counted from here (`clear_refs` 5 resets VmHWM).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("resetting the peak RSS");
+    let id = c.upload_file(&token, input, "video/mp4", "format=mp3&bitrate=192").await;
+    let job = c.wait_for_job(&token, &id, Duration::from_secs(1800)).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let rss = peak_rss_mib(pid);
+    let _ = std::fs::remove_dir_all(&cache);
+    (rss, cold_start_rss)
+}
+
+/// Requests per second `wrk -t2 -c8 -d10s` reaches on `url` (median of three runs), with an
+/// optional Lua script; `None` without `wrk`.
+fn wrk_rate(url: &str, script: Option<&Path>) -> Option<f64> {
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let mut command = Command::new("wrk");
+        command.args(["-t2", "-c8", "-d10s"]);
+        if let Some(script) = script {
+            command.arg("-s").arg(script);
+        }
+        let out = command.arg(url).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("Non-2xx"), "wrk saw errors from {url}:\n{text}");
+        let rate = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        rates.push(rate);
+    }
+    Some(median(rates))
+}
+
+/// The edge's request rates: a static asset and `POST /validate`.
+async fn run_request_rates() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("request rates: skipped, `wrk` is not installed (apt-get install wrk)");
+        return;
+    }
+    let p = Platform::start_with(PlatformOptions { no_worker: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("bench-wrk@example.com").await;
+    let script = std::env::temp_dir().join(format!("mp3edge-bench-validate-{}.lua", std::process::id()));
+    std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.headers[\"authorization\"] = \"Bearer {token}\"\n")).unwrap();
+    let static_rate = wrk_rate(&c.url("/"), None);
+    let validate_rate = wrk_rate(&c.url("/validate"), Some(&script));
+    let _ = std::fs::remove_file(&script);
+    let show = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.0}/s"));
+    println!("edge GET / (static asset): {:>10}   goal: ~16,800/s (Spin 4.0.2 on the reference machine)", show(static_rate));
+    println!("edge POST /validate:       {:>10}   goal: as high as the static asset allows (a JWT check and one SQLite read)", show(validate_rate));
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(3usize);
     let short_only = args.iter().any(|a| a == "--short-only");
+    let up_only = args.iter().any(|a| a == "--up-only");
     let mut lengths = vec![("5 min", 300u32)];
     if !short_only {
         lengths.push(("60 min", 3600));
     }
     println!("mp3edge benchmark: {runs} runs each, medians; machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     println!("{:<8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14}", "input", "ffmpeg wall", "worker wall", "ffmpeg cpu", "worker cpu", "wall b/a", "cpu b/a", "ffmpeg rss", "worker rss");
+    let mut per_minute = Vec::new();
+    let mut longest = None;
     for (label, seconds) in lengths {
         eprintln!("generating the {label} input (cached under target/test-fixtures)...");
         let input = long_video(&format!("bench-{seconds}s-640x360.mp4"), seconds, "640x360");
+        if up_only {
+            longest = Some((label, input));
+            continue;
+        }
         let (ffmpeg, ffmpeg_rss) = run_ffmpeg(&input, runs);
         let (worker, worker_rss, durations) = run_worker(&input, runs).await;
         assert!(durations.iter().all(|d| (d - f64::from(seconds)).abs() < 1.0), "output durations {durations:?}");
@@ -129,6 +210,21 @@ async fn main() {
             ffmpeg_rss,
             worker_rss
         );
+        let minutes = f64::from(seconds) / 60.0;
+        per_minute.push((label, ffmpeg.cpu / minutes, worker.cpu / minutes));
+        longest = Some((label, input));
     }
     println!("target: wall and cpu ratios <= 1.0, worker peak RSS < 100 MiB for both lengths");
+    for (label, ffmpeg, worker) in per_minute {
+        println!(
+            "{label}: mp3 CPU-s per minute of audio: worker {worker:.3}, ffmpeg/libmp3lame {ffmpeg:.3}, ratio {:.2}   goal: <= 1.4",
+            worker / ffmpeg
+        );
+    }
+    if let Some((label, input)) = longest {
+        let (rss, cold_start_rss) = run_up_whole(&input).await;
+        println!("{label}: peak RSS of the whole `mp3edge up` (edge + worker) converting it: {rss:.1} MiB   goal: < 100 MiB");
+        println!("        (a first start, compiling every component into the module cache, peaks at {cold_start_rss:.1} MiB)");
+    }
+    run_request_rates().await;
 }
