@@ -162,6 +162,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     crate::restrict_to_owner(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
+    crate::module_cache::set_default_dir(data_dir.join("module-cache"));
     let files = args.options.worker_files(args.app_dir.as_deref())?;
     let runtime_config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
     let services = Arc::new(Services {
