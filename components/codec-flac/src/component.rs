@@ -1,6 +1,6 @@
 //! WebAssembly component glue: exports [`FlacSession`] as the `encoder` interface.
 
-use crate::{BIT_DEPTHS, Config, Cover, FlacSession, LEVELS, MAX_CHANNELS, Tags};
+use crate::{BIT_DEPTHS, Config, FlacSession, LEVELS, MAX_CHANNELS};
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for FlacSession {
@@ -27,16 +27,8 @@ impl Codec for FlacSession {
             bits_per_sample: c.bits_per_sample,
             level: c.level,
             total_frames: c.total_frames,
-            tags: Tags {
-                title: t.title,
-                artist: t.artist,
-                album: t.album,
-                year: t.year,
-                comment: t.comment,
-                genre: t.genre,
-                track: t.track,
-            },
-            cover: c.cover.map(|p| Cover { mime_type: p.mime_type, width: p.width, height: p.height, data: p.data }),
+            tags: t.into(),
+            cover: c.cover.map(Into::into),
         })
     }
 

@@ -24,7 +24,7 @@ use flacenc::error::Verify;
 use flacenc::source::{Context, Fill, FrameBuf};
 
 /// The session result types are the plugin kit's, shared by every codec.
-pub use codec_plugin_kit::{Finished, HeaderPatch};
+pub use codec_plugin_kit::{Finished, HeaderPatch, Picture as Cover, Tags};
 
 /// Highest sample rate FLAC's STREAMINFO and frame headers can state (10 Hz units × 65535).
 pub const MAX_SAMPLE_RATE: u32 = 655_350;
@@ -57,28 +57,6 @@ const PICTURE: u8 = 6;
 const MAX_BLOCK_LEN: usize = (1 << 24) - 1;
 /// Sample number of a placeholder seek point.
 const PLACEHOLDER: u64 = u64::MAX;
-
-/// Descriptive metadata written as Vorbis comments.
-#[derive(Clone, Debug, Default)]
-pub struct Tags {
-    pub title: Option<String>,
-    pub artist: Option<String>,
-    pub album: Option<String>,
-    pub year: Option<String>,
-    pub comment: Option<String>,
-    pub genre: Option<String>,
-    /// `3` or `3/12`.
-    pub track: Option<String>,
-}
-
-/// A picture for the PICTURE block (type 3, front cover).
-#[derive(Clone, Debug)]
-pub struct Cover {
-    pub mime_type: String,
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
 
 /// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
 #[derive(Clone, Debug)]

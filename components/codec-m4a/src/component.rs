@@ -1,6 +1,6 @@
 //! WebAssembly component glue: exports [`M4aSession`] as the `encoder` interface.
 
-use crate::{BITRATES_KBPS, Config, Cover, M4aSession, MAX_CHANNELS, SAMPLE_RATES, Tags};
+use crate::{BITRATES_KBPS, Config, Cover, M4aSession, MAX_CHANNELS, SAMPLE_RATES};
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for M4aSession {
@@ -27,15 +27,7 @@ impl Codec for M4aSession {
             bitrate_kbps: c.bitrate_kbps,
             vbr_quality: c.vbr_quality,
             total_frames: c.total_frames,
-            tags: Tags {
-                title: t.title,
-                artist: t.artist,
-                album: t.album,
-                year: t.year,
-                comment: t.comment,
-                genre: t.genre,
-                track: t.track,
-            },
+            tags: t.into(),
             cover: c.cover.map(|p| Cover { mime_type: p.mime_type, data: p.data }),
         })
     }

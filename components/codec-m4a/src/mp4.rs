@@ -25,18 +25,7 @@ pub struct Track<'a> {
     pub play_frames: u64,
 }
 
-/// iTunes-style tags for the `ilst` box.
-#[derive(Clone, Debug, Default)]
-pub struct Tags {
-    pub title: Option<String>,
-    pub artist: Option<String>,
-    pub album: Option<String>,
-    pub year: Option<String>,
-    pub comment: Option<String>,
-    pub genre: Option<String>,
-    /// `3` or `3/12`.
-    pub track: Option<String>,
-}
+pub use codec_plugin_kit::Tags;
 
 /// A cover picture for `covr`.
 #[derive(Clone, Debug)]

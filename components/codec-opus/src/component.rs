@@ -1,6 +1,6 @@
 //! WebAssembly component glue: exports [`OpusSession`] as the `encoder` interface.
 
-use crate::{BIT_DEPTHS, BITRATES_KBPS, Config, MAX_CHANNELS, OpusSession, Picture, SAMPLE_RATE, Tags};
+use crate::{BIT_DEPTHS, BITRATES_KBPS, Config, MAX_CHANNELS, OpusSession, SAMPLE_RATE};
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for OpusSession {
@@ -26,8 +26,8 @@ impl Codec for OpusSession {
             channels: c.input.channels,
             bitrate_kbps: c.bitrate_kbps,
             bits_per_sample: c.bits_per_sample,
-            tags: Tags { title: t.title, artist: t.artist, album: t.album, year: t.year, comment: t.comment, genre: t.genre, track: t.track },
-            cover: c.cover.map(|p| Picture { mime_type: p.mime_type, width: p.width, height: p.height, data: p.data }),
+            tags: t.into(),
+            cover: c.cover.map(Into::into),
         })
     }
 

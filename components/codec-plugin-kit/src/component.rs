@@ -12,7 +12,19 @@ wit_bindgen::generate!({
 });
 
 pub use exports::mp3edge::codec::encoder::{CodecInfo, EncoderConfig};
-pub use mp3edge::codec::types::{AudioFormat, Picture, Tags};
+pub use mp3edge::codec::types::{AudioFormat, Picture as WitPicture, Tags as WitTags};
+
+impl From<WitTags> for crate::Tags {
+    fn from(t: WitTags) -> Self {
+        crate::Tags { title: t.title, artist: t.artist, album: t.album, year: t.year, comment: t.comment, genre: t.genre, track: t.track }
+    }
+}
+
+impl From<WitPicture> for crate::Picture {
+    fn from(p: WitPicture) -> Self {
+        crate::Picture { mime_type: p.mime_type, width: p.width, height: p.height, data: p.data }
+    }
+}
 
 use exports::mp3edge::codec::encoder as wit;
 

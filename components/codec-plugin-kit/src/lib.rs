@@ -19,7 +19,31 @@ pub struct Finished {
     pub patch: Option<HeaderPatch>,
 }
 
+/// The descriptive tags a core is given: the WIT `tags`, without WIT, so every core shares one
+/// type and is tested natively.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags {
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub album: Option<String>,
+    pub year: Option<String>,
+    pub comment: Option<String>,
+    pub genre: Option<String>,
+    /// `3` or `3/12`.
+    pub track: Option<String>,
+}
+
+/// A cover picture a core is given: the WIT `picture`, without WIT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Picture {
+    /// `image/jpeg` or `image/png`.
+    pub mime_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
 #[cfg(target_family = "wasm")]
 pub mod component;
 #[cfg(target_family = "wasm")]
-pub use component::{AudioFormat, Codec, CodecInfo, EncoderConfig, Picture, Tags};
+pub use component::{AudioFormat, Codec, CodecInfo, EncoderConfig};

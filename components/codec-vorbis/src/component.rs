@@ -1,6 +1,6 @@
 //! WebAssembly component glue: exports [`VorbisSession`] as the `encoder` interface.
 
-use crate::{BIT_DEPTHS, BITRATES_KBPS, Config, MAX_CHANNELS, Picture, Tags, VorbisSession};
+use crate::{BIT_DEPTHS, BITRATES_KBPS, Config, MAX_CHANNELS, VorbisSession};
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 impl Codec for VorbisSession {
@@ -27,8 +27,8 @@ impl Codec for VorbisSession {
             bitrate_kbps: c.bitrate_kbps,
             vbr_quality: c.vbr_quality,
             bits_per_sample: c.bits_per_sample,
-            tags: Tags { title: t.title, artist: t.artist, album: t.album, year: t.year, comment: t.comment, genre: t.genre, track: t.track },
-            cover: c.cover.map(|p| Picture { mime_type: p.mime_type, width: p.width, height: p.height, data: p.data }),
+            tags: t.into(),
+            cover: c.cover.map(Into::into),
         })
     }
 

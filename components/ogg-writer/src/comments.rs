@@ -1,26 +1,7 @@
 //! Vorbis comments (`KEY=value`, the tag format of Ogg Vorbis and Ogg Opus) from the platform's
 //! tags and cover picture, and the comment packet layout that OpusTags uses.
 
-/// Descriptive metadata (mirrors the WIT `tags`).
-#[derive(Clone, Debug, Default)]
-pub struct Tags {
-    pub title: Option<String>,
-    pub artist: Option<String>,
-    pub album: Option<String>,
-    pub year: Option<String>,
-    pub comment: Option<String>,
-    pub genre: Option<String>,
-    pub track: Option<String>,
-}
-
-/// A cover picture (mirrors the WIT `picture`).
-#[derive(Clone, Debug)]
-pub struct Picture {
-    pub mime_type: String,
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
+pub use codec_plugin_kit::{Picture, Tags};
 
 /// Longest tag value copied, in characters.
 const MAX_TAG_CHARS: usize = 1000;
