@@ -470,6 +470,20 @@ impl Client {
         }
     }
 
+    /// The first entry of `GET /formats` that `pick` accepts, waiting (up to 20 s) for the worker
+    /// to publish what its plugins take; panics with the last list otherwise.
+    pub async fn published_format(&self, what: &str, pick: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let started = std::time::Instant::now();
+        loop {
+            let formats: serde_json::Value = self.http.get(self.url("/formats")).send().await.unwrap().json().await.unwrap();
+            if let Some(found) = formats.as_array().and_then(|list| list.iter().find(|f| pick(f))) {
+                return found.clone();
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{what} never published: {formats}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn download(&self, token: &str, id: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
         let res = self.http.get(self.url(&format!("/jobs/{id}/audio"))).bearer_auth(token).send().await.unwrap();
         assert_eq!(res.status(), 200);

@@ -92,6 +92,19 @@ pub fn decode_f32(path: &Path) -> Vec<f32> {
     out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
+/// MD5 (hex) of the first audio stream decoded to s16le, as FFmpeg's `md5` muxer gives it: two
+/// files with the same MD5 hold the same samples.
+pub fn pcm_md5(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-c:a", "pcm_s16le", "-f", "md5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().trim_start_matches("MD5=").to_string()
+}
+
 /// Integrated loudness (LUFS) and true peak (dBTP) measured by FFmpeg's `ebur128` filter, an
 /// independent BS.1770 meter.
 pub fn loudness(path: &Path) -> (f64, f64) {

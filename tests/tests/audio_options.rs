@@ -64,15 +64,7 @@ impl Session {
 
     /// Waits until the worker has published what its plugins take (so plugin checks apply).
     async fn await_formats(&self) {
-        for _ in 0..200 {
-            let formats: serde_json::Value =
-                self.client.http.get(self.client.url("/formats")).send().await.unwrap().json().await.unwrap();
-            if formats.as_array().is_some_and(|list| list.iter().any(|f| f["format"] == "mp3" && f["sample_rates"].is_array())) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the worker never published its formats");
+        self.client.published_format("mp3", |f| f["format"] == "mp3" && f["sample_rates"].is_array()).await;
     }
 
     async fn upload(&self, path: &Path, content_type: &str, query: &str) -> String {

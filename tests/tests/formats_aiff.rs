@@ -2,7 +2,7 @@
 //! converts with it in Wasmtime and FFmpeg reads the results back (as `pcm_s16be`). It shows the
 //! plugin WIT does not depend on Rust; its committed C bindings are checked against the WIT here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,18 +21,6 @@ async fn aiff_from_c_passes_the_conversion_suite_read_back_by_ffmpeg() {
         tags: true,
     })
     .await;
-}
-
-/// MD5 of FFmpeg's decode as interleaved little-endian 16-bit PCM.
-fn pcm_md5(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-c:a", "pcm_s16le", "-f", "md5", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[tokio::test]
@@ -59,7 +47,7 @@ async fn aiff_is_bit_exact_and_carries_every_tag() {
     assert!(aiff.starts_with(b"FORM") && &aiff[8..12] == b"AIFF");
     let out = dir.path().join("out.aiff");
     std::fs::write(&out, &aiff).unwrap();
-    assert_eq!(pcm_md5(&out), pcm_md5(&source), "the same PCM as the source");
+    assert_eq!(e2e_tests::probe::pcm_md5(&out), e2e_tests::probe::pcm_md5(&source), "the same PCM as the source");
     let got = probe::probe(&out);
     assert_eq!((got.codec.as_str(), got.sample_rate, got.channels), ("pcm_s16be", 48000, 2));
     assert_eq!(got.decoded_frames, 3 * 48000 + 24000);
@@ -72,18 +60,10 @@ async fn aiff_is_bit_exact_and_carries_every_tag() {
 async fn formats_lists_aiff_from_the_c_plugin() {
     let p = Platform::start_with(PlatformOptions::default()).unwrap();
     let c = Client::new(&p);
-    let started = std::time::Instant::now();
-    loop {
-        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
-        if let Some(aiff) = formats.as_array().unwrap().iter().find(|f| f["format"] == "aiff" && f["codec"] == "aiff-c") {
-            assert_eq!(aiff["content_type"], "audio/aiff", "{aiff}");
-            assert_eq!(aiff["extension"], "aiff", "{aiff}");
-            assert_eq!(aiff["bitrates"], serde_json::json!([]), "{aiff}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "aiff never published: {formats}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let aiff = c.published_format("aiff", |f| f["format"] == "aiff" && f["codec"] == "aiff-c").await;
+    assert_eq!(aiff["content_type"], "audio/aiff", "{aiff}");
+    assert_eq!(aiff["extension"], "aiff", "{aiff}");
+    assert_eq!(aiff["bitrates"], serde_json::json!([]), "{aiff}");
 }
 
 fn wit_bindgen() -> Option<PathBuf> {

@@ -38,18 +38,6 @@ fn long_wav(dir: &Path) -> PathBuf {
     path
 }
 
-/// MD5 of FFmpeg's decode as interleaved little-endian 16-bit PCM (what FLAC's MD5 covers).
-fn pcm_md5(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-c:a", "pcm_s16le", "-f", "md5", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().trim_start_matches("MD5=").to_string()
-}
-
 /// The metadata blocks (type, body) and the offset of the first frame.
 fn blocks(flac: &[u8]) -> (Vec<(u8, Vec<u8>)>, usize) {
     assert_eq!(&flac[..4], b"fLaC", "FLAC marker");
@@ -87,8 +75,8 @@ async fn flac_is_bit_exact_with_totals_md5_seek_table_and_vorbis_comments() {
     let total = u64::from_be_bytes(info[10..18].try_into().unwrap()) & 0xF_FFFF_FFFF;
     assert_eq!(total, 25 * 44100, "exact total samples in STREAMINFO");
     let md5: String = info[18..34].iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(md5, pcm_md5(&source), "STREAMINFO MD5 is the source's decoded PCM: bit-exact");
-    assert_eq!(pcm_md5(&out), pcm_md5(&source), "FFmpeg decodes the same PCM");
+    assert_eq!(md5, e2e_tests::probe::pcm_md5(&source), "STREAMINFO MD5 is the source's decoded PCM: bit-exact");
+    assert_eq!(e2e_tests::probe::pcm_md5(&out), e2e_tests::probe::pcm_md5(&source), "FFmpeg decodes the same PCM");
 
     // Seek points every 10 s at frame starts, filled by the header patch.
     let points: Vec<(u64, u64)> = list[1]
@@ -118,19 +106,11 @@ async fn flac_is_bit_exact_with_totals_md5_seek_table_and_vorbis_comments() {
 async fn formats_lists_flac_and_uploads_with_options_it_does_not_take_are_refused() {
     let p = Platform::start_with(PlatformOptions::default()).unwrap();
     let c = Client::new(&p);
-    let started = std::time::Instant::now();
-    loop {
-        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
-        if let Some(flac) = formats.as_array().unwrap().iter().find(|f| f["format"] == "flac" && f["codec"] == "flac") {
-            assert_eq!(flac["content_type"], "audio/flac", "{flac}");
-            assert_eq!(flac["extension"], "flac", "{flac}");
-            assert_eq!(flac["bitrates"], serde_json::json!([]), "lossless: no bitrates");
-            assert_eq!(flac["vbr"], false, "{flac}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "flac never published: {formats}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let flac = c.published_format("flac", |f| f["format"] == "flac" && f["codec"] == "flac").await;
+    assert_eq!(flac["content_type"], "audio/flac", "{flac}");
+    assert_eq!(flac["extension"], "flac", "{flac}");
+    assert_eq!(flac["bitrates"], serde_json::json!([]), "lossless: no bitrates");
+    assert_eq!(flac["vbr"], false, "{flac}");
     let token = c.new_user("flac-options@example.com").await;
     let wav = fixtures::good_inputs().into_iter().find(|(name, _)| *name == "wav").unwrap().1;
     for (query, detail) in [("format=flac&bitrate=192", "takes no bitrate"), ("format=flac&vbr=2", "vbr")] {

@@ -5,7 +5,7 @@
 //! and headless Chromium plays the output from a signed link and decodes exactly its length.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e_tests::fixtures::{bad_inputs, good_inputs};
 use e2e_tests::probe::probe;
@@ -37,17 +37,9 @@ async fn platform_with_formats() -> (Platform, Client, String) {
     let c = Client::new(&p);
     let token = c.new_user("m4a@example.com").await;
     // Wait until the worker has published what its plugins take.
-    let started = Instant::now();
-    loop {
-        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
-        if let Some(m4a) = formats.as_array().unwrap().iter().find(|f| f["format"] == "m4a" && f["bitrates"].is_array()) {
-            assert_eq!(m4a["vbr"], true, "{m4a}");
-            assert!(m4a["bitrates"].as_array().unwrap().contains(&192.into()), "{m4a}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "m4a never published: {formats}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let m4a = c.published_format("m4a", |f| f["format"] == "m4a" && f["bitrates"].is_array()).await;
+    assert_eq!(m4a["vbr"], true, "{m4a}");
+    assert!(m4a["bitrates"].as_array().unwrap().contains(&192.into()), "{m4a}");
     (p, c, token)
 }
 

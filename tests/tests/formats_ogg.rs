@@ -3,7 +3,7 @@
 //! back by FFmpeg; their options change the output as promised, and options they do not take
 //! are refused at upload with 400; a format swapped between the two plugins at run time follows.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e_tests::fixtures::good_inputs;
 use e2e_tests::probe::probe;
@@ -44,18 +44,9 @@ async fn bitrate_and_quality_change_the_size_and_bad_options_are_refused() {
     let c = Client::new(&p);
     let token = c.new_user("ogg-options@example.com").await;
     // The worker publishes what its plugins take; both Ogg formats are listed with their options.
-    let started = Instant::now();
-    let formats = loop {
-        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
-        // Listed with the options the worker's plugins declare (not yet known before it publishes).
-        let listed = |name: &str| formats.as_array().unwrap().iter().find(|f| f["format"] == name && f["bitrates"].is_array()).cloned();
-        if let (Some(opus), Some(ogg)) = (listed("opus"), listed("ogg")) {
-            break (opus, ogg);
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "opus and ogg never listed: {formats}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let (opus, ogg) = formats;
+    // Listed with the options the worker's plugins declare (not yet known before it publishes).
+    let opus = c.published_format("opus", |f| f["format"] == "opus" && f["bitrates"].is_array()).await;
+    let ogg = c.published_format("ogg", |f| f["format"] == "ogg" && f["bitrates"].is_array()).await;
     assert!(opus["bitrates"].as_array().unwrap().contains(&serde_json::json!(128)), "{opus}");
     assert_eq!(opus["vbr"], false, "{opus}");
     assert!(ogg["bitrates"].as_array().unwrap().contains(&serde_json::json!(128)), "{ogg}");
@@ -133,15 +124,7 @@ async fn swapping_a_format_between_the_ogg_plugins_takes_effect_for_the_next_job
     convert("opus").await;
     map_to("codec_vorbis.wasm");
     // The worker reloads the mapping before its next job; the edge learns it is `vorbis` now.
-    let started = Instant::now();
-    loop {
-        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
-        if formats.as_array().unwrap().iter().any(|f| f["codec"] == "vorbis") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "format list never updated: {formats}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    c.published_format("the vorbis mapping", |f| f["codec"] == "vorbis").await;
     convert("vorbis").await;
 }
 

@@ -166,15 +166,7 @@ async fn options_a_plugin_does_not_take_are_refused_at_upload() {
     let c = Client::new(&p);
     let token = c.new_user("options@example.com").await;
     // Wait until the worker has published what its plugins take.
-    let started = Instant::now();
-    loop {
-        let formats: serde_json::Value = c.http.get(c.url("/formats")).send().await.unwrap().json().await.unwrap();
-        if formats.as_array().unwrap().iter().any(|f| f["bitrates"].is_array()) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "formats never published: {formats}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.published_format("formats", |f| f["bitrates"].is_array()).await;
     let upload = |query: &'static str| {
         let url = c.url(&format!("/upload?filename=a.mp4&{query}"));
         c.http.post(url).bearer_auth(&token).header("content-type", "video/mp4").body(vec![1u8; 100]).send()
