@@ -6,6 +6,10 @@
 
 #[cfg(target_family = "wasm")]
 mod component;
+pub mod frames;
+pub mod joiner;
+pub mod segment;
+mod xing;
 
 use mp3lame_encoder::{
     BuildError, Builder, Encoder, FlushGap, InterleavedPcm, MonoPcm, Quality, VbrMode, ffi,
@@ -69,6 +73,12 @@ pub struct Mp3Session {
 impl Mp3Session {
     /// Validates `config` and sets LAME up; an invalid configuration is a readable error.
     pub fn new(config: &Config) -> Result<Self, String> {
+        Self::start(config, true)
+    }
+
+    /// Like [`Mp3Session::new`]; without `header`, the output has neither the ID3v2 tag nor
+    /// the info frame (a segment after the first, see [`segment`]).
+    pub fn start(config: &Config, header: bool) -> Result<Self, String> {
         let Config {
             sample_rate,
             channels,
@@ -93,7 +103,7 @@ impl Mp3Session {
             .map_err(lame("sample rate"))?;
         b.set_num_channels(channels)
             .map_err(lame("channel count"))?;
-        b.set_to_write_vbr_tag(true)
+        b.set_to_write_vbr_tag(header)
             .map_err(lame("info frame setting"))?;
         match (vbr_quality, bitrate_kbps) {
             (Some(q), _) => {
@@ -117,7 +127,9 @@ impl Mp3Session {
                 )?;
             }
         }
-        set_id3v2(&mut b, tags)?;
+        if header {
+            set_id3v2(&mut b, tags)?;
+        }
         let encoder = b.build().map_err(lame("configuration"))?;
         let first_frame = encoder.id3v2_tag_size() as u64;
         Ok(Self {
@@ -221,7 +233,10 @@ fn set_id3v2(b: &mut Builder, tags: &Tags) -> Result<(), String> {
             .map(ucs2)
     };
     let picture = tags.picture.as_deref().filter(|p| !p.is_empty());
-    if frames.iter().all(|(_, v)| text(v).is_none()) && text(&tags.comment).is_none() && picture.is_none() {
+    if frames.iter().all(|(_, v)| text(v).is_none())
+        && text(&tags.comment).is_none()
+        && picture.is_none()
+    {
         return Ok(());
     }
     // SAFETY: `b` owns a live LAME handle until `build`; the text buffers are NUL-terminated
@@ -266,5 +281,7 @@ fn ucs2(s: &str) -> Vec<c_ushort> {
         .collect()
 }
 
+#[cfg(test)]
+mod segment_tests;
 #[cfg(test)]
 mod tests;

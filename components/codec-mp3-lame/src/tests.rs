@@ -218,16 +218,30 @@ fn bad_input_is_an_error() {
 fn cover_genre_and_track_frames() {
     let mut cfg = config(44100, 1);
     // The smallest JPEG signature LAME accepts, then arbitrary bytes.
-    let jpeg: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xE0].into_iter().chain((0..2000).map(|i| (i % 251) as u8)).collect();
+    let jpeg: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xE0]
+        .into_iter()
+        .chain((0..2000).map(|i| (i % 251) as u8))
+        .collect();
     cfg.tags.picture = Some(jpeg.clone());
     cfg.tags.genre = Some("Podcast".into());
     cfg.tags.track = Some("3/12".into());
     let (mp3, _) = encode(&cfg, &sine(44100, 1, 0.5));
     let apic = find(&mp3, b"APIC").expect("an APIC frame");
-    assert!(find(&mp3[apic..], b"image/jpeg").is_some(), "APIC says image/jpeg");
-    assert!(find(&mp3[apic..], &jpeg).is_some(), "the picture bytes are in the APIC frame");
+    assert!(
+        find(&mp3[apic..], b"image/jpeg").is_some(),
+        "APIC says image/jpeg"
+    );
+    assert!(
+        find(&mp3[apic..], &jpeg).is_some(),
+        "the picture bytes are in the APIC frame"
+    );
     assert!(find(&mp3, b"TCON").is_some() && find(&mp3, b"TRCK").is_some());
     // Not an image: refused with a reason.
     cfg.tags.picture = Some(b"not a picture".to_vec());
-    assert!(Mp3Session::new(&cfg).err().unwrap().contains("cover picture"));
+    assert!(
+        Mp3Session::new(&cfg)
+            .err()
+            .unwrap()
+            .contains("cover picture")
+    );
 }

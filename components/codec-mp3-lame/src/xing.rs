@@ -1,0 +1,100 @@
+//! The Xing/LAME info frame of a joined file, made from the one LAME wrote for the first
+//! segment: the encoder's settings stay, the counts that describe the whole file (frames,
+//! bytes, seek table, padding, music length and CRC) are written anew, and the tag's CRC with
+//! them. Replay gain and peak, which LAME would only know for its own segment, are cleared.
+
+/// What the whole file's info frame states.
+pub struct WholeFile<'a> {
+    /// Audio frames after the info frame.
+    pub frames: u32,
+    /// Length of each audio frame, in order.
+    pub frame_lengths: &'a [u32],
+    /// PCM frames of the input (encoder delay and padding excluded).
+    pub samples: u64,
+    /// PCM frames per MP3 frame.
+    pub frame_samples: u32,
+    /// CRC-16 of the audio frames' bytes.
+    pub music_crc: u16,
+}
+
+/// LAME's encoder delay, in PCM frames.
+const ENCODER_DELAY: u64 = 576;
+
+/// CRC-16 (polynomial 0x8005, reflected, initial 0), the one the LAME tag uses.
+pub fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
+    for &b in bytes {
+        crc ^= u16::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// Writes the whole file's figures into `template` (LAME's info frame for the first segment).
+pub fn rewrite(template: &[u8], whole: &WholeFile) -> Result<Vec<u8>, String> {
+    let mut frame = template.to_vec();
+    let at = frame
+        .windows(4)
+        .take(64)
+        .position(|w| w == b"Xing" || w == b"Info")
+        .ok_or("mp3: the first segment's info frame has no Xing tag")?;
+    if frame.len() < at + 156 || &frame[at + 120..at + 124] != b"LAME" {
+        return Err("mp3: the first segment's info frame has no LAME extension".into());
+    }
+    let put32 = |frame: &mut Vec<u8>, pos: usize, v: u32| {
+        frame[pos..pos + 4].copy_from_slice(&v.to_be_bytes())
+    };
+    let audio_bytes: u64 = whole.frame_lengths.iter().map(|&l| u64::from(l)).sum();
+    let stream_bytes = audio_bytes + frame.len() as u64;
+    put32(&mut frame, at + 8, whole.frames);
+    put32(
+        &mut frame,
+        at + 12,
+        u32::try_from(stream_bytes).unwrap_or(u32::MAX),
+    );
+    // Seek table: for each percent of the duration, where that frame starts, in 256ths of
+    // the audio bytes.
+    let mut toc = [0u8; 100];
+    if whole.frames > 0 && audio_bytes > 0 {
+        let mut offsets = Vec::with_capacity(whole.frame_lengths.len());
+        let mut sum = 0u64;
+        for &l in whole.frame_lengths {
+            offsets.push(sum);
+            sum += u64::from(l);
+        }
+        for (i, entry) in toc.iter_mut().enumerate() {
+            let index = (i as u64 * u64::from(whole.frames) / 100) as usize;
+            let offset = offsets.get(index).copied().unwrap_or(sum);
+            *entry = ((256 * offset) / audio_bytes).min(255) as u8;
+        }
+    }
+    frame[at + 16..at + 116].copy_from_slice(&toc);
+    // Peak and replay gain of one segment would be wrong for the file.
+    frame[at + 131..at + 139].fill(0);
+    let total_samples = u64::from(whole.frames) * u64::from(whole.frame_samples);
+    let padding = total_samples
+        .checked_sub(whole.samples + ENCODER_DELAY)
+        .filter(|&p| p < 1 << 12)
+        .ok_or_else(|| {
+            format!(
+                "mp3: {} frames cannot hold {} samples",
+                whole.frames, whole.samples
+            )
+        })?;
+    let delay_padding = ((ENCODER_DELAY as u32) << 12) | padding as u32;
+    frame[at + 141..at + 144].copy_from_slice(&delay_padding.to_be_bytes()[1..]);
+    put32(
+        &mut frame,
+        at + 148,
+        u32::try_from(stream_bytes).unwrap_or(u32::MAX),
+    );
+    frame[at + 152..at + 154].copy_from_slice(&whole.music_crc.to_be_bytes());
+    let crc = crc16(0, &frame[..at + 154]);
+    frame[at + 154..at + 156].copy_from_slice(&crc.to_be_bytes());
+    Ok(frame)
+}
