@@ -38,6 +38,7 @@ pub mod worker {
             "fermyon:spin/redis": crate::bindings::fermyon::spin::redis,
             "mp3edge:worker/demux.decoder": crate::demux::host::DecoderHandle,
             "mp3edge:worker/codecs.encoder": crate::codecs::EncoderHandle,
+            "mp3edge:worker/codecs.segmented-encoder": crate::codecs::SegmentedHandle,
         },
     });
 }
@@ -47,6 +48,18 @@ pub mod plugin {
     wasmtime::component::bindgen!({
         path: "../wit/codec",
         world: "mp3edge:codec/codec-plugin",
+        exports: { default: async },
+        with: {
+            "mp3edge:codec/types": crate::bindings::worker::mp3edge::codec::types,
+        },
+    });
+}
+
+/// A codec plugin that also exports `segments` (see `codecs::segmented`).
+pub mod segmented_plugin {
+    wasmtime::component::bindgen!({
+        path: "../wit/codec",
+        world: "mp3edge:codec/segmented-codec-plugin",
         exports: { default: async },
         with: {
             "mp3edge:codec/types": crate::bindings::worker::mp3edge::codec::types,

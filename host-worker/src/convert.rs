@@ -55,6 +55,8 @@ pub struct ConvertArgs {
     /// The converter component (default: APP_DIR/target/wasm32-wasip2/release/converter.wasm).
     #[arg(long, help_heading = "Files")]
     pub converter: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "Speed")]
+    pub segments: crate::worker::SegmentArgs,
 }
 
 /// Why `convert` stopped, with its exit code.
@@ -127,7 +129,7 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
     }
 
     let runtime = Runtime::new(Limits { deadline: Duration::from_secs(24 * 3600), ..Limits::default() })?;
-    let limits = PluginLimits { max_memory_bytes: 64 << 20, call_timeout: Duration::from_secs(60) };
+    let limits = PluginLimits { max_memory_bytes: 64 << 20, call_timeout: Duration::from_secs(60), segments: args.segments.policy() };
     let registry = CodecRegistry::new(runtime.clone(), plugins, limits)?;
     registry.refresh().await?;
     let (options, info) = options(&args, &registry)?;

@@ -12,7 +12,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::app_dir::{self, AppDir};
-use crate::codecs::{CodecRegistry, PluginLimits};
+use crate::codecs::{CodecRegistry, PluginLimits, SegmentPolicy};
 use crate::engine::{Limits, Runtime};
 use crate::key_value::KeyValueStores;
 use crate::outbound::OutboundPolicy;
@@ -48,6 +48,8 @@ pub struct WorkerOptions {
     /// Wall-clock budget of one call into a codec plugin, in seconds.
     #[arg(long, default_value_t = 60)]
     pub plugin_timeout_secs: u64,
+    #[command(flatten, next_help_heading = "Speed")]
+    pub segments: SegmentArgs,
     /// Wall-clock deadline of one conversion, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub job_timeout_secs: u64,
@@ -60,6 +62,33 @@ pub struct WorkerOptions {
     pub idle_consumer_secs: u64,
     #[command(flatten, next_help_heading = "Notifications")]
     pub notify: crate::notify::NotifyOptions,
+}
+
+/// How long inputs are encoded in segments (`mp3edge up`, `worker` and `convert`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SegmentArgs {
+    /// Segments of long inputs encoded at the same time, over all jobs (default: the number of
+    /// cores); 1 encodes every input serially.
+    #[arg(long)]
+    pub segment_threads: Option<usize>,
+    /// Length of a segment, in seconds (default: from the input's length, 30 s to 2 min).
+    #[arg(long, value_parser = parse_segment_secs)]
+    pub segment_secs: Option<f64>,
+}
+
+fn parse_segment_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 1.0 => Ok(secs),
+        _ => Err("a segment length is a number of seconds, at least 1".into()),
+    }
+}
+
+impl SegmentArgs {
+    /// The segmented-encoding policy these options ask for.
+    pub fn policy(&self) -> SegmentPolicy {
+        let default = SegmentPolicy::default();
+        SegmentPolicy { threads: self.segment_threads.unwrap_or(default.threads), segment_secs: self.segment_secs }
+    }
 }
 
 impl WorkerOptions {
@@ -127,6 +156,7 @@ pub async fn start(
         PluginLimits {
             max_memory_bytes: options.plugin_max_memory_mib << 20,
             call_timeout: Duration::from_secs(options.plugin_timeout_secs),
+            segments: options.segments.policy(),
         },
     )?;
     let component = runtime.compile(converter)?;

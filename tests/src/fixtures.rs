@@ -147,3 +147,34 @@ pub fn long_video(name: &str, seconds: u32, size: &str) -> PathBuf {
         &[H264, &["-crf", "35", "-g", "250", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-shortest"]].concat(),
     )
 }
+
+/// What a generated test signal sounds like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// A pure tone (997 Hz, and 1499 Hz on a second channel): any seam shows in it.
+    Tone,
+    /// Music-like: two tones, one beating, and noise that swells and fades.
+    Music,
+}
+
+/// A lossless FLAC of `signal`, so the decoded source is exactly what was generated.
+pub fn signal(signal: Signal, seconds: f64, rate: u32, channels: u16) -> PathBuf {
+    let one = |c: u16| match signal {
+        Signal::Tone => format!("0.4*sin(2*PI*{}*t)", 997 + 502 * u32::from(c)),
+        Signal::Music => format!(
+            "0.25*sin(2*PI*{}*t)+0.15*sin(2*PI*1375*t)*(0.5+0.5*sin(2*PI*2*t))+0.3*(random({c})-0.5)*(0.5+0.5*sin(2*PI*0.7*t))",
+            220 + 110 * u32::from(c)
+        ),
+    };
+    let exprs: Vec<String> = (0..channels).map(one).collect();
+    make(
+        &format!("signal-{signal:?}-{seconds}s-{rate}-{channels}ch.flac").to_lowercase(),
+        vec![
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("aevalsrc=exprs={}:s={rate}:d={seconds}", exprs.join("|")),
+        ],
+        &["-c:a", "flac"],
+    )
+}

@@ -13,9 +13,9 @@ use spin_sdk::key_value::Store;
 
 use crate::quota::OutputQuota;
 
-use crate::mp3edge::codec::types::{AudioFormat, EncoderConfig, HeaderPatch, Tags};
-use crate::mp3edge::worker::codecs::{self, Encoder};
-use crate::mp3edge::worker::demux::{self, Decoder, LoudnessTarget, MediaInfo, OutputRequest, StoredSource};
+use crate::mp3edge::codec::types::{AudioFormat, EncoderConfig, Finished, HeaderPatch, Tags};
+use crate::mp3edge::worker::codecs::{self, Encoder, SegmentedEncoder};
+use crate::mp3edge::worker::demux::{self, Decoder, Loudness, LoudnessTarget, MediaInfo, OutputRequest, StoredSource};
 
 /// Why an attempt failed.
 pub enum Failure {
@@ -211,16 +211,6 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         && options.end_secs.is_none()
         && options.normalize.is_none()
         && (rate, channels) == (info.sample_rate, info.channels);
-    let decoder = if untouched {
-        probe
-    } else {
-        drop(probe);
-        Decoder::open(&source, request).map_err(Failure::Permanent)?
-    };
-    let info = decoder.info();
-    let output = decoder.output_format();
-    // A codec that keeps 24-bit audio gets it from a source that has more than 16 bits.
-    let wide = codec.bit_depths.contains(&24) && info.bits_per_sample > 16;
 
     // The length after the trim, when the source says how long it is.
     let start = options.start_secs.unwrap_or(0.0);
@@ -229,39 +219,62 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         (duration, end) => duration.or(end),
     };
     let duration_secs = end.map(|end| end - start).filter(|d| *d > 0.0);
-    let config = EncoderConfig {
-        input: output,
-        bitrate_kbps: options.bitrate_kbps,
-        vbr_quality: options.vbr_quality,
-        level: options.level,
-        bits_per_sample: if wide { 24 } else { 16 },
-        total_frames: duration_secs.map(|d| (d * f64::from(output.sample_rate)).round() as u64),
-        tags: merged_tags(&info, job),
-        cover: None,
-    };
-    // A frame of the video as the cover, unless the user said `cover=none` or the format has
-    // no place for one. A cover that cannot be made leaves the output without one.
-    let config = if options.cover && codec.cover && info.has_video {
-        match demux::cover(&source, COVER_MAX_SIDE) {
-            Ok(cover) => EncoderConfig { cover, ..config },
-            Err(e) => {
-                eprintln!("job {}: no cover picture: {e}", job.id);
-                config
-            }
-        }
-    } else {
-        config
-    };
-    let encoder = Encoder::open(&format, &config).map_err(Failure::Permanent)?;
-    let expected_frames = duration_secs.map(|d| d * f64::from(output.sample_rate)).filter(|f| *f >= 1.0);
     let max_secs = job.policy.max_duration_secs;
     let too_long = || Failure::Permanent(format!("the audio is longer than the limit of {max_secs} seconds per job"));
     if max_secs > 0 && duration_secs.is_some_and(|d| d > max_secs as f64) {
         return Err(too_long());
     }
-    let max_frames = max_secs.saturating_mul(u64::from(output.sample_rate));
+    // A frame of the video as the cover, unless the user said `cover=none` or the format has
+    // no place for one. A cover that cannot be made leaves the output without one.
+    let cover = if options.cover && codec.cover && info.has_video {
+        demux::cover(&source, COVER_MAX_SIDE).unwrap_or_else(|e| {
+            eprintln!("job {}: no cover picture: {e}", job.id);
+            None
+        })
+    } else {
+        None
+    };
+    let config_for = |info: &MediaInfo, input: AudioFormat, wide: bool| EncoderConfig {
+        input,
+        bitrate_kbps: options.bitrate_kbps,
+        vbr_quality: options.vbr_quality,
+        level: options.level,
+        bits_per_sample: if wide { 24 } else { 16 },
+        total_frames: duration_secs.map(|d| (d * f64::from(input.sample_rate)).round() as u64),
+        tags: merged_tags(info, job),
+        cover: cover.clone(),
+    };
 
-    let AudioFormat { sample_rate, channels } = output;
+    // A long input whose plugin encodes in segments is encoded on every core at once; a
+    // codec that keeps 24-bit sources (none segments yet) and everything else go serially.
+    let wide_source = codec.bit_depths.contains(&24) && info.bits_per_sample > 16;
+    let segmented = if wide_source {
+        None
+    } else {
+        let config = config_for(&info, AudioFormat { sample_rate: rate, channels }, false);
+        SegmentedEncoder::open(&format, &config, &source, request.clone()).map_err(Failure::Permanent)?
+    };
+    let mut encoding = match segmented {
+        Some(segments) => Encoding::Segmented(segments),
+        None => {
+            let decoder = if untouched {
+                probe
+            } else {
+                drop(probe);
+                Decoder::open(&source, request).map_err(Failure::Permanent)?
+            };
+            let info = decoder.info();
+            let output = decoder.output_format();
+            // A codec that keeps 24-bit audio gets it from a source that has more than 16 bits.
+            let wide = codec.bit_depths.contains(&24) && info.bits_per_sample > 16;
+            let encoder = Encoder::open(&format, &config_for(&info, output, wide)).map_err(Failure::Permanent)?;
+            Encoding::Serial { decoder, encoder, wide, frames: 0 }
+        }
+    };
+    let sample_rate = rate;
+    let expected_frames = duration_secs.map(|d| d * f64::from(sample_rate)).filter(|f| *f >= 1.0);
+    let max_frames = max_secs.saturating_mul(u64::from(sample_rate));
+
     let job_id = job.id.clone();
     let chunk_size = match job.source.chunk_size {
         0 => layout::CHUNK_SIZE,
@@ -271,26 +284,11 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     let mut writer = ChunkWriter::new(store, &job_id, chunk_size, quota, job.policy.max_output_bytes);
     let mut frames: u64 = 0;
     let mut reported = 0u8;
-    loop {
-        // One second of audio per round trip.
-        let (pcm, wide_pcm, samples) = if wide {
-            let pcm = decoder.read_wide(sample_rate).map_err(Failure::Permanent)?;
-            let n = pcm.len();
-            (Vec::new(), pcm, n)
-        } else {
-            let pcm = decoder.read(sample_rate).map_err(Failure::Permanent)?;
-            let n = pcm.len();
-            (pcm, Vec::new(), n)
-        };
-        if samples == 0 {
-            break;
-        }
-        frames += (samples / usize::from(channels.max(1))) as u64;
+    while let Some((encoded, encoded_frames)) = encoding.next(sample_rate)? {
+        frames = encoded_frames;
         if max_secs > 0 && frames > max_frames {
             return Err(too_long());
         }
-        let encoded = if wide { encoder.encode_wide(&wide_pcm) } else { encoder.encode(&pcm) };
-        let encoded = encoded.map_err(Failure::Permanent)?;
         writer.push(&encoded)?;
         if let Some(expected) = expected_frames {
             let percent = ((frames as f64 / expected) * 100.0).clamp(0.0, 99.0) as u8;
@@ -303,10 +301,10 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     if frames == 0 {
         return Err(Failure::Permanent("the audio stream holds no samples".into()));
     }
-    let finished = encoder.finish().map_err(Failure::Permanent)?;
+    let finished = encoding.finish().map_err(Failure::Permanent)?;
     writer.push(&finished.tail)?;
     let (size, chunks) = writer.finish(finished.patch)?;
-    if let (Some(target), Some(measured)) = (options.normalize, decoder.loudness()) {
+    if let (Some(target), Some(measured)) = (options.normalize, encoding.loudness()) {
         job.loudness = Some(LoudnessReport::new(
             target.target_lufs,
             target.true_peak_dbtp,
@@ -321,6 +319,55 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         duration_secs: Some(frames as f64 / f64::from(sample_rate)),
         extension: Some(codec.extension),
     })
+}
+
+/// Where the output comes from: the decoder feeding one encoder, or the worker's segmented
+/// encode (which decodes by itself).
+enum Encoding {
+    Serial { decoder: Decoder, encoder: Encoder, wide: bool, frames: u64 },
+    Segmented(SegmentedEncoder),
+}
+
+impl Encoding {
+    /// The next output bytes and the PCM frames encoded up to them; `None` at the end.
+    fn next(&mut self, sample_rate: u32) -> Result<Option<(Vec<u8>, u64)>, Failure> {
+        match self {
+            Encoding::Serial { decoder, encoder, wide, frames } => {
+                let channels = usize::from(decoder.output_format().channels.max(1));
+                // One second of audio per round trip.
+                let (encoded, samples) = if *wide {
+                    let pcm = decoder.read_wide(sample_rate).map_err(Failure::Permanent)?;
+                    if pcm.is_empty() {
+                        return Ok(None);
+                    }
+                    (encoder.encode_wide(&pcm), pcm.len())
+                } else {
+                    let pcm = decoder.read(sample_rate).map_err(Failure::Permanent)?;
+                    if pcm.is_empty() {
+                        return Ok(None);
+                    }
+                    (encoder.encode(&pcm), pcm.len())
+                };
+                *frames += (samples / channels) as u64;
+                Ok(Some((encoded.map_err(Failure::Permanent)?, *frames)))
+            }
+            Encoding::Segmented(segments) => Ok(segments.next().map_err(Failure::Permanent)?.map(|part| (part.bytes, part.frames))),
+        }
+    }
+
+    fn finish(&self) -> Result<Finished, String> {
+        match self {
+            Encoding::Serial { encoder, .. } => encoder.finish(),
+            Encoding::Segmented(segments) => segments.finish(),
+        }
+    }
+
+    fn loudness(&self) -> Option<Loudness> {
+        match self {
+            Encoding::Serial { decoder, .. } => decoder.loudness(),
+            Encoding::Segmented(segments) => segments.loudness(),
+        }
+    }
 }
 
 /// The source's streams as the job records them.

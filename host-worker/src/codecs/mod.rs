@@ -12,9 +12,11 @@
 
 mod registry;
 mod sandbox;
+mod segmented;
 
-pub use registry::{CodecRegistry, PluginLimits};
+pub use registry::{CodecRegistry, PluginLimits, SegmentPolicy};
 pub use sandbox::{PluginSession, StartError};
+pub use segmented::SegmentedHandle;
 
 use wasmtime::component::Resource;
 

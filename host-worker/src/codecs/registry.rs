@@ -36,6 +36,24 @@ pub struct PluginLimits {
     pub max_memory_bytes: usize,
     /// Wall-clock budget of one call into the plugin.
     pub call_timeout: Duration,
+    /// How long inputs are split for plugins that encode in segments.
+    pub segments: SegmentPolicy,
+}
+
+/// When and how a long input is encoded as segments at the same time.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentPolicy {
+    /// Segments encoded at the same time by this process, over all its jobs (its cores by
+    /// default); below 2, everything is encoded serially.
+    pub threads: usize,
+    /// Length of a segment; `None`: chosen from the input's length (30 s to 2 min).
+    pub segment_secs: Option<f64>,
+}
+
+impl Default for SegmentPolicy {
+    fn default() -> Self {
+        SegmentPolicy { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), segment_secs: None }
+    }
 }
 
 /// When a file last changed, to notice edits.
@@ -52,6 +70,8 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub struct LoadedPlugin {
     pub component: Component,
     pub info: CodecInfo,
+    /// The plugin exports `segments`.
+    pub segments: bool,
 }
 
 #[derive(Default)]
@@ -67,13 +87,16 @@ pub struct CodecRegistry {
     pub(super) runtime: Arc<Runtime>,
     pub(super) linker: Linker<PluginState>,
     pub(super) limits: PluginLimits,
+    /// Segments being encoded at once, over every job (`SegmentPolicy::threads`).
+    pub(super) segment_slots: Arc<tokio::sync::Semaphore>,
     loaded: Mutex<Loaded>,
 }
 
 impl CodecRegistry {
     pub fn new(runtime: Arc<Runtime>, dir: PathBuf, limits: PluginLimits) -> Result<Arc<CodecRegistry>> {
         let linker = sandbox::linker(&runtime)?;
-        Ok(Arc::new(CodecRegistry { dir, runtime, linker, limits, loaded: Mutex::new(Loaded::default()) }))
+        let segment_slots = Arc::new(tokio::sync::Semaphore::new(limits.segments.threads.max(1)));
+        Ok(Arc::new(CodecRegistry { dir, runtime, linker, limits, segment_slots, loaded: Mutex::new(Loaded::default()) }))
     }
 
     /// Re-reads the mapping and recompiles changed plugins. Returns whether anything changed.
@@ -133,7 +156,8 @@ impl CodecRegistry {
     async fn load(&self, path: &Path) -> Result<LoadedPlugin> {
         let component = self.runtime.compile(path)?;
         let info = sandbox::describe(self, &component).await?;
-        Ok(LoadedPlugin { component, info })
+        let segments = component.get_export_index(None, sandbox::SEGMENTS_EXPORT).is_some();
+        Ok(LoadedPlugin { component, info, segments })
     }
 
     /// Formats available now, with their plugin's description.

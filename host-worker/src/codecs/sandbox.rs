@@ -11,6 +11,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::registry::CodecRegistry;
 use crate::bindings::plugin::CodecPlugin;
+use crate::bindings::segmented_plugin::SegmentedCodecPlugin;
+use crate::bindings::segmented_plugin::exports::mp3edge::codec::segments::SegmentPlan;
 use crate::bindings::worker::mp3edge::codec::types::{CodecInfo, EncoderConfig, Finished};
 use crate::engine::Runtime;
 use crate::state::MemoryLimiter;
@@ -26,6 +28,9 @@ impl WasiView for PluginState {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
+
+/// The export a plugin that encodes in segments has.
+pub const SEGMENTS_EXPORT: &str = "mp3edge:codec/segments@0.1.0";
 
 /// Plugins get WASI 0.2 only (so a Rust or C plugin links), with nothing behind it: no
 /// preopened directories, no sockets, no environment; stderr is kept for panic messages.
@@ -158,5 +163,111 @@ impl PluginSession {
         };
         self.broken.get_or_insert_with(|| "the encoder was already finished".into());
         result
+    }
+}
+
+/// One instance of a plugin that exports `segments`, in its own sandbox, running either one
+/// segment encoder or the joiner of one output.
+pub struct SegmentSandbox {
+    name: String,
+    store: Store<PluginState>,
+    plugin: SegmentedCodecPlugin,
+    call_started: Arc<Mutex<Instant>>,
+    /// The segment encoder or joiner started in it.
+    resource: Option<ResourceAny>,
+    broken: Option<String>,
+}
+
+impl SegmentSandbox {
+    /// A fresh instance of the plugin serving `format`.
+    pub async fn new(registry: &CodecRegistry, format: &str) -> Result<SegmentSandbox, StartError> {
+        let loaded = registry
+            .plugin(format)
+            .filter(|p| p.segments)
+            .ok_or_else(|| StartError::Failed(format!("no codec plugin encodes {format:?} in segments")))?;
+        let name = loaded.info.name.clone();
+        let (mut store, call_started) = new_store(registry);
+        let plugin = SegmentedCodecPlugin::instantiate_async(&mut store, &loaded.component, &registry.linker).await.map_err(|e| {
+            if crate::engine::is_pool_exhausted(&e) {
+                return StartError::NoRoom;
+            }
+            StartError::Failed(format!("codec plugin {name:?} failed to start: {}", crate::engine::short_reason(&e)))
+        })?;
+        Ok(SegmentSandbox { name, store, plugin, call_started, resource: None, broken: None })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match &self.broken {
+            Some(reason) => Err(reason.clone()),
+            None => {
+                *self.call_started.lock().expect("deadline lock") = Instant::now();
+                Ok(())
+            }
+        }
+    }
+
+    /// The outcome of a call: a trap breaks the instance; the plugin's own error is prefixed.
+    fn outcome<T>(&mut self, called: wasmtime::Result<Result<T, String>>) -> Result<T, String> {
+        match called {
+            Ok(result) => result.map_err(|e| format!("codec plugin {:?}: {e}", self.name)),
+            Err(e) => {
+                tracing::warn!(plugin = %self.name, error = %format!("{e:?}"), "plugin trapped");
+                let reason = format!("codec plugin {:?} failed: {}", self.name, crate::engine::short_reason(&e));
+                self.broken = Some(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    fn resource(&self) -> Result<ResourceAny, String> {
+        self.resource.ok_or_else(|| "the segment encoder was not started".to_string())
+    }
+
+    pub async fn plan(&mut self, config: &EncoderConfig) -> Result<Option<SegmentPlan>, String> {
+        self.check()?;
+        let called = self.plugin.mp3edge_codec_segments().call_plan(&mut self.store, config).await.map(Ok);
+        self.outcome(called)
+    }
+
+    pub async fn start_segment(&mut self, config: &EncoderConfig, first_frame: u64, lead_in: u32) -> Result<(), String> {
+        self.check()?;
+        let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_start(&mut self.store, config, first_frame, lead_in).await;
+        self.resource = Some(self.outcome(called)?);
+        Ok(())
+    }
+
+    pub async fn encode(&mut self, pcm: &[i16]) -> Result<(), String> {
+        self.check()?;
+        let this = self.resource()?;
+        let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_encode(&mut self.store, this, pcm).await;
+        self.outcome(called)
+    }
+
+    pub async fn finish_segment(&mut self) -> Result<Vec<u8>, String> {
+        self.check()?;
+        let this = self.resource()?;
+        let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_finish(&mut self.store, this).await;
+        self.outcome(called)
+    }
+
+    pub async fn start_joiner(&mut self, config: &EncoderConfig) -> Result<(), String> {
+        self.check()?;
+        let called = self.plugin.mp3edge_codec_segments().joiner().call_start(&mut self.store, config).await;
+        self.resource = Some(self.outcome(called)?);
+        Ok(())
+    }
+
+    pub async fn add(&mut self, segment: &[u8]) -> Result<Vec<u8>, String> {
+        self.check()?;
+        let this = self.resource()?;
+        let called = self.plugin.mp3edge_codec_segments().joiner().call_add(&mut self.store, this, segment).await;
+        self.outcome(called)
+    }
+
+    pub async fn finish_joiner(&mut self) -> Result<Finished, String> {
+        self.check()?;
+        let this = self.resource()?;
+        let called = self.plugin.mp3edge_codec_segments().joiner().call_finish(&mut self.store, this).await;
+        self.outcome(called)
     }
 }

@@ -96,7 +96,7 @@ fn to_wit_info(info: &super::MediaInfo) -> MediaInfo {
 impl DecoderHandle {
     /// Opens the source on a new decoding thread and waits for the probe's outcome (after the
     /// measuring pass, when normalizing to `target`).
-    async fn open(
+    pub(crate) async fn open(
         source: Arc<dyn ChunkSource>,
         layout: SourceLayout,
         mut request: NativeRequest,
@@ -149,7 +149,7 @@ impl DecoderHandle {
 
     /// Up to `max_frames` frames from the read-ahead queue, each sample converted by
     /// `convert`; empty at the end.
-    async fn read<T>(&mut self, max_frames: u32, convert: impl Fn(f32) -> T) -> Result<Vec<T>, String> {
+    pub(crate) async fn read<T>(&mut self, max_frames: u32, convert: impl Fn(f32) -> T) -> Result<Vec<T>, String> {
         let channels = usize::from(self.format.channels.max(1));
         let want = (max_frames as usize).max(1) * channels;
         let mut out = Vec::with_capacity(want.min(1 << 20));
@@ -181,7 +181,7 @@ impl DecoderHandle {
     }
 }
 
-fn to_wit_loudness(m: Measured) -> Loudness {
+pub(crate) fn to_wit_loudness(m: Measured) -> Loudness {
     Loudness { measured_lufs: m.integrated_lufs, measured_true_peak_dbtp: m.true_peak_dbtp, gain_db: m.gain_db }
 }
 
@@ -190,7 +190,7 @@ const MAX_COVER_SIDE: u32 = 1200;
 
 impl ComponentState {
     /// The source chunks of `source`, when this component may read them.
-    fn stored_chunks(&self, source: StoredSource) -> Result<(Arc<dyn ChunkSource>, SourceLayout), String> {
+    pub(crate) fn stored_chunks(&self, source: StoredSource) -> Result<(Arc<dyn ChunkSource>, SourceLayout), String> {
         if !self.grants.key_value_stores.contains(&source.store) {
             return Err(format!("key-value store {:?} is not granted to this component", source.store));
         }
@@ -206,6 +206,29 @@ impl ComponentState {
         let chunks = Arc::new(StoredChunks { backend, job_id: source.job_id, runtime: tokio::runtime::Handle::current() });
         Ok((chunks, SourceLayout { size: source.size, chunks: source.chunks, chunk_size: source.chunk_size }))
     }
+}
+
+/// The decoder's request from the converter's, checked: finite, not negative trim times and a
+/// finite loudness target (returned apart: it is measured before decoding).
+pub(crate) fn native_request(request: OutputRequest) -> Result<(NativeRequest, Option<LoudnessTarget>), String> {
+    let target = request.normalize;
+    if let Some(t) = target
+        && !(t.integrated_lufs.is_finite() && t.true_peak_dbtp.is_finite())
+    {
+        return Err("the loudness target must be a finite number".into());
+    }
+    if [request.start_secs, request.end_secs].into_iter().flatten().any(|t| !t.is_finite() || t < 0.0) {
+        return Err("trim times must be finite and not negative".into());
+    }
+    let request = NativeRequest {
+        sample_rate: request.sample_rate,
+        channels: request.channels,
+        track: request.track,
+        start_secs: request.start_secs,
+        end_secs: request.end_secs,
+        gain_db: None,
+    };
+    Ok((request, target))
 }
 
 impl demux::Host for ComponentState {
@@ -230,22 +253,9 @@ impl demux::HostDecoder for ComponentState {
             Ok(found) => found,
             Err(reason) => return Ok(Err(reason)),
         };
-        let target = request.normalize;
-        if let Some(t) = target
-            && !(t.integrated_lufs.is_finite() && t.true_peak_dbtp.is_finite())
-        {
-            return Ok(Err("the loudness target must be a finite number".into()));
-        }
-        if [request.start_secs, request.end_secs].into_iter().flatten().any(|t| !t.is_finite() || t < 0.0) {
-            return Ok(Err("trim times must be finite and not negative".into()));
-        }
-        let request = NativeRequest {
-            sample_rate: request.sample_rate,
-            channels: request.channels,
-            track: request.track,
-            start_secs: request.start_secs,
-            end_secs: request.end_secs,
-            gain_db: None,
+        let (request, target) = match native_request(request) {
+            Ok(checked) => checked,
+            Err(reason) => return Ok(Err(reason)),
         };
         Ok(match DecoderHandle::open(chunks, layout, request, target).await {
             Ok(handle) => Ok(self.table.push(handle)?),
