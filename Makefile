@@ -9,7 +9,7 @@ PLUGINS := codec-mp3-lame codec-wav codec-opus codec-vorbis codec-flac codec-m4a
 # Plugins in other languages, each built by the Makefile in its directory.
 C_PLUGINS := components/codec-aiff-c
 # Deliberately broken plugins that prove the sandbox holds (tests only).
-TEST_PLUGINS := codec-trap codec-spin-loop codec-memory-bomb
+TEST_PLUGINS := codec-trap codec-spin-loop codec-memory-bomb codec-segment-trap
 # Libraries that only build for wasm (spin-sdk host interfaces); their pure parts are tested
 # natively in edge-http.
 WASM_LIBS := edge-spin

@@ -165,6 +165,8 @@ async fn delete_while_converting_stops_the_worker_and_leaves_nothing() {
         job["status"] == "converting" && job["progress"].as_u64().unwrap_or(0) >= 5
     })
     .await;
+    // Ten minutes encode in segments: the cancel stops every segment task.
+    assert!(p.log().contains("encoding in segments"), "{}", p.log());
     assert_eq!(delete(&c, &token, &id).await.status(), 204);
     wait_until("the worker cancelled it", Duration::from_secs(10), async || p.log().contains("cancelled and removed")).await;
     wait_until("nothing is left", Duration::from_secs(10), async || redis_job_keys(&p).await.is_empty()).await;

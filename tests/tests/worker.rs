@@ -145,6 +145,8 @@ async fn a_worker_killed_mid_conversion_loses_nothing_and_the_job_completes_once
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     first.kill_hard();
+    // Ten minutes encode in segments on both cores: the kill lands mid-segment.
+    assert!(first.log().contains("encoding in segments"), "{}", first.log());
     let mut redis = p.redis().connect().await;
     let mut done_messages = redis::Client::open(p.redis().url()).unwrap().get_async_pubsub().await.unwrap();
     done_messages.subscribe(layout::DONE_CHANNEL).await.unwrap();
@@ -343,4 +345,36 @@ async fn wav_passes_the_conversion_suite_read_back_by_ffmpeg() {
         tags: false,
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_long_job_encodes_in_segments_and_a_trapping_segment_fails_it_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugin_dir(dir.path(), &[("mp3", "codec_mp3_lame.wasm"), ("segment-trap", "codec_segment_trap.wasm")]);
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let mut worker = p.start_worker(&["--plugins", plugins.to_str().unwrap(), "--segment-secs", "5", "--segment-threads", "2"]);
+    let c = Client::new(&p);
+    let token = c.new_user("segments@example.com").await;
+    let input = e2e_tests::fixtures::signal(e2e_tests::fixtures::Signal::Music, 30.0, 44100, 2);
+
+    let id = c.upload_file(&token, &input, "audio/flac", "format=mp3&bitrate=192").await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert!(worker.log().lines().any(|l| l.contains("encoding in segments") && l.contains("segments=6")), "{}", worker.log());
+    let (_, bytes) = c.download(&token, &id).await;
+    assert_eq!(decode_mp3(&bytes).exact_frames, Some(30 * 44100), "the joined mp3 states the source's exact length");
+
+    // A plugin that traps in every segment but the first: the job fails with the reason, and
+    // no output chunk of the attempt is left.
+    let id = c.upload_file(&token, &input, "audio/flac", "format=segment-trap").await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let reason = job["error"].as_str().unwrap();
+    assert!(reason.contains("segment-trap") && reason.contains("unreachable") && !reason.contains('\n'), "{reason}");
+    let mut redis = p.redis().connect().await;
+    let left: Vec<String> = redis.keys(format!("{}*", layout::output_chunk_key(&id, 0).trim_end_matches(char::is_numeric))).await.unwrap();
+    assert!(left.is_empty(), "output chunks left: {left:?}");
+    let id = c.upload_file(&token, &input, "audio/flac", "format=mp3").await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
+    assert!(worker.is_running());
 }

@@ -52,12 +52,11 @@ impl Bits<'_> {
     }
 }
 
-/// Parses the layer III frame at the start of `bytes` (`offset` is where that is in the
-/// stream); `None` when it is not a complete, valid layer III frame. Free-format frames are
-/// not read (LAME never writes them unless asked).
-pub fn parse_at(bytes: &[u8], offset: usize) -> Option<Frame> {
-    let h = bytes.get(offset..offset + 4)?;
-    if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 {
+/// What the 4 header bytes say: (MPEG-1, mono, CRC present, frame length); `None` when they
+/// are not a valid layer III header. Free-format frames are not read (LAME never writes them
+/// unless asked).
+fn header(h: &[u8]) -> Option<(bool, bool, bool, usize)> {
+    if h.len() < 4 || h[0] != 0xFF || h[1] & 0xE0 != 0xE0 {
         return None;
     }
     let version = (h[1] >> 3) & 3; // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
@@ -79,12 +78,38 @@ pub fn parse_at(bytes: &[u8], offset: usize) -> Option<Frame> {
         2 => RATES_MPEG1[rate_index] / 2,
         _ => RATES_MPEG1[rate_index] / 4,
     };
-    let (kbps, per_frame) = if mpeg1 {
-        (BITRATES_MPEG1[bitrate_index], 144)
-    } else {
-        (BITRATES_MPEG2[bitrate_index], 72)
-    };
+    let (kbps, per_frame) = if mpeg1 { (BITRATES_MPEG1[bitrate_index], 144) } else { (BITRATES_MPEG2[bitrate_index], 72) };
     let len = (per_frame * kbps as usize * 1000) / rate as usize + padding;
+    Some((mpeg1, mono, protected, len))
+}
+
+/// Larger forms of `frame` (which starts `bytes`' header): the third header byte and the
+/// length for its padding slot and for each higher bitrate, shortest first. A frame with a
+/// CRC has none (its CRC covers the header).
+pub fn larger_forms(bytes: &[u8], frame: &Frame) -> Vec<(u8, usize)> {
+    let h = &bytes[frame.offset..frame.offset + 4];
+    let mut forms = Vec::new();
+    if h[1] & 1 == 0 {
+        return forms;
+    }
+    for index in (h[2] >> 4)..15 {
+        for padding in [0u8, 2] {
+            let byte = (index << 4) | (h[2] & 0x0D) | padding;
+            if let Some((_, _, _, len)) = header(&[h[0], h[1], byte, h[3]])
+                && len > frame.len
+            {
+                forms.push((byte, len));
+            }
+        }
+    }
+    forms.sort_by_key(|&(_, len)| len);
+    forms
+}
+
+/// Parses the layer III frame at the start of `bytes` (`offset` is where that is in the
+/// stream); `None` when it is not a complete, valid layer III frame.
+pub fn parse_at(bytes: &[u8], offset: usize) -> Option<Frame> {
+    let (mpeg1, mono, protected, len) = header(bytes.get(offset..offset + 4)?)?;
     let side_len = match (mpeg1, mono) {
         (true, true) => 17,
         (true, false) => 32,

@@ -9,6 +9,8 @@
 //!   In A's stream, the last `main_data_begin(A, j)` bytes of the main data areas before `j`
 //!   belong to no frame before `j`, so `j` is a splice point when B's reservoir fits into that
 //!   free space: the bytes B kept there are copied into it and the rest is zeroed;
+//!   When B needs a few bytes more than that, A's frame `j - 1` takes its padding slot or the
+//!   next bitrate up (a CBR file keeps one slightly larger frame);
 //! - A's frame `j - 1` and B's frame `j` use plain long blocks, so the windows that overlap
 //!   across the seam match whoever chose them (a point without that is taken only when the
 //!   overlap has none).
@@ -111,12 +113,21 @@ impl Joiner {
             segment.first_frame + u64::from(segment.lead_in),
             self.frame_samples,
         );
-        let splice = self.choose_splice(&earlier, &later, seam)?;
+        let (splice, growth) = self.choose_splice(&earlier, &later, seam)?;
         let a = (splice - earlier.first_index) as usize;
         let b = (splice - later.first_index) as usize;
         let reservoir = later.frames[b].main_data_begin;
         let carried = bytes_before(&later.stream, &later.frames, b, reservoir);
-        let free = earlier.frames[a].main_data_begin;
+        let mut free = earlier.frames[a].main_data_begin;
+        if let Some((byte, len)) = growth {
+            // A's last frame grows at its end: more free space after its main data.
+            let before = &mut earlier.frames[a - 1];
+            let (end, extra) = (before.offset + before.len, len - before.len);
+            earlier.stream[before.offset + 2] = byte;
+            earlier.stream.splice(end..end, std::iter::repeat_n(0, extra));
+            before.len = len;
+            free += extra;
+        }
         write_before(&mut earlier.stream, &earlier.frames, a, &vec![0; free]);
         write_before(&mut earlier.stream, &earlier.frames, a, &carried);
         let out = self.emit(&earlier, earlier.next..a);
@@ -125,36 +136,47 @@ impl Joiner {
         Ok(out)
     }
 
-    /// The splice frame nearest the nominal seam (see the module docs).
-    fn choose_splice(&self, a: &Held, b: &Held, seam: u64) -> Result<u64, String> {
-        let lo = (b.first_index + SETTLE_FRAMES).max(a.first_index + a.next as u64 + 1);
-        let hi = (index_of(a.input_end, self.frame_samples).saturating_sub(EDGE_FRAMES))
-            .min(a.first_index + a.frames.len() as u64 - 1);
-        let fits = |j: u64, clean: bool| {
-            if j < lo
-                || j > hi
-                || j < b.first_index + 1
-                || j >= b.first_index + b.frames.len() as u64
-            {
-                return false;
-            }
-            let (fa, fb) = ((j - a.first_index) as usize, (j - b.first_index) as usize);
-            b.frames[fb].main_data_begin <= a.frames[fa].main_data_begin
-                && (!clean || (a.frames[fa - 1].long_blocks && b.frames[fb].long_blocks))
-        };
+    /// The splice frame nearest the nominal seam (see the module docs), and the larger form
+    /// (third header byte, length) A's frame before it takes when B's reservoir needs a few
+    /// more bytes than A leaves free (two encoders' reservoirs settle within bytes of each
+    /// other, but not always at or under). Clean seams are preferred to small growth.
+    fn choose_splice(&self, a: &Held, b: &Held, seam: u64) -> Result<(u64, Option<(u8, usize)>), String> {
+        let lo = (b.first_index + SETTLE_FRAMES).max(a.first_index + a.next as u64 + 1).max(b.first_index + 1);
+        let hi = index_of(a.input_end, self.frame_samples)
+            .saturating_sub(EDGE_FRAMES)
+            .min((a.first_index + a.frames.len() as u64).saturating_sub(1))
+            .min((b.first_index + b.frames.len() as u64).saturating_sub(1));
         let reach = u64::from(LEAD_FRAMES);
+        let candidates: Vec<u64> =
+            (0..=reach).flat_map(|d| [seam + d, seam.wrapping_sub(d)]).filter(|j| (lo..=hi).contains(j)).collect();
+        let frames = |j: u64| (&a.frames[(j - a.first_index) as usize - 1..=(j - a.first_index) as usize], &b.frames[(j - b.first_index) as usize]);
+        let deficit = |j: u64| {
+            let (fa, fb) = frames(j);
+            fb.main_data_begin as i64 - fa[1].main_data_begin as i64
+        };
+        let is_clean = |j: u64| {
+            let (fa, fb) = frames(j);
+            fa[0].long_blocks && fb.long_blocks
+        };
         for clean in [true, false] {
-            for d in 0..=reach {
-                for j in [seam + d, seam.wrapping_sub(d)] {
-                    if fits(j, clean) {
-                        return Ok(j);
-                    }
-                }
+            let usable: Vec<u64> = candidates.iter().copied().filter(|&j| !clean || is_clean(j)).collect();
+            if let Some(&j) = usable.iter().find(|&&j| deficit(j) <= 0) {
+                return Ok((j, None));
+            }
+            let grown = usable
+                .iter()
+                .filter_map(|&j| {
+                    let before = frames(j).0[0];
+                    let need = deficit(j) as usize;
+                    let (byte, len) = frames::larger_forms(&a.stream, &before).into_iter().find(|&(_, len)| len - before.len >= need)?;
+                    Some((len - before.len, j.abs_diff(seam), j, byte, len))
+                })
+                .min();
+            if let Some((_, _, j, byte, len)) = grown {
+                return Ok((j, Some((byte, len))));
             }
         }
-        Err(format!(
-            "mp3: no splice point between the segments near frame {seam}"
-        ))
+        Err(format!("mp3: no splice point between the segments near frame {seam}"))
     }
 
     /// The bytes of `held.frames[range]`, counted into the whole file's figures.

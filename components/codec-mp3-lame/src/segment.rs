@@ -98,10 +98,7 @@ pub struct SegmentEncoder {
 impl SegmentEncoder {
     pub fn start(config: &Config, first_frame: u64, lead_in: u32) -> Result<Self, String> {
         let granule = u64::from(frame_samples(config.sample_rate));
-        if !first_frame.is_multiple_of(granule)
-            || !u64::from(lead_in).is_multiple_of(granule)
-            || u64::from(lead_in) > first_frame
-        {
+        if !first_frame.is_multiple_of(granule) || !u64::from(lead_in).is_multiple_of(granule) {
             return Err(format!(
                 "mp3: a segment must start on a frame boundary ({granule} samples): first frame {first_frame}, lead-in {lead_in}"
             ));

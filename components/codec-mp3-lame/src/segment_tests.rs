@@ -266,3 +266,37 @@ fn a_damaged_segment_is_refused() {
         "off the frame grid"
     );
 }
+
+
+/// Loud broadband noise over a tone at the default 192 kbps: both encoders spend their
+/// reservoirs to the byte, so many seams need the earlier segment's last frame to grow.
+#[test]
+fn noise_cbr_stereo_441_many_segments() {
+    let cfg = config(44100, 2, Some(192), None);
+    let mut seed = 1u32;
+    let pcm: Vec<i16> = (0..44100 * 30 * 2)
+        .map(|i| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let t = (i / 2) as f64 / 44100.0;
+            let noise = (f64::from(seed >> 16) / 65536.0 - 0.5) * 0.3 * (0.5 + 0.5 * (t * 4.4).sin());
+            ((0.25 * (t * 1382.0).sin() + noise) * 32767.0) as i16
+        })
+        .collect();
+    check(&cfg, &pcm, 1152 * 40);
+}
+
+#[test]
+fn a_frame_grows_by_its_padding_slot_then_by_bitrate() {
+    let cfg = config(44100, 2, Some(192), None);
+    let mut s = Mp3Session::start(&cfg, false).unwrap();
+    let mut out = s.encode(&signal(44100, 2, 1.0, true)).unwrap();
+    out.extend(s.finish().unwrap().tail);
+    let frame = crate::frames::parse_all(&out, 0).into_iter().find(|f| f.len == 626).expect("an unpadded frame");
+    let forms = crate::frames::larger_forms(&out, &frame);
+    let lengths: Vec<usize> = forms.iter().map(|&(_, len)| len).collect();
+    assert_eq!(lengths, [627, 731, 732, 835, 836, 1044, 1045], "padding, then 224, 256 and 320 kbps");
+    let mut grown = out[frame.offset..frame.offset + 4].to_vec();
+    grown[2] = forms[1].0;
+    grown.resize(731, 0);
+    assert_eq!(crate::frames::parse_at(&grown, 0).map(|f| f.len), Some(731));
+}
