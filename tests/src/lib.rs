@@ -508,3 +508,12 @@ pub mod audio;
 pub mod probe;
 pub mod options_suite;
 pub mod suite;
+
+/// Waits until `ready` holds, asking every 100 ms; fails the test with `what` after `timeout`.
+pub async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, timeout: Duration, mut ready: F) {
+    let started = std::time::Instant::now();
+    while !ready().await {
+        assert!(started.elapsed() < timeout, "{what} not true after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -26,6 +26,9 @@ fn sample_bytes(len: usize) -> Vec<u8> {
 async fn redis_job_keys(p: &Platform) -> Vec<String> {
     let mut conn = p.redis().connect().await;
     let mut keys: Vec<String> = conn.keys("job:*").await.unwrap();
+    // A segmented encode's plan (its segments are `job:` keys).
+    let plans: Vec<String> = conn.keys("mp3edge:segments:*").await.unwrap();
+    keys.extend(plans);
     keys.sort();
     keys
 }
@@ -46,14 +49,6 @@ fn sqlite_kv_bytes(p: &Platform) -> u64 {
     let path = sqlite_kv_path(p);
     let wal = path.with_file_name("sqlite_key_value.db-wal");
     std::fs::metadata(&path).map_or(0, |m| m.len()) + std::fs::metadata(wal).map_or(0, |m| m.len())
-}
-
-async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, timeout: Duration, mut ready: F) {
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < timeout, "{what} not true after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn upload_raw(c: &Client, token: &str, data: Vec<u8>, query: &str) -> reqwest::Response {

@@ -378,3 +378,31 @@ async fn a_long_job_encodes_in_segments_and_a_trapping_segment_fails_it_cleanly(
     assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
     assert!(worker.is_running());
 }
+
+#[tokio::test]
+async fn two_workers_share_the_segments_of_one_long_job() {
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let args = ["--segment-secs", "5", "--segment-threads", "2", "--concurrency", "1"];
+    let (first, second) = (p.start_worker(&args), p.start_worker(&args));
+    let c = Client::new(&p);
+    let token = c.new_user("cluster@example.com").await;
+    let input = e2e_tests::fixtures::signal(e2e_tests::fixtures::Signal::Music, 60.0, 48000, 2);
+    let id = c.upload_file(&token, &input, "audio/flac", "format=mp3&bitrate=192").await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let (_, bytes) = c.download(&token, &id).await;
+    assert_eq!(decode_mp3(&bytes).exact_frames, Some(60 * 48000));
+    // Twelve segments: the job's worker encodes the first, and both take the others.
+    let encoded = |log: String| log.lines().filter(|l| l.contains("encoded a segment") && l.contains(&id)).count();
+    let (by_first, by_second) = (encoded(first.log()), encoded(second.log()));
+    assert_eq!(by_first + by_second, 11, "each shared segment encoded once: {by_first} + {by_second}");
+    assert!(by_first > 0 && by_second > 0, "both workers encoded segments: {by_first} + {by_second}");
+    // Nothing of the segments is left: no plan, no stored segment, no stream entry.
+    let mut redis = p.redis().connect().await;
+    let plan = layout::segment_plan_key(&id);
+    wait_until("the plan is removed", Duration::from_secs(5), async || !redis.clone().exists::<_, bool>(&plan).await.unwrap()).await;
+    let left: Vec<String> = redis.keys(format!("job:{id}:seg:*")).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let entries: u64 = redis.xlen(layout::SEGMENT_STREAM).await.unwrap();
+    assert_eq!(entries, 0);
+}

@@ -44,6 +44,24 @@ pub fn output_chunk_key(job_id: &str, index: u32) -> String {
     format!("job:{job_id}:out:{index:06}")
 }
 
+/// Segments of long jobs, for any worker to encode (see the worker's `codecs::segment_queue`).
+pub const SEGMENT_STREAM: &str = "mp3edge:segments";
+/// The field of a segment stream entry holding its task (JSON).
+pub const SEGMENT_STREAM_FIELD: &str = "segment";
+/// Consumer group of the workers on the segment stream.
+pub const SEGMENT_GROUP: &str = "mp3edge-segment-workers";
+
+/// Redis hash of a job's segmented encode: `count` (segments planned) and, per segment index,
+/// its outcome once encoded (`ok` or `error:` and the reason).
+pub fn segment_plan_key(job_id: &str) -> String {
+    format!("mp3edge:segments:{job_id}")
+}
+
+/// Key of encoded segment `index` of a job, until the job's joiner takes it.
+pub fn segment_key(job_id: &str, index: u32) -> String {
+    format!("job:{job_id}:seg:{index:06}")
+}
+
 /// A job id is 32 lowercase hex digits (128 random bits). Anything else is rejected before it
 /// reaches a key, so a hostile id can never address another key.
 pub fn is_valid_job_id(id: &str) -> bool {

@@ -12,10 +12,12 @@
 
 mod registry;
 mod sandbox;
+mod segment_queue;
 mod segmented;
 
 pub use registry::{CodecRegistry, PluginLimits, SegmentPolicy};
 pub use sandbox::{PluginSession, StartError};
+pub use segment_queue::{SegmentQueue, forget as forget_segments};
 pub use segmented::SegmentedHandle;
 
 use wasmtime::component::Resource;

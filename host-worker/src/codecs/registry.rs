@@ -89,6 +89,8 @@ pub struct CodecRegistry {
     pub(super) limits: PluginLimits,
     /// Segments being encoded at once, over every job (`SegmentPolicy::threads`).
     pub(super) segment_slots: Arc<tokio::sync::Semaphore>,
+    /// The queue that shares segments with other workers, in a worker.
+    segment_queue: std::sync::OnceLock<Arc<super::SegmentQueue>>,
     loaded: Mutex<Loaded>,
 }
 
@@ -96,7 +98,7 @@ impl CodecRegistry {
     pub fn new(runtime: Arc<Runtime>, dir: PathBuf, limits: PluginLimits) -> Result<Arc<CodecRegistry>> {
         let linker = sandbox::linker(&runtime)?;
         let segment_slots = Arc::new(tokio::sync::Semaphore::new(limits.segments.threads.max(1)));
-        Ok(Arc::new(CodecRegistry { dir, runtime, linker, limits, segment_slots, loaded: Mutex::new(Loaded::default()) }))
+        Ok(Arc::new(CodecRegistry { dir, runtime, linker, limits, segment_slots, segment_queue: Default::default(), loaded: Mutex::new(Loaded::default()) }))
     }
 
     /// Re-reads the mapping and recompiles changed plugins. Returns whether anything changed.
@@ -164,6 +166,20 @@ impl CodecRegistry {
     pub fn formats(&self) -> Vec<(String, CodecInfo)> {
         let loaded = self.loaded.lock().expect("registry lock");
         loaded.formats.iter().map(|(f, p)| (f.clone(), p.info.clone())).collect()
+    }
+
+    /// Shares segments through `queue` from now on (a worker sets it once, at start).
+    pub fn share_segments(&self, queue: Arc<super::SegmentQueue>) {
+        let _ = self.segment_queue.set(queue);
+    }
+
+    /// Segments this process encodes at once.
+    pub fn segment_threads(&self) -> usize {
+        self.limits.segments.threads.max(1)
+    }
+
+    pub fn segment_queue(&self) -> Option<Arc<super::SegmentQueue>> {
+        self.segment_queue.get().cloned()
     }
 
     pub fn plugin(&self, format: &str) -> Option<LoadedPlugin> {

@@ -6,9 +6,12 @@
 //! end and encodes it in a plugin instance of its own: own sandbox, memory cap and deadline),
 //! and the order in which their results reach the joiner (another instance of the plugin).
 //! A process-wide semaphore (`SegmentPolicy::threads`) bounds the segments encoding at once
-//! over all jobs, and each job keeps at most that many plus one segments ahead of its joiner,
-//! so memory stays flat in the input's length. Dropping the handle (a cancelled or failed
-//! job) aborts its segment tasks.
+//! over all jobs. In a worker, the segments after the first go through the shared queue
+//! ([`super::segment_queue`]) so that every worker's cores take part; the first, which writes
+//! the file's header with the job's tags and cover, is encoded by the job's own worker.
+//! Without a queue (`mp3edge convert`), every segment is a task of this process, at most that
+//! many plus one ahead of the joiner, so memory stays flat in the input's length. Dropping the
+//! handle (a cancelled or failed job) aborts its tasks and removes its shared segments.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use wasmtime::component::Resource;
 
 use super::registry::CodecRegistry;
 use super::sandbox::{SegmentSandbox, StartError};
+use super::segment_queue::{Outcome, SegmentQueue, SegmentTask};
 use crate::bindings::worker::mp3edge::codec::types::{EncoderConfig, Finished};
 use crate::bindings::worker::mp3edge::worker::codecs::{self, EncodedPart};
 use crate::bindings::worker::mp3edge::worker::demux::{Loudness, LoudnessTarget, OutputRequest, StoredSource};
@@ -69,13 +73,13 @@ pub fn plan_segments(total: u64, granule: u64, lead_in: u64, lead_out: u64, segm
 }
 
 /// What a segment task hands back.
-struct SegmentOutput {
+pub(super) struct SegmentOutput {
     /// The plugin's encoded segment.
-    blob: Vec<u8>,
+    pub blob: Vec<u8>,
     /// PCM frames its encoder received.
-    received: u64,
+    pub received: u64,
     /// The source ended inside it (before its planned input end): it is the last.
-    ended_early: bool,
+    pub ended_early: bool,
 }
 
 /// A spawned segment task, aborted when dropped.
@@ -87,36 +91,64 @@ impl Drop for Task {
     }
 }
 
+impl Task {
+    async fn output(&mut self) -> Result<SegmentOutput, String> {
+        (&mut self.0).await.unwrap_or_else(|_| Err("a segment's encoding stopped unexpectedly".into()))
+    }
+}
+
 /// What every segment of one output shares.
-struct Job {
-    registry: Arc<CodecRegistry>,
-    format: String,
-    config: EncoderConfig,
-    chunks: Arc<dyn ChunkSource>,
-    layout: SourceLayout,
+pub(super) struct SegmentJob {
+    pub registry: Arc<CodecRegistry>,
+    pub format: String,
+    pub config: EncoderConfig,
+    pub chunks: Arc<dyn ChunkSource>,
+    pub layout: SourceLayout,
     /// The decoder request with the loudness gain applied, if any.
-    request: NativeRequest,
+    pub request: NativeRequest,
+}
+
+/// Where the segments are encoded.
+enum Dispatch {
+    /// Every segment in a task of this process, at most `ahead` under way.
+    Local { job: Arc<SegmentJob>, waiting: VecDeque<SegmentSpec>, running: VecDeque<(SegmentSpec, Task)>, ahead: usize },
+    /// The first segment in a task here, the others by any worker through the shared queue.
+    Shared { queue: Arc<SegmentQueue>, job_id: String, specs: VecDeque<SegmentSpec>, first: Option<Task>, index: u32 },
 }
 
 /// The converter's handle to a segmented encode.
 pub struct SegmentedHandle {
-    job: Arc<Job>,
     joiner: SegmentSandbox,
-    waiting: VecDeque<SegmentSpec>,
-    running: VecDeque<(SegmentSpec, Task)>,
-    /// Segments kept going ahead of the joiner.
-    ahead: usize,
+    dispatch: Dispatch,
     loudness: Option<Loudness>,
     failed: Option<String>,
 }
 
-/// Why a segmented encode could not start.
+impl Drop for SegmentedHandle {
+    fn drop(&mut self) {
+        if let Dispatch::Shared { queue, job_id, .. } = &self.dispatch
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (queue, job_id) = (queue.clone(), job_id.clone());
+            runtime.spawn(async move {
+                if let Err(e) = queue.forget(&job_id).await {
+                    tracing::warn!(job = %job_id, error = %format!("{e:#}"), "could not remove the job's segments; the job's clean-up will");
+                }
+            });
+        }
+    }
+}
+
+/// Why a segmented encode could not start or go on.
 enum OpenError {
     NoRoom,
     Failed(String),
+    /// The shared queue or the store did not answer: the attempt is retried.
+    Unavailable(String),
 }
 
 impl SegmentedHandle {
+    #[allow(clippy::too_many_arguments)]
     async fn open(
         registry: Arc<CodecRegistry>,
         format: String,
@@ -125,6 +157,7 @@ impl SegmentedHandle {
         layout: SourceLayout,
         mut request: NativeRequest,
         target: Option<LoudnessTarget>,
+        shared: Option<(Arc<SegmentQueue>, String)>,
     ) -> Result<Option<SegmentedHandle>, OpenError> {
         let policy = registry.limits.segments;
         let rate = config.input.sample_rate;
@@ -176,60 +209,140 @@ impl SegmentedHandle {
             request.gain_db = Some(measured.gain_db);
             loudness = Some(to_wit_loudness(measured));
         }
-        tracing::info!(format = %format, segments = specs.len(), segment_secs, threads = policy.threads, "encoding in segments");
-        let job = Arc::new(Job { registry, format, config, chunks, layout, request });
-        Ok(Some(SegmentedHandle {
-            job,
-            joiner,
-            waiting: specs.into(),
-            running: VecDeque::new(),
-            ahead: policy.threads + 1,
-            loudness,
-            failed: None,
-        }))
+        tracing::info!(
+            format = %format,
+            segments = specs.len(),
+            segment_secs,
+            threads = policy.threads,
+            shared = shared.is_some(),
+            "encoding in segments"
+        );
+        let job = Arc::new(SegmentJob { registry, format, config, chunks, layout, request });
+        let dispatch = match shared {
+            Some((queue, job_id)) => {
+                let tasks: Vec<SegmentTask> =
+                    specs.iter().enumerate().skip(1).map(|(index, spec)| SegmentTask::new(&job_id, index as u32, &job, *spec)).collect();
+                // Dropped on failure, the handle would remove a plan that may be half made.
+                let first = Task(tokio::spawn(encode_segment(job.clone(), specs[0])));
+                let dispatch =
+                    Dispatch::Shared { queue: queue.clone(), job_id: job_id.clone(), specs: specs.into(), first: Some(first), index: 0 };
+                let handle = SegmentedHandle { joiner, dispatch, loudness, failed: None };
+                queue.publish(&job_id, tasks.len() as u32 + 1, &tasks).await.map_err(|e| OpenError::Unavailable(format!("{e:#}")))?;
+                return Ok(Some(handle));
+            }
+            None => Dispatch::Local { job, waiting: specs.into(), running: VecDeque::new(), ahead: policy.threads + 1 },
+        };
+        Ok(Some(SegmentedHandle { joiner, dispatch, loudness, failed: None }))
     }
 
-    /// Starts segments until `ahead` are under way.
-    fn start_more(&mut self) {
-        while self.running.len() < self.ahead {
-            let Some(spec) = self.waiting.pop_front() else {
-                break;
-            };
-            let task = tokio::spawn(encode_segment(self.job.clone(), spec));
-            self.running.push_back((spec, Task(task)));
+    /// The next segment's spec and encoded output, in order; `None` after the last.
+    /// `Err(Ok(reason))`: the segment failed; `Err(Err(e))`: the queue or store did not answer.
+    async fn next_segment(&mut self) -> Result<Option<(SegmentSpec, SegmentOutput)>, Result<String, anyhow::Error>> {
+        match &mut self.dispatch {
+            Dispatch::Local { job, waiting, running, ahead } => {
+                while running.len() < *ahead {
+                    let Some(spec) = waiting.pop_front() else { break };
+                    running.push_back((spec, Task(tokio::spawn(encode_segment(job.clone(), spec)))));
+                }
+                let Some((spec, mut task)) = running.pop_front() else { return Ok(None) };
+                Ok(Some((spec, task.output().await.map_err(Ok)?)))
+            }
+            Dispatch::Shared { queue, job_id, specs, first, index } => {
+                let Some(spec) = specs.pop_front() else { return Ok(None) };
+                let this = *index;
+                *index += 1;
+                if let Some(mut task) = first.take() {
+                    return Ok(Some((spec, task.output().await.map_err(Ok)?)));
+                }
+                // A busy Redis may miss a reply's deadline now and then; only one that stays
+                // silent fails the attempt.
+                let mut silent_since = None;
+                loop {
+                    let outcome = match queue.outcome(job_id, this).await {
+                        Ok(Some(Outcome::Encoded { received, ended_early })) => {
+                            queue.take(job_id, this).await.map(|blob| Some(SegmentOutput { blob, received, ended_early }))
+                        }
+                        Ok(Some(Outcome::Failed(reason))) => return Err(Ok(reason)),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                    match outcome {
+                        Ok(Some(output)) => return Ok(Some((spec, output))),
+                        Ok(None) => silent_since = None,
+                        Err(e) if silent_since.get_or_insert_with(std::time::Instant::now).elapsed() > SHARED_SILENCE => {
+                            return Err(Err(e));
+                        }
+                        Err(e) => {
+                            tracing::debug!(job = %job_id, error = %format!("{e:#}"), "the segment queue did not answer; asking again")
+                        }
+                    }
+                    tokio::time::sleep(SHARED_POLL).await;
+                }
+            }
         }
     }
 
-    async fn next(&mut self) -> Result<Option<EncodedPart>, String> {
+    /// Drops the segments not joined yet (their tasks stop; shared ones are removed with the
+    /// plan when the handle goes).
+    fn stop(&mut self) {
+        match &mut self.dispatch {
+            Dispatch::Local { waiting, running, .. } => {
+                waiting.clear();
+                running.clear();
+            }
+            Dispatch::Shared { specs, first, .. } => {
+                specs.clear();
+                first.take();
+            }
+        }
+    }
+
+    async fn next(&mut self) -> wasmtime::Result<Result<Option<EncodedPart>, String>> {
         if let Some(reason) = &self.failed {
-            return Err(reason.clone());
+            return Ok(Err(reason.clone()));
         }
-        self.start_more();
-        let Some((spec, mut task)) = self.running.pop_front() else {
-            return Ok(None);
+        let (spec, output) = match self.next_segment().await {
+            Ok(Some(segment)) => segment,
+            Ok(None) => return Ok(Ok(None)),
+            Err(Ok(reason)) => {
+                self.stop();
+                self.failed = Some(reason.clone());
+                return Ok(Err(reason));
+            }
+            // A trap of the converter: the attempt fails as transient and the job is retried.
+            Err(Err(e)) => return Err(wasmtime::Error::msg(format!("the shared segment queue did not answer: {e:#}"))),
         };
-        let output = (&mut task.0).await.unwrap_or_else(|_| Err("a segment's encoding stopped unexpectedly".into()));
-        let added = match output {
-            Ok(output) => self.joiner.add(&output.blob).await.map(|bytes| (bytes, output)),
-            Err(reason) => Err(reason),
+        let bytes = match self.joiner.add(&output.blob).await {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                self.stop();
+                self.failed = Some(reason.clone());
+                return Ok(Err(reason));
+            }
         };
-        let (bytes, output) = added.inspect_err(|reason| {
-            self.failed = Some(reason.clone());
-            self.waiting.clear();
-            self.running.clear();
-        })?;
         if output.ended_early {
             // The source is shorter than its header said: this segment was the last.
-            self.waiting.clear();
-            self.running.clear();
+            self.stop();
         }
         let frames = if output.ended_early || spec.input_end.is_none() { spec.first_frame + output.received } else { spec.own_end };
-        Ok(Some(EncodedPart { bytes, frames }))
+        Ok(Ok(Some(EncodedPart { bytes, frames })))
+    }
+
+    fn is_over(&self) -> bool {
+        match &self.dispatch {
+            Dispatch::Local { waiting, running, .. } => waiting.is_empty() && running.is_empty(),
+            Dispatch::Shared { specs, .. } => specs.is_empty(),
+        }
     }
 }
 
+/// How often the owner looks for its next shared segment.
+const SHARED_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long the shared queue may stay silent before the attempt fails (and is retried).
+const SHARED_SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Decodes and encodes one segment once a slot is free.
-async fn encode_segment(job: Arc<Job>, spec: SegmentSpec) -> Result<SegmentOutput, String> {
+pub(super) async fn encode_segment(job: Arc<SegmentJob>, spec: SegmentSpec) -> Result<SegmentOutput, String> {
     let _slot = job.registry.segment_slots.clone().acquire_owned().await.map_err(|_| "the worker is stopping".to_string())?;
     let rate = job.config.input.sample_rate;
     let channels = u64::from(job.config.input.channels.max(1));
@@ -269,6 +382,11 @@ impl codecs::HostSegmentedEncoder for ComponentState {
         request: OutputRequest,
     ) -> wasmtime::Result<Result<Option<Resource<SegmentedHandle>>, String>> {
         let registry = self.registry()?.clone();
+        // The shared queue serves jobs of the store its worker uses.
+        let shared = registry.segment_queue().and_then(|queue| {
+            let store = self.services.key_value.get(&source.store)?;
+            Arc::ptr_eq(&store, &queue.store).then(|| (queue, source.job_id.clone()))
+        });
         let (chunks, layout) = match self.stored_chunks(source) {
             Ok(found) => found,
             Err(reason) => return Ok(Err(reason)),
@@ -277,17 +395,18 @@ impl codecs::HostSegmentedEncoder for ComponentState {
             Ok(checked) => checked,
             Err(reason) => return Ok(Err(reason)),
         };
-        match SegmentedHandle::open(registry, format, config, chunks, layout, request, target).await {
+        match SegmentedHandle::open(registry, format, config, chunks, layout, request, target, shared).await {
             Ok(Some(handle)) => Ok(Ok(Some(self.table.push(handle)?))),
             Ok(None) => Ok(Ok(None)),
             Err(OpenError::Failed(reason)) => Ok(Err(reason)),
             // A trap of the converter: the attempt fails as transient and the job is retried.
             Err(OpenError::NoRoom) => Err(wasmtime::Error::msg("no room to start a codec plugin right now")),
+            Err(OpenError::Unavailable(e)) => Err(wasmtime::Error::msg(format!("the shared segment queue did not answer: {e}"))),
         }
     }
 
     async fn next(&mut self, this: Resource<SegmentedHandle>) -> wasmtime::Result<Result<Option<EncodedPart>, String>> {
-        Ok(self.table.get_mut(&this)?.next().await)
+        self.table.get_mut(&this)?.next().await
     }
 
     async fn loudness(&mut self, this: Resource<SegmentedHandle>) -> wasmtime::Result<Option<Loudness>> {
@@ -299,7 +418,7 @@ impl codecs::HostSegmentedEncoder for ComponentState {
         if let Some(reason) = &handle.failed {
             return Ok(Err(reason.clone()));
         }
-        if !handle.running.is_empty() || !handle.waiting.is_empty() {
+        if !handle.is_over() {
             return Ok(Err("the segmented encode is not over yet".into()));
         }
         Ok(handle.joiner.finish_joiner().await)

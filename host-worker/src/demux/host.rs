@@ -203,9 +203,14 @@ impl ComponentState {
         if source.chunk_size == 0 || u64::from(source.chunks) != source.size.div_ceil(u64::from(source.chunk_size)) {
             return Err("the stored source's size and chunk count disagree".into());
         }
-        let chunks = Arc::new(StoredChunks { backend, job_id: source.job_id, runtime: tokio::runtime::Handle::current() });
-        Ok((chunks, SourceLayout { size: source.size, chunks: source.chunks, chunk_size: source.chunk_size }))
+        Ok((stored_source_chunks(backend, source.job_id), SourceLayout { size: source.size, chunks: source.chunks, chunk_size: source.chunk_size }))
     }
+}
+
+/// The source chunks of job `job_id` in `backend` (an id already checked), read from a
+/// blocking decoder thread.
+pub(crate) fn stored_source_chunks(backend: Arc<dyn KeyValueBackend>, job_id: String) -> Arc<dyn ChunkSource> {
+    Arc::new(StoredChunks { backend, job_id, runtime: tokio::runtime::Handle::current() })
 }
 
 /// The decoder's request from the converter's, checked: finite, not negative trim times and a

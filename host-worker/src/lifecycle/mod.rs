@@ -78,8 +78,9 @@ impl JobStorage {
         self.store.delete(&layout::output_chunk_key(job_id, 0)).await
     }
 
-    /// A failed attempt's partial output goes, and stops counting.
+    /// A failed attempt's partial output goes, and stops counting, with any segments of it.
     pub async fn discard_attempt(&self, job: &Job) -> Result<()> {
+        crate::codecs::forget_segments(&mut self.redis.clone(), self.store.as_ref(), &job.id).await?;
         self.delete_output_chunks(&job.id, 0).await?;
         let _: () = self.redis.clone().hdel(lifecycle::usage_key(&job.owner), lifecycle::output_field(&job.id)).await?;
         Ok(())
@@ -133,6 +134,7 @@ impl JobStorage {
         };
         self.delete_chunks(0, source_chunks, |n| layout::source_chunk_key(job_id, n)).await?;
         self.delete_output_chunks(job_id, output_chunks).await?;
+        crate::codecs::forget_segments(&mut self.redis.clone(), self.store.as_ref(), job_id).await?;
         let owners = job.as_ref().map(|j| j.owner.as_str()).into_iter().chain(owner).collect::<Vec<_>>();
         for owner in owners {
             let mut forget = redis::cmd("EVAL");

@@ -22,7 +22,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamRe
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::codecs::CodecRegistry;
+use crate::codecs::{CodecRegistry, SegmentQueue};
 use crate::key_value::KeyValueBackend;
 use crate::lifecycle::JobStorage;
 use crate::lifecycle::sweeper::{Sweeper, SweeperConfig};
@@ -76,7 +76,7 @@ impl RedisTrigger {
         metrics: Arc<crate::metrics::WorkerMetrics>,
     ) -> Result<Arc<RedisTrigger>> {
         let client = redis::Client::open(config.redis_url.as_str()).context("invalid Redis URL")?;
-        let mut redis = ConnectionManager::new(client).await.with_context(|| format!("connecting to {}", config.redis_url))?;
+        let mut redis = ConnectionManager::new(client.clone()).await.with_context(|| format!("connecting to {}", config.redis_url))?;
         let created: redis::RedisResult<()> =
             redis.xgroup_create_mkstream(layout::JOB_STREAM, layout::WORKER_GROUP, "0").await;
         if let Err(e) = created
@@ -85,6 +85,10 @@ impl RedisTrigger {
             return Err(e).context("creating the worker consumer group");
         }
         let jobs = JobStorage::new(redis.clone(), store.clone());
+        // The segments of long jobs are shared with every worker through the same Redis.
+        let segments =
+            SegmentQueue::new(client.clone(), redis.clone(), store.clone(), config.consumer.clone(), config.visibility_timeout).await?;
+        codecs.share_segments(Arc::new(segments));
         let trigger = Arc::new(RedisTrigger { config, redis, converter, store, jobs, codecs, notifier, metrics });
         trigger.refresh_formats().await;
         Ok(trigger)
@@ -139,6 +143,10 @@ impl RedisTrigger {
             metrics: self.metrics.clone(),
         };
         let sweeper = tokio::spawn(sweeper.run(shutdown.clone()));
+        let segments = self.codecs.segment_queue().map(|queue| {
+            let loops = self.codecs.segment_threads();
+            tokio::spawn(queue.serve(self.codecs.clone(), loops, shutdown.clone()))
+        });
         let mut loops = Vec::new();
         for _ in 0..self.config.concurrency.max(1) {
             let this = self.clone();
@@ -151,6 +159,9 @@ impl RedisTrigger {
         }
         listener.abort();
         sweeper.await?;
+        if let Some(segments) = segments {
+            segments.await?;
+        }
         tracing::info!("worker stopped");
         Ok(())
     }
@@ -256,6 +267,8 @@ impl RedisTrigger {
         };
         let Some(mut job) = self.jobs.load(&job_id).await? else {
             tracing::info!(job = %job_id, "queued job has no record (deleted); dropping it");
+            // A worker that died converting it may have left segments behind.
+            crate::codecs::forget_segments(&mut self.redis.clone(), self.store.as_ref(), &job_id).await?;
             return Ok(());
         };
         if self.jobs.is_cancelled(&job_id).await? {

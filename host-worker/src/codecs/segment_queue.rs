@@ -1,0 +1,382 @@
+//! Segments shared by every worker: the segments of a long job become entries of a Redis
+//! stream (`mp3edge:segments`, consumer group `mp3edge-segment-workers`), so any worker with a
+//! free core encodes them, and a 2-hour recording converts on a cluster in a fraction of its
+//! serial time.
+//!
+//! Owns the task format (everything a worker needs to decode and encode one segment without
+//! the job's converter), the consumer loops every worker runs, and the bookkeeping that keeps
+//! delivery at-least-once and idempotent and leaves nothing behind:
+//! - the job's owner (the worker running its converter) records the plan in the job's segment
+//!   hash (`count`), then adds one entry per segment it does not already have;
+//! - a worker takes an entry (or reclaims one idle past the visibility timeout: its worker
+//!   died), encodes the segment, stores it under `job:{id}:seg:{index}`, records the outcome
+//!   in the hash only while the plan still exists (a Lua script), and acknowledges; a segment
+//!   whose plan is gone (the job ended, failed or was cancelled) is deleted again. Encoding is
+//!   deterministic, so a segment encoded twice is the same bytes;
+//! - the owner takes the segments in order (reading, then deleting each) and joins them; when
+//!   the encode ends for any reason it deletes the plan first, then whatever segments are left.
+//!   The storage lifecycle does the same for a job whose owner died
+//!   ([`forget`], called by `lifecycle`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use job_model::layout;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::registry::CodecRegistry;
+use super::segmented::{SegmentJob, SegmentSpec, encode_segment};
+use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, EncoderConfig, Tags};
+use crate::demux::{OutputRequest as NativeRequest, SourceLayout};
+use crate::key_value::KeyValueBackend;
+
+/// Records a segment's outcome only while its job's plan exists: KEYS[1] the plan hash,
+/// ARGV[1] the segment index, ARGV[2] the outcome. Returns 1 when recorded.
+const RECORD_SCRIPT: &str = r#"
+if redis.call('HEXISTS', KEYS[1], 'count') == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// One segment to encode, as a stream entry carries it. Segments after the first carry no tags
+/// or cover (only the first segment writes the file's header), so entries stay small.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct SegmentTask {
+    pub job_id: String,
+    pub index: u32,
+    pub format: String,
+    pub source_size: u64,
+    pub source_chunks: u32,
+    pub source_chunk_size: u32,
+    pub sample_rate: u32,
+    pub channels: u8,
+    pub bitrate_kbps: Option<u32>,
+    pub vbr_quality: Option<u8>,
+    pub level: Option<u8>,
+    pub total_frames: Option<u64>,
+    pub track: Option<u32>,
+    pub start_secs: Option<f64>,
+    pub end_secs: Option<f64>,
+    pub gain_db: Option<f64>,
+    pub first_frame: u64,
+    pub lead_in: u32,
+    pub own_end: u64,
+    pub input_end: Option<u64>,
+}
+
+impl SegmentTask {
+    pub(super) fn new(job_id: &str, index: u32, job: &SegmentJob, spec: SegmentSpec) -> SegmentTask {
+        let (config, request) = (&job.config, &job.request);
+        SegmentTask {
+            job_id: job_id.to_string(),
+            index,
+            format: job.format.clone(),
+            source_size: job.layout.size,
+            source_chunks: job.layout.chunks,
+            source_chunk_size: job.layout.chunk_size,
+            sample_rate: config.input.sample_rate,
+            channels: config.input.channels,
+            bitrate_kbps: config.bitrate_kbps,
+            vbr_quality: config.vbr_quality,
+            level: config.level,
+            total_frames: config.total_frames,
+            track: request.track,
+            start_secs: request.start_secs,
+            end_secs: request.end_secs,
+            gain_db: request.gain_db,
+            first_frame: spec.first_frame,
+            lead_in: spec.lead_in,
+            own_end: spec.own_end,
+            input_end: spec.input_end,
+        }
+    }
+
+    fn spec(&self) -> SegmentSpec {
+        SegmentSpec { first_frame: self.first_frame, lead_in: self.lead_in, own_end: self.own_end, input_end: self.input_end }
+    }
+
+    fn job(&self, registry: Arc<CodecRegistry>, store: Arc<dyn KeyValueBackend>) -> SegmentJob {
+        SegmentJob {
+            registry,
+            format: self.format.clone(),
+            config: EncoderConfig {
+                input: AudioFormat { sample_rate: self.sample_rate, channels: self.channels },
+                bitrate_kbps: self.bitrate_kbps,
+                vbr_quality: self.vbr_quality,
+                level: self.level,
+                bits_per_sample: 16,
+                total_frames: self.total_frames,
+                tags: Tags { title: None, artist: None, album: None, year: None, comment: None, genre: None, track: None },
+                cover: None,
+            },
+            chunks: crate::demux::host::stored_source_chunks(store, self.job_id.clone()),
+            layout: SourceLayout { size: self.source_size, chunks: self.source_chunks, chunk_size: self.source_chunk_size },
+            request: NativeRequest {
+                sample_rate: Some(self.sample_rate),
+                channels: Some(self.channels),
+                track: self.track,
+                start_secs: self.start_secs,
+                end_secs: self.end_secs,
+                gain_db: self.gain_db,
+            },
+        }
+    }
+}
+
+/// How a segment ended, as the plan hash records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Stored; the PCM frames its encoder received and whether the source ended inside it.
+    Encoded {
+        received: u64,
+        ended_early: bool,
+    },
+    Failed(String),
+}
+
+impl Outcome {
+    fn to_field(&self) -> String {
+        match self {
+            Outcome::Encoded { received, ended_early } => format!("ok {received} {}", u8::from(*ended_early)),
+            Outcome::Failed(reason) => format!("error: {reason}"),
+        }
+    }
+
+    fn from_field(field: &str) -> Outcome {
+        if let Some(reason) = field.strip_prefix("error: ") {
+            return Outcome::Failed(reason.to_string());
+        }
+        let mut parts = field.split(' ').skip(1);
+        match (parts.next().and_then(|r| r.parse().ok()), parts.next()) {
+            (Some(received), Some(ended)) => Outcome::Encoded { received, ended_early: ended == "1" },
+            _ => Outcome::Failed(format!("unreadable segment outcome {field:?}")),
+        }
+    }
+}
+
+/// The shared segment queue of one worker process.
+pub struct SegmentQueue {
+    redis: ConnectionManager,
+    /// For each consumer loop's own connection: a blocking read would stall the shared one.
+    client: redis::Client,
+    /// The key-value store the converter's jobs live in (its `default` store).
+    pub store: Arc<dyn KeyValueBackend>,
+    consumer: String,
+    visibility_timeout: Duration,
+}
+
+impl SegmentQueue {
+    pub async fn new(
+        client: redis::Client,
+        mut redis: ConnectionManager,
+        store: Arc<dyn KeyValueBackend>,
+        consumer: String,
+        visibility_timeout: Duration,
+    ) -> Result<SegmentQueue> {
+        let created: redis::RedisResult<()> = redis.xgroup_create_mkstream(layout::SEGMENT_STREAM, layout::SEGMENT_GROUP, "0").await;
+        if let Err(e) = created
+            && e.code() != Some("BUSYGROUP")
+        {
+            return Err(e).context("creating the segment consumer group");
+        }
+        Ok(SegmentQueue { redis, client, store, consumer, visibility_timeout })
+    }
+
+    /// Records the plan of `count` segments and adds an entry for each task whose segment is
+    /// not stored already (a retried job reuses what an earlier attempt encoded).
+    pub async fn publish(&self, job_id: &str, count: u32, tasks: &[SegmentTask]) -> Result<()> {
+        let mut redis = self.redis.clone();
+        let plan = layout::segment_plan_key(job_id);
+        let _: () = redis.hset(&plan, "count", count).await?;
+        for task in tasks {
+            let done: Option<String> = redis.hget(&plan, task.index).await?;
+            if matches!(done.as_deref().map(Outcome::from_field), Some(Outcome::Encoded { .. })) {
+                continue;
+            }
+            let json = serde_json::to_string(task)?;
+            let _: String = redis.xadd(layout::SEGMENT_STREAM, "*", &[(layout::SEGMENT_STREAM_FIELD, json)]).await?;
+        }
+        Ok(())
+    }
+
+    /// The outcome of segment `index` of the job, once there is one.
+    pub async fn outcome(&self, job_id: &str, index: u32) -> Result<Option<Outcome>> {
+        let field: Option<String> = self.redis.clone().hget(layout::segment_plan_key(job_id), index).await?;
+        Ok(field.as_deref().map(Outcome::from_field))
+    }
+
+    /// Takes stored segment `index` out of the store; its outcome goes first, so a later
+    /// attempt of the job (this one may die before it is joined) encodes it again.
+    pub async fn take(&self, job_id: &str, index: u32) -> Result<Vec<u8>> {
+        let key = layout::segment_key(job_id, index);
+        let blob = self.store.get(&key).await?.with_context(|| format!("segment {index} is missing from the store"))?;
+        // Once read, the segment is this attempt's: a failure to tidy up is left to the
+        // clean-up at the end ([`forget`] goes by the planned count).
+        let tidied: Result<()> = async {
+            let _: () = self.redis.clone().hdel(layout::segment_plan_key(job_id), index).await?;
+            self.store.delete(&key).await
+        }
+        .await;
+        if let Err(e) = tidied {
+            tracing::debug!(job = %job_id, segment = index, error = %format!("{e:#}"), "a joined segment stays until the clean-up");
+        }
+        Ok(blob)
+    }
+
+    /// Runs `loops` consumer loops until `shutdown`; each takes one segment at a time and
+    /// encodes it when the process has a free segment slot.
+    pub async fn serve(self: Arc<Self>, registry: Arc<CodecRegistry>, loops: usize, shutdown: CancellationToken) {
+        let mut running = Vec::new();
+        for _ in 0..loops.max(1) {
+            let (this, registry, shutdown) = (self.clone(), registry.clone(), shutdown.clone());
+            running.push(tokio::spawn(async move { this.consume(registry, shutdown).await }));
+        }
+        for task in running {
+            let _ = task.await;
+        }
+    }
+
+    async fn consume(&self, registry: Arc<CodecRegistry>, shutdown: CancellationToken) {
+        let mut reader = None;
+        while !shutdown.is_cancelled() {
+            if reader.is_none() {
+                // Longer than the blocking read's second.
+                let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+                reader = self.client.get_multiplexed_async_connection_with_config(&config).await.ok();
+            }
+            let next = tokio::select! {
+                next = self.next_entry(reader.as_mut()) => next,
+                _ = shutdown.cancelled() => return,
+            };
+            match next {
+                Ok(Some(entry)) => self.process(&registry, entry).await,
+                Ok(None) => {}
+                Err(e) => {
+                    reader = None;
+                    tracing::warn!(error = %format!("{e:#}"), "reading the segment queue failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                        _ = shutdown.cancelled() => {},
+                    }
+                }
+            }
+        }
+    }
+
+    /// A segment of a worker that stopped answering, else a new one (waiting up to a second).
+    async fn next_entry(&self, reader: Option<&mut redis::aio::MultiplexedConnection>) -> Result<Option<StreamId>> {
+        let reader = reader.context("no connection to the segment queue")?;
+        let mut redis = self.redis.clone();
+        let reclaimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(layout::SEGMENT_STREAM)
+            .arg(layout::SEGMENT_GROUP)
+            .arg(&self.consumer)
+            .arg(self.visibility_timeout.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut redis)
+            .await?;
+        if let Some(entry) = reclaimed.claimed.into_iter().next() {
+            tracing::info!(entry = %entry.id, "reclaimed a segment from a worker that stopped answering");
+            return Ok(Some(entry));
+        }
+        let options = StreamReadOptions::default().group(layout::SEGMENT_GROUP, &self.consumer).count(1).block(1000);
+        let reply: Option<StreamReadReply> = reader.xread_options(&[layout::SEGMENT_STREAM], &[">"], &options).await?;
+        Ok(reply.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next()))
+    }
+
+    async fn process(&self, registry: &Arc<CodecRegistry>, entry: StreamId) {
+        let payload: Option<String> = entry.get(layout::SEGMENT_STREAM_FIELD);
+        let task = payload.as_deref().map(serde_json::from_str::<SegmentTask>);
+        let acknowledge = match task {
+            Some(Ok(task)) if layout::is_valid_job_id(&task.job_id) => self.run(registry, &task).await,
+            _ => {
+                tracing::warn!(entry = %entry.id, "malformed segment entry dropped");
+                Ok(())
+            }
+        };
+        match acknowledge {
+            Ok(()) => {
+                let mut redis = self.redis.clone();
+                if let Err(e) = redis.xack::<_, _, _, ()>(layout::SEGMENT_STREAM, layout::SEGMENT_GROUP, &[&entry.id]).await {
+                    tracing::warn!(entry = %entry.id, error = %e, "could not acknowledge a segment; it will be seen again");
+                }
+                let _: redis::RedisResult<()> = redis.xdel(layout::SEGMENT_STREAM, &[&entry.id]).await;
+            }
+            Err(e) => tracing::warn!(entry = %entry.id, error = %format!("{e:#}"), "segment left pending; it will be retried"),
+        }
+    }
+
+    /// Encodes one segment unless its plan is gone or it is stored already. `Err` leaves the
+    /// entry pending (storage trouble).
+    async fn run(&self, registry: &Arc<CodecRegistry>, task: &SegmentTask) -> Result<()> {
+        let plan = layout::segment_plan_key(&task.job_id);
+        let mut redis = self.redis.clone();
+        let (planned, done): (bool, Option<String>) =
+            redis::pipe().hexists(&plan, "count").hget(&plan, task.index).query_async(&mut redis).await?;
+        if !planned || matches!(done.as_deref().map(Outcome::from_field), Some(Outcome::Encoded { .. })) {
+            return Ok(());
+        }
+        let job = Arc::new(task.job(registry.clone(), self.store.clone()));
+        let started = std::time::Instant::now();
+        let outcome = match encode_segment(job, task.spec()).await {
+            Ok(output) => {
+                self.store.set(&layout::segment_key(&task.job_id, task.index), &output.blob).await?;
+                Outcome::Encoded { received: output.received, ended_early: output.ended_early }
+            }
+            Err(reason) => Outcome::Failed(reason),
+        };
+        let recorded: i64 =
+            redis::cmd("EVAL").arg(RECORD_SCRIPT).arg(1).arg(&plan).arg(task.index).arg(outcome.to_field()).query_async(&mut redis).await?;
+        if recorded == 0 {
+            // The job ended meanwhile: what was just stored has no reader.
+            self.store.delete(&layout::segment_key(&task.job_id, task.index)).await?;
+        }
+        tracing::info!(job = %task.job_id, segment = task.index, elapsed_ms = started.elapsed().as_millis() as u64, ok = matches!(outcome, Outcome::Encoded { .. }), "encoded a segment");
+        Ok(())
+    }
+}
+
+impl SegmentQueue {
+    /// [`forget`] the job's segments.
+    pub async fn forget(&self, job_id: &str) -> Result<()> {
+        forget(&mut self.redis.clone(), self.store.as_ref(), job_id).await
+    }
+}
+
+/// Removes what a job's segmented encode left: the plan first (so workers still encoding
+/// drop their result), then every segment stored. Idempotent.
+pub async fn forget(redis: &mut ConnectionManager, store: &dyn KeyValueBackend, job_id: &str) -> Result<()> {
+    let plan = layout::segment_plan_key(job_id);
+    let count: Option<u32> = redis.hget(&plan, "count").await?;
+    let _: () = redis.del(&plan).await?;
+    for index in 0..count.unwrap_or(0) {
+        store.delete(&layout::segment_key(job_id, index)).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_read_back() {
+        for outcome in [
+            Outcome::Encoded { received: 1_323_000, ended_early: false },
+            Outcome::Encoded { received: 5, ended_early: true },
+            Outcome::Failed("codec plugin \"mp3-lame\" failed: unreachable".into()),
+        ] {
+            assert_eq!(Outcome::from_field(&outcome.to_field()), outcome);
+        }
+        assert!(matches!(Outcome::from_field("nonsense"), Outcome::Failed(_)));
+    }
+}
