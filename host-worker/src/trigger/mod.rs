@@ -143,9 +143,12 @@ impl RedisTrigger {
             metrics: self.metrics.clone(),
         };
         let sweeper = tokio::spawn(sweeper.run(shutdown.clone()));
+        // Segments are served until the jobs in flight are over: a draining worker's own jobs
+        // may be waiting for segments only it is left to encode.
+        let segments_stop = CancellationToken::new();
         let segments = self.codecs.segment_queue().map(|queue| {
             let loops = self.codecs.segment_threads();
-            tokio::spawn(queue.serve(self.codecs.clone(), loops, shutdown.clone()))
+            tokio::spawn(queue.serve(self.codecs.clone(), loops, segments_stop.clone()))
         });
         let mut loops = Vec::new();
         for _ in 0..self.config.concurrency.max(1) {
@@ -157,6 +160,7 @@ impl RedisTrigger {
         for l in loops {
             l.await?;
         }
+        segments_stop.cancel();
         listener.abort();
         sweeper.await?;
         if let Some(segments) = segments {
