@@ -1562,11 +1562,16 @@ fn keda_scales_the_worker_on_the_job_stream() {
             if field("address").is_none() && (field("host").is_none() || field("port").is_none()) {
                 problems.push(format!("{at}: needs metadata.address (or host and port)"));
             }
-            if field("stream") != Some(job_model::layout::JOB_STREAM) {
+            // The job stream with the workers' group, or the segment stream with theirs.
+            let (stream, group) = match field("stream") {
+                Some(job_model::layout::SEGMENT_STREAM) => (job_model::layout::SEGMENT_STREAM, job_model::layout::SEGMENT_GROUP),
+                _ => (job_model::layout::JOB_STREAM, job_model::layout::WORKER_GROUP),
+            };
+            if field("stream") != Some(stream) {
                 problems.push(format!("{at}: metadata.stream is {:?}, the job stream is {:?}", field("stream"), job_model::layout::JOB_STREAM));
             }
-            if field("consumerGroup") != Some(job_model::layout::WORKER_GROUP) {
-                problems.push(format!("{at}: metadata.consumerGroup is {:?}, the workers' group is {:?}", field("consumerGroup"), job_model::layout::WORKER_GROUP));
+            if field("consumerGroup") != Some(group) {
+                problems.push(format!("{at}: metadata.consumerGroup is {:?}, that stream's workers' group is {group:?}", field("consumerGroup")));
             }
             let counts = ["pendingEntriesCount", "lagCount", "streamLength"];
             let set: Vec<&str> = counts.iter().copied().filter(|k| field(k).is_some()).collect();
