@@ -71,7 +71,7 @@ pub struct SegmentArgs {
     /// cores); 1 encodes every input serially.
     #[arg(long)]
     pub segment_threads: Option<usize>,
-    /// Length of a segment, in seconds (default: from the input's length, 30 s to 2 min).
+    /// Length of a segment, in seconds (default: from the input's length, 30 s to 1 min).
     #[arg(long, value_parser = parse_segment_secs)]
     pub segment_secs: Option<f64>,
 }

@@ -255,7 +255,12 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         SegmentedEncoder::open(&format, &config, &source, request.clone()).map_err(Failure::Permanent)?
     };
     let mut encoding = match segmented {
-        Some(segments) => Encoding::Segmented(segments),
+        Some(segments) => {
+            // The host decodes each segment by itself: the probe's decoder (and its copy of the
+            // file's index, megabytes for a long video) would only take memory.
+            drop(probe);
+            Encoding::Segmented(segments)
+        }
         None => {
             let decoder = if untouched {
                 probe

@@ -46,7 +46,7 @@ pub struct SegmentPolicy {
     /// Segments encoded at the same time by this process, over all its jobs (its cores by
     /// default); below 2, everything is encoded serially.
     pub threads: usize,
-    /// Length of a segment; `None`: chosen from the input's length (30 s to 2 min).
+    /// Length of a segment; `None`: chosen from the input's length (30 s to 1 min).
     pub segment_secs: Option<f64>,
 }
 

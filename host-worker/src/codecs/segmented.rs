@@ -31,7 +31,7 @@ use crate::state::ComponentState;
 
 /// Shortest and longest segment when the policy leaves the length to the input.
 const AUTO_MIN_SECS: f64 = 30.0;
-const AUTO_MAX_SECS: f64 = 120.0;
+const AUTO_MAX_SECS: f64 = 60.0;
 
 /// One segment: its stretch of the output's PCM frames (from the output's first frame).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

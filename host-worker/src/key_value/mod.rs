@@ -28,6 +28,10 @@ pub trait KeyValueBackend: Send + Sync {
     async fn delete(&self, key: &str) -> Result<()>;
     async fn exists(&self, key: &str) -> Result<bool>;
     async fn get_keys(&self) -> Result<Vec<String>>;
+    /// Whether other processes (other workers) can reach this store too.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// Every configured store, by label.

@@ -41,4 +41,8 @@ impl KeyValueBackend for RedisKeyValue {
     async fn get_keys(&self) -> Result<Vec<String>> {
         Ok(self.conn.clone().keys("*").await?)
     }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
 }

@@ -85,10 +85,14 @@ impl RedisTrigger {
             return Err(e).context("creating the worker consumer group");
         }
         let jobs = JobStorage::new(redis.clone(), store.clone());
-        // The segments of long jobs are shared with every worker through the same Redis.
-        let segments =
-            SegmentQueue::new(client.clone(), redis.clone(), store.clone(), config.consumer.clone(), config.visibility_timeout).await?;
-        codecs.share_segments(Arc::new(segments));
+        // The segments of long jobs are shared with every worker through the same Redis, when
+        // the store they go through is one every worker reaches (a local SQLite file is not:
+        // there the process encodes its segments in tasks of its own).
+        if store.is_shared() {
+            let segments =
+                SegmentQueue::new(client.clone(), redis.clone(), store.clone(), config.consumer.clone(), config.visibility_timeout).await?;
+            codecs.share_segments(Arc::new(segments));
+        }
         let trigger = Arc::new(RedisTrigger { config, redis, converter, store, jobs, codecs, notifier, metrics });
         trigger.refresh_formats().await;
         Ok(trigger)
