@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use job_model::layout;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -274,17 +274,10 @@ impl SegmentQueue {
     async fn next_entry(&self, reader: Option<&mut redis::aio::MultiplexedConnection>) -> Result<Option<StreamId>> {
         let reader = reader.context("no connection to the segment queue")?;
         let mut redis = self.redis.clone();
-        let reclaimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(layout::SEGMENT_STREAM)
-            .arg(layout::SEGMENT_GROUP)
-            .arg(&self.consumer)
-            .arg(self.visibility_timeout.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut redis)
-            .await?;
-        if let Some(entry) = reclaimed.claimed.into_iter().next() {
+        let idle_ms = self.visibility_timeout.as_millis() as u64;
+        let reclaimed =
+            crate::trigger::claim_idle_entry(&mut redis, layout::SEGMENT_STREAM, layout::SEGMENT_GROUP, &self.consumer, idle_ms).await?;
+        if let Some(entry) = reclaimed {
             tracing::info!(entry = %entry.id, "reclaimed a segment from a worker that stopped answering");
             return Ok(Some(entry));
         }

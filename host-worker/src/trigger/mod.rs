@@ -202,17 +202,8 @@ impl RedisTrigger {
     async fn next_entry(&self) -> Result<Option<StreamId>> {
         let mut redis = self.redis.clone();
         let idle_ms = self.config.visibility_timeout.as_millis() as u64;
-        let reclaimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(layout::JOB_STREAM)
-            .arg(layout::WORKER_GROUP)
-            .arg(&self.config.consumer)
-            .arg(idle_ms)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut redis)
-            .await?;
-        if let Some(entry) = reclaimed.claimed.into_iter().next() {
+        let reclaimed = claim_idle_entry(&mut redis, layout::JOB_STREAM, layout::WORKER_GROUP, &self.config.consumer, idle_ms).await?;
+        if let Some(entry) = reclaimed {
             tracing::info!(entry = %entry.id, "reclaimed a job from a worker that stopped answering");
             return Ok(Some(entry));
         }
@@ -420,6 +411,20 @@ impl RedisTrigger {
 }
 
 /// Wakes idle workers when the gateway publishes a new job.
+/// One entry of `stream` that a consumer of `group` has held idle for `idle_ms` (its worker
+/// stopped answering), now `consumer`'s.
+pub(crate) async fn claim_idle_entry(
+    redis: &mut ConnectionManager,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    idle_ms: u64,
+) -> redis::RedisResult<Option<StreamId>> {
+    let reclaimed: StreamAutoClaimReply =
+        redis::cmd("XAUTOCLAIM").arg(stream).arg(group).arg(consumer).arg(idle_ms).arg("0-0").arg("COUNT").arg(1).query_async(redis).await?;
+    Ok(reclaimed.claimed.into_iter().next())
+}
+
 async fn listen(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
     use futures::StreamExt;
     while !shutdown.is_cancelled() {
