@@ -78,125 +78,18 @@ pub async fn describe(registry: &CodecRegistry, component: &Component) -> Result
     Ok(plugin.mp3edge_codec_encoder().call_info(&mut store).await?)
 }
 
-/// One encoding session in its own sandbox.
-pub struct PluginSession {
+/// What every call into a plugin instance goes through: its deadline restarts, a trap leaves
+/// the instance unusable, and errors read as the plugin's.
+struct CallGuard {
     name: String,
-    info: CodecInfo,
-    store: Store<PluginState>,
-    plugin: CodecPlugin,
-    session: ResourceAny,
     call_started: Arc<Mutex<Instant>>,
     /// Set once a call trapped: the instance is unusable afterwards.
     broken: Option<String>,
 }
 
-impl PluginSession {
-    pub async fn start(registry: &CodecRegistry, format: &str, config: EncoderConfig) -> Result<PluginSession, StartError> {
-        let loaded = registry
-            .plugin(format)
-            .ok_or_else(|| StartError::Failed(format!("no codec plugin provides the format {format:?}")))?;
-        let name = loaded.info.name.clone();
-        let fail = |e: wasmtime::Error| {
-            if crate::engine::is_pool_exhausted(&e) {
-                return StartError::NoRoom;
-            }
-            tracing::warn!(plugin = %name, error = %format!("{e:?}"), "plugin failed to start");
-            StartError::Failed(format!("codec plugin {name:?} failed to start: {}", crate::engine::short_reason(&e)))
-        };
-        let (mut store, call_started) = new_store(registry);
-        let plugin = CodecPlugin::instantiate_async(&mut store, &loaded.component, &registry.linker).await.map_err(fail)?;
-        let session = plugin
-            .mp3edge_codec_encoder()
-            .session()
-            .call_start(&mut store, &config)
-            .await
-            .map_err(fail)?
-            .map_err(StartError::Failed)?;
-        Ok(PluginSession { name, info: loaded.info, store, plugin, session, call_started, broken: None })
-    }
-
-    pub fn info(&self) -> &CodecInfo {
-        &self.info
-    }
-
-    fn check(&self) -> Result<(), String> {
-        match &self.broken {
-            Some(reason) => Err(reason.clone()),
-            None => {
-                *self.call_started.lock().expect("deadline lock") = Instant::now();
-                Ok(())
-            }
-        }
-    }
-
-    fn trapped(&mut self, e: wasmtime::Error) -> String {
-        tracing::warn!(plugin = %self.name, error = %format!("{e:?}"), "plugin trapped");
-        let reason = format!("codec plugin {:?} failed: {}", self.name, crate::engine::short_reason(&e));
-        self.broken = Some(reason.clone());
-        reason
-    }
-
-    pub async fn encode(&mut self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
-        self.check()?;
-        let session = self.plugin.mp3edge_codec_encoder().session();
-        match session.call_encode(&mut self.store, self.session, &pcm).await {
-            Ok(result) => result.map_err(|e| format!("codec plugin {:?}: {e}", self.name)),
-            Err(e) => Err(self.trapped(e)),
-        }
-    }
-
-    pub async fn encode_wide(&mut self, pcm: Vec<i32>) -> Result<Vec<u8>, String> {
-        self.check()?;
-        let session = self.plugin.mp3edge_codec_encoder().session();
-        match session.call_encode_wide(&mut self.store, self.session, &pcm).await {
-            Ok(result) => result.map_err(|e| format!("codec plugin {:?}: {e}", self.name)),
-            Err(e) => Err(self.trapped(e)),
-        }
-    }
-
-    pub async fn finish(&mut self) -> Result<Finished, String> {
-        self.check()?;
-        let session = self.plugin.mp3edge_codec_encoder().session();
-        let result = match session.call_finish(&mut self.store, self.session).await {
-            Ok(result) => result.map_err(|e| format!("codec plugin {:?}: {e}", self.name)),
-            Err(e) => Err(self.trapped(e)),
-        };
-        self.broken.get_or_insert_with(|| "the encoder was already finished".into());
-        result
-    }
-}
-
-/// One instance of a plugin that exports `segments`, in its own sandbox, running either one
-/// segment encoder or the joiner of one output.
-pub struct SegmentSandbox {
-    name: String,
-    store: Store<PluginState>,
-    plugin: SegmentedCodecPlugin,
-    call_started: Arc<Mutex<Instant>>,
-    /// The segment encoder or joiner started in it.
-    resource: Option<ResourceAny>,
-    broken: Option<String>,
-}
-
-impl SegmentSandbox {
-    /// A fresh instance of the plugin serving `format`.
-    pub async fn new(registry: &CodecRegistry, format: &str) -> Result<SegmentSandbox, StartError> {
-        let loaded = registry
-            .plugin(format)
-            .filter(|p| p.segments)
-            .ok_or_else(|| StartError::Failed(format!("no codec plugin encodes {format:?} in segments")))?;
-        let name = loaded.info.name.clone();
-        let (mut store, call_started) = new_store(registry);
-        let plugin = SegmentedCodecPlugin::instantiate_async(&mut store, &loaded.component, &registry.linker).await.map_err(|e| {
-            if crate::engine::is_pool_exhausted(&e) {
-                return StartError::NoRoom;
-            }
-            StartError::Failed(format!("codec plugin {name:?} failed to start: {}", crate::engine::short_reason(&e)))
-        })?;
-        Ok(SegmentSandbox { name, store, plugin, call_started, resource: None, broken: None })
-    }
-
-    fn check(&self) -> Result<(), String> {
+impl CallGuard {
+    /// Before a call: refused once the instance is broken, else the deadline restarts.
+    fn begin(&self) -> Result<(), String> {
         match &self.broken {
             Some(reason) => Err(reason.clone()),
             None => {
@@ -218,56 +111,143 @@ impl SegmentSandbox {
             }
         }
     }
+}
+
+/// Why plugin `name` could not be instantiated or started.
+fn start_failed(name: &str, e: wasmtime::Error) -> StartError {
+    if crate::engine::is_pool_exhausted(&e) {
+        return StartError::NoRoom;
+    }
+    tracing::warn!(plugin = %name, error = %format!("{e:?}"), "plugin failed to start");
+    StartError::Failed(format!("codec plugin {name:?} failed to start: {}", crate::engine::short_reason(&e)))
+}
+
+/// One encoding session in its own sandbox.
+pub struct PluginSession {
+    info: CodecInfo,
+    store: Store<PluginState>,
+    plugin: CodecPlugin,
+    session: ResourceAny,
+    guard: CallGuard,
+}
+
+impl PluginSession {
+    pub async fn start(registry: &CodecRegistry, format: &str, config: EncoderConfig) -> Result<PluginSession, StartError> {
+        let loaded = registry
+            .plugin(format)
+            .ok_or_else(|| StartError::Failed(format!("no codec plugin provides the format {format:?}")))?;
+        let name = loaded.info.name.clone();
+        let fail = |e| start_failed(&name, e);
+        let (mut store, call_started) = new_store(registry);
+        let plugin = CodecPlugin::instantiate_async(&mut store, &loaded.component, &registry.linker).await.map_err(fail)?;
+        let session = plugin
+            .mp3edge_codec_encoder()
+            .session()
+            .call_start(&mut store, &config)
+            .await
+            .map_err(fail)?
+            .map_err(StartError::Failed)?;
+        Ok(PluginSession { info: loaded.info, store, plugin, session, guard: CallGuard { name, call_started, broken: None } })
+    }
+
+    pub fn info(&self) -> &CodecInfo {
+        &self.info
+    }
+
+    pub async fn encode(&mut self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
+        self.guard.begin()?;
+        let called = self.plugin.mp3edge_codec_encoder().session().call_encode(&mut self.store, self.session, &pcm).await;
+        self.guard.outcome(called)
+    }
+
+    pub async fn encode_wide(&mut self, pcm: Vec<i32>) -> Result<Vec<u8>, String> {
+        self.guard.begin()?;
+        let called = self.plugin.mp3edge_codec_encoder().session().call_encode_wide(&mut self.store, self.session, &pcm).await;
+        self.guard.outcome(called)
+    }
+
+    pub async fn finish(&mut self) -> Result<Finished, String> {
+        self.guard.begin()?;
+        let called = self.plugin.mp3edge_codec_encoder().session().call_finish(&mut self.store, self.session).await;
+        let result = self.guard.outcome(called);
+        self.guard.broken.get_or_insert_with(|| "the encoder was already finished".into());
+        result
+    }
+}
+
+/// One instance of a plugin that exports `segments`, in its own sandbox, running either one
+/// segment encoder or the joiner of one output.
+pub struct SegmentSandbox {
+    store: Store<PluginState>,
+    plugin: SegmentedCodecPlugin,
+    /// The segment encoder or joiner started in it.
+    resource: Option<ResourceAny>,
+    guard: CallGuard,
+}
+
+impl SegmentSandbox {
+    /// A fresh instance of the plugin serving `format`.
+    pub async fn new(registry: &CodecRegistry, format: &str) -> Result<SegmentSandbox, StartError> {
+        let loaded = registry
+            .plugin(format)
+            .filter(|p| p.segments)
+            .ok_or_else(|| StartError::Failed(format!("no codec plugin encodes {format:?} in segments")))?;
+        let name = loaded.info.name.clone();
+        let (mut store, call_started) = new_store(registry);
+        let plugin =
+            SegmentedCodecPlugin::instantiate_async(&mut store, &loaded.component, &registry.linker).await.map_err(|e| start_failed(&name, e))?;
+        Ok(SegmentSandbox { store, plugin, resource: None, guard: CallGuard { name, call_started, broken: None } })
+    }
 
     fn resource(&self) -> Result<ResourceAny, String> {
         self.resource.ok_or_else(|| "the segment encoder was not started".to_string())
     }
 
     pub async fn plan(&mut self, config: &EncoderConfig) -> Result<Option<SegmentPlan>, String> {
-        self.check()?;
+        self.guard.begin()?;
         let called = self.plugin.mp3edge_codec_segments().call_plan(&mut self.store, config).await.map(Ok);
-        self.outcome(called)
+        self.guard.outcome(called)
     }
 
     pub async fn start_segment(&mut self, config: &EncoderConfig, first_frame: u64, lead_in: u32) -> Result<(), String> {
-        self.check()?;
+        self.guard.begin()?;
         let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_start(&mut self.store, config, first_frame, lead_in).await;
-        self.resource = Some(self.outcome(called)?);
+        self.resource = Some(self.guard.outcome(called)?);
         Ok(())
     }
 
     pub async fn encode(&mut self, pcm: &[i16]) -> Result<(), String> {
-        self.check()?;
+        self.guard.begin()?;
         let this = self.resource()?;
         let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_encode(&mut self.store, this, pcm).await;
-        self.outcome(called)
+        self.guard.outcome(called)
     }
 
     pub async fn finish_segment(&mut self) -> Result<Vec<u8>, String> {
-        self.check()?;
+        self.guard.begin()?;
         let this = self.resource()?;
         let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_finish(&mut self.store, this).await;
-        self.outcome(called)
+        self.guard.outcome(called)
     }
 
     pub async fn start_joiner(&mut self, config: &EncoderConfig) -> Result<(), String> {
-        self.check()?;
+        self.guard.begin()?;
         let called = self.plugin.mp3edge_codec_segments().joiner().call_start(&mut self.store, config).await;
-        self.resource = Some(self.outcome(called)?);
+        self.resource = Some(self.guard.outcome(called)?);
         Ok(())
     }
 
     pub async fn add(&mut self, segment: &[u8]) -> Result<Vec<u8>, String> {
-        self.check()?;
+        self.guard.begin()?;
         let this = self.resource()?;
         let called = self.plugin.mp3edge_codec_segments().joiner().call_add(&mut self.store, this, segment).await;
-        self.outcome(called)
+        self.guard.outcome(called)
     }
 
     pub async fn finish_joiner(&mut self) -> Result<Finished, String> {
-        self.check()?;
+        self.guard.begin()?;
         let this = self.resource()?;
         let called = self.plugin.mp3edge_codec_segments().joiner().call_finish(&mut self.store, this).await;
-        self.outcome(called)
+        self.guard.outcome(called)
     }
 }
