@@ -25,7 +25,7 @@ use super::segment_queue::{Outcome, SegmentQueue, SegmentTask};
 use crate::bindings::worker::mp3edge::codec::types::{EncoderConfig, Finished};
 use crate::bindings::worker::mp3edge::worker::codecs::{self, EncodedPart};
 use crate::bindings::worker::mp3edge::worker::demux::{Loudness, LoudnessTarget, OutputRequest, StoredSource};
-use crate::demux::host::{DecoderHandle, native_request, to_wit_loudness};
+use crate::demux::host::{DecoderHandle, to_wit_loudness};
 use crate::demux::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout, to_s16};
 use crate::state::ComponentState;
 
@@ -387,12 +387,8 @@ impl codecs::HostSegmentedEncoder for ComponentState {
             let store = self.services.key_value.get(&source.store)?;
             Arc::ptr_eq(&store, &queue.store).then(|| (queue, source.job_id.clone()))
         });
-        let (chunks, layout) = match self.stored_chunks(source) {
-            Ok(found) => found,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let (request, target) = match native_request(request) {
-            Ok(checked) => checked,
+        let (chunks, layout, request, target) = match self.decoder_input(source, request) {
+            Ok(input) => input,
             Err(reason) => return Ok(Err(reason)),
         };
         match SegmentedHandle::open(registry, format, config, chunks, layout, request, target, shared).await {

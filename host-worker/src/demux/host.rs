@@ -190,7 +190,7 @@ const MAX_COVER_SIDE: u32 = 1200;
 
 impl ComponentState {
     /// The source chunks of `source`, when this component may read them.
-    pub(crate) fn stored_chunks(&self, source: StoredSource) -> Result<(Arc<dyn ChunkSource>, SourceLayout), String> {
+    fn stored_chunks(&self, source: StoredSource) -> Result<(Arc<dyn ChunkSource>, SourceLayout), String> {
         if !self.grants.key_value_stores.contains(&source.store) {
             return Err(format!("key-value store {:?} is not granted to this component", source.store));
         }
@@ -207,6 +207,18 @@ impl ComponentState {
     }
 }
 
+/// What a decoder of `source` is opened with: its chunks and layout, when this component may
+/// read them, and the checked request with the loudness target apart.
+pub(crate) type DecoderInput = (Arc<dyn ChunkSource>, SourceLayout, NativeRequest, Option<LoudnessTarget>);
+
+impl ComponentState {
+    pub(crate) fn decoder_input(&self, source: StoredSource, request: OutputRequest) -> Result<DecoderInput, String> {
+        let (chunks, layout) = self.stored_chunks(source)?;
+        let (request, target) = native_request(request)?;
+        Ok((chunks, layout, request, target))
+    }
+}
+
 /// The source chunks of job `job_id` in `backend` (an id already checked), read from a
 /// blocking decoder thread.
 pub(crate) fn stored_source_chunks(backend: Arc<dyn KeyValueBackend>, job_id: String) -> Arc<dyn ChunkSource> {
@@ -215,7 +227,7 @@ pub(crate) fn stored_source_chunks(backend: Arc<dyn KeyValueBackend>, job_id: St
 
 /// The decoder's request from the converter's, checked: finite, not negative trim times and a
 /// finite loudness target (returned apart: it is measured before decoding).
-pub(crate) fn native_request(request: OutputRequest) -> Result<(NativeRequest, Option<LoudnessTarget>), String> {
+fn native_request(request: OutputRequest) -> Result<(NativeRequest, Option<LoudnessTarget>), String> {
     let target = request.normalize;
     if let Some(t) = target
         && !(t.integrated_lufs.is_finite() && t.true_peak_dbtp.is_finite())
@@ -254,12 +266,8 @@ impl demux::Host for ComponentState {
 
 impl demux::HostDecoder for ComponentState {
     async fn open(&mut self, source: StoredSource, request: OutputRequest) -> wasmtime::Result<Result<Resource<DecoderHandle>, String>> {
-        let (chunks, layout) = match self.stored_chunks(source) {
-            Ok(found) => found,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let (request, target) = match native_request(request) {
-            Ok(checked) => checked,
+        let (chunks, layout, request, target) = match self.decoder_input(source, request) {
+            Ok(input) => input,
             Err(reason) => return Ok(Err(reason)),
         };
         Ok(match DecoderHandle::open(chunks, layout, request, target).await {
