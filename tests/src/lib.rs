@@ -25,6 +25,14 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// A command line of the binary under test, as a user's shell runs it: no colours, and the
+/// compiled-module cache `mp3edge convert` would keep in the user's home kept in the clone.
+pub fn mp3edge_command() -> Command {
+    let mut command = Command::new(mp3edge_bin());
+    command.env("NO_COLOR", "1").env("MP3EDGE_MODULE_CACHE", workspace_root().join("target/test-module-cache"));
+    command
+}
+
 /// The `mp3edge` binary under test.
 pub fn mp3edge_bin() -> PathBuf {
     let bin = std::env::var_os("MP3EDGE_BIN")

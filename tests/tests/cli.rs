@@ -12,14 +12,7 @@ use e2e_tests::probe::probe;
 use e2e_tests::*;
 
 fn mp3edge(args: &[&str], cwd: &Path) -> Output {
-    Command::new(mp3edge_bin())
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        // `convert` caches compiled components in the user's cache; the suite keeps its own in the clone.
-        .env("MP3EDGE_MODULE_CACHE", workspace_root().join("target/test-module-cache"))
-        .output()
-        .expect("mp3edge runs")
+    mp3edge_command().args(args).current_dir(cwd).output().expect("mp3edge runs")
 }
 
 fn text(out: &Output) -> String {

@@ -7,20 +7,15 @@
 //! and no window of 1152 samples around a seam worse than the file's typical window.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use e2e_tests::fixtures::{Signal, signal};
 use e2e_tests::probe::decode_f32;
 use e2e_tests::*;
 
+/// Runs `mp3edge` with info-level logs (the segment count is logged).
 fn mp3edge(args: &[&str]) -> Output {
-    Command::new(mp3edge_bin())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("MP3EDGE_LOG", "info")
-        .env("MP3EDGE_MODULE_CACHE", workspace_root().join("target/test-module-cache"))
-        .output()
-        .expect("mp3edge runs")
+    mp3edge_command().args(args).env("MP3EDGE_LOG", "info").output().expect("mp3edge runs")
 }
 
 /// Converts `input` to `output` with `extra` options; returns the segments the log reports
