@@ -273,7 +273,7 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
             // A codec that keeps 24-bit audio gets it from a source that has more than 16 bits.
             let wide = codec.bit_depths.contains(&24) && info.bits_per_sample > 16;
             let encoder = Encoder::open(&format, &config_for(&info, output, wide)).map_err(Failure::Permanent)?;
-            Encoding::Serial { decoder, encoder, wide, frames: 0 }
+            Encoding::Serial { decoder, encoder, wide, channels: usize::from(output.channels.max(1)), frames: 0 }
         }
     };
     let sample_rate = rate;
@@ -329,7 +329,7 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
 /// Where the output comes from: the decoder feeding one encoder, or the worker's segmented
 /// encode (which decodes by itself).
 enum Encoding {
-    Serial { decoder: Decoder, encoder: Encoder, wide: bool, frames: u64 },
+    Serial { decoder: Decoder, encoder: Encoder, wide: bool, channels: usize, frames: u64 },
     Segmented(SegmentedEncoder),
 }
 
@@ -337,8 +337,7 @@ impl Encoding {
     /// The next output bytes and the PCM frames encoded up to them; `None` at the end.
     fn next(&mut self, sample_rate: u32) -> Result<Option<(Vec<u8>, u64)>, Failure> {
         match self {
-            Encoding::Serial { decoder, encoder, wide, frames } => {
-                let channels = usize::from(decoder.output_format().channels.max(1));
+            Encoding::Serial { decoder, encoder, wide, channels, frames } => {
                 // One second of audio per round trip.
                 let (encoded, samples) = if *wide {
                     let pcm = decoder.read_wide(sample_rate).map_err(Failure::Permanent)?;
@@ -353,7 +352,7 @@ impl Encoding {
                     }
                     (encoder.encode(&pcm), pcm.len())
                 };
-                *frames += (samples / channels) as u64;
+                *frames += (samples / *channels) as u64;
                 Ok(Some((encoded.map_err(Failure::Permanent)?, *frames)))
             }
             Encoding::Segmented(segments) => Ok(segments.next().map_err(Failure::Permanent)?.map(|part| (part.bytes, part.frames))),
