@@ -365,7 +365,7 @@ async fn a_long_job_encodes_in_segments_and_a_trapping_segment_fails_it_cleanly(
     assert_eq!(decode_mp3(&bytes).exact_frames, Some(30 * 44100), "the joined mp3 states the source's exact length");
 
     // A plugin that traps in every segment but the first: the job fails with the reason, and
-    // no output chunk of the attempt is left.
+    // nothing of the attempt is left.
     let id = c.upload_file(&token, &input, "audio/flac", "format=segment-trap").await;
     let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
     assert_eq!(job["status"], "failed", "{job}");
@@ -374,6 +374,11 @@ async fn a_long_job_encodes_in_segments_and_a_trapping_segment_fails_it_cleanly(
     let mut redis = p.redis().connect().await;
     let left: Vec<String> = redis.keys(format!("{}*", layout::output_chunk_key(&id, 0).trim_end_matches(char::is_numeric))).await.unwrap();
     assert!(left.is_empty(), "output chunks left: {left:?}");
+    // Nor any segment of it, nor its plan.
+    let plan = layout::segment_plan_key(&id);
+    wait_until("the plan is removed", Duration::from_secs(5), async || !redis.clone().exists::<_, bool>(&plan).await.unwrap()).await;
+    let left: Vec<String> = redis.keys(format!("job:{id}:seg:*")).await.unwrap();
+    assert!(left.is_empty(), "segments left: {left:?}");
     let id = c.upload_file(&token, &input, "audio/flac", "format=mp3").await;
     assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
     assert!(worker.is_running());
