@@ -744,3 +744,29 @@ fn demux_decoder_is_send() {
     fn send<T: Send>() {}
     send::<Decoder>();
 }
+
+/// The conversions to integer PCM round half away from zero and clip, exactly as rounding with
+/// `f32::round`/`f64::round` would, for every kind of value a decoder can give.
+#[test]
+fn integer_pcm_rounds_half_away_from_zero_and_clips() {
+    let s16 = |x: f32| (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+    let s24 = |x: f32| (f64::from(x) * 8_388_608.0).round().clamp(-8_388_608.0, 8_388_607.0) as i32;
+    let mut values = vec![0.0f32, -0.0, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 1e-30, -1e-30, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN];
+    // Every half step and its neighbours, over the whole s16 range and past it.
+    for n in -33_000i32..33_000 {
+        let half = (n as f32 + 0.5) / 32768.0;
+        values.extend([half, f32::from_bits(half.to_bits() + 1), f32::from_bits(half.to_bits() - 1), n as f32 / 32768.0]);
+        let half24 = ((n * 257) as f64 + 0.5) / 8_388_608.0;
+        values.push(half24 as f32);
+    }
+    // And a spread of arbitrary values (a fixed pseudo-random walk over the bit patterns).
+    let mut bits = 0x1234_5678u32;
+    for _ in 0..200_000 {
+        bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        values.push(f32::from_bits(bits & 0xbfff_ffff) * 2.0);
+    }
+    for x in values {
+        assert_eq!(super::to_s16(x), s16(x), "s16 of {x:e}");
+        assert_eq!(super::to_s24(x), s24(x), "s24 of {x:e}");
+    }
+}
