@@ -12,6 +12,7 @@
 
 mod registry;
 mod sandbox;
+mod segment_lane;
 mod segment_queue;
 mod segmented;
 

@@ -209,7 +209,14 @@ impl SegmentSandbox {
         self.guard.outcome(called)
     }
 
+    /// Starts a segment encoder; one started before in this instance (a lane's previous
+    /// segment, finished) is dropped first.
     pub async fn start_segment(&mut self, config: &EncoderConfig, first_frame: u64, lead_in: u32) -> Result<(), String> {
+        if let Some(previous) = self.resource.take() {
+            self.guard.begin()?;
+            let dropped = previous.resource_drop_async(&mut self.store).await.map(Ok);
+            self.guard.outcome(dropped)?;
+        }
         self.guard.begin()?;
         let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_start(&mut self.store, config, first_frame, lead_in).await;
         self.resource = Some(self.guard.outcome(called)?);

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::registry::CodecRegistry;
-use super::segmented::{SegmentJob, SegmentSpec, encode_segment};
+use super::segment_lane::Lane;
+use super::segmented::{SegmentJob, SegmentSpec};
 use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, EncoderConfig, Tags};
 use crate::demux::{OutputRequest as NativeRequest, SourceLayout};
 use crate::key_value::KeyValueBackend;
@@ -47,7 +48,7 @@ return 0
 
 /// One segment to encode, as a stream entry carries it. Segments after the first carry no tags
 /// or cover (only the first segment writes the file's header), so entries stay small.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct SegmentTask {
     pub job_id: String,
     pub index: u32,
@@ -96,6 +97,11 @@ impl SegmentTask {
             own_end: spec.own_end,
             input_end: spec.input_end,
         }
+    }
+
+    /// The task without its segment's own fields: equal for every segment of one output.
+    fn output_key(&self) -> SegmentTask {
+        SegmentTask { index: 0, first_frame: 0, lead_in: 0, own_end: 0, input_end: None, ..self.clone() }
     }
 
     fn spec(&self) -> SegmentSpec {
@@ -245,6 +251,8 @@ impl SegmentQueue {
 
     async fn consume(&self, registry: Arc<CodecRegistry>, shutdown: CancellationToken) {
         let mut reader = None;
+        // Consecutive segments of one output share the lane's decoder and plugin instance.
+        let mut lane = LaneOf::default();
         while !shutdown.is_cancelled() {
             if reader.is_none() {
                 // Longer than the blocking read's second.
@@ -256,8 +264,9 @@ impl SegmentQueue {
                 _ = shutdown.cancelled() => return,
             };
             match next {
-                Ok(Some(entry)) => self.process(&registry, entry).await,
-                Ok(None) => {}
+                Ok(Some(entry)) => self.process(&registry, entry, &mut lane).await,
+                // Nothing came for a second: what the lane keeps would wait for nothing.
+                Ok(None) => lane = LaneOf::default(),
                 Err(e) => {
                     reader = None;
                     tracing::warn!(error = %format!("{e:#}"), "reading the segment queue failed; retrying");
@@ -286,11 +295,11 @@ impl SegmentQueue {
         Ok(reply.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next()))
     }
 
-    async fn process(&self, registry: &Arc<CodecRegistry>, entry: StreamId) {
+    async fn process(&self, registry: &Arc<CodecRegistry>, entry: StreamId, lane: &mut LaneOf) {
         let payload: Option<String> = entry.get(layout::SEGMENT_STREAM_FIELD);
         let task = payload.as_deref().map(serde_json::from_str::<SegmentTask>);
         let acknowledge = match task {
-            Some(Ok(task)) if layout::is_valid_job_id(&task.job_id) => self.run(registry, &task).await,
+            Some(Ok(task)) if layout::is_valid_job_id(&task.job_id) => self.run(registry, &task, lane).await,
             _ => {
                 tracing::warn!(entry = %entry.id, "malformed segment entry dropped");
                 Ok(())
@@ -310,7 +319,7 @@ impl SegmentQueue {
 
     /// Encodes one segment unless its plan is gone or it is stored already. `Err` leaves the
     /// entry pending (storage trouble).
-    async fn run(&self, registry: &Arc<CodecRegistry>, task: &SegmentTask) -> Result<()> {
+    async fn run(&self, registry: &Arc<CodecRegistry>, task: &SegmentTask, lane: &mut LaneOf) -> Result<()> {
         let plan = layout::segment_plan_key(&task.job_id);
         let mut redis = self.redis.clone();
         let (planned, done): (bool, Option<String>) =
@@ -318,9 +327,17 @@ impl SegmentQueue {
         if !planned || matches!(done.as_deref().map(Outcome::from_field), Some(Outcome::Encoded { .. })) {
             return Ok(());
         }
-        let job = Arc::new(task.job(registry.clone(), self.store.clone()));
+        let key = task.output_key();
+        let job = match &lane.output {
+            Some((kept, job)) if *kept == key => job.clone(),
+            _ => {
+                let job = Arc::new(task.job(registry.clone(), self.store.clone()));
+                lane.output = Some((key, job.clone()));
+                job
+            }
+        };
         let started = std::time::Instant::now();
-        let outcome = match encode_segment(job, task.spec()).await {
+        let outcome = match lane.lane.encode(&job, task.spec()).await {
             Ok(output) => {
                 self.store.set(&layout::segment_key(&task.job_id, task.index), &output.blob).await?;
                 Outcome::Encoded { received: output.received, ended_early: output.ended_early }
@@ -336,6 +353,13 @@ impl SegmentQueue {
         tracing::info!(job = %task.job_id, segment = task.index, elapsed_ms = started.elapsed().as_millis() as u64, ok = matches!(outcome, Outcome::Encoded { .. }), "encoded a segment");
         Ok(())
     }
+}
+
+/// A consumer loop's lane, and the output whose segments it is encoding.
+#[derive(Default)]
+struct LaneOf {
+    lane: Lane,
+    output: Option<(SegmentTask, Arc<SegmentJob>)>,
 }
 
 impl SegmentQueue {

@@ -9,24 +9,27 @@
 //! over all jobs. In a worker, the segments after the first go through the shared queue
 //! ([`super::segment_queue`]) so that every worker's cores take part; the first, which writes
 //! the file's header with the job's tags and cover, is encoded by the job's own worker.
-//! Without a queue (`mp3edge convert`), every segment is a task of this process, at most that
-//! many plus one ahead of the joiner, so memory stays flat in the input's length. Dropping the
-//! handle (a cancelled or failed job) aborts its tasks and removes its shared segments.
+//! Without a queue (`mp3edge up` on its local store, `mp3edge convert`), the segments go to
+//! that many lanes of this process ([`super::segment_lane`]), at most that many plus one ahead
+//! of the joiner, so memory stays flat in the input's length. Dropping the handle (a cancelled
+//! or failed job) aborts its lanes and removes its shared segments.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
 
 use super::registry::CodecRegistry;
 use super::sandbox::{SegmentSandbox, StartError};
+use super::segment_lane::Lane;
 use super::segment_queue::{Outcome, SegmentQueue, SegmentTask};
 use crate::bindings::worker::mp3edge::codec::types::{EncoderConfig, Finished};
 use crate::bindings::worker::mp3edge::worker::codecs::{self, EncodedPart};
 use crate::bindings::worker::mp3edge::worker::demux::{Loudness, LoudnessTarget, OutputRequest, StoredSource};
-use crate::demux::host::{DecoderHandle, to_wit_loudness};
-use crate::demux::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout, to_s16};
+use crate::demux::host::to_wit_loudness;
+use crate::demux::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout};
 use crate::state::ComponentState;
 
 /// Shortest and longest segment when the policy leaves the length to the input.
@@ -82,18 +85,35 @@ pub(super) struct SegmentOutput {
     pub ended_early: bool,
 }
 
-/// A spawned segment task, aborted when dropped.
-struct Task(JoinHandle<Result<SegmentOutput, String>>);
+type Encoded = Result<SegmentOutput, String>;
 
-impl Drop for Task {
+/// A spawned task, aborted when dropped.
+struct Task<T = Encoded>(JoinHandle<T>);
+
+impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
 
 impl Task {
-    async fn output(&mut self) -> Result<SegmentOutput, String> {
+    async fn output(&mut self) -> Encoded {
         (&mut self.0).await.unwrap_or_else(|_| Err("a segment's encoding stopped unexpectedly".into()))
+    }
+}
+
+/// A segment for a lane, and where its output goes.
+type Work = (SegmentSpec, oneshot::Sender<Encoded>);
+
+/// A lane of one output: takes its segments in order until the output's handle goes.
+async fn run_lane(job: Arc<SegmentJob>, work: Arc<Mutex<mpsc::UnboundedReceiver<Work>>>) {
+    let mut lane = Lane::default();
+    loop {
+        let next = work.lock().await.recv().await;
+        let Some((spec, output)) = next else { return };
+        if output.send(lane.encode(&job, spec).await).is_err() {
+            return;
+        }
     }
 }
 
@@ -110,8 +130,14 @@ pub(super) struct SegmentJob {
 
 /// Where the segments are encoded.
 enum Dispatch {
-    /// Every segment in a task of this process, at most `ahead` under way.
-    Local { job: Arc<SegmentJob>, waiting: VecDeque<SegmentSpec>, running: VecDeque<(SegmentSpec, Task)>, ahead: usize },
+    /// Every segment on a lane of this process, at most `ahead` handed out.
+    Local {
+        waiting: VecDeque<SegmentSpec>,
+        running: VecDeque<(SegmentSpec, oneshot::Receiver<Encoded>)>,
+        work: mpsc::UnboundedSender<Work>,
+        lanes: Vec<Task<()>>,
+        ahead: usize,
+    },
     /// The first segment in a task here, the others by any worker through the shared queue.
     Shared { queue: Arc<SegmentQueue>, job_id: String, specs: VecDeque<SegmentSpec>, first: Option<Task>, index: u32 },
 }
@@ -223,14 +249,20 @@ impl SegmentedHandle {
                 let tasks: Vec<SegmentTask> =
                     specs.iter().enumerate().skip(1).map(|(index, spec)| SegmentTask::new(&job_id, index as u32, &job, *spec)).collect();
                 // Dropped on failure, the handle would remove a plan that may be half made.
-                let first = Task(tokio::spawn(encode_segment(job.clone(), specs[0])));
+                let (first_job, first_spec) = (job.clone(), specs[0]);
+                let first = Task(tokio::spawn(async move { Lane::default().encode(&first_job, first_spec).await }));
                 let dispatch =
                     Dispatch::Shared { queue: queue.clone(), job_id: job_id.clone(), specs: specs.into(), first: Some(first), index: 0 };
                 let handle = SegmentedHandle { joiner, dispatch, loudness, failed: None };
                 queue.publish(&job_id, tasks.len() as u32 + 1, &tasks).await.map_err(|e| OpenError::Unavailable(format!("{e:#}")))?;
                 return Ok(Some(handle));
             }
-            None => Dispatch::Local { job, waiting: specs.into(), running: VecDeque::new(), ahead: policy.threads + 1 },
+            None => {
+                let (work, queued) = mpsc::unbounded_channel();
+                let queued = Arc::new(Mutex::new(queued));
+                let lanes = (0..policy.threads.min(specs.len())).map(|_| Task(tokio::spawn(run_lane(job.clone(), queued.clone())))).collect();
+                Dispatch::Local { waiting: specs.into(), running: VecDeque::new(), work, lanes, ahead: policy.threads + 1 }
+            }
         };
         Ok(Some(SegmentedHandle { joiner, dispatch, loudness, failed: None }))
     }
@@ -239,13 +271,16 @@ impl SegmentedHandle {
     /// `Err(Ok(reason))`: the segment failed; `Err(Err(e))`: the queue or store did not answer.
     async fn next_segment(&mut self) -> Result<Option<(SegmentSpec, SegmentOutput)>, Result<String, anyhow::Error>> {
         match &mut self.dispatch {
-            Dispatch::Local { job, waiting, running, ahead } => {
+            Dispatch::Local { waiting, running, work, ahead, .. } => {
                 while running.len() < *ahead {
                     let Some(spec) = waiting.pop_front() else { break };
-                    running.push_back((spec, Task(tokio::spawn(encode_segment(job.clone(), spec)))));
+                    let (output, received) = oneshot::channel();
+                    let _ = work.send((spec, output));
+                    running.push_back((spec, received));
                 }
-                let Some((spec, mut task)) = running.pop_front() else { return Ok(None) };
-                Ok(Some((spec, task.output().await.map_err(Ok)?)))
+                let Some((spec, received)) = running.pop_front() else { return Ok(None) };
+                let output = received.await.unwrap_or_else(|_| Err("a segment's encoding stopped unexpectedly".into()));
+                Ok(Some((spec, output.map_err(Ok)?)))
             }
             Dispatch::Shared { queue, job_id, specs, first, index } => {
                 let Some(spec) = specs.pop_front() else { return Ok(None) };
@@ -286,9 +321,10 @@ impl SegmentedHandle {
     /// plan when the handle goes).
     fn stop(&mut self) {
         match &mut self.dispatch {
-            Dispatch::Local { waiting, running, .. } => {
+            Dispatch::Local { waiting, running, lanes, .. } => {
                 waiting.clear();
                 running.clear();
+                lanes.clear();
             }
             Dispatch::Shared { specs, first, .. } => {
                 specs.clear();
@@ -340,38 +376,6 @@ impl SegmentedHandle {
 const SHARED_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// How long the shared queue may stay silent before the attempt fails (and is retried).
 const SHARED_SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Decodes and encodes one segment once a slot is free.
-pub(super) async fn encode_segment(job: Arc<SegmentJob>, spec: SegmentSpec) -> Result<SegmentOutput, String> {
-    let _slot = job.registry.segment_slots.clone().acquire_owned().await.map_err(|_| "the worker is stopping".to_string())?;
-    let rate = job.config.input.sample_rate;
-    let channels = u64::from(job.config.input.channels.max(1));
-    let secs = |frame: u64| frame as f64 / f64::from(rate);
-    let base = job.request.start_secs.map_or(0, |s| (s * f64::from(rate)).round() as u64);
-    let request = NativeRequest {
-        start_secs: Some(secs(base + spec.first_frame)),
-        end_secs: spec.input_end.map(|end| secs(base + end)).or(job.request.end_secs),
-        ..job.request.clone()
-    };
-    let mut decoder = DecoderHandle::open(job.chunks.clone(), job.layout, request, None).await?;
-    let mut sandbox = SegmentSandbox::new(&job.registry, &job.format).await.map_err(|e| match e {
-        StartError::NoRoom => "no room to start a codec plugin for a segment".to_string(),
-        StartError::Failed(reason) => reason,
-    })?;
-    sandbox.start_segment(&job.config, spec.first_frame, spec.lead_in).await?;
-    let mut received = 0u64;
-    loop {
-        let pcm = decoder.read(rate, to_s16).await?;
-        if pcm.is_empty() {
-            break;
-        }
-        received += pcm.len() as u64 / channels;
-        sandbox.encode(&pcm).await?;
-    }
-    let blob = sandbox.finish_segment().await?;
-    let ended_early = spec.input_end.is_some_and(|end| spec.first_frame + received < end);
-    Ok(SegmentOutput { blob, received, ended_early })
-}
 
 impl codecs::HostSegmentedEncoder for ComponentState {
     async fn open(

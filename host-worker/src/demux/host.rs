@@ -54,6 +54,29 @@ pub struct DecoderHandle {
     pending: Vec<f32>,
     offset: usize,
     ended: bool,
+    /// To a restartable decoder's thread, which waits for them once a stretch is decoded.
+    restarts: Option<mpsc::UnboundedSender<Restart>>,
+}
+
+/// Decode another stretch of the same stream ([`Decoder::restart`]) into `blocks`.
+struct Restart {
+    start_secs: Option<f64>,
+    end_secs: Option<f64>,
+    blocks: mpsc::Sender<Block>,
+    restarted: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Decodes into `blocks` until the stretch ends or the reader goes away.
+fn decode_into(decoder: &mut Decoder, blocks: &mpsc::Sender<Block>) {
+    // Half a second per block: small enough to start encoding early.
+    let block_frames = (decoder.output_format().0 as usize / 2).max(1024);
+    loop {
+        let block = decoder.read_f32(block_frames);
+        let last = !matches!(&block, Ok(pcm) if !pcm.is_empty());
+        if blocks.blocking_send(block).is_err() || last {
+            return;
+        }
+    }
 }
 
 fn to_wit_info(info: &super::MediaInfo) -> MediaInfo {
@@ -99,8 +122,44 @@ impl DecoderHandle {
     pub(crate) async fn open(
         source: Arc<dyn ChunkSource>,
         layout: SourceLayout,
+        request: NativeRequest,
+        target: Option<LoudnessTarget>,
+    ) -> Result<DecoderHandle, String> {
+        Self::spawn(source, layout, request, target, None).await
+    }
+
+    /// Like [`DecoderHandle::open`], for a decoder that [`DecoderHandle::restart`] moves on to
+    /// other stretches of the stream; its thread (and the container's index) stays until the
+    /// handle goes.
+    pub(crate) async fn open_restartable(source: Arc<dyn ChunkSource>, layout: SourceLayout, request: NativeRequest) -> Result<DecoderHandle, String> {
+        let (restart_tx, restart_rx) = mpsc::unbounded_channel();
+        let mut handle = Self::spawn(source, layout, request, None, Some(restart_rx)).await?;
+        handle.restarts = Some(restart_tx);
+        Ok(handle)
+    }
+
+    /// Decodes `start_secs`..`end_secs` of the same stream next, as a decoder opened with that
+    /// trim would. False when this decoder cannot (not restartable, too near the beginning, or
+    /// its thread ended): open a new one.
+    pub(crate) async fn restart(&mut self, start_secs: Option<f64>, end_secs: Option<f64>) -> Result<bool, String> {
+        let Some(restarts) = &self.restarts else { return Ok(false) };
+        let (block_tx, block_rx) = mpsc::channel::<Block>(READ_AHEAD_BLOCKS);
+        let (restarted_tx, restarted_rx) = oneshot::channel();
+        // The old queue goes first: a thread still decoding into it stops there.
+        self.blocks = block_rx;
+        (self.pending, self.offset, self.ended) = (Vec::new(), 0, false);
+        if restarts.send(Restart { start_secs, end_secs, blocks: block_tx, restarted: restarted_tx }).is_err() {
+            return Ok(false);
+        }
+        restarted_rx.await.unwrap_or(Ok(false))
+    }
+
+    async fn spawn(
+        source: Arc<dyn ChunkSource>,
+        layout: SourceLayout,
         mut request: NativeRequest,
         target: Option<LoudnessTarget>,
+        restarts: Option<mpsc::UnboundedReceiver<Restart>>,
     ) -> Result<DecoderHandle, String> {
         let (opened_tx, opened_rx) = oneshot::channel();
         let (block_tx, block_rx) = mpsc::channel::<Block>(READ_AHEAD_BLOCKS);
@@ -132,19 +191,21 @@ impl DecoderHandle {
                 if opened_tx.send(Ok(opened)).is_err() {
                     return;
                 }
-                // Half a second per block: small enough to start encoding early.
-                let block_frames = (rate as usize / 2).max(1024);
-                loop {
-                    let block = decoder.read_f32(block_frames);
-                    let last = !matches!(&block, Ok(pcm) if !pcm.is_empty());
-                    if block_tx.blocking_send(block).is_err() || last {
+                decode_into(&mut decoder, &block_tx);
+                drop(block_tx);
+                let Some(mut restarts) = restarts else { return };
+                while let Some(restart) = restarts.blocking_recv() {
+                    let restarted = decoder.restart(restart.start_secs, restart.end_secs);
+                    let go_on = matches!(restarted, Ok(true));
+                    if restart.restarted.send(restarted).is_err() || !go_on {
                         return;
                     }
+                    decode_into(&mut decoder, &restart.blocks);
                 }
             })
             .map_err(|e| format!("could not start a decoder thread: {e}"))?;
         let (info, format, loudness) = opened_rx.await.map_err(|_| "the decoder stopped unexpectedly".to_string())??;
-        Ok(DecoderHandle { info, format, loudness, blocks: block_rx, pending: Vec::new(), offset: 0, ended: false })
+        Ok(DecoderHandle { info, format, loudness, blocks: block_rx, pending: Vec::new(), offset: 0, ended: false, restarts: None })
     }
 
     /// Up to `max_frames` frames from the read-ahead queue, each sample converted by

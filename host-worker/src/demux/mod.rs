@@ -320,20 +320,6 @@ impl Decoder {
         // SAFETY: live stream of an open context.
         let (time_base, start_pts) = unsafe { ((*stream).time_base, (*stream).start_time) };
         let start_pts = if start_pts == ff::AV_NOPTS_VALUE { 0 } else { start_pts };
-        let mut position = Some(0);
-        if start > SEEK_AFTER_SECS && time_base.num > 0 && time_base.den > 0 {
-            let target = start - SEEK_RUN_UP_SECS;
-            let ts = start_pts + (target * f64::from(time_base.den) / f64::from(time_base.num)) as i64;
-            // SAFETY: open context, one of its streams, a timestamp in that stream's time base.
-            let ret = unsafe {
-                ff::av_seek_frame(format.as_ptr(), index, ts, ff::AVSEEK_FLAG_BACKWARD as c_int)
-            };
-            // A file that cannot seek is decoded from the beginning.
-            if ret >= 0 {
-                position = None;
-            }
-            io.reader().take_seeked_past_end();
-        }
         tracing::debug!(
             container = %info.container,
             codec = %info.codec,
@@ -344,7 +330,7 @@ impl Decoder {
             out_channels,
             "opened media"
         );
-        Ok(Decoder {
+        let mut decoder = Decoder {
             info,
             out_rate,
             out_channels,
@@ -352,7 +338,7 @@ impl Decoder {
             state: State::Demuxing,
             pending: Vec::new(),
             pending_pos: 0,
-            position,
+            position: Some(0),
             trim_start: to_frames(start),
             trim_end: request.end_secs.map(to_frames),
             kept: 0,
@@ -368,7 +354,62 @@ impl Decoder {
             codec: codec_ctx,
             format,
             io,
-        })
+        };
+        // A file that cannot seek is decoded from the beginning.
+        decoder.seek_before(start);
+        Ok(decoder)
+    }
+
+    /// Far enough into the stream, seeks to a little before `start` seconds (the first frame
+    /// decoded then tells where decoding is); otherwise, or when the file cannot seek, leaves
+    /// the demuxer where it is. True when it seeked.
+    fn seek_before(&mut self, start: f64) -> bool {
+        let time_base = self.time_base;
+        if !(start > SEEK_AFTER_SECS && time_base.num > 0 && time_base.den > 0) {
+            return false;
+        }
+        let target = start - SEEK_RUN_UP_SECS;
+        let ts = self.start_pts + (target * f64::from(time_base.den) / f64::from(time_base.num)) as i64;
+        // SAFETY: open context, one of its streams, a timestamp in that stream's time base.
+        let ret = unsafe { ff::av_seek_frame(self.format.as_ptr(), self.stream_index, ts, ff::AVSEEK_FLAG_BACKWARD as c_int) };
+        self.io.reader().take_seeked_past_end();
+        if ret >= 0 {
+            self.position = None;
+        }
+        ret >= 0
+    }
+
+    /// Starts over on another stretch of the same stream, as a decoder opened with that trim
+    /// would decode it: the decoder is flushed, the demuxer seeks, and the trim is
+    /// `start_secs`..`end_secs`. A segment lane decodes its next segment this way instead of
+    /// opening (and indexing) the container again. False when the stretch starts too near the
+    /// beginning for a seek, or the file cannot seek: decoding from the very start is what a
+    /// fresh decoder does exactly (the container's priming trim applies only there), so the
+    /// caller opens one.
+    pub fn restart(&mut self, start_secs: Option<f64>, end_secs: Option<f64>) -> Result<bool, String> {
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        let start = start_secs.unwrap_or(0.0).max(0.0);
+        if let Some(duration) = self.info.duration_secs
+            && start > 0.0
+            && start >= duration
+        {
+            return Err(format!("the trim starts at {start} s, but the audio ends at {duration:.3} s"));
+        }
+        let to_frames = |secs: f64| (secs * f64::from(self.out_rate)).round() as u64;
+        (self.trim_start, self.trim_end) = (to_frames(start), end_secs.map(to_frames));
+        self.state = State::Demuxing;
+        self.pending.clear();
+        self.pending_pos = 0;
+        self.kept = 0;
+        self.decoded_secs = 0.0;
+        self.decode_errors_in_row = 0;
+        self.last_decode_error = None;
+        self.resampler = None;
+        // SAFETY: an open decoder; nothing decoded before the seek may come out after it.
+        unsafe { ff::avcodec_flush_buffers(self.codec.as_ptr()) };
+        Ok(self.seek_before(start))
     }
 
     pub fn info(&self) -> &MediaInfo {

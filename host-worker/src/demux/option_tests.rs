@@ -56,6 +56,40 @@ fn demux_trims_are_sample_exact_with_and_without_a_seek() {
     assert!(err.contains("trim starts at 31"), "{err}");
 }
 
+/// A decoder restarted on another stretch (a segment lane's next segment) gives the samples a
+/// decoder opened with that trim gives: forward and back, and to the end of the stream. Near
+/// the beginning it declines (a fresh decoder is opened there).
+#[test]
+fn demux_restart_decodes_what_a_fresh_decoder_would() {
+    let dir = tmp();
+    let aac = ffmpeg(dir.path(), "music.mp4", &["-f", "lavfi", "-i", "sine=frequency=330:duration=40", "-f", "lavfi", "-i", "anoisesrc=d=40:a=0.1", "-filter_complex", "amix=inputs=2", "-ar", "44100", "-ac", "2", "-c:a", "aac", "-b:a", "96k"]);
+    let (src, layout) = source(aac.clone());
+    let mut lane = Decoder::open(src, layout, OutputRequest { start_secs: Some(12.0), end_secs: Some(15.0), ..Default::default() }).unwrap();
+    let read_all = |decoder: &mut Decoder| {
+        let mut pcm = Vec::new();
+        loop {
+            let block = decoder.read_f32(4000).unwrap();
+            if block.is_empty() {
+                return pcm;
+            }
+            pcm.extend(block);
+        }
+    };
+    let first = read_all(&mut lane);
+    assert_eq!(first.len(), 3 * 44100 * 2);
+    for (start, end) in [(Some(20.0), Some(26.5)), (Some(13.0), Some(14.0)), (Some(33.0), None), (Some(10.5), Some(12.0))] {
+        assert!(lane.restart(start, end).unwrap(), "{start:?}..{end:?} is restarted");
+        let again = read_all(&mut lane);
+        let (_, fresh) = decode_all(&aac, OutputRequest { start_secs: start, end_secs: end, ..Default::default() }).unwrap();
+        assert_eq!(again.len(), fresh.len(), "{start:?}..{end:?}");
+        assert!(again == fresh, "{start:?}..{end:?}: the restarted decoder's samples differ from a fresh one's");
+    }
+    assert!(!lane.restart(Some(2.0), Some(4.0)).unwrap(), "near the beginning a fresh decoder is opened");
+    assert!(!lane.restart(None, Some(1.0)).unwrap());
+    let err = lane.restart(Some(41.0), None).unwrap_err();
+    assert!(err.contains("trim starts at 41"), "{err}");
+}
+
 #[test]
 fn demux_track_choice_and_stream_list() {
     let dir = tmp();
