@@ -6,7 +6,9 @@
 //! native decoding overlaps the plugin's encoding while memory stays flat. With loudness
 //! normalization, that thread first runs the measuring pass ([`super::loudness`]), then decodes
 //! again with the chosen gain. Blocks travel as float and become s16 (`read`) or 24-bit
-//! (`read-wide`) samples only when handed to the converter.
+//! (`read-wide`) samples only when handed to the converter. A segment lane's decoder is
+//! restartable: once its stretch is decoded, its thread waits to decode another stretch of
+//! the same stream ([`DecoderHandle::restart`]).
 
 use std::sync::Arc;
 
