@@ -176,7 +176,7 @@ pub struct PlatformOptions {
     pub private_redis: bool,
     /// Extra arguments to `mp3edge up`.
     pub args: Vec<String>,
-    /// Extra environment variables for `mp3edge up`.
+    /// Extra environment variables for `mp3edge up` and the workers started beside it.
     pub env: Vec<(String, String)>,
     /// Run no worker inside `mp3edge up` (tests start `mp3edge worker` processes instead).
     pub no_worker: bool,
@@ -195,6 +195,7 @@ pub struct Platform {
     /// The test's own Redis (absent in private-Redis mode).
     pub redis: Option<RedisServer>,
     runtime_config: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 /// A running `mp3edge worker`.
@@ -302,6 +303,7 @@ impl Platform {
             log_path,
             redis,
             runtime_config: options.key_value_on_redis.then(|| data_dir_path.join("runtime-config.toml")),
+            env: options.env,
         })
     }
 
@@ -321,6 +323,7 @@ impl Platform {
                 false => vec!["--admin-listen".to_string(), format!("127.0.0.1:{}", free_port())],
             })
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         if let Some(rc) = &self.runtime_config {
