@@ -87,6 +87,9 @@ pub(super) struct SegmentOutput {
 
 type Encoded = Result<SegmentOutput, String>;
 
+/// A segment whose task or lane ended without an outcome (aborted or panicked).
+const STOPPED: &str = "a segment's encoding stopped unexpectedly";
+
 /// A spawned task, aborted when dropped.
 struct Task<T = Encoded>(JoinHandle<T>);
 
@@ -98,7 +101,7 @@ impl<T> Drop for Task<T> {
 
 impl Task {
     async fn output(&mut self) -> Encoded {
-        (&mut self.0).await.unwrap_or_else(|_| Err("a segment's encoding stopped unexpectedly".into()))
+        (&mut self.0).await.unwrap_or_else(|_| Err(STOPPED.into()))
     }
 }
 
@@ -279,7 +282,7 @@ impl SegmentedHandle {
                     running.push_back((spec, received));
                 }
                 let Some((spec, received)) = running.pop_front() else { return Ok(None) };
-                let output = received.await.unwrap_or_else(|_| Err("a segment's encoding stopped unexpectedly".into()));
+                let output = received.await.unwrap_or_else(|_| Err(STOPPED.into()));
                 Ok(Some((spec, output.map_err(Ok)?)))
             }
             Dispatch::Shared { queue, job_id, specs, first, index } => {

@@ -252,6 +252,13 @@ pub(crate) fn to_wit_loudness(m: Measured) -> Loudness {
 const MAX_COVER_SIDE: u32 = 1200;
 
 impl ComponentState {
+    /// What a decoder of `source` is opened with ([`DecoderInput`]).
+    pub(crate) fn decoder_input(&self, source: StoredSource, request: OutputRequest) -> Result<DecoderInput, String> {
+        let (chunks, layout) = self.stored_chunks(source)?;
+        let (request, target) = native_request(request)?;
+        Ok((chunks, layout, request, target))
+    }
+
     /// The source chunks of `source`, when this component may read them.
     fn stored_chunks(&self, source: StoredSource) -> Result<(Arc<dyn ChunkSource>, SourceLayout), String> {
         if !self.grants.key_value_stores.contains(&source.store) {
@@ -273,14 +280,6 @@ impl ComponentState {
 /// What a decoder of `source` is opened with: its chunks and layout, when this component may
 /// read them, and the checked request with the loudness target apart.
 pub(crate) type DecoderInput = (Arc<dyn ChunkSource>, SourceLayout, NativeRequest, Option<LoudnessTarget>);
-
-impl ComponentState {
-    pub(crate) fn decoder_input(&self, source: StoredSource, request: OutputRequest) -> Result<DecoderInput, String> {
-        let (chunks, layout) = self.stored_chunks(source)?;
-        let (request, target) = native_request(request)?;
-        Ok((chunks, layout, request, target))
-    }
-}
 
 /// The source chunks of job `job_id` in `backend` (an id already checked), read from a
 /// blocking decoder thread.

@@ -307,15 +307,7 @@ impl Decoder {
                 "{TRUNCATED}: the audio format could not be determined"
             ));
         }
-        let start = request.start_secs.unwrap_or(0.0).max(0.0);
-        if let Some(duration) = info.duration_secs
-            && start > 0.0
-            && start >= duration
-        {
-            return Err(format!(
-                "the trim starts at {start} s, but the audio ends at {duration:.3} s"
-            ));
-        }
+        let start = trim_start(&info, request.start_secs)?;
         let to_frames = |secs: f64| (secs * f64::from(out_rate)).round() as u64;
         // SAFETY: live stream of an open context.
         let (time_base, start_pts) = unsafe { ((*stream).time_base, (*stream).start_time) };
@@ -390,13 +382,7 @@ impl Decoder {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
         }
-        let start = start_secs.unwrap_or(0.0).max(0.0);
-        if let Some(duration) = self.info.duration_secs
-            && start > 0.0
-            && start >= duration
-        {
-            return Err(format!("the trim starts at {start} s, but the audio ends at {duration:.3} s"));
-        }
+        let start = trim_start(&self.info, start_secs)?;
         let to_frames = |secs: f64| (secs * f64::from(self.out_rate)).round() as u64;
         (self.trim_start, self.trim_end) = (to_frames(start), end_secs.map(to_frames));
         self.state = State::Demuxing;
@@ -661,6 +647,18 @@ impl Decoder {
             ));
         }
         Ok(())
+    }
+}
+
+/// Where a trim starts, in seconds (0 without one); refused when the container says the audio
+/// ends before it.
+fn trim_start(info: &MediaInfo, start_secs: Option<f64>) -> Result<f64, String> {
+    let start = start_secs.unwrap_or(0.0).max(0.0);
+    match info.duration_secs {
+        Some(duration) if start > 0.0 && start >= duration => {
+            Err(format!("the trim starts at {start} s, but the audio ends at {duration:.3} s"))
+        }
+        _ => Ok(start),
     }
 }
 

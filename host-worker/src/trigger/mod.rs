@@ -410,7 +410,6 @@ impl RedisTrigger {
     }
 }
 
-/// Wakes idle workers when the gateway publishes a new job.
 /// One entry of `stream` that a consumer of `group` has held idle for `idle_ms` (its worker
 /// stopped answering), now `consumer`'s.
 pub(crate) async fn claim_idle_entry(
@@ -425,6 +424,7 @@ pub(crate) async fn claim_idle_entry(
     Ok(reclaimed.claimed.into_iter().next())
 }
 
+/// Wakes idle workers when the gateway publishes a new job.
 async fn listen(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
     use futures::StreamExt;
     while !shutdown.is_cancelled() {
