@@ -8,44 +8,36 @@ use spin_sdk::http_component;
 /// One embedded file.
 struct Asset {
     body: &'static [u8],
+    /// `fnv1a(body)`, its ETag: the files are compiled in, so it is computed at compile time.
+    hash: u64,
     content_type: &'static str,
     cache_control: &'static str,
+}
+
+impl Asset {
+    const fn embed(body: &'static [u8], content_type: &'static str, cache_control: &'static str) -> Asset {
+        Asset { body, hash: fnv1a(body), content_type, cache_control }
+    }
 }
 
 /// The page and its scripts change with every release under the same names: always revalidate
 /// (cheap, thanks to the ETag).
 const REVALIDATE: &str = "no-cache";
 
-const INDEX: Asset = Asset {
-    body: include_bytes!("../assets/index.html"),
-    content_type: "text/html; charset=utf-8",
-    cache_control: REVALIDATE,
-};
+const INDEX: Asset = Asset::embed(include_bytes!("../assets/index.html"), "text/html; charset=utf-8", REVALIDATE);
+const APP_JS: Asset = Asset::embed(include_bytes!("../assets/app.js"), "text/javascript; charset=utf-8", REVALIDATE);
+const APP_CSS: Asset = Asset::embed(include_bytes!("../assets/app.css"), "text/css; charset=utf-8", REVALIDATE);
+/// The API's OpenAPI 3.1 description.
+const OPENAPI: Asset = Asset::embed(include_bytes!("../assets/openapi.json"), "application/json", REVALIDATE);
+const FAVICON: Asset = Asset::embed(include_bytes!("../assets/favicon.svg"), "image/svg+xml", "public, max-age=86400");
 
-fn asset(path: &str) -> Option<Asset> {
+fn asset(path: &str) -> Option<&'static Asset> {
     Some(match path {
-        "/" | "/index.html" => INDEX,
-        "/app.js" => Asset {
-            body: include_bytes!("../assets/app.js"),
-            content_type: "text/javascript; charset=utf-8",
-            cache_control: REVALIDATE,
-        },
-        "/app.css" => Asset {
-            body: include_bytes!("../assets/app.css"),
-            content_type: "text/css; charset=utf-8",
-            cache_control: REVALIDATE,
-        },
-        // The API's OpenAPI 3.1 description.
-        "/openapi.json" => Asset {
-            body: include_bytes!("../assets/openapi.json"),
-            content_type: "application/json",
-            cache_control: REVALIDATE,
-        },
-        "/favicon.svg" | "/favicon.ico" => Asset {
-            body: include_bytes!("../assets/favicon.svg"),
-            content_type: "image/svg+xml",
-            cache_control: "public, max-age=86400",
-        },
+        "/" | "/index.html" => &INDEX,
+        "/app.js" => &APP_JS,
+        "/app.css" => &APP_CSS,
+        "/openapi.json" => &OPENAPI,
+        "/favicon.svg" | "/favicon.ico" => &FAVICON,
         _ => return None,
     })
 }
@@ -54,9 +46,19 @@ fn asset(path: &str) -> Option<Asset> {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// A strong validator: FNV-1a (64 bit) of the bytes, computed once per request (a few KiB).
-fn etag(body: &[u8]) -> String {
-    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
+/// A strong validator: FNV-1a (64 bit) of the bytes. Hashing the 10 KiB page byte by byte on
+/// every request took 7% of a static request's CPU, hence `Asset::embed`.
+const fn fnv1a(body: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut i = 0;
+    while i < body.len() {
+        hash = (hash ^ body[i] as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+fn etag(hash: u64) -> String {
     format!("\"{hash:016x}\"")
 }
 
@@ -115,7 +117,7 @@ fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Reply {
         reply.head_only = head_only;
         return reply;
     };
-    let tag = etag(asset.body);
+    let tag = etag(asset.hash);
     let mut headers = vec![
         ("content-type", asset.content_type.to_string()),
         ("cache-control", asset.cache_control.to_string()),
@@ -166,7 +168,7 @@ mod tests {
         assert_eq!(respond(&Method::Get, "/app.js", None).status, 200);
         assert_eq!(respond(&Method::Get, "/nope", None).status, 404);
         assert_eq!(respond(&Method::Post, "/", None).status, 405);
-        let tag = etag(INDEX.body);
+        let tag = etag(fnv1a(INDEX.body));
         assert_eq!(respond(&Method::Get, "/", Some(&format!("W/{tag}"))).status, 304);
         assert!(none_match("\"a\", *", "\"b\""));
         assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
