@@ -104,7 +104,7 @@ impl wit::GuestSegmentEncoder for SegmentEncoderResource {
         )))
     }
 
-    fn encode(&self, pcm: Vec<i16>) -> Result<(), String> {
+    fn encode(&self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
         self.0
             .borrow_mut()
             .as_mut()

@@ -1,6 +1,11 @@
 //! One segment of a segmented encode: a LAME session over the segment's PCM (lead-in and
 //! lead-out included), whose whole output is handed to the [`crate::joiner`] as one record.
 //!
+//! The record is LAME's output as it comes, then what only the end knows (the first
+//! segment's info frame and a fixed-size trailer), so the encoder hands its bytes out as it
+//! makes them and keeps none: a lane's instance stays as small as one block's output
+//! whatever the segment's length (its linear memory never shrinks once grown).
+//!
 //! The first segment's session is an ordinary one (ID3v2 tag, placeholder info frame); the
 //! others write bare frames. Because every segment starts on a frame boundary of the whole
 //! input and LAME's encoder delay is the same for all, frame `g` of a segment is frame
@@ -19,7 +24,7 @@ pub fn frame_samples(sample_rate: u32) -> u32 {
 }
 
 const MAGIC: &[u8; 4] = b"MP3S";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// An encoded segment as the joiner reads it.
 #[derive(Debug)]
@@ -40,47 +45,49 @@ pub struct EncodedSegment {
     pub stream: Vec<u8>,
 }
 
+/// The trailer's fixed part: first frame, lead-in, frames, header length, info frame
+/// length, version and magic.
+const TRAILER: usize = 8 + 4 + 8 + 4 + 4 + 1 + 4;
+
 impl EncodedSegment {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(33 + self.info_frame.len() + self.stream.len());
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
+    /// What follows the stream in the record: the info frame, then the fixed trailer.
+    fn trailer(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.info_frame.len() + TRAILER);
+        out.extend_from_slice(&self.info_frame);
         out.extend_from_slice(&self.first_frame.to_le_bytes());
         out.extend_from_slice(&self.lead_in.to_le_bytes());
         out.extend_from_slice(&self.frames.to_le_bytes());
         out.extend_from_slice(&self.header_len.to_le_bytes());
         out.extend_from_slice(&(self.info_frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.info_frame);
-        out.extend_from_slice(&self.stream);
+        out.push(VERSION);
+        out.extend_from_slice(MAGIC);
         out
     }
 
     pub fn from_bytes(mut bytes: Vec<u8>) -> Result<Self, String> {
-        const FIXED: usize = 4 + 1 + 8 + 4 + 8 + 4 + 4;
         let bad = || "mp3: not an encoded segment of this plugin".to_string();
-        if bytes.len() < FIXED || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+        let n = bytes.len();
+        if n < TRAILER || &bytes[n - 4..] != MAGIC || bytes[n - 5] != VERSION {
             return Err(bad());
         }
+        let at = n - TRAILER;
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let (first_frame, lead_in, frames, header_len, info_len) =
-            (u64_at(5), u32_at(13), u64_at(17), u32_at(25), u32_at(29));
-        let info_end = FIXED
-            .checked_add(info_len as usize)
-            .filter(|&end| end <= bytes.len())
-            .ok_or_else(bad)?;
-        if header_len as usize > bytes.len() - info_end {
+            (u64_at(at), u32_at(at + 8), u64_at(at + 12), u32_at(at + 20), u32_at(at + 24));
+        let info_start = at.checked_sub(info_len as usize).ok_or_else(bad)?;
+        if header_len as usize > info_start {
             return Err(bad());
         }
-        let info_frame = bytes[FIXED..info_end].to_vec();
-        let stream = bytes.split_off(info_end);
+        let info_frame = bytes[info_start..at].to_vec();
+        bytes.truncate(info_start);
         Ok(EncodedSegment {
             first_frame,
             lead_in,
             frames,
             header_len,
             info_frame,
-            stream,
+            stream: bytes,
         })
     }
 }
@@ -92,7 +99,6 @@ pub struct SegmentEncoder {
     first_frame: u64,
     lead_in: u32,
     frames: u64,
-    stream: Vec<u8>,
 }
 
 impl SegmentEncoder {
@@ -109,43 +115,46 @@ impl SegmentEncoder {
             first_frame,
             lead_in,
             frames: 0,
-            stream: Vec::new(),
         })
     }
 
-    pub fn encode(&mut self, pcm: &[i16]) -> Result<(), String> {
+    /// Encodes interleaved PCM; the record's next bytes (possibly none).
+    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
         let out = self.session.encode(pcm)?;
         self.frames += (pcm.len() / self.channels.max(1)) as u64;
-        self.stream.extend_from_slice(&out);
-        Ok(())
+        Ok(out)
     }
 
+    /// Flushes; the record's last bytes. The record is the concatenation of everything
+    /// `encode` and `finish` returned.
     pub fn finish(self) -> Result<Vec<u8>, String> {
         let SegmentEncoder {
             session,
             first_frame,
             lead_in,
             frames,
-            mut stream,
             ..
         } = self;
         let id3_len = session.first_frame;
         let finished = session.finish()?;
-        stream.extend_from_slice(&finished.tail);
         let info_frame = finished.patch.map(|p| p.bytes).unwrap_or_default();
         let header_len = if first_frame == 0 {
             id3_len as u32 + info_frame.len() as u32
         } else {
             0
         };
-        Ok(EncodedSegment {
-            first_frame,
-            lead_in,
-            frames,
-            header_len,
-            info_frame,
-            stream,
-        }
-        .to_bytes())
+        let mut out = finished.tail;
+        out.extend(
+            EncodedSegment {
+                first_frame,
+                lead_in,
+                frames,
+                header_len,
+                info_frame,
+                stream: Vec::new(),
+            }
+            .trailer(),
+        );
+        Ok(out)
     }
 }

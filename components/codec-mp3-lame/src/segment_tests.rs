@@ -84,10 +84,12 @@ fn segmented(cfg: &Config, pcm: &[i16], segment_frames: u64) -> Vec<u8> {
         let first = start.saturating_sub(lead);
         let input_end = if last { total } else { (end + lead).min(total) };
         let mut enc = SegmentEncoder::start(cfg, first, (start - first) as u32).unwrap();
+        let mut record = Vec::new();
         for chunk in pcm[first as usize * ch..input_end as usize * ch].chunks(ch * 44100) {
-            enc.encode(chunk).unwrap();
+            record.extend(enc.encode(chunk).unwrap());
         }
-        out.extend(joiner.add(enc.finish().unwrap()).unwrap());
+        record.extend(enc.finish().unwrap());
+        out.extend(joiner.add(record).unwrap());
         if last {
             break;
         }
@@ -248,12 +250,15 @@ fn music_cbr_mono_2205_many_segments() {
 fn a_damaged_segment_is_refused() {
     let cfg = config(44100, 2, Some(192), None);
     let mut enc = SegmentEncoder::start(&cfg, 0, 0).unwrap();
-    enc.encode(&signal(44100, 2, 1.0, true)).unwrap();
-    let mut blob = enc.finish().unwrap();
+    let mut blob = enc.encode(&signal(44100, 2, 1.0, true)).unwrap();
+    blob.extend(enc.finish().unwrap());
     let mut joiner = Joiner::new(44100);
     assert!(joiner.add(blob[..10].to_vec()).is_err());
+    let mut cut = blob.clone();
+    cut.truncate(blob.len() - 1);
+    assert!(Joiner::new(44100).add(cut).unwrap_err().contains("not an encoded segment"));
     let n = blob.len();
-    blob.truncate(n - 100);
+    blob.drain(n / 2..n / 2 + 100);
     assert!(
         Joiner::new(44100)
             .add(blob)

@@ -223,13 +223,15 @@ impl SegmentSandbox {
         Ok(())
     }
 
-    pub async fn encode(&mut self, pcm: &[i16]) -> Result<(), String> {
+    /// Encodes PCM of the segment; the encoded segment's next bytes.
+    pub async fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
         self.guard.begin()?;
         let this = self.resource()?;
         let called = self.plugin.mp3edge_codec_segments().segment_encoder().call_encode(&mut self.store, this, pcm).await;
         self.guard.outcome(called)
     }
 
+    /// Flushes the segment encoder; the encoded segment's last bytes.
     pub async fn finish_segment(&mut self) -> Result<Vec<u8>, String> {
         self.guard.begin()?;
         let this = self.resource()?;

@@ -66,15 +66,17 @@ impl Lane {
         let channels = u64::from(job.config.input.channels.max(1));
         sandbox.start_segment(&job.config, spec.first_frame, spec.lead_in).await?;
         let mut received = 0u64;
+        // The encoded segment is kept here, not in the plugin's memory (see `segments.wit`).
+        let mut blob = Vec::new();
         loop {
             let pcm = decoder.read(rate, to_s16).await?;
             if pcm.is_empty() {
                 break;
             }
             received += pcm.len() as u64 / channels;
-            sandbox.encode(&pcm).await?;
+            blob.extend(sandbox.encode(&pcm).await?);
         }
-        let blob = sandbox.finish_segment().await?;
+        blob.extend(sandbox.finish_segment().await?);
         self.kept = Some(Kept { job: job.clone(), decoder, sandbox });
         let ended_early = spec.input_end.is_some_and(|end| spec.first_frame + received < end);
         Ok(SegmentOutput { blob, received, ended_early })

@@ -3,8 +3,6 @@
 //! the raw PCM. Wasm-only (empty natively).
 #![cfg(target_family = "wasm")]
 
-use std::cell::RefCell;
-
 use codec_plugin_kit::component::mp3edge::codec::types::Finished as WitFinished;
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
@@ -63,23 +61,22 @@ impl wit::Guest for Segments {
     }
 }
 
-struct Segment(RefCell<Vec<u8>>, u64);
+struct Segment(u64);
 
 impl wit::GuestSegmentEncoder for Segment {
     fn start(_: EncoderConfig, first_frame: u64, _: u32) -> Result<wit::SegmentEncoder, String> {
-        Ok(wit::SegmentEncoder::new(Segment(RefCell::new(Vec::new()), first_frame)))
+        Ok(wit::SegmentEncoder::new(Segment(first_frame)))
     }
 
-    fn encode(&self, pcm: Vec<i16>) -> Result<(), String> {
-        if self.1 > 0 {
+    fn encode(&self, pcm: Vec<i16>) -> Result<Vec<u8>, String> {
+        if self.0 > 0 {
             unreachable!("codec-segment-trap: a later segment traps on purpose");
         }
-        self.0.borrow_mut().extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
-        Ok(())
+        Ok(pcm.iter().flat_map(|s| s.to_le_bytes()).collect())
     }
 
     fn finish(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.take())
+        Ok(Vec::new())
     }
 }
 
