@@ -86,6 +86,8 @@ fn init_logging(format: LogFormat, default_level: &str) -> tracing_appender::non
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // The queue is allocated whole: the default 128,000 lines took 4 MiB of resident memory.
+        .buffered_lines_limit(4096)
         .thread_name("log-writer")
         .finish(std::io::BufWriter::with_capacity(64 << 10, std::io::stderr()));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
