@@ -15,9 +15,10 @@
 //!   across the seam match whoever chose them (a point without that is taken only when the
 //!   overlap has none).
 //!
-//! Everything but the output's last segment is held until the next one arrives, since the
-//! splice writes into its last frames. At the end, the info frame is rewritten for the whole
-//! file ([`crate::xing`]).
+//! A segment's last frames are held until the next one arrives, since the splice writes into
+//! them; the rest is final as soon as the segment comes, and goes out at once, in the buffer
+//! it came in: the joiner's memory holds one segment, not two and a copy. At the end, the
+//! info frame is rewritten for the whole file ([`crate::xing`]).
 
 use crate::frames::{self, Frame};
 use crate::segment::{EncodedSegment, LEAD_FRAMES};
@@ -30,6 +31,15 @@ use codec_plugin_kit::{Finished, HeaderPatch};
 const SETTLE_FRAMES: u64 = (LEAD_FRAMES / 2) as u64;
 const EDGE_FRAMES: u64 = 3;
 
+/// How far back from a splice frame its bytes may be written: one bit reservoir (511 bytes at
+/// most) spans a few frames at high bitrates and about twenty at the lowest.
+const REACH_FRAMES: usize = 64;
+
+/// Frames a segment keeps for the next splice. The next seam is its lead-out from the
+/// segment's end, the splice at most `LEAD_FRAMES` from the seam, and the splice writes up to
+/// `REACH_FRAMES` back.
+const KEEP_FRAMES: usize = 4 * LEAD_FRAMES as usize + REACH_FRAMES;
+
 /// A segment waiting for its successor.
 struct Held {
     stream: Vec<u8>,
@@ -40,6 +50,8 @@ struct Held {
     input_end: u64,
     /// First of `frames` not yet emitted.
     next: usize,
+    /// The frames before `frames[0]` were emitted: a splice must leave `REACH_FRAMES` before it.
+    trimmed: bool,
 }
 
 /// The joiner of one output.
@@ -96,6 +108,7 @@ impl Joiner {
             frames,
             next: 0,
             stream: segment.stream,
+            trimmed: false,
         };
         self.samples = incoming.input_end;
         let Some(mut earlier) = self.held.take() else {
@@ -105,8 +118,10 @@ impl Joiner {
             self.info_offset = u64::from(segment.header_len) - segment.info_frame.len() as u64;
             self.info_template = segment.info_frame;
             let header = incoming.stream[..header_len].to_vec();
+            let mut incoming = incoming;
+            let out = self.emit_head(&mut incoming, header);
             self.held = Some(incoming);
-            return Ok(header);
+            return Ok(out);
         };
         let mut later = incoming;
         let seam = index_of(
@@ -131,9 +146,35 @@ impl Joiner {
         write_before(&mut earlier.stream, &earlier.frames, a, &vec![0; free]);
         write_before(&mut earlier.stream, &earlier.frames, a, &carried);
         let out = self.emit(&earlier, earlier.next..a);
+        drop(earlier);
         later.next = b;
+        let out = self.emit_head(&mut later, out);
         self.held = Some(later);
         Ok(out)
+    }
+
+    /// `before`, then `held`'s frames from `next` up to its last `KEEP_FRAMES`, which alone
+    /// it keeps. The output reuses the buffer of `held`'s stream.
+    fn emit_head(&mut self, held: &mut Held, before: Vec<u8>) -> Vec<u8> {
+        let cut = held.frames.len().saturating_sub(KEEP_FRAMES);
+        if cut <= held.next {
+            return before;
+        }
+        let (start, end) = (held.frames[held.next].offset, held.frames[cut].offset);
+        let kept = held.stream[end..].to_vec();
+        let mut out = std::mem::replace(&mut held.stream, kept);
+        out.truncate(end);
+        self.frame_lengths.extend(held.frames[held.next..cut].iter().map(|f| f.len as u32));
+        self.music_crc = xing::crc16(self.music_crc, &out[start..]);
+        out.splice(..start, before);
+        held.frames.drain(..cut);
+        for frame in &mut held.frames {
+            frame.offset -= end;
+        }
+        held.first_index += cut as u64;
+        held.next = 0;
+        held.trimmed = true;
+        out
     }
 
     /// The splice frame nearest the nominal seam (see the module docs), and the larger form
@@ -141,7 +182,11 @@ impl Joiner {
     /// more bytes than A leaves free (two encoders' reservoirs settle within bytes of each
     /// other, but not always at or under). Clean seams are preferred to small growth.
     fn choose_splice(&self, a: &Held, b: &Held, seam: u64) -> Result<(u64, Option<(u8, usize)>), String> {
-        let lo = (b.first_index + SETTLE_FRAMES).max(a.first_index + a.next as u64 + 1).max(b.first_index + 1);
+        let reach_back = if a.trimmed { REACH_FRAMES as u64 } else { 0 };
+        let lo = (b.first_index + SETTLE_FRAMES)
+            .max(a.first_index + a.next as u64 + 1)
+            .max(a.first_index + reach_back)
+            .max(b.first_index + 1);
         let hi = index_of(a.input_end, self.frame_samples)
             .saturating_sub(EDGE_FRAMES)
             .min((a.first_index + a.frames.len() as u64).saturating_sub(1))

@@ -216,6 +216,34 @@ fn one_segment_is_the_serial_encode() {
     assert_eq!(strip(&one), strip(&joined));
 }
 
+/// Segments longer than what the joiner keeps for a splice: most of each goes out as soon as
+/// it comes, and the result is what shorter segments give.
+#[test]
+fn long_segments_go_out_as_they_come() {
+    let cfg = config(44100, 2, Some(192), None);
+    let pcm = signal(44100, 2, 60.0, true);
+    check(&cfg, &pcm, 1152 * 400);
+    let one = serial(&cfg, &pcm);
+    let joined = segmented(&cfg, &pcm, 1152 * 4000);
+    let x = one.windows(4).position(|w| w == b"Info").unwrap();
+    let strip = |m: &[u8]| [&m[..x + 16], &m[x + 116..x + 154], &m[x + 156..]].concat();
+    assert_eq!(strip(&one), strip(&joined), "one long segment is the serial encode");
+
+    let mut enc = SegmentEncoder::start(&cfg, 0, 0).unwrap();
+    let mut record = enc.encode(&pcm[..44100 * 2 * 20]).unwrap();
+    record.extend(enc.finish().unwrap());
+    let len = record.len();
+    let out = Joiner::new(44100).add(record).unwrap();
+    assert!(out.len() > len * 3 / 4, "{} of {len} bytes out at once", out.len());
+}
+
+/// Small frames (64 kbps at 22.05 kHz, mono): a splice's bytes reach further back.
+#[test]
+fn long_segments_at_a_low_bitrate() {
+    let cfg = config(22050, 1, Some(64), None);
+    check(&cfg, &signal(22050, 1, 60.0, true), 576 * 700);
+}
+
 #[test]
 fn tone_cbr_stereo_441() {
     let cfg = config(44100, 2, Some(192), None);
