@@ -145,8 +145,17 @@ enum Dispatch {
     Shared { queue: Arc<SegmentQueue>, job_id: String, specs: VecDeque<SegmentSpec>, first: Option<Task>, index: u32 },
 }
 
+/// The largest part handed to the converter at once. A joined segment (up to a minute of
+/// output) is handed over in pieces: the converter's memory, which never shrinks, then holds
+/// one piece and not the longest segment's output.
+const PART_BYTES: usize = 256 << 10;
+
 /// The converter's handle to a segmented encode.
 pub struct SegmentedHandle {
+    /// Pieces of the last joined segment not handed over yet.
+    parts: VecDeque<EncodedPart>,
+    /// PCM frames covered by the parts handed over so far.
+    frames_out: u64,
     joiner: SegmentSandbox,
     dispatch: Dispatch,
     loudness: Option<Loudness>,
@@ -256,7 +265,7 @@ impl SegmentedHandle {
                 let first = Task(tokio::spawn(async move { Lane::default().encode(&first_job, first_spec).await }));
                 let dispatch =
                     Dispatch::Shared { queue: queue.clone(), job_id: job_id.clone(), specs: specs.into(), first: Some(first), index: 0 };
-                let handle = SegmentedHandle { joiner, dispatch, loudness, failed: None };
+                let handle = SegmentedHandle { parts: VecDeque::new(), frames_out: 0, joiner, dispatch, loudness, failed: None };
                 queue.publish(&job_id, tasks.len() as u32 + 1, &tasks).await.map_err(|e| OpenError::Unavailable(format!("{e:#}")))?;
                 return Ok(Some(handle));
             }
@@ -267,7 +276,7 @@ impl SegmentedHandle {
                 Dispatch::Local { waiting: specs.into(), running: VecDeque::new(), work, lanes, ahead: policy.threads + 1 }
             }
         };
-        Ok(Some(SegmentedHandle { joiner, dispatch, loudness, failed: None }))
+        Ok(Some(SegmentedHandle { parts: VecDeque::new(), frames_out: 0, joiner, dispatch, loudness, failed: None }))
     }
 
     /// The next segment's spec and encoded output, in order; `None` after the last.
@@ -340,6 +349,9 @@ impl SegmentedHandle {
         if let Some(reason) = &self.failed {
             return Ok(Err(reason.clone()));
         }
+        if let Some(part) = self.parts.pop_front() {
+            return Ok(Ok(Some(part)));
+        }
         let (spec, output) = match self.next_segment().await {
             Ok(Some(segment)) => segment,
             Ok(None) => return Ok(Ok(None)),
@@ -364,10 +376,23 @@ impl SegmentedHandle {
             self.stop();
         }
         let frames = if output.ended_early || spec.input_end.is_none() { spec.first_frame + output.received } else { spec.own_end };
-        Ok(Ok(Some(EncodedPart { bytes, frames })))
+        // Every piece but the last counts the frames handed over before this segment.
+        let pieces = bytes.len().div_ceil(PART_BYTES).max(1);
+        let mut rest = bytes.as_slice();
+        for piece in 1..=pieces {
+            let (this, after) = rest.split_at(rest.len().min(PART_BYTES));
+            let frames = if piece == pieces { frames } else { self.frames_out };
+            self.parts.push_back(EncodedPart { bytes: this.to_vec(), frames });
+            rest = after;
+        }
+        self.frames_out = frames;
+        Ok(Ok(self.parts.pop_front()))
     }
 
     fn is_over(&self) -> bool {
+        if !self.parts.is_empty() {
+            return false;
+        }
         match &self.dispatch {
             Dispatch::Local { waiting, running, .. } => waiting.is_empty() && running.is_empty(),
             Dispatch::Shared { specs, .. } => specs.is_empty(),
