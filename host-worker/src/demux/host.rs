@@ -132,7 +132,8 @@ impl DecoderHandle {
 
     /// Like [`DecoderHandle::open`], for a decoder that [`DecoderHandle::restart`] moves on to
     /// other stretches of the stream; its thread (and the container's index) stays until the
-    /// handle goes.
+    /// handle goes. It only decodes ([`Decoder::open_audio_only`]): its info says nothing of
+    /// video.
     pub(crate) async fn open_restartable(source: Arc<dyn ChunkSource>, layout: SourceLayout, request: NativeRequest) -> Result<DecoderHandle, String> {
         let (restart_tx, restart_rx) = mpsc::unbounded_channel();
         let mut handle = Self::spawn(source, layout, request, None, Some(restart_rx)).await?;
@@ -163,6 +164,8 @@ impl DecoderHandle {
         target: Option<LoudnessTarget>,
         restarts: Option<mpsc::UnboundedReceiver<Restart>>,
     ) -> Result<DecoderHandle, String> {
+        // A restartable decoder is a segment lane's, which needs the audio alone.
+        let audio_only = restarts.is_some();
         let (opened_tx, opened_rx) = oneshot::channel();
         let (block_tx, block_rx) = mpsc::channel::<Block>(READ_AHEAD_BLOCKS);
         std::thread::Builder::new()
@@ -181,7 +184,8 @@ impl DecoderHandle {
                         }
                     }
                 }
-                let mut decoder = match Decoder::open(source, layout, request) {
+                let opened = if audio_only { Decoder::open_audio_only(source, layout, request) } else { Decoder::open(source, layout, request) };
+                let mut decoder = match opened {
                     Ok(d) => d,
                     Err(reason) => {
                         let _ = opened_tx.send(Err(reason));

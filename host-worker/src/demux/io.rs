@@ -40,6 +40,8 @@ pub(super) struct ChunkReader {
     seeked_past_end: bool,
     /// Set when a demuxer tried to open another file/URL (playlists, references); denied.
     nested_open_denied: bool,
+    /// Offsets of box type fields read as `free` ([`ChunkReader::hide_video_tracks`]).
+    hidden: Vec<u64>,
 }
 
 impl ChunkReader {
@@ -68,7 +70,29 @@ impl ChunkReader {
             error: None,
             seeked_past_end: false,
             nested_open_denied: false,
+            hidden: Vec::new(),
         })
+    }
+
+    /// From now on, an MP4/QuickTime file's video tracks read as free space
+    /// ([`super::mp4_tracks`]); other files are unchanged. Leaves the position at the start.
+    pub(super) fn hide_video_tracks(&mut self) {
+        let size = self.size;
+        let mut read_at = |at: u64, buf: &mut [u8]| -> Result<(), String> {
+            self.pos = at;
+            let mut filled = 0;
+            while filled < buf.len() {
+                match self.read(&mut buf[filled..])? {
+                    0 => return Err("past the end".into()),
+                    n => filled += n,
+                }
+            }
+            Ok(())
+        };
+        let hidden = super::mp4_tracks::video_track_kinds(&mut read_at, size);
+        self.hidden = hidden;
+        self.error = None;
+        self.pos = 0;
     }
 
     pub(super) fn size(&self) -> u64 {
@@ -86,7 +110,16 @@ impl ChunkReader {
         let chunk = self.chunk(index)?;
         let n = buf.len().min(chunk.len() - offset);
         buf[..n].copy_from_slice(&chunk[offset..offset + n]);
-        self.pos += n as u64;
+        let (start, end) = (self.pos, self.pos + n as u64);
+        for &kind_at in self.hidden.iter().filter(|&&at| at < end && at + 4 > start) {
+            for (i, byte) in super::mp4_tracks::HIDDEN.iter().enumerate() {
+                let at = kind_at + i as u64;
+                if (start..end).contains(&at) {
+                    buf[(at - start) as usize] = *byte;
+                }
+            }
+        }
+        self.pos = end;
         Ok(n)
     }
 

@@ -19,6 +19,7 @@ mod ffi;
 pub mod host;
 mod info;
 mod io;
+mod mp4_tracks;
 pub mod loudness;
 mod resample;
 #[cfg(test)]
@@ -183,6 +184,22 @@ impl Decoder {
         layout: SourceLayout,
         request: OutputRequest,
     ) -> Result<Decoder, String> {
+        Self::open_with(source, layout, request, false)
+    }
+
+    /// Like [`Decoder::open`], for a decoder that only decodes: an MP4's video tracks are
+    /// hidden from the demuxer ([`mp4_tracks`]), so it neither indexes nor probes them, and its
+    /// [`MediaInfo`] says nothing of them.
+    pub fn open_audio_only(source: Arc<dyn ChunkSource>, layout: SourceLayout, request: OutputRequest) -> Result<Decoder, String> {
+        Self::open_with(source, layout, request, true)
+    }
+
+    fn open_with(
+        source: Arc<dyn ChunkSource>,
+        layout: SourceLayout,
+        request: OutputRequest,
+        audio_only: bool,
+    ) -> Result<Decoder, String> {
         if let Some(rate) = request.sample_rate
             && !(1..=MAX_OUTPUT_RATE).contains(&rate)
         {
@@ -198,8 +215,11 @@ impl Decoder {
         }
         silence_ffmpeg_logs();
 
-        let reader =
+        let mut reader =
             ChunkReader::new(source, &layout).map_err(|e| format!("internal error: {e}"))?;
+        if audio_only {
+            reader.hide_video_tracks();
+        }
         let io = AvIo::new(reader)?;
         let format = open_input(&io, ff::AVMediaType::AVMEDIA_TYPE_AUDIO)?;
         // Header parsing may look past the end (e.g. optional trailing tags); only seeks

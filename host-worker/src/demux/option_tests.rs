@@ -91,6 +91,38 @@ fn demux_restart_decodes_what_a_fresh_decoder_would() {
 }
 
 #[test]
+fn an_audio_only_decoder_hides_the_video_and_decodes_the_same() {
+    let dir = tmp();
+    let video = ffmpeg(
+        dir.path(),
+        "video.mp4",
+        &[
+            "-f", "lavfi", "-i", "testsrc=size=160x90:rate=25:duration=30",
+            "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=44100:duration=30",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "96k",
+        ],
+    );
+    let request = OutputRequest { start_secs: Some(11.0), end_secs: Some(17.5), ..Default::default() };
+    let (full, expected) = decode_all(&video, request.clone()).unwrap();
+    assert!(full.info().has_video);
+    let (src, layout) = source(video.clone());
+    let mut lane = Decoder::open_audio_only(src, layout, request).unwrap();
+    assert!(!lane.info().has_video, "the video track was hidden");
+    let mut pcm = Vec::new();
+    loop {
+        let block = lane.read_f32(4000).unwrap();
+        if block.is_empty() {
+            break;
+        }
+        pcm.extend(block);
+    }
+    assert!(pcm == expected, "the same samples ({} and {})", pcm.len(), expected.len());
+    assert!(lane.restart(Some(20.0), Some(21.0)).unwrap());
+    let channels = usize::from(lane.output_format().1);
+    assert_eq!(lane.read_f32(44100).unwrap().len(), 44100 * channels);
+}
+
+#[test]
 fn demux_track_choice_and_stream_list() {
     let dir = tmp();
     let two = ffmpeg(
