@@ -42,6 +42,8 @@ pub(super) struct ChunkReader {
     nested_open_denied: bool,
     /// Offsets of box type fields read as `free` ([`ChunkReader::hide_video_tracks`]).
     hidden: Vec<u64>,
+    /// Chunks kept in memory: [`CACHE_CHUNKS`], or one for a reader that reads forward.
+    cache_limit: usize,
 }
 
 impl ChunkReader {
@@ -71,7 +73,18 @@ impl ChunkReader {
             seeked_past_end: false,
             nested_open_denied: false,
             hidden: Vec::new(),
+            cache_limit: CACHE_CHUNKS,
         })
+    }
+
+    /// Keeps one chunk in memory, for a reader whose header has been read and that reads
+    /// forward from now on (a decoder of one stretch after another); a step back costs one
+    /// chunk read again.
+    pub(super) fn keep_one_chunk(&mut self) {
+        self.cache_limit = 1;
+        while self.cache.len() > 1 {
+            self.cache.pop_front();
+        }
     }
 
     /// From now on, an MP4/QuickTime file's video tracks read as free space
@@ -154,6 +167,10 @@ impl ChunkReader {
             } else {
                 self.chunk_size
             };
+            // Room is made first: at most `cache_limit` chunks are held, the new one included.
+            while self.cache.len() >= self.cache_limit {
+                self.cache.pop_front();
+            }
             let data = self
                 .source
                 .read_chunk(index)
@@ -163,9 +180,6 @@ impl ChunkReader {
                     "chunk {index} has {} bytes, expected {expected}",
                     data.len()
                 ));
-            }
-            if self.cache.len() == CACHE_CHUNKS {
-                self.cache.pop_front();
             }
             self.cache.push_back((index, data));
         }

@@ -189,7 +189,7 @@ impl Decoder {
 
     /// Like [`Decoder::open`], for a decoder that only decodes: an MP4's video tracks are
     /// hidden from the demuxer ([`mp4_tracks`]), so it neither indexes nor probes them, and its
-    /// [`MediaInfo`] says nothing of them.
+    /// [`MediaInfo`] says nothing of them; once the header is read, one source chunk is cached.
     pub fn open_audio_only(source: Arc<dyn ChunkSource>, layout: SourceLayout, request: OutputRequest) -> Result<Decoder, String> {
         Self::open_with(source, layout, request, true)
     }
@@ -225,6 +225,9 @@ impl Decoder {
         // Header parsing may look past the end (e.g. optional trailing tags); only seeks
         // while reading packets count as a sign of truncation.
         io.reader().take_seeked_past_end();
+        if audio_only {
+            io.reader().keep_one_chunk();
+        }
 
         let audio: Vec<c_int> = format
             .streams()
