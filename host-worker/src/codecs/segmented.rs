@@ -186,6 +186,10 @@ enum OpenError {
 }
 
 impl SegmentedHandle {
+    fn new(joiner: SegmentSandbox, dispatch: Dispatch, loudness: Option<Loudness>) -> SegmentedHandle {
+        SegmentedHandle { parts: VecDeque::new(), frames_out: 0, joiner, dispatch, loudness, failed: None }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn open(
         registry: Arc<CodecRegistry>,
@@ -265,7 +269,7 @@ impl SegmentedHandle {
                 let first = Task(tokio::spawn(async move { Lane::default().encode(&first_job, first_spec).await }));
                 let dispatch =
                     Dispatch::Shared { queue: queue.clone(), job_id: job_id.clone(), specs: specs.into(), first: Some(first), index: 0 };
-                let handle = SegmentedHandle { parts: VecDeque::new(), frames_out: 0, joiner, dispatch, loudness, failed: None };
+                let handle = SegmentedHandle::new(joiner, dispatch, loudness);
                 queue.publish(&job_id, tasks.len() as u32 + 1, &tasks).await.map_err(|e| OpenError::Unavailable(format!("{e:#}")))?;
                 return Ok(Some(handle));
             }
@@ -276,7 +280,7 @@ impl SegmentedHandle {
                 Dispatch::Local { waiting: specs.into(), running: VecDeque::new(), work, lanes, ahead: policy.threads + 1 }
             }
         };
-        Ok(Some(SegmentedHandle { parts: VecDeque::new(), frames_out: 0, joiner, dispatch, loudness, failed: None }))
+        Ok(Some(SegmentedHandle::new(joiner, dispatch, loudness)))
     }
 
     /// The next segment's spec and encoded output, in order; `None` after the last.
