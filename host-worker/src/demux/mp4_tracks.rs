@@ -68,7 +68,8 @@ fn walk(read: &mut ReadAt, size: u64) -> Option<Vec<u64>> {
     if top.first()?.kind != *b"ftyp" || top.iter().filter(|b| &b.kind == b"moov").count() != 1 {
         return None;
     }
-    let moov = children(read, find(&top, b"moov")?.body, find(&top, b"moov")?.end, &mut budget)?;
+    let moov_box = find(&top, b"moov")?;
+    let moov = children(read, moov_box.body, moov_box.end, &mut budget)?;
     if find(&moov, b"mvex").is_some() || find(&moov, b"cmov").is_some() || top.iter().any(|b| &b.kind == b"moof") {
         return None;
     }

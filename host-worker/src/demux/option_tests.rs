@@ -23,17 +23,22 @@ fn source(data: Vec<u8>) -> (Arc<dyn ChunkSource>, SourceLayout) {
     (Arc::new(Mem(data)), layout)
 }
 
-fn decode_all(data: &[u8], request: OutputRequest) -> Result<(Decoder, Vec<f32>), String> {
-    let (src, layout) = source(data.to_vec());
-    let mut decoder = Decoder::open(src, layout, request)?;
+/// Everything `decoder` has left to give.
+fn read_all(decoder: &mut Decoder) -> Result<Vec<f32>, String> {
     let mut pcm = Vec::new();
     loop {
         let block = decoder.read_f32(4000)?;
         if block.is_empty() {
-            break;
+            return Ok(pcm);
         }
         pcm.extend(block);
     }
+}
+
+fn decode_all(data: &[u8], request: OutputRequest) -> Result<(Decoder, Vec<f32>), String> {
+    let (src, layout) = source(data.to_vec());
+    let mut decoder = Decoder::open(src, layout, request)?;
+    let pcm = read_all(&mut decoder)?;
     Ok((decoder, pcm))
 }
 
@@ -65,21 +70,11 @@ fn demux_restart_decodes_what_a_fresh_decoder_would() {
     let aac = ffmpeg(dir.path(), "music.mp4", &["-f", "lavfi", "-i", "sine=frequency=330:duration=40", "-f", "lavfi", "-i", "anoisesrc=d=40:a=0.1", "-filter_complex", "amix=inputs=2", "-ar", "44100", "-ac", "2", "-c:a", "aac", "-b:a", "96k"]);
     let (src, layout) = source(aac.clone());
     let mut lane = Decoder::open(src, layout, OutputRequest { start_secs: Some(12.0), end_secs: Some(15.0), ..Default::default() }).unwrap();
-    let read_all = |decoder: &mut Decoder| {
-        let mut pcm = Vec::new();
-        loop {
-            let block = decoder.read_f32(4000).unwrap();
-            if block.is_empty() {
-                return pcm;
-            }
-            pcm.extend(block);
-        }
-    };
-    let first = read_all(&mut lane);
+    let first = read_all(&mut lane).unwrap();
     assert_eq!(first.len(), 3 * 44100 * 2);
     for (start, end) in [(Some(20.0), Some(26.5)), (Some(13.0), Some(14.0)), (Some(33.0), None), (Some(10.5), Some(12.0))] {
         assert!(lane.restart(start, end).unwrap(), "{start:?}..{end:?} is restarted");
-        let again = read_all(&mut lane);
+        let again = read_all(&mut lane).unwrap();
         let (_, fresh) = decode_all(&aac, OutputRequest { start_secs: start, end_secs: end, ..Default::default() }).unwrap();
         assert_eq!(again.len(), fresh.len(), "{start:?}..{end:?}");
         assert!(again == fresh, "{start:?}..{end:?}: the restarted decoder's samples differ from a fresh one's");
@@ -108,14 +103,7 @@ fn an_audio_only_decoder_hides_the_video_and_decodes_the_same() {
     let (src, layout) = source(video.clone());
     let mut lane = Decoder::open_audio_only(src, layout, request).unwrap();
     assert!(!lane.info().has_video, "the video track was hidden");
-    let mut pcm = Vec::new();
-    loop {
-        let block = lane.read_f32(4000).unwrap();
-        if block.is_empty() {
-            break;
-        }
-        pcm.extend(block);
-    }
+    let pcm = read_all(&mut lane).unwrap();
     assert!(pcm == expected, "the same samples ({} and {})", pcm.len(), expected.len());
     assert!(lane.restart(Some(20.0), Some(21.0)).unwrap());
     let channels = usize::from(lane.output_format().1);
