@@ -98,15 +98,18 @@ impl<'a> ChunkWriter<'a> {
         }
     }
 
-    /// Closes the current chunk: the first is kept, the others are stored.
+    /// Closes the current chunk: the first is kept, the others are stored. A stored chunk's
+    /// buffer is reused for the next one, so the component holds two chunks (the first and
+    /// the current), never a third for a moment: wasm memory does not shrink, and a
+    /// moment's peak stays for the instance's life.
     fn seal(&mut self) -> Result<(), Failure> {
         self.count(self.size)?;
-        let chunk = std::mem::replace(&mut self.current, Vec::with_capacity(self.chunk_size));
         if self.first.is_none() {
-            self.first = Some(chunk);
+            self.first = Some(std::mem::replace(&mut self.current, Vec::with_capacity(self.chunk_size)));
         } else {
             let index = self.written_chunks + 1;
-            self.store.set(&layout::output_chunk_key(self.job_id, index), &chunk).map_err(transient)?;
+            self.store.set(&layout::output_chunk_key(self.job_id, index), &self.current).map_err(transient)?;
+            self.current.clear();
             self.written_chunks += 1;
         }
         Ok(())
