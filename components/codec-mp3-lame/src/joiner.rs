@@ -61,7 +61,10 @@ pub struct Joiner {
     /// Where the info frame goes (after the ID3v2 tag) and the first segment's version of it.
     info_offset: u64,
     info_template: Vec<u8>,
-    frame_lengths: Vec<u32>,
+    /// Every audio frame's length so far, for the seek table: two bytes each (a frame's
+    /// length comes from its header's bitrate table, 2,881 bytes at most), since the
+    /// instance's memory keeps its peak.
+    frame_lengths: Vec<u16>,
     music_crc: u16,
     /// PCM frames of the input, as far as the segments so far reach.
     samples: u64,
@@ -164,7 +167,7 @@ impl Joiner {
         let kept = held.stream[end..].to_vec();
         let mut out = std::mem::replace(&mut held.stream, kept);
         out.truncate(end);
-        self.frame_lengths.extend(held.frames[held.next..cut].iter().map(|f| f.len as u32));
+        self.frame_lengths.extend(held.frames[held.next..cut].iter().map(|f| f.len as u16));
         self.music_crc = xing::crc16(self.music_crc, &out[start..]);
         out.splice(..start, before);
         held.frames.drain(..cut);
@@ -235,7 +238,7 @@ impl Joiner {
         };
         let bytes = held.stream[first.offset..last.offset + last.len].to_vec();
         self.frame_lengths
-            .extend(held.frames[range].iter().map(|f| f.len as u32));
+            .extend(held.frames[range].iter().map(|f| f.len as u16));
         self.music_crc = xing::crc16(self.music_crc, &bytes);
         bytes
     }

@@ -8,7 +8,7 @@ pub struct WholeFile<'a> {
     /// Audio frames after the info frame.
     pub frames: u32,
     /// Length of each audio frame, in order.
-    pub frame_lengths: &'a [u32],
+    pub frame_lengths: &'a [u16],
     /// PCM frames of the input (encoder delay and padding excluded).
     pub samples: u64,
     /// PCM frames per MP3 frame.
@@ -57,22 +57,7 @@ pub fn rewrite(template: &[u8], whole: &WholeFile) -> Result<Vec<u8>, String> {
         at + 12,
         u32::try_from(stream_bytes).unwrap_or(u32::MAX),
     );
-    // Seek table: for each percent of the duration, where that frame starts, in 256ths of
-    // the audio bytes.
-    let mut toc = [0u8; 100];
-    if whole.frames > 0 && audio_bytes > 0 {
-        let mut offsets = Vec::with_capacity(whole.frame_lengths.len());
-        let mut sum = 0u64;
-        for &l in whole.frame_lengths {
-            offsets.push(sum);
-            sum += u64::from(l);
-        }
-        for (i, entry) in toc.iter_mut().enumerate() {
-            let index = (i as u64 * u64::from(whole.frames) / 100) as usize;
-            let offset = offsets.get(index).copied().unwrap_or(sum);
-            *entry = ((256 * offset) / audio_bytes).min(255) as u8;
-        }
-    }
+    let toc = seek_table(whole.frame_lengths, whole.frames, audio_bytes);
     frame[at + 16..at + 116].copy_from_slice(&toc);
     // Peak and replay gain of one segment would be wrong for the file.
     frame[at + 131..at + 139].fill(0);
@@ -97,4 +82,48 @@ pub fn rewrite(template: &[u8], whole: &WholeFile) -> Result<Vec<u8>, String> {
     let crc = crc16(0, &frame[..at + 154]);
     frame[at + 154..at + 156].copy_from_slice(&crc.to_be_bytes());
     Ok(frame)
+}
+
+/// The seek table: for each percent of the duration, where that frame starts, in 256ths of
+/// the audio bytes. One pass, no table of offsets: the wanted frame indexes only grow.
+fn seek_table(frame_lengths: &[u16], frames: u32, audio_bytes: u64) -> [u8; 100] {
+    let mut toc = [0u8; 100];
+    if frames == 0 || audio_bytes == 0 {
+        return toc;
+    }
+    let mut entries = toc.iter_mut().enumerate().peekable();
+    let mut offset = 0u64;
+    for (index, &len) in frame_lengths.iter().enumerate() {
+        while let Some((_, entry)) =
+            entries.next_if(|&(i, _)| i as u64 * u64::from(frames) / 100 == index as u64)
+        {
+            *entry = ((256 * offset) / audio_bytes).min(255) as u8;
+        }
+        offset += u64::from(len);
+    }
+    for (_, entry) in entries {
+        *entry = ((256 * offset) / audio_bytes).min(255) as u8;
+    }
+    toc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seek_table;
+
+    /// Entry i is where frame i·frames/100 starts, in 256ths of the audio bytes.
+    #[test]
+    fn the_seek_table_points_at_each_percent() {
+        for frames in [1usize, 2, 7, 99, 100, 101, 1000, 137_813] {
+            let lengths: Vec<u16> = (0..frames).map(|i| 417 + (i % 7 == 0) as u16 + (i % 13) as u16 * 50).collect();
+            let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
+            let toc = seek_table(&lengths, frames as u32, total);
+            for (i, &entry) in toc.iter().enumerate() {
+                let index = i * frames / 100;
+                let offset: u64 = lengths[..index].iter().map(|&l| u64::from(l)).sum();
+                assert_eq!(u64::from(entry), (256 * offset / total).min(255), "{frames} frames, entry {i}");
+            }
+        }
+        assert_eq!(seek_table(&[], 0, 0), [0; 100]);
+    }
 }
