@@ -26,6 +26,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Linear memory kept resident per pooled slot between instances (see `Runtime::new`).
 const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
+/// Unused slots that keep their pages (and their module's image) for the next instance. Past
+/// this many, a new instance takes a used slot over rather than a fresh one, so the resident
+/// memory of idle slots stays within this many times `KEEP_RESIDENT_BYTES` (Wasmtime's
+/// default of 100 let a burst of concurrent requests leave up to 100 MiB resident for good).
+/// Enough for a busy edge's concurrent instances of the same few components to find their
+/// own slot again.
+const WARM_SLOTS: u32 = 16;
+
 /// Resource bounds applied to every instance.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -82,6 +90,7 @@ impl Runtime {
             // much per warm slot. Decommits are not batched: a batch keeps whole memories (an
             // argon2id log-in's tens of MiB) resident until it fills.
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .max_unused_warm_slots(WARM_SLOTS)
             .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
