@@ -27,6 +27,10 @@ pub struct SqliteKeyValue {
 const RECLAIM_EVERY: Duration = Duration::from_millis(500);
 /// The write-ahead log is cut back to this size after checkpoints.
 const WAL_SIZE_LIMIT: i64 = 16 << 20;
+/// SQLite's page cache for the file, in KiB. The values are mostly 1 MiB chunks, each
+/// written or read once, so a larger cache only held recently passed chunks: at SQLite's
+/// default (2,000 KiB) it filled within the first upload and stayed that size.
+const PAGE_CACHE_KIB: i64 = 256;
 
 /// Frees the pages of deleted rows and truncates the write-ahead log.
 fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
@@ -78,6 +82,7 @@ impl SqliteKeyValue {
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,
@@ -186,6 +191,30 @@ mod tests {
         let raw = Connection::open(&path).unwrap();
         let n: i64 = raw.query_row("SELECT COUNT(*) FROM spin_key_value", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn chunks_passing_through_leave_a_small_page_cache() {
+        let dir = std::env::temp_dir().join(format!("kv-sqlite-cache-{}", std::process::id()));
+        let kv = SqliteKeyValue::open(&dir.join("kv.db"), "default").unwrap();
+        let chunk = vec![3u8; 1 << 20];
+        for n in 0..8 {
+            kv.set(&format!("chunk:{n}"), &chunk).await.unwrap();
+        }
+        for n in 0..8 {
+            assert_eq!(kv.get(&format!("chunk:{n}")).await.unwrap().as_deref(), Some(&chunk[..]));
+        }
+        let (mut used, mut highest) = (0, 0);
+        let conn = kv.conn.lock().unwrap();
+        // SAFETY: the handle is the live connection's, held under its lock for the call.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(conn.handle(), rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED, &mut used, &mut highest, 0)
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        assert!(used > 0, "the cache is in use");
+        assert!(used <= (PAGE_CACHE_KIB as i32 + 64) << 10, "page cache holds {used} bytes after 16 MiB passed through");
+        drop(conn);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
