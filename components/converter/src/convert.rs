@@ -29,6 +29,9 @@ fn transient(e: impl std::fmt::Display) -> Failure {
     Failure::Transient(e.to_string())
 }
 
+/// Inputs at most this long that need no change are decoded by the probe's decoder.
+const PROBE_REUSE_SECS: f64 = 120.0;
+
 /// Longest side of the cover picture taken from the video, in pixels.
 const COVER_MAX_SIDE: u32 = 500;
 
@@ -227,6 +230,11 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     if max_secs > 0 && duration_secs.is_some_and(|d| d > max_secs as f64) {
         return Err(too_long());
     }
+    // The probe's decoder holds the container's index: megabytes for a long video, and the
+    // cover's decoder and the segment lanes' build their own. It is kept only to decode a
+    // short input that needs no change (its index is then small and opening again would
+    // cost more than it); otherwise it goes now and the serial path opens its own.
+    let mut probe = (untouched && duration_secs.is_some_and(|d| d <= PROBE_REUSE_SECS)).then_some(probe);
     // A frame of the video as the cover, unless the user said `cover=none` or the format has
     // no place for one. A cover that cannot be made leaves the output without one.
     let cover = if options.cover && codec.cover && info.has_video {
@@ -259,17 +267,14 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     };
     let mut encoding = match segmented {
         Some(segments) => {
-            // The host decodes each segment by itself: the probe's decoder (and its copy of the
-            // file's index, megabytes for a long video) would only take memory.
+            // The host decodes each segment by itself.
             drop(probe);
             Encoding::Segmented(segments)
         }
         None => {
-            let decoder = if untouched {
-                probe
-            } else {
-                drop(probe);
-                Decoder::open(&source, request).map_err(Failure::Permanent)?
+            let decoder = match probe.take() {
+                Some(probe) => probe,
+                None => Decoder::open(&source, request).map_err(Failure::Permanent)?,
             };
             let info = decoder.info();
             let output = decoder.output_format();
