@@ -343,6 +343,19 @@ impl Platform {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The log once `ready` holds for it, waiting up to ten seconds (then as it is): a
+    /// request's line is written by the logger's own thread, after the response went out.
+    pub async fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if ready(&log) || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn redis(&self) -> &RedisServer {
         self.redis.as_ref().expect("this platform uses the test's Redis")
     }

@@ -183,8 +183,9 @@ async fn up_serves_admin_endpoints_and_logs_one_line_per_request_with_user_and_j
     assert!(metrics.contains("mp3edge_http_request_duration_seconds_count{component=\"auth\"}"), "{metrics}");
     assert!(metrics.contains("mp3edge_jobs_done_total") || metrics.contains("mp3edge_jobs"), "{metrics}");
 
-    let log = p.log();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&format!("/jobs/{id}")) && l.contains(" request")).collect();
+    let is_status_line = |l: &str| l.contains(&format!("/jobs/{id}")) && l.contains(" request");
+    let log = p.log_when(|log| log.lines().any(is_status_line)).await;
+    let lines: Vec<&str> = log.lines().filter(|l| is_status_line(l)).collect();
     assert!(!lines.is_empty(), "{log}");
     let line = lines.last().unwrap();
     for part in ["method=GET", "status=200", "route=/jobs/...", "user=logs@example.com", &format!("job={id}"), "elapsed_ms="] {
@@ -200,7 +201,7 @@ async fn json_logs_are_one_object_per_line() {
     let p = Platform::start_with(PlatformOptions { args: vec!["--log-format".into(), "json".into()], ..Default::default() }).unwrap();
     let c = Client::new(&p);
     c.admin_token().await;
-    let log = p.log();
+    let log = p.log_when(|log| log.lines().any(|l| l.starts_with('{') && l.contains(r#""path":"/login""#))).await;
     let requests: Vec<serde_json::Value> = log
         .lines()
         .filter(|l| l.starts_with('{'))

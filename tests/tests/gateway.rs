@@ -337,6 +337,7 @@ async fn a_200_mib_streamed_upload_keeps_component_memory_bounded() {
         let chunk: Vec<u8> = redis.get(layout::source_chunk_key(&id, n)).await.unwrap();
         assert_eq!(chunk, vec![(n as usize % 251) as u8; MIB], "chunk {n}");
     }
-    let peak = gateway_peak_memory(&p.log());
+    let log = p.log_when(|log| log.lines().any(|l| l.contains("instance finished") && l.contains("component=gateway"))).await;
+    let peak = gateway_peak_memory(&log);
     assert!(peak < 24 * MIB, "gateway peak memory {peak} bytes for a {SIZE_MIB} MiB upload");
 }

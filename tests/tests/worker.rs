@@ -116,8 +116,9 @@ async fn bad_inputs_fail_their_jobs_with_a_reason_and_the_worker_carries_on() {
         let res = c.http.get(c.url(&format!("/jobs/{id}/audio"))).bearer_auth(&token).send().await.unwrap();
         assert_eq!(error_body(res, 409).await["status"], "failed");
         // The operator sees it at WARN, with the reason.
-        let log = p.log();
-        let line = log.lines().find(|l| l.contains("conversion failed") && l.contains(&id)).unwrap_or_else(|| panic!("{name}: {log}"));
+        let failed = |l: &str| l.contains("conversion failed") && l.contains(&id);
+        let log = p.log_when(|log| log.lines().any(failed)).await;
+        let line = log.lines().find(|l| failed(l)).unwrap_or_else(|| panic!("{name}: {log}"));
         assert!(line.contains("WARN") && line.contains("reason="), "{name}: {line}");
     }
     let (_, fixture) = good_inputs().into_iter().next().unwrap();
