@@ -167,8 +167,7 @@ impl Joiner {
         let kept = held.stream[end..].to_vec();
         let mut out = std::mem::replace(&mut held.stream, kept);
         out.truncate(end);
-        self.frame_lengths.extend(held.frames[held.next..cut].iter().map(|f| f.len as u16));
-        self.music_crc = xing::crc16(self.music_crc, &out[start..]);
+        self.count(&held.frames[held.next..cut], &out[start..]);
         out.splice(..start, before);
         held.frames.drain(..cut);
         for frame in &mut held.frames {
@@ -237,10 +236,14 @@ impl Joiner {
             return Vec::new();
         };
         let bytes = held.stream[first.offset..last.offset + last.len].to_vec();
-        self.frame_lengths
-            .extend(held.frames[range].iter().map(|f| f.len as u16));
-        self.music_crc = xing::crc16(self.music_crc, &bytes);
+        self.count(&held.frames[range], &bytes);
         bytes
+    }
+
+    /// Counts `frames`, whose bytes are `bytes`, into the whole file's figures.
+    fn count(&mut self, frames: &[Frame], bytes: &[u8]) {
+        self.frame_lengths.extend(frames.iter().map(|f| f.len as u16));
+        self.music_crc = xing::crc16(self.music_crc, bytes);
     }
 
     /// Ends the output: the last segment's remaining frames and the whole file's info frame.
@@ -253,7 +256,6 @@ impl Joiner {
             None
         } else {
             let whole = xing::WholeFile {
-                frames: self.frame_lengths.len() as u32,
                 frame_lengths: &self.frame_lengths,
                 samples: self.samples,
                 frame_samples: self.frame_samples,

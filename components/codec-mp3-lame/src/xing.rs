@@ -5,9 +5,7 @@
 
 /// What the whole file's info frame states.
 pub struct WholeFile<'a> {
-    /// Audio frames after the info frame.
-    pub frames: u32,
-    /// Length of each audio frame, in order.
+    /// Length of each audio frame after the info frame, in order.
     pub frame_lengths: &'a [u16],
     /// PCM frames of the input (encoder delay and padding excluded).
     pub samples: u64,
@@ -51,24 +49,25 @@ pub fn rewrite(template: &[u8], whole: &WholeFile) -> Result<Vec<u8>, String> {
     };
     let audio_bytes: u64 = whole.frame_lengths.iter().map(|&l| u64::from(l)).sum();
     let stream_bytes = audio_bytes + frame.len() as u64;
-    put32(&mut frame, at + 8, whole.frames);
+    let frames = u32::try_from(whole.frame_lengths.len()).map_err(|_| "mp3: too many frames for an info frame")?;
+    put32(&mut frame, at + 8, frames);
     put32(
         &mut frame,
         at + 12,
         u32::try_from(stream_bytes).unwrap_or(u32::MAX),
     );
-    let toc = seek_table(whole.frame_lengths, whole.frames, audio_bytes);
+    let toc = seek_table(whole.frame_lengths, audio_bytes);
     frame[at + 16..at + 116].copy_from_slice(&toc);
     // Peak and replay gain of one segment would be wrong for the file.
     frame[at + 131..at + 139].fill(0);
-    let total_samples = u64::from(whole.frames) * u64::from(whole.frame_samples);
+    let total_samples = u64::from(frames) * u64::from(whole.frame_samples);
     let padding = total_samples
         .checked_sub(whole.samples + ENCODER_DELAY)
         .filter(|&p| p < 1 << 12)
         .ok_or_else(|| {
             format!(
                 "mp3: {} frames cannot hold {} samples",
-                whole.frames, whole.samples
+                frames, whole.samples
             )
         })?;
     let delay_padding = ((ENCODER_DELAY as u32) << 12) | padding as u32;
@@ -85,24 +84,21 @@ pub fn rewrite(template: &[u8], whole: &WholeFile) -> Result<Vec<u8>, String> {
 }
 
 /// The seek table: for each percent of the duration, where that frame starts, in 256ths of
-/// the audio bytes. One pass, no table of offsets: the wanted frame indexes only grow.
-fn seek_table(frame_lengths: &[u16], frames: u32, audio_bytes: u64) -> [u8; 100] {
+/// the audio bytes. One pass, no table of offsets: the wanted frame indexes only grow, and
+/// each is below the frame count, so every entry is met on the way.
+fn seek_table(frame_lengths: &[u16], audio_bytes: u64) -> [u8; 100] {
     let mut toc = [0u8; 100];
-    if frames == 0 || audio_bytes == 0 {
+    if audio_bytes == 0 {
         return toc;
     }
+    let frames = frame_lengths.len();
     let mut entries = toc.iter_mut().enumerate().peekable();
     let mut offset = 0u64;
     for (index, &len) in frame_lengths.iter().enumerate() {
-        while let Some((_, entry)) =
-            entries.next_if(|&(i, _)| i as u64 * u64::from(frames) / 100 == index as u64)
-        {
+        while let Some((_, entry)) = entries.next_if(|&(i, _)| i * frames / 100 == index) {
             *entry = ((256 * offset) / audio_bytes).min(255) as u8;
         }
         offset += u64::from(len);
-    }
-    for (_, entry) in entries {
-        *entry = ((256 * offset) / audio_bytes).min(255) as u8;
     }
     toc
 }
@@ -117,13 +113,13 @@ mod tests {
         for frames in [1usize, 2, 7, 99, 100, 101, 1000, 137_813] {
             let lengths: Vec<u16> = (0..frames).map(|i| 417 + (i % 7 == 0) as u16 + (i % 13) as u16 * 50).collect();
             let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
-            let toc = seek_table(&lengths, frames as u32, total);
+            let toc = seek_table(&lengths, total);
             for (i, &entry) in toc.iter().enumerate() {
                 let index = i * frames / 100;
                 let offset: u64 = lengths[..index].iter().map(|&l| u64::from(l)).sum();
                 assert_eq!(u64::from(entry), (256 * offset / total).min(255), "{frames} frames, entry {i}");
             }
         }
-        assert_eq!(seek_table(&[], 0, 0), [0; 100]);
+        assert_eq!(seek_table(&[], 0), [0; 100]);
     }
 }
