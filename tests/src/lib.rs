@@ -356,6 +356,11 @@ impl Platform {
         }
     }
 
+    /// Whether the log has a line with `text`, waiting for it as [`Platform::log_when`] does.
+    pub async fn log_has(&self, text: &str) -> bool {
+        self.log_when(|log| log.contains(text)).await.contains(text)
+    }
+
     pub fn redis(&self) -> &RedisServer {
         self.redis.as_ref().expect("this platform uses the test's Redis")
     }

@@ -300,9 +300,14 @@ async fn finished_jobs_download_with_range_etag_and_a_proper_name() {
 }
 
 /// Peak linear memory the host logged for gateway instances.
+/// A gateway instance's end, with its peak memory.
+fn is_gateway_finish(line: &str) -> bool {
+    line.contains("instance finished") && line.contains("component=gateway")
+}
+
 fn gateway_peak_memory(log: &str) -> usize {
     log.lines()
-        .filter(|l| l.contains("instance finished") && l.contains("component=gateway"))
+        .filter(|l| is_gateway_finish(l))
         .filter_map(|l| l.split("peak_memory_bytes=").nth(1)?.split_whitespace().next()?.parse().ok())
         .max()
         .expect("the host logs the peak memory of each gateway instance")
@@ -337,7 +342,7 @@ async fn a_200_mib_streamed_upload_keeps_component_memory_bounded() {
         let chunk: Vec<u8> = redis.get(layout::source_chunk_key(&id, n)).await.unwrap();
         assert_eq!(chunk, vec![(n as usize % 251) as u8; MIB], "chunk {n}");
     }
-    let log = p.log_when(|log| log.lines().any(|l| l.contains("instance finished") && l.contains("component=gateway"))).await;
+    let log = p.log_when(|log| log.lines().any(is_gateway_finish)).await;
     let peak = gateway_peak_memory(&log);
     assert!(peak < 24 * MIB, "gateway peak memory {peak} bytes for a {SIZE_MIB} MiB upload");
 }

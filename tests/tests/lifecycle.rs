@@ -116,7 +116,7 @@ async fn a_done_job_frees_its_source_shows_its_expiry_and_is_swept_after_its_ret
     assert_eq!(me(&c, &token).await["used_bytes"], 0);
     let list: serde_json::Value = c.http.get(c.url("/jobs")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list, serde_json::json!([]));
-    assert!(p.log_when(|l| l.contains("expired job deleted")).await.contains("expired job deleted"));
+    assert!(p.log_has("expired job deleted").await);
 }
 
 #[tokio::test]
@@ -161,8 +161,7 @@ async fn delete_while_converting_stops_the_worker_and_leaves_nothing() {
     })
     .await;
     // Ten minutes encode in segments: the cancel stops every segment task.
-    let log = p.log_when(|l| l.contains("encoding in segments")).await;
-    assert!(log.contains("encoding in segments"), "{log}");
+    assert!(p.log_has("encoding in segments").await, "{}", p.log());
     assert_eq!(delete(&c, &token, &id).await.status(), 204);
     wait_until("the worker cancelled it", Duration::from_secs(10), async || p.log().contains("cancelled and removed")).await;
     wait_until("nothing is left", Duration::from_secs(10), async || redis_job_keys(&p).await.is_empty()).await;
@@ -401,7 +400,7 @@ async fn a_stalled_upload_is_removed_by_the_sweeper() {
     wait_until("chunks were stored", Duration::from_secs(10), async || redis_job_keys(&p).await.len() >= 2).await;
     wait_until("the sweeper removed them", Duration::from_secs(20), async || redis_job_keys(&p).await.is_empty()).await;
     wait_until("its accounting is gone", Duration::from_secs(10), async || me(&c, &token).await["used_bytes"] == 0).await;
-    assert!(p.log_when(|l| l.contains("abandoned upload removed")).await.contains("abandoned upload removed"));
+    assert!(p.log_has("abandoned upload removed").await);
     drop(stream);
 }
 
