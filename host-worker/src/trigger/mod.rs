@@ -266,8 +266,8 @@ impl RedisTrigger {
         };
         let Some(mut job) = self.jobs.load(&job_id).await? else {
             tracing::info!(job = %job_id, "queued job has no record (deleted); dropping it");
-            // A worker that died converting it may have left segments behind.
-            crate::codecs::forget_segments(&mut self.redis.clone(), self.store.as_ref(), &job_id).await?;
+            // A worker that died converting it may have left output chunks and segments behind.
+            self.jobs.purge(&job_id, None).await?;
             return Ok(());
         };
         if self.jobs.is_cancelled(&job_id).await? {
