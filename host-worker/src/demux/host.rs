@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Resource;
 
 use super::loudness::{self, Measured};
-use super::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout, to_s16, to_s24};
+use super::{ChunkSource, Decoder, ValueRange, OutputRequest as NativeRequest, SourceLayout, to_s16, to_s24};
 use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, Picture, Tags};
 use crate::bindings::worker::mp3edge::worker::demux::{
     self, AudioStream, Loudness, LoudnessTarget, MediaInfo, OutputRequest, StoredSource,
@@ -37,10 +37,10 @@ struct StoredChunks {
 }
 
 impl ChunkSource for StoredChunks {
-    fn read_chunk(&self, index: u32) -> Result<Vec<u8>> {
+    fn read_range(&self, index: u32, offset: u64, len: usize) -> Result<ValueRange> {
         let key = layout::source_chunk_key(&self.job_id, index);
         self.runtime
-            .block_on(self.backend.get(&key))?
+            .block_on(self.backend.get_range(&key, offset, len))?
             .ok_or_else(|| anyhow::anyhow!("source chunk {index} is missing"))
     }
 }

@@ -3,8 +3,9 @@
 //! Owns the `AVIOContext` (and its FFmpeg-allocated buffer) plus the [`ChunkReader`] that its
 //! read/seek callbacks use, so FFmpeg can demux any container — including MP4s whose `moov`
 //! index sits at the end of the file — by random access to the stored chunks, without the
-//! upload ever being copied whole into memory. The reader keeps at most [`CACHE_CHUNKS`]
-//! chunks cached, so memory stays bounded whatever the file length.
+//! upload ever being copied whole into memory. The reader reads a chunk a window of
+//! [`WINDOW_BYTES`] at a time and keeps at most [`CACHE_WINDOWS`] windows, so memory stays
+//! small and bounded whatever the file length.
 
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
@@ -16,23 +17,30 @@ use ffmpeg_sys_next as ff;
 
 use super::{ChunkSource, SourceLayout};
 
-/// How many chunks the reader keeps in memory (the current one plus one more, which covers
-/// the usual "header at one end, data at the other" and chunk-boundary access patterns).
-pub(super) const CACHE_CHUNKS: usize = 2;
+/// How many windows the reader keeps in memory (the current one plus one more, which covers
+/// the usual "header at one end, data at the other" and window-boundary access patterns).
+pub(super) const CACHE_WINDOWS: usize = 2;
+
+/// How much of a chunk one read from the store brings in (less where the chunk ends). A
+/// decoder reading forward holds one window, not a whole 1 MiB chunk; an hour's MP4 index
+/// (a few MiB at the file's end) takes a few dozen reads.
+const WINDOW_BYTES: u64 = 128 * 1024;
 
 /// Size of the `AVIOContext` buffer FFmpeg reads through.
 const AVIO_BUFFER_SIZE: usize = 64 * 1024;
 
 /// Plain-Rust random-access reader over a [`ChunkSource`]: a byte position, a tiny LRU cache
-/// of chunks, and what went wrong (kept here because FFmpeg only sees an error code).
+/// of windows, and what went wrong (kept here because FFmpeg only sees an error code).
 pub(super) struct ChunkReader {
     source: Arc<dyn ChunkSource>,
     size: u64,
     chunk_size: u64,
     chunks: u32,
+    /// [`WINDOW_BYTES`], or the chunk size where chunks are smaller.
+    window_size: u64,
     pos: u64,
-    /// Most recently used chunk at the back.
-    cache: VecDeque<(u32, Vec<u8>)>,
+    /// Windows by their first byte's position in the file; most recently used at the back.
+    cache: VecDeque<(u64, Vec<u8>)>,
     /// The first storage error since the last `take_error`, as readable text.
     error: Option<String>,
     /// Set when something seeked past the end of the file (a sign of truncation when it happens
@@ -42,7 +50,7 @@ pub(super) struct ChunkReader {
     nested_open_denied: bool,
     /// Offsets of box type fields read as `free` ([`ChunkReader::hide_video_tracks`]).
     hidden: Vec<u64>,
-    /// Chunks kept in memory: [`CACHE_CHUNKS`], or one for a reader that reads forward.
+    /// Windows kept in memory: [`CACHE_WINDOWS`], or one for a reader that reads forward.
     cache_limit: usize,
 }
 
@@ -67,20 +75,21 @@ impl ChunkReader {
             size: layout.size,
             chunk_size,
             chunks: layout.chunks,
+            window_size: WINDOW_BYTES.min(chunk_size.max(1)),
             pos: 0,
-            cache: VecDeque::with_capacity(CACHE_CHUNKS),
+            cache: VecDeque::with_capacity(CACHE_WINDOWS),
             error: None,
             seeked_past_end: false,
             nested_open_denied: false,
             hidden: Vec::new(),
-            cache_limit: CACHE_CHUNKS,
+            cache_limit: CACHE_WINDOWS,
         })
     }
 
-    /// Keeps one chunk in memory, for a reader whose header has been read and that reads
+    /// Keeps one window in memory, for a reader whose header has been read and that reads
     /// forward from now on (a decoder of one stretch after another); a step back costs one
-    /// chunk read again.
-    pub(super) fn keep_one_chunk(&mut self) {
+    /// window read again.
+    pub(super) fn keep_one_window(&mut self) {
         self.cache_limit = 1;
         while self.cache.len() > 1 {
             self.cache.pop_front();
@@ -113,16 +122,17 @@ impl ChunkReader {
     }
 
     /// Copies bytes at the current position into `buf` (at most up to the end of the current
-    /// chunk; short reads are fine for FFmpeg). `Ok(0)` means end of file.
+    /// window; short reads are fine for FFmpeg). `Ok(0)` means end of file.
     pub(super) fn read(&mut self, buf: &mut [u8]) -> Result<usize, String> {
         if buf.is_empty() || self.pos >= self.size {
             return Ok(0);
         }
-        let index = (self.pos / self.chunk_size) as u32;
-        let offset = (self.pos % self.chunk_size) as usize;
-        let chunk = self.chunk(index)?;
-        let n = buf.len().min(chunk.len() - offset);
-        buf[..n].copy_from_slice(&chunk[offset..offset + n]);
+        // Windows start at multiples of the window size from their chunk's start.
+        let window_start = self.pos - self.pos % self.chunk_size % self.window_size;
+        let offset = (self.pos - window_start) as usize;
+        let window = self.window(window_start)?;
+        let n = buf.len().min(window.len() - offset);
+        buf[..n].copy_from_slice(&window[offset..offset + n]);
         let (start, end) = (self.pos, self.pos + n as u64);
         for &kind_at in self.hidden.iter().filter(|&&at| at < end && at + 4 > start) {
             for (i, byte) in super::mp4_tracks::HIDDEN.iter().enumerate() {
@@ -157,31 +167,39 @@ impl ChunkReader {
         Ok(target)
     }
 
-    fn chunk(&mut self, index: u32) -> Result<&[u8], String> {
-        if let Some(at) = self.cache.iter().position(|(i, _)| *i == index) {
+    /// The window starting at file position `start` (a multiple of the window size within its
+    /// chunk), from the cache or the store, checked against the layout.
+    fn window(&mut self, start: u64) -> Result<&[u8], String> {
+        if let Some(at) = self.cache.iter().position(|(s, _)| *s == start) {
             let entry = self.cache.remove(at).expect("position is in range");
             self.cache.push_back(entry);
         } else {
-            let expected = if index + 1 == self.chunks {
+            let index = (start / self.chunk_size) as u32;
+            let offset = start % self.chunk_size;
+            let chunk_len = if index + 1 == self.chunks {
                 self.size - u64::from(index) * self.chunk_size
             } else {
                 self.chunk_size
             };
-            // Room is made first: at most `cache_limit` chunks are held, the new one included.
+            // Room is made first: at most `cache_limit` windows are held, the new one included.
             while self.cache.len() >= self.cache_limit {
                 self.cache.pop_front();
             }
-            let data = self
+            let range = self
                 .source
-                .read_chunk(index)
+                .read_range(index, offset, self.window_size as usize)
                 .map_err(|e| format!("reading chunk {index} failed: {e:#}"))?;
-            if data.len() as u64 != expected {
+            if range.value_len != chunk_len {
+                return Err(format!("chunk {index} has {} bytes, expected {chunk_len}", range.value_len));
+            }
+            let expected = self.window_size.min(chunk_len - offset);
+            if range.bytes.len() as u64 != expected {
                 return Err(format!(
-                    "chunk {index} has {} bytes, expected {expected}",
-                    data.len()
+                    "chunk {index} gave {} bytes at {offset}, expected {expected}",
+                    range.bytes.len()
                 ));
             }
-            self.cache.push_back((index, data));
+            self.cache.push_back((start, range.bytes));
         }
         Ok(&self.cache.back().expect("just pushed").1)
     }
@@ -356,13 +374,14 @@ pub(super) unsafe extern "C" fn deny_io_open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::demux::ValueRange;
 
     struct Mem(Vec<u8>, usize);
     impl ChunkSource for Mem {
-        fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>> {
+        fn read_range(&self, index: u32, offset: u64, len: usize) -> anyhow::Result<ValueRange> {
             let start = index as usize * self.1;
             anyhow::ensure!(start < self.0.len(), "no chunk {index}");
-            Ok(self.0[start..(start + self.1).min(self.0.len())].to_vec())
+            Ok(ValueRange::of(&self.0[start..(start + self.1).min(self.0.len())], offset, len))
         }
     }
 
@@ -386,7 +405,7 @@ mod tests {
             if n == 0 {
                 break;
             }
-            assert!(r.cached_bytes() <= CACHE_CHUNKS * 4096);
+            assert!(r.cached_bytes() <= CACHE_WINDOWS * 4096);
             all.extend_from_slice(&buf[..n]);
         }
         assert_eq!(all.len(), 10_000);
@@ -407,6 +426,30 @@ mod tests {
         assert_eq!(r.seek(20_000, libc::SEEK_SET).unwrap(), 20_000);
         assert_eq!(r.read(&mut buf).unwrap(), 0);
         assert!(r.take_seeked_past_end());
+    }
+
+    #[test]
+    fn a_forward_reader_holds_one_window_of_a_large_chunk() {
+        let chunk = 1 << 20;
+        let mut r = reader(3 * chunk + 1000, chunk);
+        r.keep_one_window();
+        let (mut all, mut buf) = (Vec::new(), vec![0u8; 50_000]);
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(r.cached_bytes() <= WINDOW_BYTES as usize, "{} bytes cached", r.cached_bytes());
+            all.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(all.len(), 3 * chunk + 1000);
+        assert!(all.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+        // Back into the first chunk's second window, and across the last chunk's end.
+        r.seek(WINDOW_BYTES as i64 + 3, libc::SEEK_SET).unwrap();
+        assert_eq!(r.read(&mut buf[..4]).unwrap(), 4);
+        assert_eq!(&buf[..4], &[(WINDOW_BYTES as usize + 3) % 251, (WINDOW_BYTES as usize + 4) % 251, (WINDOW_BYTES as usize + 5) % 251, (WINDOW_BYTES as usize + 6) % 251].map(|b| b as u8));
+        r.seek(-10, libc::SEEK_END).unwrap();
+        assert_eq!(r.read(&mut buf).unwrap(), 10);
     }
 
     #[test]

@@ -35,12 +35,14 @@ use ffmpeg_sys_next as ff;
 
 use ffi::{CodecContext, FormatContext, Frame, Packet, av_err, cstr};
 use io::{AvIo, ChunkReader};
+pub use crate::key_value::ValueRange;
 use resample::{InputFormat, Resampler};
 
-/// Random access to the stored source: chunk `index` of the uploaded file (all chunks are
-/// `chunk_size` bytes except the last). Blocking.
+/// Random access to the stored source: up to `len` bytes from `offset` of chunk `index` of the
+/// uploaded file (all chunks are `chunk_size` bytes except the last), with that chunk's whole
+/// length. Blocking.
 pub trait ChunkSource: Send + Sync {
-    fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>>;
+    fn read_range(&self, index: u32, offset: u64, len: usize) -> anyhow::Result<ValueRange>;
 }
 
 #[derive(Clone, Copy)]
@@ -226,7 +228,7 @@ impl Decoder {
         // while reading packets count as a sign of truncation.
         io.reader().take_seeked_past_end();
         if audio_only {
-            io.reader().keep_one_chunk();
+            io.reader().keep_one_window();
         }
 
         let audio: Vec<c_int> = format

@@ -11,10 +11,10 @@ use super::*;
 struct Mem(Vec<u8>);
 
 impl ChunkSource for Mem {
-    fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>> {
+    fn read_range(&self, index: u32, offset: u64, len: usize) -> anyhow::Result<ValueRange> {
         let start = index as usize * 4096;
         anyhow::ensure!(start < self.0.len(), "chunk {index} out of range");
-        Ok(self.0[start..(start + 4096).min(self.0.len())].to_vec())
+        Ok(ValueRange::of(&self.0[start..(start + 4096).min(self.0.len())], offset, len))
     }
 }
 

@@ -18,11 +18,11 @@ struct MemSource {
 }
 
 impl ChunkSource for MemSource {
-    fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>> {
+    fn read_range(&self, index: u32, offset: u64, len: usize) -> anyhow::Result<ValueRange> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         let start = index as usize * self.chunk_size;
         anyhow::ensure!(start < self.data.len(), "chunk {index} out of range");
-        Ok(self.data[start..(start + self.chunk_size).min(self.data.len())].to_vec())
+        Ok(ValueRange::of(&self.data[start..(start + self.chunk_size).min(self.data.len())], offset, len))
     }
 }
 
@@ -662,7 +662,7 @@ struct Failing {
 }
 
 impl ChunkSource for Failing {
-    fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>> {
+    fn read_range(&self, index: u32, _offset: u64, _len: usize) -> anyhow::Result<ValueRange> {
         if self.panic {
             panic!("boom at {index}");
         }
@@ -702,9 +702,9 @@ struct FailsLater {
 }
 
 impl ChunkSource for FailsLater {
-    fn read_chunk(&self, index: u32) -> anyhow::Result<Vec<u8>> {
+    fn read_range(&self, index: u32, offset: u64, len: usize) -> anyhow::Result<ValueRange> {
         anyhow::ensure!(index < self.fail_from, "storage went away");
-        self.inner.read_chunk(index)
+        self.inner.read_range(index, offset, len)
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use job_model::layout;
 
-use super::KeyValueBackend;
+use super::{KeyValueBackend, ValueRange};
 
 /// One job's files: the source as `job:<id>:src:N`, the output as `job:<id>:out:N`.
 pub struct LocalFilesKeyValue {
@@ -72,6 +72,22 @@ impl KeyValueBackend for LocalFilesKeyValue {
         Ok(self.others().get(key).cloned())
     }
 
+    /// A source chunk's range is read from the input file alone.
+    async fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Option<ValueRange>> {
+        let Some(index) = Self::chunk_index(key, &self.source_prefix) else {
+            return Ok(self.others().get(key).map(|value| ValueRange::of(value, offset, len)));
+        };
+        let chunk_start = index.saturating_mul(self.chunk_size);
+        if chunk_start >= self.source_size {
+            return Ok(None);
+        }
+        let value_len = self.chunk_size.min(self.source_size - chunk_start);
+        let start = offset.min(value_len);
+        let mut bytes = vec![0u8; (len as u64).min(value_len - start) as usize];
+        self.source.read_exact_at(&mut bytes, chunk_start + start).context("reading the input")?;
+        Ok(Some(ValueRange { bytes, value_len }))
+    }
+
     async fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         if let Some(index) = Self::chunk_index(key, &self.output_prefix) {
             // Every chunk but the last is full, so chunk N starts at N × chunk size.
@@ -121,6 +137,11 @@ mod tests {
         assert_eq!(kv.get(&layout::source_chunk_key(id, 0)).await.unwrap().unwrap(), &input[..1000]);
         assert_eq!(kv.get(&layout::source_chunk_key(id, 2)).await.unwrap().unwrap(), &input[2000..]);
         assert_eq!(kv.get(&layout::source_chunk_key(id, 3)).await.unwrap(), None);
+        let range = kv.get_range(&layout::source_chunk_key(id, 2), 100, 1000).await.unwrap().unwrap();
+        assert_eq!((&range.bytes[..], range.value_len), (&input[2100..], 500));
+        let range = kv.get_range(&layout::source_chunk_key(id, 1), 990, 5).await.unwrap().unwrap();
+        assert_eq!((&range.bytes[..], range.value_len), (&input[1990..1995], 1000));
+        assert_eq!(kv.get_range(&layout::source_chunk_key(id, 3), 0, 5).await.unwrap(), None);
         assert!(kv.set(&layout::source_chunk_key(id, 0), b"x").await.is_err());
         // The converter writes chunk 0 last.
         kv.set(&layout::output_chunk_key(id, 1), &[2u8; 1000]).await.unwrap();

@@ -20,10 +20,31 @@ use crate::bindings::fermyon::spin::key_value::{self, Error};
 use crate::runtime_config::KeyValueLocation;
 use crate::state::ComponentState;
 
+/// Part of a stored value ([`KeyValueBackend::get_range`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ValueRange {
+    /// The bytes asked for; fewer where the value ends first.
+    pub bytes: Vec<u8>,
+    /// The whole value's length.
+    pub value_len: u64,
+}
+
+impl ValueRange {
+    /// `value[offset..offset + len]`, cut at the value's end, from a value held whole.
+    pub fn of(value: &[u8], offset: u64, len: usize) -> ValueRange {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(value.len());
+        ValueRange { bytes: value[start..start + len.min(value.len() - start)].to_vec(), value_len: value.len() as u64 }
+    }
+}
+
 /// One store's storage. Errors are backend failures (I/O, connection), never "not found".
 #[async_trait]
 pub trait KeyValueBackend: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Up to `len` bytes of the value under `key` from byte `offset`, without holding the whole
+    /// value in memory where the backend can (the decoders read 1 MiB source chunks a window
+    /// at a time). `None`: no such key.
+    async fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Option<ValueRange>>;
     async fn set(&self, key: &str, value: &[u8]) -> Result<()>;
     async fn delete(&self, key: &str) -> Result<()>;
     async fn exists(&self, key: &str) -> Result<bool>;
@@ -121,5 +142,34 @@ impl key_value::HostStore for ComponentState {
     async fn drop(&mut self, this: Resource<StoreHandle>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Ranges of a 300,000-byte value, its end, past its end and of a missing key, as every
+    /// backend must give them.
+    pub(crate) async fn ranges_are_read_as_stored(kv: &dyn KeyValueBackend) {
+        let value: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        kv.set("chunk", &value).await.unwrap();
+        let range = |offset: u64, len: usize| {
+            let at = (offset as usize).min(value.len());
+            ValueRange { bytes: value[at..(at + len).min(value.len())].to_vec(), value_len: 300_000 }
+        };
+        for (offset, len) in [(0, 10), (131_072, 131_072), (299_995, 100), (300_000, 10), (400_000, 10), (7, 0)] {
+            assert_eq!(kv.get_range("chunk", offset, len).await.unwrap(), Some(range(offset, len)), "{offset}+{len}");
+        }
+        assert_eq!(kv.get_range("missing", 0, 10).await.unwrap(), None);
+        kv.delete("chunk").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn ranges_of_a_value_on_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = crate::redis_server::PrivateRedis::start(dir.path(), "range-test").await.unwrap();
+        let kv = redis::RedisKeyValue::connect(&format!("redis://{}", server.host())).await.unwrap();
+        ranges_are_read_as_stored(&kv).await;
     }
 }

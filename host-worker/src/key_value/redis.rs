@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
-use super::KeyValueBackend;
+use super::{KeyValueBackend, ValueRange};
 
 pub struct RedisKeyValue {
     conn: ConnectionManager,
@@ -24,6 +24,23 @@ impl RedisKeyValue {
 impl KeyValueBackend for RedisKeyValue {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.conn.clone().get(key).await?)
+    }
+
+    /// `GETRANGE`, with the value's length and whether it exists in the same round trip.
+    async fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Option<ValueRange>> {
+        let mut pipe = redis::pipe();
+        pipe.exists(key).strlen(key);
+        if len > 0 {
+            let last = offset.saturating_add(len as u64 - 1).min(i64::MAX as u64);
+            pipe.cmd("GETRANGE").arg(key).arg(offset.min(i64::MAX as u64)).arg(last);
+        }
+        let (exists, value_len, bytes): (bool, u64, Option<Vec<u8>>) = if len > 0 {
+            pipe.query_async(&mut self.conn.clone()).await?
+        } else {
+            let (exists, value_len): (bool, u64) = pipe.query_async(&mut self.conn.clone()).await?;
+            (exists, value_len, None)
+        };
+        Ok(exists.then(|| ValueRange { bytes: bytes.unwrap_or_default(), value_len }))
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<()> {
