@@ -51,15 +51,18 @@ impl LocalFilesKeyValue {
         self.others.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn read_source_chunk(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        let offset = index.saturating_mul(self.chunk_size);
-        if offset >= self.source_size {
+    /// `len` bytes from `offset` of source chunk `index`, read from the input file; `None`
+    /// past the input's end.
+    fn read_source_range(&self, index: u64, offset: u64, len: usize) -> Result<Option<ValueRange>> {
+        let chunk_start = index.saturating_mul(self.chunk_size);
+        if chunk_start >= self.source_size {
             return Ok(None);
         }
-        let len = self.chunk_size.min(self.source_size - offset) as usize;
-        let mut buf = vec![0u8; len];
-        self.source.read_exact_at(&mut buf, offset).context("reading the input")?;
-        Ok(Some(buf))
+        let value_len = self.chunk_size.min(self.source_size - chunk_start);
+        let span = ValueRange::span(value_len, offset, len);
+        let mut bytes = vec![0u8; (span.end - span.start) as usize];
+        self.source.read_exact_at(&mut bytes, chunk_start + span.start).context("reading the input")?;
+        Ok(Some(ValueRange { bytes, value_len }))
     }
 }
 
@@ -67,25 +70,18 @@ impl LocalFilesKeyValue {
 impl KeyValueBackend for LocalFilesKeyValue {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         if let Some(index) = Self::chunk_index(key, &self.source_prefix) {
-            return self.read_source_chunk(index);
+            let whole = usize::try_from(self.chunk_size).unwrap_or(usize::MAX);
+            return Ok(self.read_source_range(index, 0, whole)?.map(|range| range.bytes));
         }
         Ok(self.others().get(key).cloned())
     }
 
     /// A source chunk's range is read from the input file alone.
     async fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Option<ValueRange>> {
-        let Some(index) = Self::chunk_index(key, &self.source_prefix) else {
-            return Ok(self.others().get(key).map(|value| ValueRange::of(value, offset, len)));
-        };
-        let chunk_start = index.saturating_mul(self.chunk_size);
-        if chunk_start >= self.source_size {
-            return Ok(None);
+        if let Some(index) = Self::chunk_index(key, &self.source_prefix) {
+            return self.read_source_range(index, offset, len);
         }
-        let value_len = self.chunk_size.min(self.source_size - chunk_start);
-        let start = offset.min(value_len);
-        let mut bytes = vec![0u8; (len as u64).min(value_len - start) as usize];
-        self.source.read_exact_at(&mut bytes, chunk_start + start).context("reading the input")?;
-        Ok(Some(ValueRange { bytes, value_len }))
+        Ok(self.others().get(key).map(|value| ValueRange::of(value, offset, len)))
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<()> {

@@ -30,10 +30,16 @@ pub struct ValueRange {
 }
 
 impl ValueRange {
+    /// Where `len` bytes from `offset` lie in a value of `value_len` bytes, cut at its end.
+    pub fn span(value_len: u64, offset: u64, len: usize) -> std::ops::Range<u64> {
+        let start = offset.min(value_len);
+        start..start + (len as u64).min(value_len - start)
+    }
+
     /// `value[offset..offset + len]`, cut at the value's end, from a value held whole.
     pub fn of(value: &[u8], offset: u64, len: usize) -> ValueRange {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(value.len());
-        ValueRange { bytes: value[start..start + len.min(value.len() - start)].to_vec(), value_len: value.len() as u64 }
+        let span = Self::span(value.len() as u64, offset, len);
+        ValueRange { bytes: value[span.start as usize..span.end as usize].to_vec(), value_len: value.len() as u64 }
     }
 }
 

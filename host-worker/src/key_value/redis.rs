@@ -30,17 +30,17 @@ impl KeyValueBackend for RedisKeyValue {
     async fn get_range(&self, key: &str, offset: u64, len: usize) -> Result<Option<ValueRange>> {
         let mut pipe = redis::pipe();
         pipe.exists(key).strlen(key);
-        if len > 0 {
+        // GETRANGE's end is inclusive, so an empty range is not asked for (an end of -1 would
+        // mean the value's last byte).
+        let (exists, value_len, bytes): (bool, u64, Vec<u8>) = if len == 0 {
+            let (exists, value_len) = pipe.query_async(&mut self.conn.clone()).await?;
+            (exists, value_len, Vec::new())
+        } else {
             let last = offset.saturating_add(len as u64 - 1).min(i64::MAX as u64);
             pipe.cmd("GETRANGE").arg(key).arg(offset.min(i64::MAX as u64)).arg(last);
-        }
-        let (exists, value_len, bytes): (bool, u64, Option<Vec<u8>>) = if len > 0 {
             pipe.query_async(&mut self.conn.clone()).await?
-        } else {
-            let (exists, value_len): (bool, u64) = pipe.query_async(&mut self.conn.clone()).await?;
-            (exists, value_len, None)
         };
-        Ok(exists.then(|| ValueRange { bytes: bytes.unwrap_or_default(), value_len }))
+        Ok(exists.then_some(ValueRange { bytes, value_len }))
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<()> {

@@ -135,11 +135,11 @@ impl KeyValueBackend for SqliteKeyValue {
                 .optional()?;
             let Some(rowid) = rowid else { return Ok(None) };
             let blob = c.blob_open(rusqlite::MAIN_DB, c"spin_key_value", c"value", rowid, true)?;
-            let value_len = blob.len();
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(value_len);
-            let mut bytes = vec![0; len.min(value_len - start)];
-            blob.read_at_exact(&mut bytes, start)?;
-            Ok(Some(ValueRange { bytes, value_len: value_len as u64 }))
+            let value_len = blob.len() as u64;
+            let span = ValueRange::span(value_len, offset, len);
+            let mut bytes = vec![0; (span.end - span.start) as usize];
+            blob.read_at_exact(&mut bytes, span.start as usize)?;
+            Ok(Some(ValueRange { bytes, value_len }))
         })
         .await
     }
