@@ -234,7 +234,7 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
     // cover's decoder and the segment lanes' build their own. It is kept only to decode a
     // short input that needs no change (its index is then small and opening again would
     // cost more than it); otherwise it goes now and the serial path opens its own.
-    let mut probe = (untouched && duration_secs.is_some_and(|d| d <= PROBE_REUSE_SECS)).then_some(probe);
+    let probe = (untouched && duration_secs.is_some_and(|d| d <= PROBE_REUSE_SECS)).then_some(probe);
     // A frame of the video as the cover, unless the user said `cover=none` or the format has
     // no place for one. A cover that cannot be made leaves the output without one.
     let cover = if options.cover && codec.cover && info.has_video {
@@ -272,7 +272,7 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
             Encoding::Segmented(segments)
         }
         None => {
-            let decoder = match probe.take() {
+            let decoder = match probe {
                 Some(probe) => probe,
                 None => Decoder::open(&source, request).map_err(Failure::Permanent)?,
             };
