@@ -299,12 +299,12 @@ async fn finished_jobs_download_with_range_etag_and_a_proper_name() {
     error_body(c.http.get(c.url(&format!("/jobs/{id}/audio"))).bearer_auth(&bob).send().await.unwrap(), 404).await;
 }
 
-/// Peak linear memory the host logged for gateway instances.
 /// A gateway instance's end, with its peak memory.
 fn is_gateway_finish(line: &str) -> bool {
     line.contains("instance finished") && line.contains("component=gateway")
 }
 
+/// Peak linear memory the host logged for gateway instances.
 fn gateway_peak_memory(log: &str) -> usize {
     log.lines()
         .filter(|l| is_gateway_finish(l))
