@@ -200,6 +200,8 @@ async fn a_poison_job_is_dead_lettered_after_three_attempts_and_the_next_job_run
         .collect();
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0].1.contains(&("job_id".to_string(), poison.clone())));
+    // The reason a reader saw first is the final one: the worker does not rewrite it.
+    assert_eq!(c.job(&token, &poison).await["error"], job["error"]);
     assert_eq!(c.wait_for_job(&token, &good, JOB_TIMEOUT).await["status"], "done");
     drop(worker);
 }

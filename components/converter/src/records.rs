@@ -78,7 +78,7 @@ pub fn run(delivery: &Delivery) -> anyhow::Result<()> {
             Ok(())
         }
         Err(Failure::Transient(reason)) => {
-            job.error = Some(format!("attempt {} of {}: {reason}", delivery.attempt, delivery.max_attempts));
+            job.error = Some(delivery.failure_reason(&reason));
             job.status = if delivery.is_last_attempt() { JobStatus::Failed } else { JobStatus::Queued };
             save(&store, &mut job)?;
             if job.status == JobStatus::Failed {

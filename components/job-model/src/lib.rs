@@ -240,6 +240,16 @@ impl Delivery {
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
     }
+
+    /// How a retryable failure of this attempt reads on the job record. On the last attempt it
+    /// is the job's final reason, written once by whoever fails the job.
+    pub fn failure_reason(&self, reason: &str) -> String {
+        match self.max_attempts {
+            0 | 1 => reason.to_string(),
+            n if self.is_last_attempt() => format!("gave up after {n} attempts: {reason}"),
+            n => format!("attempt {} of {n}: {reason}", self.attempt),
+        }
+    }
 }
 
 /// Published on [`layout::DONE_CHANNEL`] when a job reaches a final state.
@@ -438,7 +448,15 @@ mod tests {
         let d = Delivery { job_id: "x".into(), attempt: 3, max_attempts: 3 };
         assert!(d.is_last_attempt());
         assert_eq!(Delivery::from_json(&d.to_json()).unwrap(), d);
-        assert!(!Delivery { attempt: 1, ..d }.is_last_attempt());
+        assert!(!Delivery { attempt: 1, ..d.clone() }.is_last_attempt());
+    }
+
+    #[test]
+    fn a_failure_reads_as_a_retry_until_the_last_attempt() {
+        let d = Delivery { job_id: "x".into(), attempt: 2, max_attempts: 3 };
+        assert_eq!(d.failure_reason("gone"), "attempt 2 of 3: gone");
+        assert_eq!(Delivery { attempt: 3, ..d.clone() }.failure_reason("gone"), "gave up after 3 attempts: gone");
+        assert_eq!(Delivery { attempt: 1, max_attempts: 1, ..d }.failure_reason("gone"), "gone");
     }
 
     #[test]

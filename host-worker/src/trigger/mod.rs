@@ -327,7 +327,7 @@ impl RedisTrigger {
                 if !job.status.is_final() {
                     job.status = JobStatus::Queued;
                     if job.error.is_none() || reason.contains("crashed") {
-                        job.error = Some(format!("attempt {} of {}: {reason}", delivery.attempt, delivery.max_attempts));
+                        job.error = Some(delivery.failure_reason(&reason));
                     }
                     self.jobs.save(&mut job).await?;
                 }
@@ -372,9 +372,13 @@ impl RedisTrigger {
             (None, None) => "unknown error".into(),
         };
         if job.status != JobStatus::Done {
+            // A converter that failed its last attempt already wrote the final reason, and a
+            // reader may have seen it: it stays as written.
+            if job.status != JobStatus::Failed || job.error.is_none() {
+                job.error = Some(format!("gave up after {} attempts: {reason}", self.config.max_attempts));
+            }
             job.status = JobStatus::Failed;
             job.attempts = job.attempts.min(self.config.max_attempts);
-            job.error = Some(format!("gave up after {} attempts: {reason}", self.config.max_attempts));
             if self.jobs.finish(job).await? {
                 self.publish_completion(job).await;
                 self.notifier.job_finished(job.clone());
