@@ -143,9 +143,9 @@ pub struct Decoder {
     out_channels: u8,
     stream_index: c_int,
     state: State,
-    /// Converted samples not yet returned; `pending[pending_pos..]` is still to be handed out.
+    /// Converted samples not yet returned. `read_f32` hands out its front as it is (no copy
+    /// of the block) and keeps the rest, less than one decoded frame, in a new buffer.
     pending: Vec<f32>,
-    pending_pos: usize,
     /// Output frames (at the output rate) of the source before the next converted one;
     /// `None` after a seek until the first decoded frame tells where it is.
     position: Option<u64>,
@@ -354,7 +354,6 @@ impl Decoder {
             stream_index: index,
             state: State::Demuxing,
             pending: Vec::new(),
-            pending_pos: 0,
             position: Some(0),
             trim_start: to_frames(start),
             trim_end: request.end_secs.map(to_frames),
@@ -412,7 +411,6 @@ impl Decoder {
         (self.trim_start, self.trim_end) = (to_frames(start), end_secs.map(to_frames));
         self.state = State::Demuxing;
         self.pending.clear();
-        self.pending_pos = 0;
         self.kept = 0;
         self.decoded_secs = 0.0;
         self.decode_errors_in_row = 0;
@@ -450,29 +448,22 @@ impl Decoder {
         }
         let channels = usize::from(self.out_channels);
         let wanted = max_frames.max(1).saturating_mul(channels);
-        while self.pending.len() - self.pending_pos < wanted && self.state != State::Finished {
+        while self.pending.len() < wanted && self.state != State::Finished {
             if let Err(e) = self.step() {
                 self.state = State::Failed(e.clone());
                 self.pending = Vec::new();
-                self.pending_pos = 0;
                 return Err(e);
             }
         }
-        let available = self.pending.len() - self.pending_pos;
-        let n = available.min(wanted);
+        let n = self.pending.len().min(wanted);
+        // Room for the next block, so that decoding into it does not grow it step by step.
+        let mut rest = Vec::with_capacity(self.pending.len());
+        rest.extend_from_slice(&self.pending[n..]);
+        self.pending.truncate(n);
+        let mut out = std::mem::replace(&mut self.pending, rest);
         let gain = self.gain;
-        let out: Vec<f32> = if gain == 1.0 {
-            self.pending[self.pending_pos..self.pending_pos + n].to_vec()
-        } else {
-            self.pending[self.pending_pos..self.pending_pos + n].iter().map(|s| s * gain).collect()
-        };
-        self.pending_pos += n;
-        if self.pending_pos == self.pending.len() {
-            self.pending.clear();
-            self.pending_pos = 0;
-        } else if self.pending_pos >= 1 << 16 {
-            self.pending.drain(..self.pending_pos);
-            self.pending_pos = 0;
+        if gain != 1.0 {
+            out.iter_mut().for_each(|s| *s *= gain);
         }
         Ok(out)
     }
