@@ -191,6 +191,11 @@ async fn a_poison_job_is_dead_lettered_after_three_attempts_and_the_next_job_run
     assert_eq!(job["attempts"], 3);
     let reason = job["error"].as_str().unwrap();
     assert!(reason.contains("gave up after 3 attempts") && reason.contains("missing"), "{reason}");
+    // The worker dead-letters the entry after the failure is visible on the record.
+    wait_until("the entry is dead-lettered", Duration::from_secs(10), async || {
+        redis.clone().xlen::<_, u64>(layout::DEAD_LETTER_STREAM).await.unwrap() > 0
+    })
+    .await;
     let dead: Vec<(String, Vec<(String, String)>)> = redis.xrange_all::<_, redis::streams::StreamRangeReply>(layout::DEAD_LETTER_STREAM)
         .await
         .unwrap()
