@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use super::sandbox::{SegmentSandbox, StartError};
 use super::segmented::{SegmentJob, SegmentOutput, SegmentSpec};
-use crate::demux::host::DecoderHandle;
-use crate::demux::{OutputRequest as NativeRequest, to_s16};
+use crate::demux::host::{DecoderHandle, block_frames};
+use crate::demux::OutputRequest as NativeRequest;
 
 /// What a lane keeps between two segments of one output.
 struct Kept {
@@ -69,7 +69,7 @@ impl Lane {
         // The encoded segment is kept here, not in the plugin's memory (see `segments.wit`).
         let mut blob = Vec::new();
         loop {
-            let pcm = decoder.read(rate, to_s16).await?;
+            let pcm = decoder.read::<i16>(block_frames(rate)).await?;
             if pcm.is_empty() {
                 break;
             }

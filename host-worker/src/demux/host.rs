@@ -5,12 +5,14 @@
 //! key-value backend and decodes ahead into a small bounded queue (a few seconds of PCM), so
 //! native decoding overlaps the plugin's encoding while memory stays flat. With loudness
 //! normalization, that thread first runs the measuring pass ([`super::loudness`]), then decodes
-//! again with the chosen gain. Blocks travel as float and become s16 (`read`) or 24-bit
-//! (`read-wide`) samples only when handed to the converter. A segment lane's decoder is
+//! again with the chosen gain. The thread also converts each block to the samples its reader
+//! last asked for (s16 for `read`, 24-bit for `read-wide`) while the block is still in its
+//! core's cache; until the first read, blocks travel as float. A segment lane's decoder is
 //! restartable: once its stretch is decoded, its thread waits to decode another stretch of
 //! the same stream ([`DecoderHandle::restart`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
@@ -45,7 +47,72 @@ impl ChunkSource for StoredChunks {
     }
 }
 
-type Block = Result<Vec<f32>, String>;
+/// A decoded block, in the sample type the reader asked for when it was made.
+pub(crate) enum Pcm {
+    Float(Vec<f32>),
+    S16(Vec<i16>),
+    S24(Vec<i32>),
+}
+
+impl Pcm {
+    fn len(&self) -> usize {
+        match self {
+            Pcm::Float(v) => v.len(),
+            Pcm::S16(v) => v.len(),
+            Pcm::S24(v) => v.len(),
+        }
+    }
+}
+
+/// A sample type a reader takes: which blocks the decoding thread should make, and how a
+/// block made before the reader asked (float) becomes it.
+pub(crate) trait Sample: Copy + Sized {
+    const KIND: u8;
+    fn from_float(sample: f32) -> Self;
+    fn from_pcm(pcm: Pcm) -> Vec<Self>;
+    fn into_pcm(samples: Vec<Self>) -> Pcm;
+}
+
+/// No reader yet: the thread makes float blocks.
+const KIND_FLOAT: u8 = 0;
+
+impl Sample for i16 {
+    const KIND: u8 = 1;
+    fn from_float(sample: f32) -> i16 {
+        to_s16(sample)
+    }
+    fn from_pcm(pcm: Pcm) -> Vec<i16> {
+        match pcm {
+            Pcm::S16(v) => v,
+            Pcm::Float(v) => v.into_iter().map(to_s16).collect(),
+            // A reader that switched from `read-wide` (the converter never does): the block's
+            // top 16 bits.
+            Pcm::S24(v) => v.into_iter().map(|s| (s >> 8) as i16).collect(),
+        }
+    }
+    fn into_pcm(samples: Vec<i16>) -> Pcm {
+        Pcm::S16(samples)
+    }
+}
+
+impl Sample for i32 {
+    const KIND: u8 = 2;
+    fn from_float(sample: f32) -> i32 {
+        to_s24(sample)
+    }
+    fn from_pcm(pcm: Pcm) -> Vec<i32> {
+        match pcm {
+            Pcm::S24(v) => v,
+            Pcm::Float(v) => v.into_iter().map(to_s24).collect(),
+            Pcm::S16(v) => v.into_iter().map(|s| i32::from(s) << 8).collect(),
+        }
+    }
+    fn into_pcm(samples: Vec<i32>) -> Pcm {
+        Pcm::S24(samples)
+    }
+}
+
+type Block = Result<Pcm, String>;
 
 /// The converter's handle to an open decoder.
 pub struct DecoderHandle {
@@ -53,7 +120,9 @@ pub struct DecoderHandle {
     format: AudioFormat,
     loudness: Option<Loudness>,
     blocks: mpsc::Receiver<Block>,
-    pending: Vec<f32>,
+    /// The sample type the decoding thread makes blocks in (`Sample::KIND`).
+    kind: Arc<AtomicU8>,
+    pending: Pcm,
     offset: usize,
     ended: bool,
     /// To a restartable decoder's thread, which waits for them once a stretch is decoded.
@@ -68,13 +137,23 @@ struct Restart {
     restarted: oneshot::Sender<Result<bool, String>>,
 }
 
-/// Decodes into `blocks` until the stretch ends or the reader goes away.
-fn decode_into(decoder: &mut Decoder, blocks: &mpsc::Sender<Block>) {
-    // Half a second per block: small enough to start encoding early.
-    let block_frames = (decoder.output_format().0 as usize / 2).max(1024);
+/// Frames of one decoded block at `rate`: half a second, small enough to start encoding
+/// early. A reader that asks for this many gets each block as it was made, without a copy.
+pub(crate) fn block_frames(rate: u32) -> u32 {
+    (rate / 2).max(1024)
+}
+
+/// Decodes into `blocks` until the stretch ends or the reader goes away, in the sample type
+/// `kind` holds when each block is made.
+fn decode_into(decoder: &mut Decoder, blocks: &mpsc::Sender<Block>, kind: &AtomicU8) {
+    let block_frames = block_frames(decoder.output_format().0) as usize;
     loop {
-        let block = decoder.read_f32(block_frames);
-        let last = !matches!(&block, Ok(pcm) if !pcm.is_empty());
+        let block = decoder.read_f32(block_frames).map(|pcm| match kind.load(Ordering::Relaxed) {
+            <i16 as Sample>::KIND => i16::into_pcm(pcm.into_iter().map(i16::from_float).collect()),
+            <i32 as Sample>::KIND => i32::into_pcm(pcm.into_iter().map(i32::from_float).collect()),
+            _ => Pcm::Float(pcm),
+        });
+        let last = !matches!(&block, Ok(pcm) if pcm.len() > 0);
         if blocks.blocking_send(block).is_err() || last {
             return;
         }
@@ -150,7 +229,7 @@ impl DecoderHandle {
         let (restarted_tx, restarted_rx) = oneshot::channel();
         // The old queue goes first: a thread still decoding into it stops there.
         self.blocks = block_rx;
-        (self.pending, self.offset, self.ended) = (Vec::new(), 0, false);
+        (self.pending, self.offset, self.ended) = (Pcm::Float(Vec::new()), 0, false);
         if restarts.send(Restart { start_secs, end_secs, blocks: block_tx, restarted: restarted_tx }).is_err() {
             return Ok(false);
         }
@@ -168,6 +247,8 @@ impl DecoderHandle {
         let audio_only = restarts.is_some();
         let (opened_tx, opened_rx) = oneshot::channel();
         let (block_tx, block_rx) = mpsc::channel::<Block>(READ_AHEAD_BLOCKS);
+        let kind = Arc::new(AtomicU8::new(KIND_FLOAT));
+        let thread_kind = kind.clone();
         std::thread::Builder::new()
             .name("decoder".into())
             .spawn(move || {
@@ -197,7 +278,7 @@ impl DecoderHandle {
                 if opened_tx.send(Ok(opened)).is_err() {
                     return;
                 }
-                decode_into(&mut decoder, &block_tx);
+                decode_into(&mut decoder, &block_tx, &thread_kind);
                 drop(block_tx);
                 let Some(mut restarts) = restarts else { return };
                 while let Some(restart) = restarts.blocking_recv() {
@@ -206,28 +287,40 @@ impl DecoderHandle {
                     if restart.restarted.send(restarted).is_err() || !go_on {
                         return;
                     }
-                    decode_into(&mut decoder, &restart.blocks);
+                    decode_into(&mut decoder, &restart.blocks, &thread_kind);
                 }
             })
             .map_err(|e| format!("could not start a decoder thread: {e}"))?;
         let (info, format, loudness) = opened_rx.await.map_err(|_| "the decoder stopped unexpectedly".to_string())??;
-        Ok(DecoderHandle { info, format, loudness, blocks: block_rx, pending: Vec::new(), offset: 0, ended: false, restarts: None })
+        Ok(DecoderHandle {
+            info,
+            format,
+            loudness,
+            blocks: block_rx,
+            kind,
+            pending: Pcm::Float(Vec::new()),
+            offset: 0,
+            ended: false,
+            restarts: None,
+        })
     }
 
-    /// Up to `max_frames` frames from the read-ahead queue, each sample converted by
-    /// `convert`; empty at the end.
-    pub(crate) async fn read<T>(&mut self, max_frames: u32, convert: impl Fn(f32) -> T) -> Result<Vec<T>, String> {
+    /// Up to `max_frames` frames from the read-ahead queue as `T` samples; empty at the end.
+    /// From the next block on, the decoding thread makes them in `T` itself.
+    pub(crate) async fn read<T: Sample>(&mut self, max_frames: u32) -> Result<Vec<T>, String> {
+        self.kind.store(T::KIND, Ordering::Relaxed);
         let channels = usize::from(self.format.channels.max(1));
         let want = (max_frames as usize).max(1) * channels;
-        let mut out = Vec::with_capacity(want.min(1 << 20));
+        let mut pending = T::from_pcm(std::mem::replace(&mut self.pending, Pcm::Float(Vec::new())));
+        let mut out = Vec::new();
         while out.len() < want {
-            if self.offset == self.pending.len() {
+            if self.offset == pending.len() {
                 if self.ended {
                     break;
                 }
                 match self.blocks.recv().await {
-                    Some(Ok(block)) if !block.is_empty() => {
-                        self.pending = block;
+                    Some(Ok(block)) if block.len() > 0 => {
+                        pending = T::from_pcm(block);
                         self.offset = 0;
                     }
                     Some(Err(reason)) => {
@@ -240,10 +333,19 @@ impl DecoderHandle {
                     }
                 }
             }
-            let take = (want - out.len()).min(self.pending.len() - self.offset);
-            out.extend(self.pending[self.offset..self.offset + take].iter().map(|&s| convert(s)));
+            if out.is_empty() && self.offset == 0 && pending.len() == want {
+                // Exactly one whole block is asked for: it goes out as it came.
+                out = std::mem::take(&mut pending);
+                break;
+            }
+            let take = (want - out.len()).min(pending.len() - self.offset);
+            if out.capacity() == 0 {
+                out.reserve_exact(want.min(1 << 20));
+            }
+            out.extend_from_slice(&pending[self.offset..self.offset + take]);
             self.offset += take;
         }
+        self.pending = T::into_pcm(pending);
         Ok(out)
     }
 }
@@ -355,11 +457,11 @@ impl demux::HostDecoder for ComponentState {
     }
 
     async fn read(&mut self, this: Resource<DecoderHandle>, max_frames: u32) -> wasmtime::Result<Result<Vec<i16>, String>> {
-        Ok(self.table.get_mut(&this)?.read(max_frames, to_s16).await)
+        Ok(self.table.get_mut(&this)?.read::<i16>(max_frames).await)
     }
 
     async fn read_wide(&mut self, this: Resource<DecoderHandle>, max_frames: u32) -> wasmtime::Result<Result<Vec<i32>, String>> {
-        Ok(self.table.get_mut(&this)?.read(max_frames, to_s24).await)
+        Ok(self.table.get_mut(&this)?.read::<i32>(max_frames).await)
     }
 
     async fn drop(&mut self, this: Resource<DecoderHandle>) -> wasmtime::Result<()> {
