@@ -469,3 +469,63 @@ impl demux::HostDecoder for ComponentState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demux::tests::{ffmpeg, tmp};
+
+    /// The whole file as one chunk.
+    struct OneChunk(Vec<u8>);
+
+    impl ChunkSource for OneChunk {
+        fn read_range(&self, _index: u32, offset: u64, len: usize) -> Result<ValueRange> {
+            Ok(ValueRange::of(&self.0, offset, len))
+        }
+    }
+
+    async fn open(wav: &[u8]) -> DecoderHandle {
+        let layout = SourceLayout { size: wav.len() as u64, chunks: 1, chunk_size: wav.len() as u32 };
+        DecoderHandle::open(Arc::new(OneChunk(wav.to_vec())), layout, NativeRequest::default(), None).await.unwrap()
+    }
+
+    async fn read_all<T: Sample>(handle: &mut DecoderHandle, max_frames: u32) -> Vec<T> {
+        let mut all = Vec::new();
+        loop {
+            let block = handle.read::<T>(max_frames).await.unwrap();
+            if block.is_empty() {
+                return all;
+            }
+            assert!(block.len() <= max_frames as usize * 2);
+            all.extend(block);
+        }
+    }
+
+    #[tokio::test]
+    async fn blocks_come_in_the_readers_sample_type_with_the_same_samples() {
+        let dir = tmp();
+        let wav = ffmpeg(dir.path(), "tone.wav", &["-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-ac", "2", "-ar", "44100"]);
+        let float = {
+            let layout = SourceLayout { size: wav.len() as u64, chunks: 1, chunk_size: wav.len() as u32 };
+            let mut decoder = Decoder::open(Arc::new(OneChunk(wav.clone())), layout, NativeRequest::default()).unwrap();
+            decoder.read_f32(usize::MAX / 4).unwrap()
+        };
+        assert_eq!(float.len(), 3 * 44100 * 2);
+        let s16: Vec<i16> = float.iter().map(|&s| to_s16(s)).collect();
+        let s24: Vec<i32> = float.iter().map(|&s| to_s24(s)).collect();
+        // Whole blocks (handed over as made), then pieces across block boundaries.
+        assert_eq!(read_all::<i16>(&mut open(&wav).await, block_frames(44100)).await, s16);
+        assert_eq!(read_all::<i16>(&mut open(&wav).await, 1000).await, s16);
+        assert_eq!(read_all::<i32>(&mut open(&wav).await, 7001).await, s24);
+        // A reader that switches loses no sample; blocks made for the earlier type keep its
+        // precision.
+        let mut handle = open(&wav).await;
+        let first = handle.read::<i16>(1000).await.unwrap();
+        assert_eq!(first, s16[..2000]);
+        let rest = read_all::<i32>(&mut handle, 4096).await;
+        assert_eq!(rest.len(), s24.len() - 2000);
+        for (i, (&got, &exact)) in rest.iter().zip(&s24[2000..]).enumerate() {
+            assert!(got == exact || got == i32::from(s16[2000 + i]) << 8, "sample {i}: {got} vs {exact}");
+        }
+    }
+}
