@@ -62,13 +62,21 @@ impl Pcm {
             Pcm::S24(v) => v.len(),
         }
     }
+
+    /// This block in the sample type `kind` names (`Sample::KIND`); float stays float.
+    fn into_kind(self, kind: u8) -> Pcm {
+        match kind {
+            <i16 as Sample>::KIND => i16::into_pcm(i16::from_pcm(self)),
+            <i32 as Sample>::KIND => i32::into_pcm(i32::from_pcm(self)),
+            _ => self,
+        }
+    }
 }
 
 /// A sample type a reader takes: which blocks the decoding thread should make, and how a
 /// block made before the reader asked (float) becomes it.
-pub(crate) trait Sample: Copy + Sized {
+pub(crate) trait Sample: Copy {
     const KIND: u8;
-    fn from_float(sample: f32) -> Self;
     fn from_pcm(pcm: Pcm) -> Vec<Self>;
     fn into_pcm(samples: Vec<Self>) -> Pcm;
 }
@@ -78,9 +86,6 @@ const KIND_FLOAT: u8 = 0;
 
 impl Sample for i16 {
     const KIND: u8 = 1;
-    fn from_float(sample: f32) -> i16 {
-        to_s16(sample)
-    }
     fn from_pcm(pcm: Pcm) -> Vec<i16> {
         match pcm {
             Pcm::S16(v) => v,
@@ -97,9 +102,6 @@ impl Sample for i16 {
 
 impl Sample for i32 {
     const KIND: u8 = 2;
-    fn from_float(sample: f32) -> i32 {
-        to_s24(sample)
-    }
     fn from_pcm(pcm: Pcm) -> Vec<i32> {
         match pcm {
             Pcm::S24(v) => v,
@@ -148,11 +150,7 @@ pub(crate) fn block_frames(rate: u32) -> u32 {
 fn decode_into(decoder: &mut Decoder, blocks: &mpsc::Sender<Block>, kind: &AtomicU8) {
     let block_frames = block_frames(decoder.output_format().0) as usize;
     loop {
-        let block = decoder.read_f32(block_frames).map(|pcm| match kind.load(Ordering::Relaxed) {
-            <i16 as Sample>::KIND => i16::into_pcm(pcm.into_iter().map(i16::from_float).collect()),
-            <i32 as Sample>::KIND => i32::into_pcm(pcm.into_iter().map(i32::from_float).collect()),
-            _ => Pcm::Float(pcm),
-        });
+        let block = decoder.read_f32(block_frames).map(|pcm| Pcm::Float(pcm).into_kind(kind.load(Ordering::Relaxed)));
         let last = !matches!(&block, Ok(pcm) if pcm.len() > 0);
         if blocks.blocking_send(block).is_err() || last {
             return;
