@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
   libswscale-dev      # the cover picture: a video frame scaled for the JPEG encoder
   ffmpeg              # test fixtures and the benchmark's reference
+  wrk                 # the benchmark's request rates (`make bench`)
   lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
   cmake               # libopus's build (opusic-sys), for the Opus codec plugin
   g++                 # fdk-aac (C++) of the m4a plugin, built natively for its unit tests

@@ -9,7 +9,7 @@
 //! Then, each with its goal (issue 13): the CPU-seconds per minute of audio of both and their
 //! ratio; the mp3 plugin's own CPU against native LAME's (the 5-minute input's audio as WAV,
 //! `mp3edge convert --segment-threads 1` against `ffmpeg -threads 1`, minimum of the runs); the peak RSS of one whole `mp3edge up` (edge and worker in one process) converting the
-//! longest input; and, when `wrk` is installed (`apt-get install wrk`), the edge's request rate
+//! longest input; and, under `wrk` (`scripts/setup.sh` installs it), the edge's request rate
 //! for a static asset (`GET /` of the web component) and for `POST /validate`
 //! (`wrk -t2 -c8 -d10s`, median of three).
 //! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only] [--up-only]`
@@ -214,7 +214,7 @@ fn wrk_rate(url: &str, script: Option<&Path>) -> Option<f64> {
 /// The edge's request rates: a static asset and `POST /validate`.
 async fn run_request_rates() {
     if Command::new("wrk").arg("--version").output().is_err() {
-        println!("request rates: skipped, `wrk` is not installed (apt-get install wrk)");
+        println!("request rates: skipped, `wrk` is not installed (`make setup` installs it)");
         return;
     }
     let p = Platform::start_with(PlatformOptions { no_worker: true, ..Default::default() }).unwrap();
