@@ -14,7 +14,6 @@ APT_PACKAGES=(
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev   # native demux/decode (FFmpeg 5.1)
   libswscale-dev      # the cover picture: a video frame scaled for the JPEG encoder
   ffmpeg              # test fixtures and the benchmark's reference
-  wrk                 # the benchmark's request rates (`make bench`)
   lld wasi-libc libclang-rt-14-dev-wasm32 llvm-14   # LAME (C) compiled to wasm32-wasip2
   cmake               # libopus's build (opusic-sys), for the Opus codec plugin
   g++                 # fdk-aac (C++) of the m4a plugin, built natively for its unit tests
@@ -39,6 +38,8 @@ if [ -d "${SPIN_CONFORMANCE_DIR:-$(dirname "$0")/../../shared/spin-conformance}"
   installed mosquitto || missing+=(mosquitto)
   installed postgresql || missing+=(postgresql)
 fi
+# The benchmark's request rates (`make bench`); the worker image has no use for it.
+installed wrk || missing+=(wrk)
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""
