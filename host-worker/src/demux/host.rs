@@ -471,20 +471,11 @@ impl demux::HostDecoder for ComponentState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demux::tests::{ffmpeg, tmp};
-
-    /// The whole file as one chunk.
-    struct OneChunk(Vec<u8>);
-
-    impl ChunkSource for OneChunk {
-        fn read_range(&self, _index: u32, offset: u64, len: usize) -> Result<ValueRange> {
-            Ok(ValueRange::of(&self.0, offset, len))
-        }
-    }
+    use crate::demux::tests::{ffmpeg, source, tmp};
 
     async fn open(wav: &[u8]) -> DecoderHandle {
-        let layout = SourceLayout { size: wav.len() as u64, chunks: 1, chunk_size: wav.len() as u32 };
-        DecoderHandle::open(Arc::new(OneChunk(wav.to_vec())), layout, NativeRequest::default(), None).await.unwrap()
+        let (chunks, layout) = source(wav.to_vec());
+        DecoderHandle::open(chunks, layout, NativeRequest::default(), None).await.unwrap()
     }
 
     async fn read_all<T: Sample>(handle: &mut DecoderHandle, max_frames: u32) -> Vec<T> {
@@ -504,8 +495,8 @@ mod tests {
         let dir = tmp();
         let wav = ffmpeg(dir.path(), "tone.wav", &["-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-ac", "2", "-ar", "44100"]);
         let float = {
-            let layout = SourceLayout { size: wav.len() as u64, chunks: 1, chunk_size: wav.len() as u32 };
-            let mut decoder = Decoder::open(Arc::new(OneChunk(wav.clone())), layout, NativeRequest::default()).unwrap();
+            let (chunks, layout) = source(wav.clone());
+            let mut decoder = Decoder::open(chunks, layout, NativeRequest::default()).unwrap();
             decoder.read_f32(usize::MAX / 4).unwrap()
         };
         assert_eq!(float.len(), 3 * 44100 * 2);

@@ -3,25 +3,9 @@
 //! pass, 24-bit sources, and the cover frame (black intros skipped, JPEG out).
 
 use std::process::Command;
-use std::sync::Arc;
 
-use super::tests::{ffmpeg, tmp};
+use super::tests::{ffmpeg, source, tmp};
 use super::*;
-
-struct Mem(Vec<u8>);
-
-impl ChunkSource for Mem {
-    fn read_range(&self, index: u32, offset: u64, len: usize) -> anyhow::Result<ValueRange> {
-        let start = index as usize * 4096;
-        anyhow::ensure!(start < self.0.len(), "chunk {index} out of range");
-        Ok(ValueRange::of(&self.0[start..(start + 4096).min(self.0.len())], offset, len))
-    }
-}
-
-fn source(data: Vec<u8>) -> (Arc<dyn ChunkSource>, SourceLayout) {
-    let layout = SourceLayout { size: data.len() as u64, chunks: data.len().div_ceil(4096) as u32, chunk_size: 4096 };
-    (Arc::new(Mem(data)), layout)
-}
 
 /// Everything `decoder` has left to give.
 fn read_all(decoder: &mut Decoder) -> Result<Vec<f32>, String> {

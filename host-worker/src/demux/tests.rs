@@ -34,6 +34,12 @@ fn layout_for(len: usize, chunk_size: usize) -> SourceLayout {
     }
 }
 
+/// `data` as a stored source of 4 KiB chunks, for tests elsewhere in the demuxer.
+pub(super) fn source(data: Vec<u8>) -> (Arc<dyn ChunkSource>, SourceLayout) {
+    let layout = layout_for(data.len(), CHUNK);
+    (Arc::new(MemSource { data, chunk_size: CHUNK, reads: AtomicU64::new(0) }), layout)
+}
+
 struct Decoded {
     info: MediaInfo,
     format: (u32, u8),
