@@ -57,9 +57,10 @@ pub fn segment_plan_key(job_id: &str) -> String {
     format!("mp3edge:segments:{job_id}")
 }
 
-/// Key of encoded segment `index` of a job, until the job's joiner takes it.
-pub fn segment_key(job_id: &str, index: u32) -> String {
-    format!("job:{job_id}:seg:{index:06}")
+/// Key of piece `piece` of encoded segment `index` of a job, until the job's joiner takes it.
+/// A segment is stored in pieces (see the worker's `codecs::segment_queue`), from piece 0 up.
+pub fn segment_piece_key(job_id: &str, index: u32, piece: u32) -> String {
+    format!("job:{job_id}:seg:{index:06}:{piece:04}")
 }
 
 /// A job id is 32 lowercase hex digits (128 random bits). Anything else is rejected before it

@@ -9,7 +9,8 @@
 //! - the job's owner (the worker running its converter) records the plan in the job's segment
 //!   hash (`count`), then adds one entry per segment it does not already have;
 //! - a worker takes an entry (or reclaims one idle past the visibility timeout: its worker
-//!   died), encodes the segment, stores it under `job:{id}:seg:{index}`, records the outcome
+//!   died), encodes the segment, stores it in pieces under `job:{id}:seg:{index}:{piece}`
+//!   ([`PIECE_BYTES`] each), records the outcome
 //!   in the hash only while the plan still exists (a Lua script), and acknowledges; a segment
 //!   whose plan is gone (the job ended, failed or was cancelled) is deleted again. Encoding is
 //!   deterministic, so a segment encoded twice is the same bytes;
@@ -45,6 +46,13 @@ if redis.call('HEXISTS', KEYS[1], 'count') == 1 then
 end
 return 0
 "#;
+
+/// An encoded segment is stored in pieces of this size, each under its own key. A Redis
+/// connection's buffers grow to the largest command or reply they carried and keep that size:
+/// stored whole, the two-minute segments of an hour's conversion (about 3 MB each) raised the
+/// worker's peak from 91 to 101 MiB. Each piece also stays within the 1 MB that Spin documents
+/// as a portable key-value size.
+const PIECE_BYTES: usize = 256 << 10;
 
 /// One segment to encode, as a stream entry carries it. Segments after the first carry no tags
 /// or cover (only the first segment writes the file's header), so entries stay small.
@@ -139,10 +147,12 @@ impl SegmentTask {
 /// How a segment ended, as the plan hash records it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Stored; the PCM frames its encoder received and whether the source ended inside it.
+    /// Stored (`bytes` long); the PCM frames its encoder received and whether the source
+    /// ended inside it.
     Encoded {
         received: u64,
         ended_early: bool,
+        bytes: u64,
     },
     Failed(String),
 }
@@ -150,7 +160,7 @@ pub enum Outcome {
 impl Outcome {
     fn to_field(&self) -> String {
         match self {
-            Outcome::Encoded { received, ended_early } => format!("ok {received} {}", u8::from(*ended_early)),
+            Outcome::Encoded { received, ended_early, bytes } => format!("ok {received} {} {bytes}", u8::from(*ended_early)),
             Outcome::Failed(reason) => format!("error: {reason}"),
         }
     }
@@ -160,8 +170,8 @@ impl Outcome {
             return Outcome::Failed(reason.to_string());
         }
         let mut parts = field.split(' ').skip(1);
-        match (parts.next().and_then(|r| r.parse().ok()), parts.next()) {
-            (Some(received), Some(ended)) => Outcome::Encoded { received, ended_early: ended == "1" },
+        match (parts.next().and_then(|r| r.parse().ok()), parts.next(), parts.next().and_then(|b| b.parse().ok())) {
+            (Some(received), Some(ended), Some(bytes)) => Outcome::Encoded { received, ended_early: ended == "1", bytes },
             _ => Outcome::Failed(format!("unreadable segment outcome {field:?}")),
         }
     }
@@ -218,16 +228,23 @@ impl SegmentQueue {
         Ok(field.as_deref().map(Outcome::from_field))
     }
 
-    /// Takes stored segment `index` out of the store; its outcome goes first, so a later
-    /// attempt of the job (this one may die before it is joined) encodes it again.
-    pub async fn take(&self, job_id: &str, index: u32) -> Result<Vec<u8>> {
-        let key = layout::segment_key(job_id, index);
-        let blob = self.store.get(&key).await?.with_context(|| format!("segment {index} is missing from the store"))?;
+    /// Takes stored segment `index` (`bytes` long, as its outcome says) out of the store; its
+    /// outcome goes first, so a later attempt of the job (this one may die before it is
+    /// joined) encodes it again.
+    pub async fn take(&self, job_id: &str, index: u32, bytes: u64) -> Result<Vec<u8>> {
+        let mut blob = Vec::new();
+        blob.try_reserve_exact(usize::try_from(bytes)?).with_context(|| format!("segment {index} is {bytes} bytes long, as its outcome says"))?;
+        for piece in 0..pieces_of(bytes) {
+            let key = layout::segment_piece_key(job_id, index, piece);
+            let stored = self.store.get(&key).await?.with_context(|| format!("piece {piece} of segment {index} is missing from the store"))?;
+            blob.extend_from_slice(&stored);
+        }
+        anyhow::ensure!(blob.len() as u64 == bytes, "segment {index} is {} bytes in the store, not {bytes}", blob.len());
         // Once read, the segment is this attempt's: a failure to tidy up is left to the
         // clean-up at the end ([`forget`] goes by the planned count).
         let tidied: Result<()> = async {
             let _: () = self.redis.clone().hdel(layout::segment_plan_key(job_id), index).await?;
-            self.store.delete(&key).await
+            delete_pieces(self.store.as_ref(), job_id, index, pieces_of(bytes)).await
         }
         .await;
         if let Err(e) = tidied {
@@ -339,16 +356,17 @@ impl SegmentQueue {
         let started = std::time::Instant::now();
         let outcome = match lane.lane.encode(&job, task.spec()).await {
             Ok(output) => {
-                self.store.set(&layout::segment_key(&task.job_id, task.index), &output.blob).await?;
-                Outcome::Encoded { received: output.received, ended_early: output.ended_early }
+                store_segment(self.store.as_ref(), &task.job_id, task.index, &output.blob).await?;
+                Outcome::Encoded { received: output.received, ended_early: output.ended_early, bytes: output.blob.len() as u64 }
             }
             Err(reason) => Outcome::Failed(reason),
         };
         let recorded: i64 =
             redis::cmd("EVAL").arg(RECORD_SCRIPT).arg(1).arg(&plan).arg(task.index).arg(outcome.to_field()).query_async(&mut redis).await?;
-        if recorded == 0 {
-            // The job ended meanwhile: what was just stored has no reader.
-            self.store.delete(&layout::segment_key(&task.job_id, task.index)).await?;
+        if let (0, Outcome::Encoded { bytes, .. }) = (recorded, &outcome) {
+            // The job ended meanwhile: what was just stored has no reader. Every piece written
+            // is deleted, even where the clean-up deleted the first ones already.
+            delete_pieces(self.store.as_ref(), &task.job_id, task.index, pieces_of(*bytes)).await?;
         }
         tracing::info!(job = %task.job_id, segment = task.index, elapsed_ms = started.elapsed().as_millis() as u64, ok = matches!(outcome, Outcome::Encoded { .. }), "encoded a segment");
         Ok(())
@@ -376,9 +394,46 @@ pub async fn forget(redis: &mut ConnectionManager, store: &dyn KeyValueBackend, 
     let count: Option<u32> = redis.hget(&plan, "count").await?;
     let _: () = redis.del(&plan).await?;
     for index in 0..count.unwrap_or(0) {
-        store.delete(&layout::segment_key(job_id, index)).await?;
+        delete_segment(store, job_id, index).await?;
     }
     Ok(())
+}
+
+/// Stores an encoded segment in pieces, from the first. Every writer of a segment writes the
+/// same bytes (encoding is deterministic), so two that overlap (a reclaimed entry whose first
+/// worker was only slow) leave whole pieces either way.
+async fn store_segment(store: &dyn KeyValueBackend, job_id: &str, index: u32, blob: &[u8]) -> Result<()> {
+    let mut pieces = blob.chunks(PIECE_BYTES).peekable();
+    if pieces.peek().is_none() {
+        return store.set(&layout::segment_piece_key(job_id, index, 0), &[]).await;
+    }
+    for (piece, bytes) in pieces.enumerate() {
+        store.set(&layout::segment_piece_key(job_id, index, piece as u32), bytes).await?;
+    }
+    Ok(())
+}
+
+/// How many pieces a segment of `bytes` is stored in (an empty one too has one).
+fn pieces_of(bytes: u64) -> u32 {
+    bytes.div_ceil(PIECE_BYTES as u64).max(1) as u32
+}
+
+/// Deletes the first `pieces` pieces of a stored segment, last first: what is left of a
+/// segment, by a writer that died or a deletion cut short, is then always its first pieces.
+async fn delete_pieces(store: &dyn KeyValueBackend, job_id: &str, index: u32, pieces: u32) -> Result<()> {
+    for piece in (0..pieces).rev() {
+        store.delete(&layout::segment_piece_key(job_id, index, piece)).await?;
+    }
+    Ok(())
+}
+
+/// Deletes whatever is stored of a segment whose length is not known (its first pieces).
+async fn delete_segment(store: &dyn KeyValueBackend, job_id: &str, index: u32) -> Result<()> {
+    let mut pieces = 0;
+    while store.exists(&layout::segment_piece_key(job_id, index, pieces)).await? {
+        pieces += 1;
+    }
+    delete_pieces(store, job_id, index, pieces).await
 }
 
 #[cfg(test)]
@@ -388,12 +443,61 @@ mod tests {
     #[test]
     fn outcomes_read_back() {
         for outcome in [
-            Outcome::Encoded { received: 1_323_000, ended_early: false },
-            Outcome::Encoded { received: 5, ended_early: true },
+            Outcome::Encoded { received: 1_323_000, ended_early: false, bytes: 2_900_000 },
+            Outcome::Encoded { received: 5, ended_early: true, bytes: 0 },
             Outcome::Failed("codec plugin \"mp3-lame\" failed: unreachable".into()),
         ] {
             assert_eq!(Outcome::from_field(&outcome.to_field()), outcome);
         }
         assert!(matches!(Outcome::from_field("nonsense"), Outcome::Failed(_)));
+        // A record without the stored length cannot be read back whole: not a stored segment.
+        assert!(matches!(Outcome::from_field("ok 1323000 0"), Outcome::Failed(_)));
+    }
+
+    /// Keys of a job's stored segment pieces.
+    async fn pieces(redis: &mut ConnectionManager, job_id: &str) -> Vec<String> {
+        let mut keys: Vec<String> = redis.keys(format!("job:{job_id}:seg:*")).await.unwrap();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test]
+    async fn a_segment_is_stored_in_pieces_taken_whole_and_nothing_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = crate::redis_server::PrivateRedis::start(dir.path(), "segment-test").await.unwrap();
+        let url = format!("redis://{}", server.host());
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut redis = ConnectionManager::new(client.clone()).await.unwrap();
+        let store: Arc<dyn KeyValueBackend> = Arc::new(crate::key_value::redis::RedisKeyValue::connect(&url).await.unwrap());
+        let queue = SegmentQueue::new(client, redis.clone(), store.clone(), "test".into(), Duration::from_secs(60)).await.unwrap();
+        let job = "0123456789abcdef0123456789abcdef";
+        let blob: Vec<u8> = (0..2 * PIECE_BYTES as u32 + 1000).map(|i| (i % 251) as u8).collect();
+
+        store_segment(store.as_ref(), job, 3, &blob).await.unwrap();
+        let stored = pieces(&mut redis, job).await;
+        assert_eq!(stored, [0, 1, 2].map(|p| layout::segment_piece_key(job, 3, p)), "three pieces, none larger than {PIECE_BYTES} bytes");
+        let _: () = redis.hset(layout::segment_plan_key(job), 3, Outcome::Encoded { received: 1, ended_early: false, bytes: blob.len() as u64 }.to_field()).await.unwrap();
+        // A length the store does not hold is an error, not a short segment.
+        let wrong = queue.take(job, 3, blob.len() as u64 + 1).await.unwrap_err();
+        assert!(format!("{wrong:#}").contains("bytes in the store, not"), "{wrong:#}");
+        let absurd = queue.take(job, 3, u64::MAX / 2).await.unwrap_err();
+        assert!(format!("{absurd:#}").contains("as its outcome says"), "{absurd:#}");
+        assert_eq!(queue.take(job, 3, blob.len() as u64).await.unwrap(), blob);
+        assert!(pieces(&mut redis, job).await.is_empty(), "taken: nothing stays");
+        assert_eq!(queue.outcome(job, 3).await.unwrap(), None, "its outcome goes first");
+
+        // An empty segment is one empty piece.
+        store_segment(store.as_ref(), job, 0, &[]).await.unwrap();
+        assert_eq!(queue.take(job, 0, 0).await.unwrap(), Vec::<u8>::new());
+
+        // A writer that died after two pieces, and a whole segment: the clean-up finds both.
+        store_segment(store.as_ref(), job, 1, &blob[..2 * PIECE_BYTES]).await.unwrap();
+        store_segment(store.as_ref(), job, 2, &blob).await.unwrap();
+        let _: () = redis.hset(layout::segment_plan_key(job), "count", 4).await.unwrap();
+        assert_eq!(pieces(&mut redis, job).await.len(), 5);
+        queue.forget(job).await.unwrap();
+        assert!(pieces(&mut redis, job).await.is_empty(), "forgotten: nothing stays");
+        let plans: Vec<String> = redis.keys("mp3edge:segments:*").await.unwrap();
+        assert!(plans.is_empty(), "{plans:?}");
     }
 }

@@ -32,9 +32,16 @@ use crate::demux::host::to_wit_loudness;
 use crate::demux::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout};
 use crate::state::ComponentState;
 
-/// Shortest and longest segment when the policy leaves the length to the input.
+/// Shortest segment when the policy leaves the length to the input.
 const AUTO_MIN_SECS: f64 = 30.0;
-const AUTO_MAX_SECS: f64 = 60.0;
+/// Longest segment then. Every seam is encoded twice (the overlap), so longer segments take
+/// less CPU: two minutes instead of one took 4% less for an hour's conversion through the
+/// shared queue (issue 13). But a lane holds its segment's whole output until it is handed
+/// on. Through the shared queue it goes to the store at once, in pieces; in this process
+/// (`Local`) up to `threads + 1` of them wait for the joiner, and at two minutes the peak of
+/// `mp3edge up` converting an hour rose from 95 to 99 MiB, at the edge of its goal (100).
+const AUTO_MAX_SECS_SHARED: f64 = 120.0;
+const AUTO_MAX_SECS_LOCAL: f64 = 60.0;
 
 /// One segment: its stretch of the output's PCM frames (from the output's first frame).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,10 +157,20 @@ enum Dispatch {
 /// one piece and not the longest segment's output.
 const PART_BYTES: usize = 256 << 10;
 
+/// The joined output of the last segment, handed over a piece at a time: cut as it goes, so
+/// that it is not held twice (whole and in pieces).
+struct Joined {
+    bytes: Vec<u8>,
+    /// Where the next piece starts.
+    at: usize,
+    /// PCM frames covered once the last piece is handed over.
+    frames: u64,
+}
+
 /// The converter's handle to a segmented encode.
 pub struct SegmentedHandle {
-    /// Pieces of the last joined segment not handed over yet.
-    parts: VecDeque<EncodedPart>,
+    /// What of the last joined segment is not handed over yet.
+    joined: Option<Joined>,
     /// PCM frames covered by the parts handed over so far.
     frames_out: u64,
     joiner: SegmentSandbox,
@@ -187,7 +204,7 @@ enum OpenError {
 
 impl SegmentedHandle {
     fn new(joiner: SegmentSandbox, dispatch: Dispatch, loudness: Option<Loudness>) -> SegmentedHandle {
-        SegmentedHandle { parts: VecDeque::new(), frames_out: 0, joiner, dispatch, loudness, failed: None }
+        SegmentedHandle { joined: None, frames_out: 0, joiner, dispatch, loudness, failed: None }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -209,9 +226,10 @@ impl SegmentedHandle {
         if !registry.plugin(&format).is_some_and(|p| p.segments) {
             return Ok(None);
         }
+        let longest = if shared.is_some() { AUTO_MAX_SECS_SHARED } else { AUTO_MAX_SECS_LOCAL };
         let segment_secs = policy
             .segment_secs
-            .unwrap_or_else(|| (total as f64 / f64::from(rate) / (policy.threads * 4) as f64).clamp(AUTO_MIN_SECS, AUTO_MAX_SECS));
+            .unwrap_or_else(|| (total as f64 / f64::from(rate) / (policy.threads * 4) as f64).clamp(AUTO_MIN_SECS, longest));
         if (total as f64) < 1.5 * segment_secs * f64::from(rate) {
             return Ok(None);
         }
@@ -310,8 +328,8 @@ impl SegmentedHandle {
                 let mut silent_since = None;
                 loop {
                     let outcome = match queue.outcome(job_id, this).await {
-                        Ok(Some(Outcome::Encoded { received, ended_early })) => {
-                            queue.take(job_id, this).await.map(|blob| Some(SegmentOutput { blob, received, ended_early }))
+                        Ok(Some(Outcome::Encoded { received, ended_early, bytes })) => {
+                            queue.take(job_id, this, bytes).await.map(|blob| Some(SegmentOutput { blob, received, ended_early }))
                         }
                         Ok(Some(Outcome::Failed(reason))) => return Err(Ok(reason)),
                         Ok(None) => Ok(None),
@@ -353,7 +371,7 @@ impl SegmentedHandle {
         if let Some(reason) = &self.failed {
             return Ok(Err(reason.clone()));
         }
-        if let Some(part) = self.parts.pop_front() {
+        if let Some(part) = self.next_part() {
             return Ok(Ok(Some(part)));
         }
         let (spec, output) = match self.next_segment().await {
@@ -367,7 +385,10 @@ impl SegmentedHandle {
             // A trap of the converter: the attempt fails as transient and the job is retried.
             Err(Err(e)) => return Err(wasmtime::Error::msg(format!("the shared segment queue did not answer: {e:#}"))),
         };
-        let bytes = match self.joiner.add(&output.blob).await {
+        let SegmentOutput { blob, received, ended_early } = output;
+        let joined = self.joiner.add(&blob).await;
+        drop(blob);
+        let bytes = match joined {
             Ok(bytes) => bytes,
             Err(reason) => {
                 self.stop();
@@ -375,26 +396,32 @@ impl SegmentedHandle {
                 return Ok(Err(reason));
             }
         };
-        if output.ended_early {
+        if ended_early {
             // The source is shorter than its header said: this segment was the last.
             self.stop();
         }
-        let frames = if output.ended_early || spec.input_end.is_none() { spec.first_frame + output.received } else { spec.own_end };
-        // Every piece but the last counts the frames handed over before this segment.
-        let pieces = bytes.len().div_ceil(PART_BYTES).max(1);
-        let mut rest = bytes.as_slice();
-        for piece in 1..=pieces {
-            let (this, after) = rest.split_at(rest.len().min(PART_BYTES));
-            let frames = if piece == pieces { frames } else { self.frames_out };
-            self.parts.push_back(EncodedPart { bytes: this.to_vec(), frames });
-            rest = after;
+        let frames = if ended_early || spec.input_end.is_none() { spec.first_frame + received } else { spec.own_end };
+        self.joined = Some(Joined { bytes, at: 0, frames });
+        Ok(Ok(self.next_part()))
+    }
+
+    /// The next piece of the joined segment; every piece but its last counts the frames
+    /// handed over before it. `None` once it is all handed over (an empty one still gives one
+    /// piece, which carries its frames).
+    fn next_part(&mut self) -> Option<EncodedPart> {
+        let joined = self.joined.as_mut()?;
+        let end = joined.bytes.len().min(joined.at + PART_BYTES);
+        let bytes = joined.bytes[joined.at..end].to_vec();
+        joined.at = end;
+        if end == joined.bytes.len() {
+            self.frames_out = joined.frames;
+            self.joined = None;
         }
-        self.frames_out = frames;
-        Ok(Ok(self.parts.pop_front()))
+        Some(EncodedPart { bytes, frames: self.frames_out })
     }
 
     fn is_over(&self) -> bool {
-        if !self.parts.is_empty() {
+        if self.joined.is_some() {
             return false;
         }
         match &self.dispatch {
