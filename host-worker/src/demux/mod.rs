@@ -178,6 +178,27 @@ pub struct Decoder {
 // another thread is sound. The chunk source is `Send + Sync`. (Decoder is not `Sync`.)
 unsafe impl Send for Decoder {}
 
+/// A decoder context for `stream`, opened with `codec` (named `name` in errors).
+fn open_codec(codec: *const ff::AVCodec, stream: *mut ff::AVStream, name: &str) -> Result<CodecContext, String> {
+    let context = CodecContext::alloc(codec)?;
+    // SAFETY: both pointers are live; the stream's parameters are copied into the context,
+    // which is then opened with the decoder it was allocated for.
+    let ret = unsafe {
+        let ret = ff::avcodec_parameters_to_context(context.as_ptr(), (*stream).codecpar);
+        if ret >= 0 {
+            // Lets decoders trim priming/padding samples signalled by the container.
+            (*context.as_ptr()).pkt_timebase = (*stream).time_base;
+            ff::avcodec_open2(context.as_ptr(), codec, ptr::null_mut())
+        } else {
+            ret
+        }
+    };
+    if ret < 0 {
+        return Err(format!("could not start the {name} decoder: {}", av_err(ret)));
+    }
+    Ok(context)
+}
+
 impl Decoder {
     /// Opens and probes; Err is a readable reason for users, e.g. "the file has no audio
     /// stream", "not a media file FFmpeg can read", "the file is truncated or corrupt: ...".
@@ -304,26 +325,7 @@ impl Decoder {
         }
 
         let info = info::media_info(&format, stream, &audio, track, default_track);
-        let codec_ctx = CodecContext::alloc(codec)?;
-        // SAFETY: both pointers are live; the stream's parameters are copied into the context,
-        // which is then opened with the decoder it was allocated for.
-        let ret = unsafe {
-            let ret = ff::avcodec_parameters_to_context(codec_ctx.as_ptr(), (*stream).codecpar);
-            if ret >= 0 {
-                // Lets decoders trim priming/padding samples signalled by the container.
-                (*codec_ctx.as_ptr()).pkt_timebase = (*stream).time_base;
-                ff::avcodec_open2(codec_ctx.as_ptr(), codec, ptr::null_mut())
-            } else {
-                ret
-            }
-        };
-        if ret < 0 {
-            return Err(format!(
-                "could not start the {} decoder: {}",
-                info.codec,
-                av_err(ret)
-            ));
-        }
+        let codec_ctx = open_codec(codec, stream, &info.codec)?;
 
         let out_rate = request.sample_rate.unwrap_or(info.sample_rate);
         let out_channels = request.channels.unwrap_or(info.channels);
@@ -396,7 +398,7 @@ impl Decoder {
     }
 
     /// Starts over on another stretch of the same stream, as a decoder opened with that trim
-    /// would decode it: the decoder is flushed, the demuxer seeks, and the trim is
+    /// would decode it: the decoder is opened anew, the demuxer seeks, and the trim is
     /// `start_secs`..`end_secs`. A segment lane decodes its next segment this way instead of
     /// opening (and indexing) the container again. False when the stretch starts too near the
     /// beginning for a seek, or the file cannot seek: decoding from the very start is what a
@@ -416,8 +418,13 @@ impl Decoder {
         self.decode_errors_in_row = 0;
         self.last_decode_error = None;
         self.resampler = None;
-        // SAFETY: an open decoder; nothing decoded before the seek may come out after it.
-        unsafe { ff::avcodec_flush_buffers(self.codec.as_ptr()) };
+        // A new decoder, not a flushed one: a flush keeps state that outlives the frames it
+        // came from (AAC's noise generator for PNS bands, for one), and a restarted lane must
+        // decode what a fresh decoder decodes, so that a segment encoded twice is the same
+        // bytes whichever lane encoded it.
+        // SAFETY: the open context's decoder and one of the format's streams, both live.
+        let (codec, stream) = unsafe { ((*self.codec.as_ptr()).codec, self.format.streams()[self.stream_index as usize]) };
+        self.codec = open_codec(codec, stream, &self.info.codec)?;
         Ok(self.seek_before(start))
     }
 
