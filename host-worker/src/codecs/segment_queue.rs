@@ -403,12 +403,10 @@ pub async fn forget(redis: &mut ConnectionManager, store: &dyn KeyValueBackend, 
 /// same bytes (encoding is deterministic), so two that overlap (a reclaimed entry whose first
 /// worker was only slow) leave whole pieces either way.
 async fn store_segment(store: &dyn KeyValueBackend, job_id: &str, index: u32, blob: &[u8]) -> Result<()> {
-    let mut pieces = blob.chunks(PIECE_BYTES).peekable();
-    if pieces.peek().is_none() {
-        return store.set(&layout::segment_piece_key(job_id, index, 0), &[]).await;
-    }
-    for (piece, bytes) in pieces.enumerate() {
-        store.set(&layout::segment_piece_key(job_id, index, piece as u32), bytes).await?;
+    for piece in 0..pieces_of(blob.len() as u64) {
+        let start = piece as usize * PIECE_BYTES;
+        let bytes = &blob[start..blob.len().min(start + PIECE_BYTES)];
+        store.set(&layout::segment_piece_key(job_id, index, piece), bytes).await?;
     }
     Ok(())
 }
