@@ -691,11 +691,15 @@ fn trim_start(info: &MediaInfo, start_secs: Option<f64>) -> Result<f64, String> 
 /// Written without `f32::round`: on x86-64's baseline that is a call to libm's `roundf` for
 /// every sample (2.7% of a serial mp3 conversion's CPU, issue 13). Clipped first, the value
 /// truncates exactly to an integer, and its fraction (`x - trunc(x)`, exact below 2^23)
-/// decides the rounding; branch-free, so a block converts in vector instructions.
+/// decides the rounding; branch-free, so a block converts in vector instructions. The
+/// truncation is unchecked: Rust's saturating `as` kept each sample's conversion scalar, with
+/// branches for NaN and the range (1.3% of an hour's conversion, then 2.7 times as fast).
 #[inline]
 pub fn to_s16(sample: f32) -> i16 {
-    let x = (sample * 32768.0).clamp(-32768.0, 32767.0);
-    let whole = x as i32;
+    let x = sample * 32768.0;
+    let x = if x.is_nan() { 0.0 } else { x.clamp(-32768.0, 32767.0) };
+    // SAFETY: `x` is finite and within i16's range, so it truncates to an i32 exactly.
+    let whole = unsafe { x.to_int_unchecked::<i32>() };
     let fraction = x - whole as f32;
     (whole + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)) as i16
 }
@@ -703,8 +707,10 @@ pub fn to_s16(sample: f32) -> i16 {
 /// A float sample as a 24-bit value in an i32 (rounded and clipped like [`to_s16`]).
 #[inline]
 pub fn to_s24(sample: f32) -> i32 {
-    let x = (f64::from(sample) * 8_388_608.0).clamp(-8_388_608.0, 8_388_607.0);
-    let whole = x as i32;
+    let x = f64::from(sample) * 8_388_608.0;
+    let x = if x.is_nan() { 0.0 } else { x.clamp(-8_388_608.0, 8_388_607.0) };
+    // SAFETY: `x` is finite and within 24 bits, so it truncates to an i32 exactly.
+    let whole = unsafe { x.to_int_unchecked::<i32>() };
     let fraction = x - f64::from(whole);
     whole + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)
 }
