@@ -65,7 +65,7 @@ pub struct Joiner {
     /// length comes from its header's bitrate table, 2,881 bytes at most), since the
     /// instance's memory keeps its peak.
     frame_lengths: Vec<u16>,
-    music_crc: u16,
+    music_crc: xing::MusicCrc,
     /// PCM frames of the input, as far as the segments so far reach.
     samples: u64,
 }
@@ -82,7 +82,7 @@ impl Joiner {
             info_offset: 0,
             info_template: Vec::new(),
             frame_lengths: Vec::new(),
-            music_crc: 0,
+            music_crc: xing::MusicCrc::new(),
             samples: 0,
         }
     }
@@ -243,7 +243,7 @@ impl Joiner {
     /// Counts `frames`, whose bytes are `bytes`, into the whole file's figures.
     fn count(&mut self, frames: &[Frame], bytes: &[u8]) {
         self.frame_lengths.extend(frames.iter().map(|f| f.len as u16));
-        self.music_crc = xing::crc16(self.music_crc, bytes);
+        self.music_crc.update(bytes);
     }
 
     /// Ends the output: the last segment's remaining frames and the whole file's info frame.
@@ -259,7 +259,7 @@ impl Joiner {
                 frame_lengths: &self.frame_lengths,
                 samples: self.samples,
                 frame_samples: self.frame_samples,
-                music_crc: self.music_crc,
+                music_crc: self.music_crc.value(),
             };
             Some(HeaderPatch {
                 offset: self.info_offset,

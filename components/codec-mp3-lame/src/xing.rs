@@ -18,19 +18,32 @@ pub struct WholeFile<'a> {
 /// LAME's encoder delay, in PCM frames.
 const ENCODER_DELAY: u64 = 576;
 
-/// CRC-16 (polynomial 0x8005, reflected, initial 0), the one the LAME tag uses.
-pub fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
-    for &b in bytes {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xA001
-            } else {
-                crc >> 1
-            };
-        }
+/// The LAME tag's CRC-16 (polynomial 0x8005, reflected, initial 0: CRC-16/ARC), through
+/// 16 lookup tables (8 KiB, made at compile time). Computed bit by bit, the music CRC of an
+/// hour's joined output (82 MB) took 0.7% of its conversion's CPU (issue 13).
+static CRC16: crc::Crc<u16, crc::Table<16>> = crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_ARC);
+
+/// The CRC-16 of `bytes`.
+pub fn crc16(bytes: &[u8]) -> u16 {
+    CRC16.checksum(bytes)
+}
+
+/// The CRC-16 of the audio frames' bytes, taken as they go out.
+#[derive(Clone)]
+pub struct MusicCrc(crc::Digest<'static, u16, crc::Table<16>>);
+
+impl MusicCrc {
+    pub fn new() -> Self {
+        Self(CRC16.digest())
     }
-    crc
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn value(&self) -> u16 {
+        self.0.clone().finalize()
+    }
 }
 
 /// Writes the whole file's figures into `template` (LAME's info frame for the first segment).
@@ -78,7 +91,7 @@ pub fn rewrite(template: &[u8], whole: &WholeFile) -> Result<Vec<u8>, String> {
         u32::try_from(stream_bytes).unwrap_or(u32::MAX),
     );
     frame[at + 152..at + 154].copy_from_slice(&whole.music_crc.to_be_bytes());
-    let crc = crc16(0, &frame[..at + 154]);
+    let crc = crc16(&frame[..at + 154]);
     frame[at + 154..at + 156].copy_from_slice(&crc.to_be_bytes());
     Ok(frame)
 }
@@ -105,7 +118,7 @@ fn seek_table(frame_lengths: &[u16], audio_bytes: u64) -> [u8; 100] {
 
 #[cfg(test)]
 mod tests {
-    use super::seek_table;
+    use super::{MusicCrc, crc16, seek_table};
 
     /// Entry i is where frame i·frames/100 starts, in 256ths of the audio bytes.
     #[test]
@@ -121,5 +134,18 @@ mod tests {
             }
         }
         assert_eq!(seek_table(&[], 0), [0; 100]);
+    }
+
+    /// CRC-16/ARC's check value, and the music CRC taken in pieces is the CRC of the whole.
+    #[test]
+    fn the_crc_is_lames_taken_whole_or_in_pieces() {
+        assert_eq!(crc16(b"123456789"), 0xBB3D);
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut music = MusicCrc::new();
+        for piece in bytes.chunks(777) {
+            music.update(piece);
+        }
+        assert_eq!(music.value(), crc16(&bytes));
+        assert_eq!(MusicCrc::new().value(), 0);
     }
 }
