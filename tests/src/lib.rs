@@ -47,6 +47,9 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// Starts of `mp3edge up` on fresh ports when the one chosen was taken before it bound it.
+const START_ATTEMPTS: usize = 3;
+
 fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
     let started = Instant::now();
     while started.elapsed() < timeout {
@@ -248,63 +251,80 @@ impl Platform {
         let data_dir = tempfile::tempdir()?;
         let data_dir_path = data_dir.path().to_path_buf();
         let redis = if options.private_redis { None } else { Some(RedisServer::start()?) };
-        let port = free_port();
-        let admin_port = free_port();
-        let log_path = data_dir.path().join("mp3edge.log");
-        let log = std::fs::File::create(&log_path)?;
-        let mut cmd = Command::new(mp3edge_bin());
-        cmd.current_dir(workspace_root())
-            .arg("up")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-            .arg("--data-dir")
-            .arg(data_dir.path().join("state"))
-            .args(&options.args)
-            .args(if options.no_worker { &["--no-worker"][..] } else { &[][..] })
-            .env("MP3EDGE_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        if !options.embedded_defaults {
-            cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
-                .env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
-        }
-        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
-        for (name, value) in &options.variables {
-            cmd.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
-        }
-        if let Some(redis) = &redis {
-            cmd.env("SPIN_VARIABLE_REDIS_HOST", redis.host());
-            if options.key_value_on_redis {
-                let rc = data_dir.path().join("runtime-config.toml");
-                std::fs::write(
-                    &rc,
-                    format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()),
-                )?;
-                cmd.arg("--runtime-config-file").arg(rc);
+        for attempt in 0..START_ATTEMPTS {
+            let port = free_port();
+            let admin_port = free_port();
+            let log_path = data_dir.path().join("mp3edge.log");
+            let log = std::fs::File::create(&log_path)?;
+            let mut cmd = Command::new(mp3edge_bin());
+            cmd.current_dir(workspace_root())
+                .arg("up")
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+                .arg("--data-dir")
+                .arg(data_dir.path().join("state"))
+                .args(&options.args)
+                .args(if options.no_worker { &["--no-worker"][..] } else { &[][..] })
+                .env("MP3EDGE_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            if !options.embedded_defaults {
+                cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+                    .env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
             }
-        } else {
-            cmd.env_remove("SPIN_VARIABLE_REDIS_HOST");
+            cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
+            for (name, value) in &options.variables {
+                cmd.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
+            }
+            if let Some(redis) = &redis {
+                cmd.env("SPIN_VARIABLE_REDIS_HOST", redis.host());
+                if options.key_value_on_redis {
+                    let rc = data_dir.path().join("runtime-config.toml");
+                    std::fs::write(
+                        &rc,
+                        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()),
+                    )?;
+                    cmd.arg("--runtime-config-file").arg(rc);
+                }
+            } else {
+                cmd.env_remove("SPIN_VARIABLE_REDIS_HOST");
+            }
+            let mut child = cmd.spawn().context("starting mp3edge")?;
+            // Ready when this child says it serves its port. A port that was free a moment ago can
+            // be taken by another test's server in between; answering connections alone would
+            // then be that server's, and this child would exit on its failed bind.
+            let serving = format!("serving on http://127.0.0.1:{port}");
+            let mut exited = false;
+            let ready = wait_for("mp3edge", Duration::from_secs(60), || {
+                exited = !matches!(child.try_wait(), Ok(None));
+                exited
+                    || (std::fs::read_to_string(&log_path).is_ok_and(|log| log.contains(&serving))
+                        && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+            });
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            if exited && attempt + 1 < START_ATTEMPTS && log().contains(&format!("binding 127.0.0.1:{port}")) {
+                continue;
+            }
+            if let Err(e) = ready {
+                let _ = child.kill();
+                bail!("{e}; log:\n{}", log());
+            }
+            if exited {
+                bail!("mp3edge exited at start; log:\n{}", log());
+            }
+            return Ok(Platform {
+                child: Some(child),
+                base_url: format!("http://127.0.0.1:{port}"),
+                admin_url: format!("http://127.0.0.1:{admin_port}"),
+                data_dir,
+                log_path,
+                redis,
+                runtime_config: options.key_value_on_redis.then(|| data_dir_path.join("runtime-config.toml")),
+                env: options.env,
+            });
         }
-        let mut child = cmd.spawn().context("starting mp3edge")?;
-        let ready = wait_for("mp3edge", Duration::from_secs(60), || {
-            matches!(child.try_wait(), Ok(None)) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        if let Err(e) = ready {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            bail!("{e}; log:\n{log}");
-        }
-        Ok(Platform {
-            child: Some(child),
-            base_url: format!("http://127.0.0.1:{port}"),
-            admin_url: format!("http://127.0.0.1:{admin_port}"),
-            data_dir,
-            log_path,
-            redis,
-            runtime_config: options.key_value_on_redis.then(|| data_dir_path.join("runtime-config.toml")),
-            env: options.env,
-        })
+        bail!("mp3edge could not bind a free port in {START_ATTEMPTS} attempts")
     }
 
     /// Starts a separate `mp3edge worker` sharing this platform's Redis and key-value store.
