@@ -242,6 +242,52 @@ impl Drop for Worker {
     }
 }
 
+/// Spawns `mp3edge up` on `port` as `options` ask, its output into `log_path`, its state in
+/// `data_dir`, its jobs on `redis`, with `runtime_config` when given (the key-value store on
+/// that Redis).
+#[allow(clippy::too_many_arguments)]
+fn spawn_up(
+    options: &PlatformOptions,
+    data_dir: &Path,
+    redis: Option<&RedisServer>,
+    runtime_config: Option<&Path>,
+    port: u16,
+    admin_port: u16,
+    log_path: &Path,
+) -> Result<Child> {
+    let log = std::fs::File::create(log_path)?;
+    let mut cmd = Command::new(mp3edge_bin());
+    cmd.current_dir(workspace_root())
+        .arg("up")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .arg("--data-dir")
+        .arg(data_dir.join("state"))
+        .args(&options.args)
+        .args(if options.no_worker { &["--no-worker"][..] } else { &[][..] })
+        .env("MP3EDGE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if !options.embedded_defaults {
+        cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+            .env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    }
+    cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
+    for (name, value) in &options.variables {
+        cmd.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
+    }
+    if let Some(rc) = runtime_config {
+        cmd.arg("--runtime-config-file").arg(rc);
+    }
+    if let Some(redis) = redis {
+        cmd.env("SPIN_VARIABLE_REDIS_HOST", redis.host());
+    } else {
+        cmd.env_remove("SPIN_VARIABLE_REDIS_HOST");
+    }
+    cmd.spawn().context("starting mp3edge")
+}
+
 impl Platform {
     pub fn start() -> Platform {
         Platform::start_with(PlatformOptions::default()).expect("platform starts")
@@ -249,48 +295,17 @@ impl Platform {
 
     pub fn start_with(options: PlatformOptions) -> Result<Platform> {
         let data_dir = tempfile::tempdir()?;
-        let data_dir_path = data_dir.path().to_path_buf();
         let redis = if options.private_redis { None } else { Some(RedisServer::start()?) };
-        for attempt in 0..START_ATTEMPTS {
-            let port = free_port();
-            let admin_port = free_port();
-            let log_path = data_dir.path().join("mp3edge.log");
-            let log = std::fs::File::create(&log_path)?;
-            let mut cmd = Command::new(mp3edge_bin());
-            cmd.current_dir(workspace_root())
-                .arg("up")
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-                .arg("--data-dir")
-                .arg(data_dir.path().join("state"))
-                .args(&options.args)
-                .args(if options.no_worker { &["--no-worker"][..] } else { &[][..] })
-                .env("MP3EDGE_LOG", "info")
-                .env("NO_COLOR", "1")
-                .stdout(log.try_clone()?)
-                .stderr(log);
-            if !options.embedded_defaults {
-                cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
-                    .env("SPIN_VARIABLE_ADMIN_EMAIL", ADMIN_EMAIL).env("SPIN_VARIABLE_ADMIN_PASSWORD", ADMIN_PASSWORD);
-            }
-            cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
-            for (name, value) in &options.variables {
-                cmd.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
-            }
-            if let Some(redis) = &redis {
-                cmd.env("SPIN_VARIABLE_REDIS_HOST", redis.host());
-                if options.key_value_on_redis {
-                    let rc = data_dir.path().join("runtime-config.toml");
-                    std::fs::write(
-                        &rc,
-                        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()),
-                    )?;
-                    cmd.arg("--runtime-config-file").arg(rc);
-                }
-            } else {
-                cmd.env_remove("SPIN_VARIABLE_REDIS_HOST");
-            }
-            let mut child = cmd.spawn().context("starting mp3edge")?;
+        let runtime_config = data_dir.path().join("runtime-config.toml");
+        let key_value_on_redis = options.key_value_on_redis && redis.is_some();
+        if let (Some(redis), true) = (&redis, key_value_on_redis) {
+            std::fs::write(&runtime_config, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))?;
+        }
+        let log_path = data_dir.path().join("mp3edge.log");
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        for _ in 0..START_ATTEMPTS {
+            let (port, admin_port) = (free_port(), free_port());
+            let mut child = spawn_up(&options, data_dir.path(), redis.as_ref(), key_value_on_redis.then_some(runtime_config.as_path()), port, admin_port, &log_path)?;
             // Ready when this child says it serves its port. A port that was free a moment ago can
             // be taken by another test's server in between; answering connections alone would
             // then be that server's, and this child would exit on its failed bind.
@@ -298,12 +313,9 @@ impl Platform {
             let mut exited = false;
             let ready = wait_for("mp3edge", Duration::from_secs(60), || {
                 exited = !matches!(child.try_wait(), Ok(None));
-                exited
-                    || (std::fs::read_to_string(&log_path).is_ok_and(|log| log.contains(&serving))
-                        && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+                exited || (log().contains(&serving) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
             });
-            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-            if exited && attempt + 1 < START_ATTEMPTS && log().contains(&format!("binding 127.0.0.1:{port}")) {
+            if exited && log().contains(&format!("binding 127.0.0.1:{port}")) {
                 continue;
             }
             if let Err(e) = ready {
@@ -317,14 +329,14 @@ impl Platform {
                 child: Some(child),
                 base_url: format!("http://127.0.0.1:{port}"),
                 admin_url: format!("http://127.0.0.1:{admin_port}"),
+                runtime_config: options.key_value_on_redis.then_some(runtime_config),
                 data_dir,
                 log_path,
                 redis,
-                runtime_config: options.key_value_on_redis.then(|| data_dir_path.join("runtime-config.toml")),
                 env: options.env,
             });
         }
-        bail!("mp3edge could not bind a free port in {START_ATTEMPTS} attempts")
+        bail!("mp3edge could not bind a free port in {START_ATTEMPTS} attempts; log:\n{}", log())
     }
 
     /// Starts a separate `mp3edge worker` sharing this platform's Redis and key-value store.
