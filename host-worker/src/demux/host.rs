@@ -63,12 +63,12 @@ impl Pcm {
         }
     }
 
-    /// This block in the sample type `kind` names (`Sample::KIND`); float stays float.
-    fn into_kind(self, kind: u8) -> Pcm {
+    /// Decoded float samples as a block of the sample type `kind` names (`Sample::KIND`).
+    fn of_kind(kind: u8, samples: &[f32]) -> Pcm {
         match kind {
-            <i16 as Sample>::KIND => i16::into_pcm(i16::from_pcm(self)),
-            <i32 as Sample>::KIND => i32::into_pcm(i32::from_pcm(self)),
-            _ => self,
+            <i16 as Sample>::KIND => Pcm::S16(samples.iter().copied().map(to_s16).collect()),
+            <i32 as Sample>::KIND => Pcm::S24(samples.iter().copied().map(to_s24).collect()),
+            _ => Pcm::Float(samples.to_vec()),
         }
     }
 }
@@ -150,7 +150,7 @@ pub(crate) fn block_frames(rate: u32) -> u32 {
 fn decode_into(decoder: &mut Decoder, blocks: &mpsc::Sender<Block>, kind: &AtomicU8) {
     let block_frames = block_frames(decoder.output_format().0) as usize;
     loop {
-        let block = decoder.read_f32(block_frames).map(|pcm| Pcm::Float(pcm).into_kind(kind.load(Ordering::Relaxed)));
+        let block = decoder.read_with(block_frames, |pcm| Pcm::of_kind(kind.load(Ordering::Relaxed), pcm));
         let last = !matches!(&block, Ok(pcm) if pcm.len() > 0);
         if blocks.blocking_send(block).is_err() || last {
             return;

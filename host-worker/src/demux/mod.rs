@@ -143,8 +143,11 @@ pub struct Decoder {
     out_channels: u8,
     stream_index: c_int,
     state: State,
-    /// Converted samples not yet returned. `read_f32` hands out its front as it is (no copy
-    /// of the block) and keeps the rest, less than one decoded frame, in a new buffer.
+    /// Converted samples not yet returned. A block is read from its front, and the rest (less
+    /// than one decoded frame) moves to the front: the buffer lives as long as the decoder.
+    /// A new buffer per block, which the resampler's last frame grew past the 256 KiB that
+    /// glibc maps (`main.rs`), had been mapped, faulted in and unmapped for every half second
+    /// of audio: 100,000 page faults of an hour's conversion.
     pending: Vec<f32>,
     /// Output frames (at the output rate) of the source before the next converted one;
     /// `None` after a seek until the first decoded frame tells where it is.
@@ -450,6 +453,12 @@ impl Decoder {
     /// are returned only at the end. Decoding errors → Err(readable reason), and every later
     /// call too.
     pub fn read_f32(&mut self, max_frames: usize) -> Result<Vec<f32>, String> {
+        self.read_with(max_frames, <[f32]>::to_vec)
+    }
+
+    /// Like [`Decoder::read_f32`], handing the block to `take` where it was decoded, so that
+    /// a reader that wants other samples converts it without a float copy.
+    pub fn read_with<R>(&mut self, max_frames: usize, take: impl FnOnce(&[f32]) -> R) -> Result<R, String> {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
         }
@@ -463,15 +472,13 @@ impl Decoder {
             }
         }
         let n = self.pending.len().min(wanted);
-        // Room for the next block, so that decoding into it does not grow it step by step.
-        let mut rest = Vec::with_capacity(self.pending.len());
-        rest.extend_from_slice(&self.pending[n..]);
-        self.pending.truncate(n);
-        let mut out = std::mem::replace(&mut self.pending, rest);
+        let block = &mut self.pending[..n];
         let gain = self.gain;
         if gain != 1.0 {
-            out.iter_mut().for_each(|s| *s *= gain);
+            block.iter_mut().for_each(|s| *s *= gain);
         }
+        let out = take(block);
+        self.pending.drain(..n);
         Ok(out)
     }
 
