@@ -146,7 +146,7 @@ async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, Vec<f64>) {
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("resetting the peak RSS");
         let cpu_before = process_cpu_secs(pid);
         let id = c.upload_file(&token, input, "video/mp4", "format=mp3&bitrate=192").await;
-        let job = c.wait_for_job(&token, &id, Duration::from_secs(1800)).await;
+        let job = c.follow_job(&token, &id, Duration::from_secs(1800)).await;
         assert_eq!(job["status"], "done", "{job}");
         cpus.push(process_cpu_secs(pid) - cpu_before);
         let elapsed_ms: f64 = worker
@@ -185,7 +185,7 @@ async fn run_up_whole(input: &Path) -> (f64, f64) {
     // the conversion's: the peak is counted from here (`clear_refs` 5 resets VmHWM).
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("resetting the peak RSS");
     let id = c.upload_file(&token, input, "video/mp4", "format=mp3&bitrate=192").await;
-    let job = c.wait_for_job(&token, &id, Duration::from_secs(1800)).await;
+    let job = c.follow_job(&token, &id, Duration::from_secs(1800)).await;
     assert_eq!(job["status"], "done", "{job}");
     let rss = peak_rss_mib(pid);
     let _ = std::fs::remove_dir_all(&cache);
