@@ -95,8 +95,10 @@ impl RedisServer {
                 .stdout(Stdio::null())
                 .spawn()
                 .context("redis-server is not installed (run `make setup`)")?;
+            // Ready when the server on the port is this child: a port taken in between by
+            // another test's server would answer too, and this child then exits on its bind.
             let up = wait_for("redis", Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(None)) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                !matches!(child.try_wait(), Ok(None)) || is_redis_server_of(&child, port)
             });
             if up.is_ok() && matches!(child.try_wait(), Ok(None)) {
                 return Ok(RedisServer { child, port, _dir: dir });
@@ -118,6 +120,15 @@ impl RedisServer {
     pub async fn connect(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
     }
+}
+
+/// Whether the Redis server answering on `port` is the process `child` (its `INFO server`).
+fn is_redis_server_of(child: &Child, port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else { return false };
+    let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(1)) else { return false };
+    let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut connection) else { return false };
+    let ours = format!("process_id:{}", child.id());
+    info.lines().any(|line| line.trim() == ours)
 }
 
 impl Drop for RedisServer {
