@@ -66,8 +66,8 @@ impl Pcm {
     /// Decoded float samples as a block of the sample type `kind` names (`Sample::KIND`).
     fn of_kind(kind: u8, samples: &[f32]) -> Pcm {
         match kind {
-            <i16 as Sample>::KIND => Pcm::S16(samples.iter().copied().map(to_s16).collect()),
-            <i32 as Sample>::KIND => Pcm::S24(samples.iter().copied().map(to_s24).collect()),
+            <i16 as Sample>::KIND => i16::into_pcm(i16::from_floats(samples)),
+            <i32 as Sample>::KIND => i32::into_pcm(i32::from_floats(samples)),
             _ => Pcm::Float(samples.to_vec()),
         }
     }
@@ -77,6 +77,8 @@ impl Pcm {
 /// block made before the reader asked (float) becomes it.
 pub(crate) trait Sample: Copy {
     const KIND: u8;
+    /// Float samples (full scale ±1.0), rounded and clipped to this type.
+    fn from_floats(samples: &[f32]) -> Vec<Self>;
     fn from_pcm(pcm: Pcm) -> Vec<Self>;
     fn into_pcm(samples: Vec<Self>) -> Pcm;
 }
@@ -86,10 +88,13 @@ const KIND_FLOAT: u8 = 0;
 
 impl Sample for i16 {
     const KIND: u8 = 1;
+    fn from_floats(samples: &[f32]) -> Vec<i16> {
+        samples.iter().copied().map(to_s16).collect()
+    }
     fn from_pcm(pcm: Pcm) -> Vec<i16> {
         match pcm {
             Pcm::S16(v) => v,
-            Pcm::Float(v) => v.into_iter().map(to_s16).collect(),
+            Pcm::Float(v) => Self::from_floats(&v),
             // A reader that switched from `read-wide` (the converter never does): the block's
             // top 16 bits.
             Pcm::S24(v) => v.into_iter().map(|s| (s >> 8) as i16).collect(),
@@ -102,10 +107,13 @@ impl Sample for i16 {
 
 impl Sample for i32 {
     const KIND: u8 = 2;
+    fn from_floats(samples: &[f32]) -> Vec<i32> {
+        samples.iter().copied().map(to_s24).collect()
+    }
     fn from_pcm(pcm: Pcm) -> Vec<i32> {
         match pcm {
             Pcm::S24(v) => v,
-            Pcm::Float(v) => v.into_iter().map(to_s24).collect(),
+            Pcm::Float(v) => Self::from_floats(&v),
             Pcm::S16(v) => v.into_iter().map(|s| i32::from(s) << 8).collect(),
         }
     }
