@@ -464,6 +464,11 @@ fn record_observed_requests(log: &str) {
     let _ = std::fs::write(dir.join(name), lines);
 }
 
+/// Whether a job record is final: `done` or `failed`.
+fn is_final(job: &serde_json::Value) -> bool {
+    job["status"] == "done" || job["status"] == "failed"
+}
+
 /// An HTTP client for one test, with helpers for the platform's auth.
 pub struct Client {
     pub http: reqwest::Client,
@@ -534,7 +539,7 @@ impl Client {
         let started = Instant::now();
         loop {
             let job = self.job(token, id).await;
-            if job["status"] == "done" || job["status"] == "failed" {
+            if is_final(&job) {
                 return job;
             }
             assert!(started.elapsed() < timeout, "job {id} still {} after {timeout:?}: {job}", job["status"]);
@@ -545,8 +550,8 @@ impl Client {
     /// Follows the job the way the status page does, on its event stream (`GET
     /// /jobs/{id}/events`: the edge reads the record four times a second in one instance),
     /// until it is `done` or `failed`; then returns the record. Ten polls a second through
-    /// [`Client::wait_for_job`] cost the edge 0.3 CPU-seconds over an hour's conversion, time
-    /// the benchmark would otherwise take from the worker it measures.
+    /// [`Client::wait_for_job`] cost the edge 0.35–0.40 CPU-seconds over an hour's conversion,
+    /// time the benchmark would otherwise take from the worker it measures.
     pub async fn follow_job(&self, token: &str, id: &str, timeout: Duration) -> serde_json::Value {
         use futures::StreamExt;
         let started = Instant::now();
@@ -561,11 +566,13 @@ impl Client {
                     return self.job(token, id).await;
                 }
                 // Only the unfinished line is kept.
-                seen = seen.rsplit_once('\n').map_or(seen.clone(), |(_, rest)| rest.to_string());
+                if let Some((_, rest)) = seen.rsplit_once('\n') {
+                    seen = rest.to_string();
+                }
             }
             // The stream ended (its own time limit) or went quiet: follow it again.
             let job = self.job(token, id).await;
-            if job["status"] == "done" || job["status"] == "failed" {
+            if is_final(&job) {
                 return job;
             }
             assert!(started.elapsed() < timeout, "job {id} still {} after {timeout:?}: {job}", job["status"]);
