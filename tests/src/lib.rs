@@ -336,6 +336,17 @@ impl Platform {
             if exited {
                 bail!("mp3edge exited at start; log:\n{}", log());
             }
+            // Likewise its admin port: `up` serves on without its admin endpoints when that bind
+            // fails, and `admin_url` would then reach whichever server took the port. Either
+            // outcome is logged ("admin endpoints (…)" or "… not served"), through the log
+            // writer's thread, so possibly just after "serving" (a test that logs only warnings
+            // sees the second alone: the wait then ends at its timeout).
+            let _ = wait_for("mp3edge's admin endpoints", Duration::from_secs(5), || log().contains("admin endpoints"));
+            if log().contains("admin endpoints not served") {
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            }
             return Ok(Platform {
                 child: Some(child),
                 base_url: format!("http://127.0.0.1:{port}"),
