@@ -128,6 +128,7 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
         return Err(ConvertError::Failed(format!("{} is empty", args.input.display())));
     }
 
+    crate::worker::start_media_sandbox(512 << 20, Duration::from_secs(24 * 3600)).await?;
     let runtime = Runtime::new(Limits { deadline: Duration::from_secs(24 * 3600), ..Limits::default() })?;
     let limits = PluginLimits { max_memory_bytes: 64 << 20, call_timeout: Duration::from_secs(60), segments: args.segments.policy() };
     let registry = CodecRegistry::new(runtime.clone(), plugins, limits)?;

@@ -99,6 +99,12 @@ fn init_logging(format: LogFormat, default_level: &str) -> tracing_appender::non
 }
 
 fn main() {
+    // `mp3edge media-sandbox`: the confined process that runs FFmpeg on an upload for the
+    // worker (`demux::sandbox`). Nothing else of the program starts in it: no runtime, no
+    // logging thread, no signal handlers.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == demux::sandbox::SUBCOMMAND) {
+        std::process::exit(demux::sandbox::child::main());
+    }
     // Memory stays flat however long a job is: megabyte-sized buffers (key-value chunks, PCM
     // blocks, encoded output) always come from mmap and go straight back to the OS when freed,
     // instead of glibc raising its mmap threshold and keeping them in (per-thread) arenas.

@@ -77,6 +77,7 @@ impl WorkerMetrics {
             metric("mp3edge_queue_lag", "gauge", "Jobs in the stream not yet delivered to a worker.", waiting.to_string());
             metric("mp3edge_queue_pending", "gauge", "Jobs delivered but not yet acknowledged.", pending.to_string());
         }
+        crate::demux::sandbox::render_metrics(&mut out);
         out
     }
 }

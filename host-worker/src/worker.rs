@@ -53,6 +53,9 @@ pub struct WorkerOptions {
     /// Wall-clock deadline of one conversion, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub job_timeout_secs: u64,
+    /// Memory cap of one media process (FFmpeg reading an upload, confined), in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub media_max_memory_mib: u64,
     /// How often acknowledged entries are trimmed from the job stream, in seconds.
     #[arg(long, default_value_t = 60)]
     pub stream_trim_secs: u64,
@@ -148,6 +151,7 @@ pub async fn start(
     default_public_url: &str,
 ) -> Result<Arc<RedisTrigger>> {
     let (plugins, converter) = files;
+    start_media_sandbox(options.media_max_memory_mib << 20, Duration::from_secs(options.job_timeout_secs)).await?;
     let redis_url = format!("redis://{redis_host}");
     let runtime = Runtime::new(Limits { deadline: Duration::from_secs(options.job_timeout_secs), ..Limits::default() })?;
     let codecs = CodecRegistry::new(
@@ -185,6 +189,17 @@ pub async fn start(
     };
     let notifier = Arc::new(crate::notify::Notifier::new(&options.notify, default_public_url, store.clone())?);
     RedisTrigger::new(config, converter, store, codecs, notifier, Arc::default()).await
+}
+
+/// Sets how uploads are parsed (FFmpeg in confined processes of `memory_bytes` each, for at
+/// most `max_duration`) and starts one process to see that it does, and how it is confined
+/// (logged, loudly when the kernel does not confine it fully).
+pub async fn start_media_sandbox(memory_bytes: u64, max_duration: Duration) -> Result<()> {
+    crate::demux::sandbox::configure(crate::demux::sandbox::SandboxConfig { memory_bytes, max_duration, ..Default::default() });
+    tokio::task::spawn_blocking(crate::demux::sandbox::check)
+        .await?
+        .map_err(|reason| anyhow::anyhow!("the media sandbox (FFmpeg in a confined process) does not start: {reason}"))?;
+    Ok(())
 }
 
 /// `mp3edge worker`: the worker alone.

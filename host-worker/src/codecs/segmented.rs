@@ -29,7 +29,8 @@ use crate::bindings::worker::mp3edge::codec::types::{EncoderConfig, Finished};
 use crate::bindings::worker::mp3edge::worker::codecs::{self, EncodedPart};
 use crate::bindings::worker::mp3edge::worker::demux::{Loudness, LoudnessTarget, OutputRequest, StoredSource};
 use crate::demux::host::to_wit_loudness;
-use crate::demux::{ChunkSource, Decoder, OutputRequest as NativeRequest, SourceLayout};
+use crate::demux::sandbox::wire::Normalize;
+use crate::demux::{ChunkSource, OutputRequest as NativeRequest, SourceLayout};
 use crate::state::ComponentState;
 
 /// Shortest segment when the policy leaves the length to the input.
@@ -238,7 +239,7 @@ impl SegmentedHandle {
         // which reports it.
         let probe = {
             let (chunks, request) = (chunks.clone(), request.clone());
-            tokio::task::spawn_blocking(move || Decoder::open(chunks, layout, request).map(|d| d.info().clone())).await
+            tokio::task::spawn_blocking(move || crate::demux::sandbox::probe(chunks, layout, request)).await
         };
         let Ok(Ok(info)) = probe else { return Ok(None) };
         let stream_rate = info.streams.get(info.track as usize).map_or(info.sample_rate, |s| s.sample_rate);
@@ -260,9 +261,8 @@ impl SegmentedHandle {
         let mut loudness = None;
         if let Some(t) = target {
             let (chunks, measured_request) = (chunks.clone(), request.clone());
-            let measured = tokio::task::spawn_blocking(move || {
-                crate::demux::loudness::measure(chunks, layout, measured_request, t.integrated_lufs, t.true_peak_dbtp)
-            })
+            let normalize = Normalize { target_lufs: t.integrated_lufs, ceiling_dbtp: t.true_peak_dbtp };
+            let measured = tokio::task::spawn_blocking(move || crate::demux::sandbox::measure(chunks, layout, measured_request, normalize))
             .await
             .unwrap_or_else(|_| Err("the loudness measurement stopped unexpectedly".into()))
             .map_err(OpenError::Failed)?;
@@ -377,6 +377,13 @@ impl SegmentedHandle {
         let (spec, output) = match self.next_segment().await {
             Ok(Some(segment)) => segment,
             Ok(None) => return Ok(Ok(None)),
+            // No room for a segment's plugin instance, here or on the worker that took it, is
+            // the workers' state, not the job's: the attempt fails as transient (a trap of the
+            // converter) and the job is retried.
+            Err(Ok(reason)) if super::segment_lane::is_no_room(&reason) => {
+                self.stop();
+                return Err(wasmtime::Error::msg(reason));
+            }
             Err(Ok(reason)) => {
                 self.stop();
                 self.failed = Some(reason.clone());

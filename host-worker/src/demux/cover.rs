@@ -16,7 +16,7 @@ use ffmpeg_sys_next as ff;
 
 use super::ffi::{CodecContext, Frame, Packet, av_err};
 use super::io::{AvIo, ChunkReader};
-use super::{ChunkSource, SourceLayout, open_input, silence_ffmpeg_logs};
+use super::{ChunkSource, SourceLayout, open_input, policy, silence_ffmpeg_logs};
 
 /// Where frames are tried, as fractions of the video's length (first good one wins).
 const CANDIDATES: [f64; 4] = [0.1, 0.25, 0.5, 0.75];
@@ -94,6 +94,14 @@ pub fn cover(source: Arc<dyn ChunkSource>, layout: SourceLayout, max_side: u32) 
             unsafe { (*st).discard = ff::AVDiscard::AVDISCARD_ALL };
         }
     }
+    // Frames too large to decode safely give no cover: the size is checked before the decoder
+    // allocates anything, and the decoder itself refuses a frame that grows past it later.
+    // SAFETY: live stream with codecpar set.
+    let (width, height) = unsafe { (i64::from((*(*stream).codecpar).width), i64::from((*(*stream).codecpar).height)) };
+    if width <= 0 || height <= 0 || width * height > policy::MAX_COVER_PIXELS {
+        tracing::debug!(width, height, "no cover: the video's frames are too large to decode for one");
+        return Ok(None);
+    }
     let decoder = CodecContext::alloc(codec)?;
     // SAFETY: live pointers; the stream's parameters are copied into the context, which is
     // then opened with the decoder it was allocated for (one thread: a single frame is wanted).
@@ -101,7 +109,7 @@ pub fn cover(source: Arc<dyn ChunkSource>, layout: SourceLayout, max_side: u32) 
         let ret = ff::avcodec_parameters_to_context(decoder.as_ptr(), (*stream).codecpar);
         if ret >= 0 {
             (*decoder.as_ptr()).pkt_timebase = (*stream).time_base;
-            (*decoder.as_ptr()).thread_count = 1;
+            policy::limit_codec_context(decoder.as_ptr());
             ff::avcodec_open2(decoder.as_ptr(), codec, ptr::null_mut())
         } else {
             ret

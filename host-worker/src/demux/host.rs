@@ -18,8 +18,10 @@ use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Resource;
 
-use super::loudness::{self, Measured};
-use super::{ChunkSource, Decoder, ValueRange, OutputRequest as NativeRequest, SourceLayout, to_s16, to_s24};
+use super::loudness::Measured;
+use super::sandbox::wire::{Normalize, SampleKind};
+use super::sandbox::{Killer, MediaProcess, Pcm};
+use super::{ChunkSource, ValueRange, OutputRequest as NativeRequest, SourceLayout, to_s16, to_s24};
 use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, Picture, Tags};
 use crate::bindings::worker::mp3edge::worker::demux::{
     self, AudioStream, Loudness, LoudnessTarget, MediaInfo, OutputRequest, StoredSource,
@@ -47,32 +49,6 @@ impl ChunkSource for StoredChunks {
     }
 }
 
-/// A decoded block, in the sample type the reader asked for when it was made.
-pub(crate) enum Pcm {
-    Float(Vec<f32>),
-    S16(Vec<i16>),
-    S24(Vec<i32>),
-}
-
-impl Pcm {
-    fn len(&self) -> usize {
-        match self {
-            Pcm::Float(v) => v.len(),
-            Pcm::S16(v) => v.len(),
-            Pcm::S24(v) => v.len(),
-        }
-    }
-
-    /// Decoded float samples as a block of the sample type `kind` names (`Sample::KIND`).
-    fn of_kind(kind: u8, samples: &[f32]) -> Pcm {
-        match kind {
-            <i16 as Sample>::KIND => i16::into_pcm(i16::from_floats(samples)),
-            <i32 as Sample>::KIND => i32::into_pcm(i32::from_floats(samples)),
-            _ => Pcm::Float(samples.to_vec()),
-        }
-    }
-}
-
 /// A sample type a reader takes: which blocks the decoding thread should make, and how a
 /// block made before the reader asked (float) becomes it.
 pub(crate) trait Sample: Copy {
@@ -85,6 +61,15 @@ pub(crate) trait Sample: Copy {
 
 /// No reader yet: the thread makes float blocks.
 const KIND_FLOAT: u8 = 0;
+
+/// The sample type of [`Sample::KIND`].
+fn sample_kind(kind: u8) -> SampleKind {
+    match kind {
+        <i16 as Sample>::KIND => SampleKind::S16,
+        <i32 as Sample>::KIND => SampleKind::S24,
+        _ => SampleKind::F32,
+    }
+}
 
 impl Sample for i16 {
     const KIND: u8 = 1;
@@ -137,6 +122,15 @@ pub struct DecoderHandle {
     ended: bool,
     /// To a restartable decoder's thread, which waits for them once a stretch is decoded.
     restarts: Option<mpsc::UnboundedSender<Restart>>,
+    /// Ends the media process at once when the handle goes (a finished, failed or cancelled
+    /// conversion), even while it is decoding.
+    killer: Killer,
+}
+
+impl Drop for DecoderHandle {
+    fn drop(&mut self) {
+        self.killer.kill();
+    }
 }
 
 /// Decode another stretch of the same stream ([`Decoder::restart`]) into `blocks`.
@@ -154,11 +148,11 @@ pub(crate) fn block_frames(rate: u32) -> u32 {
 }
 
 /// Decodes into `blocks` until the stretch ends or the reader goes away, in the sample type
-/// `kind` holds when each block is made.
-fn decode_into(decoder: &mut Decoder, blocks: &mpsc::Sender<Block>, kind: &AtomicU8) {
-    let block_frames = block_frames(decoder.output_format().0) as usize;
+/// `kind` holds when each block is asked for.
+fn decode_into(process: &mut MediaProcess, rate: u32, blocks: &mpsc::Sender<Block>, kind: &AtomicU8) {
+    let block_frames = block_frames(rate);
     loop {
-        let block = decoder.read_with(block_frames, |pcm| Pcm::of_kind(kind.load(Ordering::Relaxed), pcm));
+        let block = process.read(block_frames, sample_kind(kind.load(Ordering::Relaxed)));
         let last = !matches!(&block, Ok(pcm) if pcm.len() > 0);
         if blocks.blocking_send(block).is_err() || last {
             return;
@@ -166,7 +160,7 @@ fn decode_into(decoder: &mut Decoder, blocks: &mpsc::Sender<Block>, kind: &Atomi
     }
 }
 
-fn to_wit_info(info: &super::MediaInfo) -> MediaInfo {
+pub(crate) fn to_wit_info(info: &super::MediaInfo) -> MediaInfo {
     MediaInfo {
         container: info.container.clone(),
         codec: info.codec.clone(),
@@ -245,7 +239,7 @@ impl DecoderHandle {
     async fn spawn(
         source: Arc<dyn ChunkSource>,
         layout: SourceLayout,
-        mut request: NativeRequest,
+        request: NativeRequest,
         target: Option<LoudnessTarget>,
         restarts: Option<mpsc::UnboundedReceiver<Restart>>,
     ) -> Result<DecoderHandle, String> {
@@ -258,46 +252,41 @@ impl DecoderHandle {
         std::thread::Builder::new()
             .name("decoder".into())
             .spawn(move || {
-                let mut measured = None;
-                if let Some(target) = target {
-                    match loudness::measure(source.clone(), layout, request.clone(), target.integrated_lufs, target.true_peak_dbtp) {
-                        Ok(m) => {
-                            request.gain_db = Some(m.gain_db);
-                            measured = Some(m);
-                        }
-                        Err(reason) => {
-                            let _ = opened_tx.send(Err(reason));
-                            return;
-                        }
-                    }
-                }
-                let opened = if audio_only { Decoder::open_audio_only(source, layout, request) } else { Decoder::open(source, layout, request) };
-                let mut decoder = match opened {
-                    Ok(d) => d,
+                // The media process lives as long as this thread, which it dies with.
+                let mut process = match MediaProcess::start(source, layout) {
+                    Ok(process) => process,
                     Err(reason) => {
                         let _ = opened_tx.send(Err(reason));
                         return;
                     }
                 };
-                let (rate, channels) = decoder.output_format();
-                let opened = (to_wit_info(decoder.info()), AudioFormat { sample_rate: rate, channels }, measured.map(to_wit_loudness));
+                let killer = process.killer();
+                let normalize = target.map(|t| Normalize { target_lufs: t.integrated_lufs, ceiling_dbtp: t.true_peak_dbtp });
+                let (info, (rate, channels), measured) = match process.open(request, audio_only, normalize) {
+                    Ok(opened) => opened,
+                    Err(reason) => {
+                        let _ = opened_tx.send(Err(reason));
+                        return;
+                    }
+                };
+                let opened = (to_wit_info(&info), AudioFormat { sample_rate: rate, channels }, measured.map(to_wit_loudness), killer);
                 if opened_tx.send(Ok(opened)).is_err() {
                     return;
                 }
-                decode_into(&mut decoder, &block_tx, &thread_kind);
+                decode_into(&mut process, rate, &block_tx, &thread_kind);
                 drop(block_tx);
                 let Some(mut restarts) = restarts else { return };
                 while let Some(restart) = restarts.blocking_recv() {
-                    let restarted = decoder.restart(restart.start_secs, restart.end_secs);
+                    let restarted = process.restart(restart.start_secs, restart.end_secs);
                     let go_on = matches!(restarted, Ok(true));
                     if restart.restarted.send(restarted).is_err() || !go_on {
                         return;
                     }
-                    decode_into(&mut decoder, &restart.blocks, &thread_kind);
+                    decode_into(&mut process, rate, &restart.blocks, &thread_kind);
                 }
             })
             .map_err(|e| format!("could not start a decoder thread: {e}"))?;
-        let (info, format, loudness) = opened_rx.await.map_err(|_| "the decoder stopped unexpectedly".to_string())??;
+        let (info, format, loudness, killer) = opened_rx.await.map_err(|_| "the decoder stopped unexpectedly".to_string())??;
         Ok(DecoderHandle {
             info,
             format,
@@ -308,6 +297,7 @@ impl DecoderHandle {
             offset: 0,
             ended: false,
             restarts: None,
+            killer,
         })
     }
 
@@ -429,7 +419,7 @@ impl demux::Host for ComponentState {
             Err(reason) => return Ok(Err(reason)),
         };
         let max_side = max_side.min(MAX_COVER_SIDE);
-        let made = tokio::task::spawn_blocking(move || super::cover::cover(chunks, layout, max_side))
+        let made = tokio::task::spawn_blocking(move || super::sandbox::cover(chunks, layout, max_side))
             .await
             .unwrap_or_else(|_| Err("the cover picture could not be made".into()));
         Ok(made.map(|picture| {
@@ -480,6 +470,7 @@ impl demux::HostDecoder for ComponentState {
 mod tests {
     use super::*;
     use crate::demux::tests::{ffmpeg, source, tmp};
+    use crate::demux::Decoder;
 
     async fn open(wav: &[u8]) -> DecoderHandle {
         let (chunks, layout) = source(wav.to_vec());

@@ -10,7 +10,7 @@ use super::ffi::{FormatContext, cstr, dict_get};
 use super::{MediaInfo, StreamInfo, Tags};
 
 /// Longest tag value kept (characters); longer values are cut.
-const MAX_TAG_CHARS: usize = 1024;
+pub(super) const MAX_TAG_CHARS: usize = 1024;
 
 pub(super) fn media_info(
     format: &FormatContext,

@@ -18,7 +18,7 @@ use super::{ChunkSource, Decoder, OutputRequest, SourceLayout};
 const BLOCK_FRAMES: usize = 16384;
 
 /// What the measuring pass found and the gain chosen.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Measured {
     /// Integrated loudness, LUFS (`-inf` for silence).
     pub integrated_lufs: f64,

@@ -21,7 +21,11 @@ mod info;
 mod io;
 mod mp4_tracks;
 pub mod loudness;
+pub mod policy;
+pub mod sandbox;
 mod resample;
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod option_tests;
 #[cfg(test)]
@@ -45,14 +49,14 @@ pub trait ChunkSource: Send + Sync {
     fn read_range(&self, index: u32, offset: u64, len: usize) -> anyhow::Result<ValueRange>;
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SourceLayout {
     pub size: u64,
     pub chunks: u32,
     pub chunk_size: u32,
 }
 
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct OutputRequest {
     pub sample_rate: Option<u32>,
     pub channels: Option<u8>,
@@ -66,7 +70,7 @@ pub struct OutputRequest {
 }
 
 /// One audio stream of the source (see [`MediaInfo::streams`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StreamInfo {
     pub codec: String,
     pub sample_rate: u32,
@@ -76,7 +80,7 @@ pub struct StreamInfo {
     pub default: bool,
 }
 
-#[derive(Default, Clone, Debug)]
+#[derive(Default, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Tags {
     pub title: Option<String>,
     pub artist: Option<String>,
@@ -87,7 +91,7 @@ pub struct Tags {
     pub track: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MediaInfo {
     /// Short container name: "mp4", "mov", "m4a", "webm", "matroska", "avi", "mpegts", "flv",
     /// "wav", "mp3", "ogg", ... (FFmpeg's demuxer name, refined for the mov/matroska families).
@@ -107,6 +111,40 @@ pub struct MediaInfo {
     pub bits_per_sample: u8,
     /// A video stream (not an attached picture) is present.
     pub has_video: bool,
+}
+
+impl MediaInfo {
+    /// The description as the worker accepts it from a media process, which parses hostile
+    /// input: strings no longer than a tag may be ([`info::MAX_TAG_CHARS`]), at most
+    /// [`policy::MAX_STREAMS`] streams, and a track that is one of them.
+    pub fn bounded(mut self) -> MediaInfo {
+        let cut = |s: &mut String| {
+            if let Some((at, _)) = s.char_indices().nth(info::MAX_TAG_CHARS) {
+                s.truncate(at);
+            }
+        };
+        let cut_opt = |s: &mut Option<String>| s.iter_mut().for_each(cut);
+        cut(&mut self.container);
+        cut(&mut self.codec);
+        let tags = &mut self.tags;
+        for tag in [&mut tags.title, &mut tags.artist, &mut tags.album, &mut tags.year, &mut tags.comment, &mut tags.genre, &mut tags.track] {
+            cut_opt(tag);
+        }
+        self.streams.truncate(policy::MAX_STREAMS as usize);
+        for stream in &mut self.streams {
+            cut(&mut stream.codec);
+            cut_opt(&mut stream.language);
+            cut_opt(&mut stream.title);
+        }
+        self.audio_streams = self.audio_streams.min(self.streams.len() as u32);
+        if self.track as usize >= self.streams.len() {
+            self.track = 0;
+        }
+        if self.duration_secs.is_some_and(|d| !d.is_finite() || d < 0.0) {
+            self.duration_secs = None;
+        }
+        self
+    }
 }
 
 const NOT_MEDIA: &str = "not a media file FFmpeg can read";
@@ -191,6 +229,7 @@ fn open_codec(codec: *const ff::AVCodec, stream: *mut ff::AVStream, name: &str) 
         if ret >= 0 {
             // Lets decoders trim priming/padding samples signalled by the container.
             (*context.as_ptr()).pkt_timebase = (*stream).time_base;
+            policy::limit_codec_context(context.as_ptr());
             ff::avcodec_open2(context.as_ptr(), codec, ptr::null_mut())
         } else {
             ret
@@ -744,10 +783,24 @@ fn open_input(io: &AvIo, wanted: ff::AVMediaType) -> Result<FormatContext, Strin
     if score < 0 || input_format.is_null() {
         return Err(NOT_MEDIA.into());
     }
+    // SAFETY: `input_format` is a static demuxer description returned by the probe.
+    let (name, long_name) = unsafe { (cstr((*input_format).name).unwrap_or_default(), cstr((*input_format).long_name)) };
+    if !policy::is_accepted_demuxer(&name) {
+        return Err(format!(
+            "files of this kind ({}) are not accepted: upload a video or audio file (MP4, MOV, MKV, WebM, AVI, MP3, WAV, FLAC, Ogg, ...)",
+            long_name.unwrap_or(name)
+        ));
+    }
     // SAFETY: plain allocation, checked below.
     let ctx = unsafe { ff::avformat_alloc_context() };
     if ctx.is_null() {
         return Err("out of memory".into());
+    }
+    // SAFETY: `ctx` is a fresh context no one else uses.
+    if let Err(e) = unsafe { policy::limit_format_context(ctx) } {
+        // SAFETY: the context was never opened; this frees it and what the options allocated.
+        unsafe { ff::avformat_free_context(ctx) };
+        return Err(e);
     }
     // SAFETY: `ctx` is a fresh context. We give it our AVIOContext (custom I/O, so FFmpeg will
     // not close it), refuse nested opens, and point `opaque` at the reader for that callback.
@@ -781,8 +834,12 @@ fn open_input(io: &AvIo, wanted: ff::AVMediaType) -> Result<FormatContext, Strin
             }
         }
     }
-    // SAFETY: the context is open; this reads some packets to fill in stream parameters.
-    let ret = unsafe { ff::avformat_find_stream_info(format.as_ptr(), ptr::null_mut()) };
+    // The decoders FFmpeg opens to fill in stream parameters get the same limits as ours.
+    let mut options = policy::StreamOptions::for_streams(format.streams().len())?;
+    // SAFETY: the context is open; this reads some packets to fill in stream parameters, with
+    // one options dictionary per stream (FFmpeg reads and updates them, we free them).
+    let ret = unsafe { ff::avformat_find_stream_info(format.as_ptr(), options.as_mut_ptr()) };
+    drop(options);
     if ret < 0 {
         return Err(open_failed(io, input_format, ret));
     }
@@ -848,7 +905,7 @@ fn index_end(stream: *mut ff::AVStream) -> Option<u64> {
     end
 }
 
-fn silence_ffmpeg_logs() {
+pub(crate) fn silence_ffmpeg_logs() {
     static ONCE: Once = Once::new();
     // SAFETY: sets a global integer; FFmpeg reads it atomically enough for a log level.
     ONCE.call_once(|| unsafe { ff::av_log_set_level(ff::AV_LOG_QUIET) });
