@@ -178,3 +178,71 @@ pub fn signal(signal: Signal, seconds: f64, rate: u32, channels: u16) -> PathBuf
         &["-c:a", "flac"],
     )
 }
+
+/// CRC-32, as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A Matroska file of a few kilobytes whose two PNG video frames are 16000 × 16000 pixels
+/// (three quarters of a gigabyte each, decoded), with three seconds of audio: a 320 × 256 PNG
+/// video whose sizes are rewritten in the track header, the bitmap header and each PNG's
+/// `IHDR` (with its CRC). A decoder that believes them allocates the frame before it finds
+/// the image data short.
+pub fn pixel_bomb() -> PathBuf {
+    let path = dir().join("pixel-bomb.mkv");
+    if path.exists() {
+        return path;
+    }
+    let source = make(
+        "pixel-bomb-source.mkv",
+        with(
+            ["-f", "lavfi", "-i"].iter().map(|s| s.to_string()).chain(["testsrc=size=320x256:rate=1:duration=2".to_string()]).collect(),
+            sine(3.0, 44100, 440),
+        ),
+        &["-c:v", "png", "-c:a", "pcm_s16le"],
+    );
+    let mut data = std::fs::read(source).unwrap();
+    let mut replace = |from: &[u8], to: &[u8]| {
+        let mut count = 0;
+        let mut at = 0;
+        while let Some(found) = data[at..].windows(from.len()).position(|w| w == from) {
+            data[at + found..at + found + to.len()].copy_from_slice(to);
+            count += 1;
+            at += found + to.len();
+        }
+        count
+    };
+    assert_eq!(replace(&[0xB0, 0x82, 0x01, 0x40], &[0xB0, 0x82, 0x3E, 0x80]), 1, "PixelWidth 320");
+    assert_eq!(replace(&[0xBA, 0x82, 0x01, 0x00], &[0xBA, 0x82, 0x3E, 0x80]), 1, "PixelHeight 256");
+    replace(&[40, 0, 0, 0, 0x40, 1, 0, 0, 0, 1, 0, 0], &[40, 0, 0, 0, 0x80, 0x3E, 0, 0, 0x80, 0x3E, 0, 0]);
+    let mut frames = 0;
+    let mut at = 0;
+    while let Some(found) = data[at..].windows(8).position(|w| w == [0, 0, 0, 13, b'I', b'H', b'D', b'R']) {
+        let chunk = at + found + 4;
+        data[chunk + 4..chunk + 8].copy_from_slice(&16000u32.to_be_bytes());
+        data[chunk + 8..chunk + 12].copy_from_slice(&16000u32.to_be_bytes());
+        let crc = crc32(&data[chunk..chunk + 17]);
+        data[chunk + 17..chunk + 21].copy_from_slice(&crc.to_be_bytes());
+        frames += 1;
+        at = chunk + 21;
+    }
+    assert_eq!(frames, 2, "two PNG frames");
+    let tmp = dir().join(format!("tmp-{}-pixel-bomb.mkv", std::process::id()));
+    std::fs::write(&tmp, &data).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// `seconds` of mono 8 kHz silence as WavPack: a few kilobytes for hours of audio.
+pub fn wavpack_silence(seconds: u32) -> PathBuf {
+    let input = ["-f", "lavfi", "-i"].iter().map(|s| s.to_string()).chain([format!("anullsrc=r=8000:cl=mono:d={seconds}")]).collect();
+    make(&format!("silence-{seconds}s.wv"), input, &["-c:a", "wavpack"])
+}

@@ -196,6 +196,8 @@ pub struct PlatformOptions {
     pub no_worker: bool,
     /// Give no JWT secret or admin credentials, so the host's embedded defaults apply.
     pub embedded_defaults: bool,
+    /// The directory `mp3edge up` runs in (default: the workspace root).
+    pub cwd: Option<PathBuf>,
 }
 
 /// A running `mp3edge up`.
@@ -268,7 +270,7 @@ fn spawn_up(
 ) -> Result<Child> {
     let log = std::fs::File::create(log_path)?;
     let mut cmd = Command::new(mp3edge_bin());
-    cmd.current_dir(workspace_root())
+    cmd.current_dir(options.cwd.clone().unwrap_or_else(workspace_root))
         .arg("up")
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
