@@ -294,6 +294,31 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         n => n as usize,
     };
     let quota = OutputQuota::open(&job.owner, &job_id, job.policy.quota_bytes).map_err(Failure::Transient)?;
+    // What the output takes at least is held to the limits before a byte of it is written
+    // (2.6 KB of compressed silence asked for as 192 kHz WAV is gigabytes); and reserved, so
+    // that parallel jobs cannot all start with room for one.
+    let shape = audio::OutputShape {
+        content_type: &codec.content_type,
+        seconds: duration_secs.unwrap_or(0.0),
+        sample_rate,
+        channels,
+        bits: if wide_source { 24 } else { 16 },
+        constant_kbps: options.bitrate_kbps.filter(|_| options.vbr_quality.is_none()),
+    };
+    if let Some(least) = audio::least_output_bytes(shape) {
+        let described = format!("at least {} ({:.0} s of {format} at {sample_rate} Hz, {channels} channel{})", human_bytes(least), shape.seconds, if channels == 1 { "" } else { "s" });
+        let max = job.policy.max_output_bytes;
+        if max > 0 && least > max {
+            return Err(Failure::Permanent(format!("the output would take {described}, more than the limit of {} per job", human_bytes(max))));
+        }
+        if let Reservation::Refused { used } = quota.reserve(least).map_err(Failure::Transient)? {
+            return Err(Failure::Permanent(format!(
+                "the output would take {described}, more than is left of your storage quota of {} (you hold {}); delete jobs or choose a smaller format",
+                human_bytes(quota.limit),
+                human_bytes(used)
+            )));
+        }
+    }
     let mut writer = ChunkWriter::new(store, &job_id, chunk_size, quota, job.policy.max_output_bytes);
     let mut frames: u64 = 0;
     let mut reported = 0u8;
