@@ -12,6 +12,7 @@
 //! queued behind other jobs hold no memory.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::sandbox::{SegmentSandbox, StartError};
 use super::segmented::{SegmentJob, SegmentOutput, SegmentSpec};
@@ -55,10 +56,7 @@ impl Lane {
             }
             None => {
                 let decoder = DecoderHandle::open_restartable(job.chunks.clone(), job.layout, request).await?;
-                let sandbox = SegmentSandbox::new(&job.registry, &job.format).await.map_err(|e| match e {
-                    StartError::NoRoom => "no room to start a codec plugin for a segment".to_string(),
-                    StartError::Failed(reason) => reason,
-                })?;
+                let sandbox = sandbox_when_there_is_room(job).await?;
                 (decoder, sandbox)
             }
         };
@@ -80,6 +78,37 @@ impl Lane {
         self.kept = Some(Kept { job: job.clone(), decoder, sandbox });
         let ended_early = spec.input_end.is_some_and(|end| spec.first_frame + received < end);
         Ok(SegmentOutput { blob, received, ended_early })
+    }
+}
+
+/// Why a segment could not start a plugin instance: the worker's instance pool stayed full.
+/// Not the job's fault, so the attempt that meets it is retried ([`is_no_room`]).
+pub(super) const NO_ROOM: &str = "no room to start a codec plugin for a segment";
+
+/// How long a lane waits for a free plugin instance before it gives up.
+const ROOM_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Whether a segment's failure is [`NO_ROOM`]: the attempt is then retried, not failed.
+pub(super) fn is_no_room(reason: &str) -> bool {
+    reason.starts_with(NO_ROOM)
+}
+
+/// A plugin instance for the job's segments, waiting (with growing pauses, up to
+/// [`ROOM_PATIENCE`]) while the instance pool is full: instances come free as other segments
+/// and jobs end.
+async fn sandbox_when_there_is_room(job: &SegmentJob) -> Result<SegmentSandbox, String> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match SegmentSandbox::new(&job.registry, &job.format).await {
+            Ok(sandbox) => return Ok(sandbox),
+            Err(StartError::Failed(reason)) => return Err(reason),
+            Err(StartError::NoRoom) if started.elapsed() < ROOM_PATIENCE => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(StartError::NoRoom) => return Err(format!("{NO_ROOM} (the worker's instances stayed busy for {} s)", ROOM_PATIENCE.as_secs())),
+        }
     }
 }
 
