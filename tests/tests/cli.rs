@@ -181,7 +181,7 @@ async fn up_serves_admin_endpoints_and_logs_one_line_per_request_with_user_and_j
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(metrics.contains("mp3edge_http_requests_total{component=\"gateway\",method=\"GET\",status=\"200\"}"), "{metrics}");
     assert!(metrics.contains("mp3edge_http_request_duration_seconds_count{component=\"auth\"}"), "{metrics}");
-    assert!(metrics.contains("mp3edge_jobs_done_total") || metrics.contains("mp3edge_jobs"), "{metrics}");
+    assert!(metrics.lines().any(|line| line == "mp3edge_jobs_done_total 1"), "{metrics}");
 
     let is_status_line = |l: &str| l.contains(&format!("/jobs/{id}")) && l.contains(" request");
     let log = p.log_when(|log| log.lines().any(is_status_line)).await;

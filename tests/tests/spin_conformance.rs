@@ -1,9 +1,11 @@
-//! Spin's own conformance suite against `mp3edge up --no-worker`, through the suite's runner
-//! (`../shared/spin-conformance/run.py`, or `SPIN_CONFORMANCE_DIR`): every test listed in
-//! [`SUPPORTED`] must pass (or be skipped by the runner for want of a service such as
-//! `mosquitto`), and the others are reported. The suite and its built guest components are not
-//! part of this repository: without them (no suite directory, or `build.sh` not run) the test
-//! says so and passes, so that a fresh clone's `make test` does not depend on them.
+//! Spin's conformance suite (`../shared/spin-conformance`, or `SPIN_CONFORMANCE_DIR`) against
+//! `mp3edge up`: every test in [`SUPPORTED`] must PASS. A SKIP is not a pass: the runner skips
+//! a test when a service it needs (`mosquitto`, PostgreSQL) is missing, which `make setup`
+//! installs, so a skip here is a broken setup and fails. The suite and its built guest
+//! components are not part of this repository; `make test` builds the components
+//! (`scripts/conformance-components.sh`) whenever the suite is there. Without the suite this
+//! test fails too, unless `MP3EDGE_WITHOUT_CONFORMANCE=1` says that is intended (a clone
+//! without the shared directory); it never passes silently.
 //!
 //! [`another_application_runs_as_under_spin_up`] serves one of the suite's components in an
 //! application of its own: none of the mp3edge application's embedding (generated secrets, a
@@ -40,6 +42,18 @@ const SUPPORTED: &[&str] = &[
     "variables",
 ];
 
+/// Whether the suite's runner is there; its absence fails the test unless
+/// `MP3EDGE_WITHOUT_CONFORMANCE=1` says it is meant (then the test says so and does nothing).
+fn suite_expected(runner: &std::path::Path) -> bool {
+    if runner.is_file() {
+        return true;
+    }
+    let without = std::env::var("MP3EDGE_WITHOUT_CONFORMANCE").is_ok_and(|v| v == "1");
+    assert!(without, "no Spin conformance suite at {} (set SPIN_CONFORMANCE_DIR, or MP3EDGE_WITHOUT_CONFORMANCE=1 to run without it)", runner.display());
+    eprintln!("not run: MP3EDGE_WITHOUT_CONFORMANCE=1 and no suite at {}", runner.display());
+    false
+}
+
 fn suite_dir() -> PathBuf {
     std::env::var_os("SPIN_CONFORMANCE_DIR")
         .map(PathBuf::from)
@@ -63,18 +77,14 @@ fn build_dir() -> PathBuf {
 fn spin_conformance_suite() {
     let suite = suite_dir();
     let runner = suite.join("run.py");
-    if !runner.is_file() {
-        eprintln!("SKIPPED: no Spin conformance suite at {} (set SPIN_CONFORMANCE_DIR)", suite.display());
+    if !suite_expected(&runner) {
         return;
     }
-    if !build_dir().join("target/wasm32-wasip2/release").is_dir() {
-        eprintln!(
-            "SKIPPED: the conformance components are not built under {}: run {}",
-            build_dir().display(),
-            suite.join("build.sh").display()
-        );
-        return;
-    }
+    assert!(
+        build_dir().join("target/wasm32-wasip2/release").is_dir(),
+        "the conformance components are not built under {}: run scripts/conformance-components.sh",
+        build_dir().display()
+    );
     let output = Command::new("python3")
         .arg(&runner)
         .env("MP3EDGE", mp3edge_bin())
@@ -94,11 +104,11 @@ fn spin_conformance_suite() {
     let regressions: Vec<String> = SUPPORTED
         .iter()
         .filter_map(|test| match verdict(test).as_deref() {
-            Some("PASS") | Some("SKIP") => None,
+            Some("PASS") => None,
             other => Some(format!("{test}: {}", other.unwrap_or("not run"))),
         })
         .collect();
-    assert!(regressions.is_empty(), "conformance tests the host passed before now fail: {regressions:?}");
+    assert!(regressions.is_empty(), "conformance tests the host passed before now fail or were skipped: {regressions:?}");
 }
 
 /// A raw HTTP/1.0 GET, answered as (status line, head, body).
@@ -115,11 +125,11 @@ fn get(port: u16, path: &str) -> std::io::Result<(String, String, String)> {
 
 #[test]
 fn another_application_runs_as_under_spin_up() {
-    let wasm = build_dir().join("target/wasm32-wasip2/release/request_shape.wasm");
-    if !wasm.is_file() {
-        eprintln!("SKIPPED: {} is not built: run {}", wasm.display(), suite_dir().join("build.sh").display());
+    if !suite_expected(&suite_dir().join("run.py")) {
         return;
     }
+    let wasm = build_dir().join("target/wasm32-wasip2/release/request_shape.wasm");
+    assert!(wasm.is_file(), "{} is not built: run scripts/conformance-components.sh", wasm.display());
     let dir = tempfile::tempdir().unwrap();
     let manifest = format!(
         "spin_manifest_version = 2\n[application]\nname = \"other\"\n\
