@@ -28,6 +28,7 @@ mod outbound;
 mod outbound_http;
 mod postgres_outbound;
 mod postgres_values;
+mod redis_client;
 mod redis_outbound;
 mod redis_server;
 mod request_metrics;

@@ -27,10 +27,7 @@ impl RedisClients {
             return Ok(conn.clone());
         }
         let client = ::redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
-        let config = ::redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config).await.map_err(other)?;
+        let conn = ConnectionManager::new_with_config(client, crate::redis_client::manager_config()).await.map_err(other)?;
         map.insert(address.to_string(), conn.clone());
         Ok(conn)
     }

@@ -272,8 +272,8 @@ impl SegmentQueue {
         let mut lane = LaneOf::default();
         while !shutdown.is_cancelled() {
             if reader.is_none() {
-                // Longer than the blocking read's second.
-                let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+                // Its reads block on the server for up to a second.
+                let config = crate::redis_client::blocking_config(Duration::from_secs(1));
                 reader = self.client.get_multiplexed_async_connection_with_config(&config).await.ok();
             }
             let next = tokio::select! {

@@ -15,7 +15,7 @@ pub struct RedisKeyValue {
 impl RedisKeyValue {
     pub async fn connect(url: &str) -> Result<RedisKeyValue> {
         let client = redis::Client::open(url).with_context(|| format!("invalid Redis URL {url:?}"))?;
-        let conn = ConnectionManager::new(client).await.with_context(|| format!("connecting to {url}"))?;
+        let conn = crate::redis_client::connect(client).await?;
         Ok(RedisKeyValue { conn })
     }
 }

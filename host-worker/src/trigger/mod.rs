@@ -76,7 +76,7 @@ impl RedisTrigger {
         metrics: Arc<crate::metrics::WorkerMetrics>,
     ) -> Result<Arc<RedisTrigger>> {
         let client = redis::Client::open(config.redis_url.as_str()).context("invalid Redis URL")?;
-        let mut redis = ConnectionManager::new(client.clone()).await.with_context(|| format!("connecting to {}", config.redis_url))?;
+        let mut redis = crate::redis_client::connect(client.clone()).await?;
         let created: redis::RedisResult<()> =
             redis.xgroup_create_mkstream(layout::JOB_STREAM, layout::WORKER_GROUP, "0").await;
         if let Err(e) = created
