@@ -192,3 +192,117 @@ async fn tags_with_controls_or_bidi_overrides_are_refused_at_upload() {
     let id = jobs[0]["id"].as_str().unwrap();
     assert_eq!(redis_job_keys(&p).await, [format!("job:{id}"), format!("job:{id}:src:000000")], "only the good upload's keys");
 }
+
+/// A platform that signs webhooks and may call `127.0.0.1:port`, with extra variables.
+fn webhook_options(port: u16, variables: &[(&str, &str)]) -> PlatformOptions {
+    let mut options = PlatformOptions { key_value_on_redis: true, variables: vars(variables), ..Default::default() };
+    // As a variable for the edge, and in the environment of workers started beside `up`.
+    options.variables.insert("webhook_allowed_hosts".into(), format!("127.0.0.1:{port}"));
+    options.env.push(("SPIN_VARIABLE_WEBHOOK_ALLOWED_HOSTS".into(), format!("127.0.0.1:{port}")));
+    options.env.push(("MP3EDGE_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()));
+    options
+}
+
+/// The events a receiver saw once `count` arrived and nothing more came for two seconds
+/// (webhooks are sent in the background after the job's record is final).
+async fn settled_events(seen: &Seen, count: usize) -> Vec<serde_json::Value> {
+    wait_until(&format!("{count} webhook events"), JOB_TIMEOUT, async || seen.lock().unwrap().len() >= count).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|(valid, _)| *valid), "every event is signed: {seen:?}");
+    seen.into_iter().map(|(_, event)| event).collect()
+}
+
+/// Ten parallel `POST /jobs/{id}/retry` of one failed job: the run they would start is claimed
+/// in one Redis script, so exactly one is accepted and nine are 409 `{error, detail}`; one
+/// conversion runs, the job ends `done` with its whole output downloadable, and the receiver
+/// gets one terminal event per run: the upload's `job.failed`, the retry's `job.done`. Before,
+/// up to 5 of 8–12 were accepted, two conversions overlapped, the loser's clean-up deleted
+/// the winner's output (`done` with an empty download) and both events went out.
+#[tokio::test]
+async fn parallel_retries_of_a_failed_job_start_exactly_one_run() {
+    let (port, seen) = start_receiver().await;
+    // A 320 kbps mp3 of the clip is over the per-job output cap; 32 kbps is not.
+    let p = Platform::start_with(webhook_options(port, &[("max_output_bytes", "40000")])).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("retry@example.com").await;
+    let (clip, content_type) = short_clip();
+    let id = c.upload_file(&token, &clip, content_type, &format!("format=mp3&bitrate=320&callback=http://127.0.0.1:{port}/hook")).await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "failed");
+    wait_until("the failure's event", JOB_TIMEOUT, async || seen.lock().unwrap().len() == 1).await;
+
+    let retries = (0..10).map(|_| c.http.post(c.url(&format!("/jobs/{id}/retry?bitrate=32"))).bearer_auth(&token).send());
+    let mut accepted = 0;
+    for res in join_all(retries).await {
+        let res = res.unwrap();
+        if res.status() == 202 {
+            accepted += 1;
+            continue;
+        }
+        let body = error_body(res, 409).await;
+        assert_eq!(body["error"], "cannot retry", "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("another retry of this job was accepted") || detail.contains("only failed jobs can be retried"), "{body}");
+    }
+    assert_eq!(accepted, 1, "exactly one retry is accepted");
+
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!((job["run"].as_u64(), job["attempts"].as_u64(), job["options"]["bitrate_kbps"].as_u64()), (Some(1), Some(1), Some(32)), "{job}");
+    let (_, audio) = c.download(&token, &id).await;
+    assert_eq!(audio.len() as u64, job["output"]["size"].as_u64().unwrap(), "the whole output is served");
+    assert!(audio.len() > 1000);
+    let events = settled_events(&seen, 2).await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["job.failed", "job.done"], "one terminal event per run: {events:?}");
+    assert!(events.iter().all(|e| e["job_id"] == id.as_str()));
+    // One conversion ran: the log of `up` has one finished conversion of the retry.
+    let log = p.log();
+    assert_eq!(log.lines().filter(|l| l.contains("conversion done") && l.contains(id.as_str())).count(), 1, "{log}");
+    // Nothing of the upload is left: the record and the output, counted once.
+    let keys = redis_job_keys(&p).await;
+    assert!(keys.iter().all(|k| k == &format!("job:{id}") || k.starts_with(&format!("job:{id}:out:"))), "{keys:?}");
+    let me: serde_json::Value = c.http.get(c.url("/users/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["used_bytes"], job["output"]["size"]);
+}
+
+/// Two deliveries of one job started together (what a worker taken for dead and the one that
+/// reclaims its entry amount to): their attempts are numbered in one Redis script, only the
+/// newer owns the job, and the older one neither writes the record, frees the output nor
+/// notifies. One `job.done`, a whole output; before, both converted and both notified (or
+/// the loser failed on a source the winner had freed and deleted the winner's output).
+#[tokio::test]
+async fn a_stale_attempt_leaves_the_newer_attempts_work_alone() {
+    let (port, seen) = start_receiver().await;
+    let mut options = webhook_options(port, &[]);
+    options.no_worker = true;
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("stale@example.com").await;
+    let clip = e2e_tests::fixtures::long_video("edge-stale-40s.mp4", 40, "160x120");
+    let id = c.upload_file(&token, &clip, "video/mp4", &format!("format=mp3&callback=http://127.0.0.1:{port}/hook")).await;
+    // The same job queued twice before any worker runs: a worker with two slots takes both.
+    let mut conn = p.redis().connect().await;
+    let message = serde_json::to_vec(&json!({ "job_id": id })).unwrap();
+    let _: String = conn.xadd(layout::JOB_STREAM, "*", &[(layout::JOB_STREAM_FIELD, message.as_slice())]).await.unwrap();
+    let worker = p.start_worker(&["--concurrency", "2", "--segment-threads", "1"]);
+
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let events = settled_events(&seen, 1).await;
+    assert_eq!(events.len(), 1, "one terminal event: {events:?}");
+    assert_eq!(events[0]["type"], "job.done");
+    let log = worker.log();
+    assert!(log.contains("a newer attempt owns the job"), "the two deliveries did not overlap:\n{log}");
+    assert_eq!(log.lines().filter(|l| l.contains("conversion done")).count(), 1, "{log}");
+    let job = c.job(&token, &id).await;
+    let (_, audio) = c.download(&token, &id).await;
+    assert_eq!(audio.len() as u64, job["output"]["size"].as_u64().unwrap());
+    let duration = job["output"]["duration_secs"].as_f64().unwrap();
+    assert!((duration - 40.0).abs() < 0.1, "the whole audio: {duration}");
+    let keys = redis_job_keys(&p).await;
+    assert!(keys.iter().all(|k| k == &format!("job:{id}") || k.starts_with(&format!("job:{id}:out:"))), "{keys:?}");
+    // Both entries were acknowledged.
+    let pending: redis::streams::StreamPendingReply = conn.xpending(layout::JOB_STREAM, layout::WORKER_GROUP).await.unwrap();
+    assert_eq!(pending.count(), 0);
+}

@@ -4,7 +4,7 @@
 //! Redis through Spin's Redis interface.
 
 use edge_spin::ApiError;
-use job_model::lifecycle::{self, Reservation};
+use job_model::lifecycle::{self, Reservation, RetryClaim};
 use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
 
 pub struct Accounts {
@@ -107,7 +107,16 @@ impl Accounts {
 
     /// Forgets everything counted for the job (usage, flight, index, expiry, pending).
     pub fn forget(&self, job_id: &str, owner: &str) -> Result<(), ApiError> {
-        self.eval(lifecycle::FORGET_SCRIPT, &lifecycle::forget_keys(owner), vec![text(job_id)]).map(drop)
+        self.eval(lifecycle::FORGET_SCRIPT, &lifecycle::forget_keys(owner, job_id), vec![text(job_id)]).map(drop)
+    }
+
+    /// Claims the retry of run `failed_run` of a failed job, for this request alone.
+    pub fn claim_retry(&self, job_id: &str, failed_run: u32) -> Result<RetryClaim, ApiError> {
+        let keys = [lifecycle::run_key(job_id), lifecycle::cancelled_key(job_id)];
+        match self.eval(lifecycle::CLAIM_RETRY_SCRIPT, &keys, vec![int(failed_run.into())])?.first() {
+            Some(RedisResult::Int64(n)) => Ok(RetryClaim::from_reply(*n)),
+            other => Err(ApiError::internal("unexpected retry claim reply", other)),
+        }
     }
 
     /// Tells any worker holding the job to stop and remove what it wrote.

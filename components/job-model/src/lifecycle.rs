@@ -16,6 +16,12 @@
 //!   cleaned up by the sweeper instead of leaving chunks behind.
 //! * `mp3edge:cancelled:<job>`: a tombstone with a TTL, set by `DELETE`, that tells a worker
 //!   converting (or about to convert) the job to stop and remove what it wrote.
+//! * `mp3edge:run:<job>`: the job's current run (absent: 0, the upload's), claimed by one
+//!   retry at a time ([`CLAIM_RETRY_SCRIPT`]) and read by the worker before it frees, stores
+//!   or records anything for a run.
+//! * `mp3edge:attempt:<job>`: `<run>:<attempt>` of the newest attempt started, so that two
+//!   deliveries of one job that start together get different attempt numbers
+//!   ([`CLAIM_ATTEMPT_SCRIPT`]) and only the newer one owns the record.
 //!
 //! The checks that must not race (quota, jobs in flight, sweeper claims) are Lua scripts run
 //! with `EVAL`, atomic on the Redis server and usable through Spin's generic `execute`.
@@ -46,6 +52,70 @@ pub fn index_key(owner: &str) -> String {
 
 pub fn cancelled_key(job_id: &str) -> String {
     format!("mp3edge:cancelled:{job_id}")
+}
+
+pub fn run_key(job_id: &str) -> String {
+    format!("mp3edge:run:{job_id}")
+}
+
+/// Claims the retry of a failed job: moves its run from `ARGV[1]` (the run its record says
+/// failed) to the next, unless another retry already did (the run is past it) or the job is
+/// being deleted. Parallel retries of one job read the same record, and exactly one of them
+/// gets the new run. KEYS: the run key, the cancellation tombstone. ARGV: the record's run.
+/// Returns the new run, 0 when another retry claimed it first, -1 when the job is deleted.
+pub const CLAIM_RETRY_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1
+end
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local failed = tonumber(ARGV[1])
+if current > failed then
+  return 0
+end
+redis.call('SET', KEYS[1], failed + 1)
+return failed + 1
+"#;
+
+pub fn attempt_key(job_id: &str) -> String {
+    format!("mp3edge:attempt:{job_id}")
+}
+
+/// Numbers a new attempt at run `ARGV[1]` of a job whose record counts `ARGV[2]` attempts:
+/// one more than the record's, and than any attempt of the same run already started (two
+/// deliveries that loaded the same record get different numbers). KEYS: the attempt key.
+/// Returns the attempt's number.
+pub const CLAIM_ATTEMPT_SCRIPT: &str = r#"
+local next = tonumber(ARGV[2]) + 1
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local run, attempt = string.match(stored, '^(%d+):(%d+)$')
+  if run == ARGV[1] and tonumber(attempt) >= next then
+    next = tonumber(attempt) + 1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. next)
+return next
+"#;
+
+/// What [`CLAIM_RETRY_SCRIPT`] answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClaim {
+    /// This retry is run `n`.
+    Claimed(u32),
+    /// Another retry of the same failed run was accepted first.
+    Taken,
+    /// The job is being deleted.
+    Deleted,
+}
+
+impl RetryClaim {
+    pub fn from_reply(reply: i64) -> RetryClaim {
+        match reply {
+            n if n > 0 => RetryClaim::Claimed(u32::try_from(n).unwrap_or(u32::MAX)),
+            0 => RetryClaim::Taken,
+            _ => RetryClaim::Deleted,
+        }
+    }
 }
 
 /// Usage field of a job's stored source.
@@ -108,9 +178,10 @@ return 1
 "#;
 
 /// Forgets everything Redis knows of a job's storage: its usage fields, its place among the
-/// jobs in flight, the owner's index, the expiry schedule and the pending uploads. Idempotent.
-/// KEYS: usage hash, active set, index, expiry set, pending hash, pending deadlines.
-/// ARGV: job id.
+/// jobs in flight, the owner's index, the expiry schedule, the pending uploads, its run and
+/// its attempts.
+/// Idempotent. KEYS: usage hash, active set, index, expiry set, pending hash, pending
+/// deadlines, run key, attempt key. ARGV: job id.
 pub const FORGET_SCRIPT: &str = r#"
 redis.call('HDEL', KEYS[1], ARGV[1] .. ':src', ARGV[1] .. ':out')
 redis.call('SREM', KEYS[2], ARGV[1])
@@ -118,11 +189,12 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('DEL', KEYS[7], KEYS[8])
 return 1
 "#;
 
 /// The keys [`FORGET_SCRIPT`] takes, in order.
-pub fn forget_keys(owner: &str) -> [String; 6] {
+pub fn forget_keys(owner: &str, job_id: &str) -> [String; 8] {
     [
         usage_key(owner),
         active_key(owner),
@@ -130,6 +202,8 @@ pub fn forget_keys(owner: &str) -> [String; 6] {
         EXPIRY_SET.to_string(),
         PENDING_UPLOADS.to_string(),
         PENDING_DEADLINES.to_string(),
+        run_key(job_id),
+        attempt_key(job_id),
     ]
 }
 
@@ -206,11 +280,20 @@ mod tests {
     }
 
     #[test]
+    fn retry_claims_decode() {
+        assert_eq!(RetryClaim::from_reply(1), RetryClaim::Claimed(1));
+        assert_eq!(RetryClaim::from_reply(7), RetryClaim::Claimed(7));
+        assert_eq!(RetryClaim::from_reply(0), RetryClaim::Taken);
+        assert_eq!(RetryClaim::from_reply(-1), RetryClaim::Deleted);
+    }
+
+    #[test]
     fn keys_name_their_owner_and_job() {
         assert_eq!(usage_key("a@b.c"), "mp3edge:usage:a@b.c");
         assert_eq!(source_field("x"), "x:src");
         assert_eq!(output_field("x"), "x:out");
-        assert_eq!(forget_keys("o")[0], usage_key("o"));
+        assert_eq!(forget_keys("o", "x")[0], usage_key("o"));
+        assert_eq!(forget_keys("o", "x")[6], run_key("x"));
         assert!(FORGET_SCRIPT.contains("':src'") && FORGET_SCRIPT.contains("':out'"));
     }
 

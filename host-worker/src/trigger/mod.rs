@@ -6,8 +6,11 @@
 //! is acknowledged only after the converter stored its output and its final status. An entry
 //! whose worker died stays pending and is reclaimed once idle longer than the visibility
 //! timeout; a live worker keeps its entries fresh with a heartbeat. Attempts are counted on the
-//! job record; after `max_attempts` the job is marked `failed` and moved to the dead-letter
-//! stream. A job already `done` or `failed` is acknowledged without running again.
+//! job record, numbered in Redis so two deliveries never take the same number; after
+//! `max_attempts` the job is marked `failed` and moved to the dead-letter stream. A job already
+//! `done` or `failed` is acknowledged without running again. An attempt that finds the record
+//! of another run or attempt when its converter returns is stale: it acknowledges its entry and
+//! touches nothing (no clean-up, no requeue, no notification).
 
 pub mod converter;
 
@@ -277,12 +280,16 @@ impl RedisTrigger {
             // Seen again after it ended (a redelivery): make sure it gave back what it holds.
             return self.jobs.finish(&mut job).await.map(drop);
         }
-        job.attempts += 1;
-        if job.attempts > self.config.max_attempts {
+        if job.attempts >= self.config.max_attempts {
+            job.attempts += 1;
             return self.give_up(&entry.id, &mut job, None).await;
         }
+        job.attempts = self.jobs.claim_attempt(&job).await?;
         self.jobs.save(&mut job).await?;
         self.refresh_formats().await;
+        // This attempt owns the job while the record is of its run and attempt: a retry (a new
+        // run) or another worker that took the entry over (a new attempt) makes it stale.
+        let (run, attempt_number) = (job.run, job.attempts);
 
         let owner = job.owner.clone();
         let delivery = Delivery { job_id: job_id.clone(), attempt: job.attempts, max_attempts: self.config.max_attempts };
@@ -302,6 +309,15 @@ impl RedisTrigger {
             Attempt::Finished(outcome) => outcome,
         };
         let mut job = reloaded.context("the job record vanished during conversion")?;
+        if (job.run, job.attempts) != (run, attempt_number) {
+            // Whatever this attempt did or did not do, the job is a newer attempt's now: its
+            // output, its record and its notification are not this one's to touch.
+            tracing::warn!(
+                job = %job_id, run, attempt = attempt_number, current_run = job.run, current_attempt = job.attempts,
+                "a newer attempt owns the job; this one leaves it alone"
+            );
+            return Ok(());
+        }
         match outcome {
             // Also when the converter failed after it stored the final status: the job ended.
             _ if job.status == JobStatus::Done || (outcome.is_ok() && job.status.is_final()) => {
