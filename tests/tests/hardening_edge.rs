@@ -306,3 +306,126 @@ async fn a_stale_attempt_leaves_the_newer_attempts_work_alone() {
     let pending: redis::streams::StreamPendingReply = conn.xpending(layout::JOB_STREAM, layout::WORKER_GROUP).await.unwrap();
     assert_eq!(pending.count(), 0);
 }
+
+/// Every `job:` key in the SQLite key-value store of `mp3edge up`'s data dir.
+fn sqlite_job_keys(p: &Platform) -> Vec<String> {
+    let db = rusqlite::Connection::open(p.data_dir.path().join("state/sqlite_key_value.db")).unwrap();
+    let mut stmt = db.prepare("SELECT key FROM spin_key_value WHERE key LIKE 'job:%' ORDER BY key").unwrap();
+    stmt.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+/// What Redis still counts for a job: its usage fields, index entry, expiry entry, run,
+/// attempt and dead-letter keys.
+async fn redis_traces(p: &Platform, owner: &str, id: &str) -> Vec<String> {
+    let mut conn = p.redis().connect().await;
+    let mut traces = Vec::new();
+    let usage: BTreeMap<String, u64> = conn.hgetall(lifecycle::usage_key(owner)).await.unwrap();
+    traces.extend(usage.keys().filter(|f| f.starts_with(id)).map(|f| format!("usage {f}")));
+    if conn.zscore::<_, _, Option<f64>>(lifecycle::index_key(owner), id).await.unwrap().is_some() {
+        traces.push("index".into());
+    }
+    if conn.zscore::<_, _, Option<f64>>(lifecycle::EXPIRY_SET, id).await.unwrap().is_some() {
+        traces.push("expiry".into());
+    }
+    for key in [lifecycle::run_key(id), lifecycle::attempt_key(id), lifecycle::dead_letters_key(id)] {
+        if conn.exists(&key).await.unwrap() {
+            traces.push(key);
+        }
+    }
+    traces
+}
+
+/// A `DELETE` whose record delete fails: the store refuses it (an SQLite trigger in the real
+/// key-value file, standing for a disk error), the answer is a 500 `{error, detail}`, and once
+/// the store works again the sweeper finishes the deletion within seconds: the record, the
+/// chunks and everything Redis counted go. Before, the expiry entry was forgotten before the
+/// record delete, and the failed job stayed forever, listed with its output gone.
+#[tokio::test]
+async fn a_delete_that_fails_half_way_is_finished_by_the_sweeper() {
+    let p = Platform::start();
+    let c = Client::new(&p);
+    let token = c.new_user("half@example.com").await;
+    let (clip, content_type) = short_clip();
+    let id = c.upload_file(&token, &clip, content_type, "format=wav").await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
+    let kv = rusqlite::Connection::open(p.data_dir.path().join("state/sqlite_key_value.db")).unwrap();
+    kv.busy_timeout(Duration::from_secs(10)).unwrap();
+    kv.execute_batch(&format!(
+        "CREATE TRIGGER refuse_record_delete BEFORE DELETE ON spin_key_value WHEN old.key = 'job:{id}' \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (test)'); END;"
+    ))
+    .unwrap();
+
+    let res = c.http.delete(c.url(&format!("/jobs/{id}"))).bearer_auth(&token).send().await.unwrap();
+    let body = error_body(res, 500).await;
+    let detail = format!("job {id} could not be deleted completely; what is left of it is removed within seconds");
+    assert_eq!((body["error"].as_str(), body["detail"].as_str()), (Some("delete incomplete"), Some(detail.as_str())));
+    // The chunks went, the record stayed: the state a failed step leaves.
+    assert_eq!(sqlite_job_keys(&p), [format!("job:{id}")]);
+    kv.execute_batch("DROP TRIGGER refuse_record_delete").unwrap();
+
+    wait_until("the sweeper finished the deletion", Duration::from_secs(20), async || {
+        c.http.get(c.url(&format!("/jobs/{id}"))).bearer_auth(&token).send().await.unwrap().status() == 404
+    })
+    .await;
+    assert_eq!(sqlite_job_keys(&p), Vec::<String>::new());
+    wait_until("its accounting is gone", Duration::from_secs(5), async || redis_traces(&p, "half@example.com", &id).await.is_empty()).await;
+    let jobs: serde_json::Value = c.http.get(c.url("/jobs")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jobs, json!([]));
+    assert!(p.log_has("deleted job's removal finished").await, "{}", p.log());
+    // A DELETE that completes leaves nothing for the sweeper: the schedule is empty at once.
+    let id = c.upload_file(&token, &clip, content_type, "format=wav").await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
+    assert_eq!(c.http.delete(c.url(&format!("/jobs/{id}"))).bearer_auth(&token).send().await.unwrap().status(), 204);
+    assert_eq!(redis_traces(&p, "half@example.com", &id).await, Vec::<String>::new());
+    assert_eq!(sqlite_job_keys(&p), Vec::<String>::new());
+}
+
+/// The dead letters (job id, entry, reason) of each job in `mp3edge:jobs:dead`.
+async fn dead_letters(p: &Platform) -> Vec<String> {
+    let mut conn = p.redis().connect().await;
+    let reply: redis::streams::StreamRangeReply = conn.xrange_all(layout::DEAD_LETTER_STREAM).await.unwrap();
+    reply.ids.iter().map(|e| e.get::<String>("job_id").unwrap_or_default()).collect()
+}
+
+/// Dead letters go with their job: one when the job is deleted, one when it expires; a dead
+/// letter that names no job (a malformed queue entry) stays for people to look at. Before,
+/// they outlived the job they named.
+#[tokio::test]
+async fn dead_letters_go_with_their_job_when_it_is_deleted_or_expires() {
+    let options = PlatformOptions { key_value_on_redis: true, no_worker: true, variables: vars(&[("job_retention_secs", "4")]), ..Default::default() };
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("dead@example.com").await;
+    let (clip, content_type) = short_clip();
+    let mut conn = p.redis().connect().await;
+    // Two jobs whose source lost a chunk (every attempt fails), and a malformed entry.
+    let deleted = c.upload_file(&token, &clip, content_type, "").await;
+    let expiring = c.upload_file(&token, &clip, content_type, "").await;
+    for id in [&deleted, &expiring] {
+        let _: () = conn.del(layout::source_chunk_key(id, 0)).await.unwrap();
+    }
+    let _: String = conn.xadd(layout::JOB_STREAM, "*", &[(layout::JOB_STREAM_FIELD, "not json")]).await.unwrap();
+    let _worker = p.start_worker(&["--max-attempts", "1", "--concurrency", "1"]);
+    for id in [&deleted, &expiring] {
+        assert_eq!(c.wait_for_job(&token, id, JOB_TIMEOUT).await["status"], "failed");
+    }
+    wait_until("three dead letters", Duration::from_secs(10), async || dead_letters(&p).await.len() == 3).await;
+    let mut letters = dead_letters(&p).await;
+    letters.sort();
+    let mut expected = vec![String::new(), deleted.clone(), expiring.clone()];
+    expected.sort();
+    assert_eq!(letters, expected);
+
+    assert_eq!(c.http.delete(c.url(&format!("/jobs/{deleted}"))).bearer_auth(&token).send().await.unwrap().status(), 204);
+    let mut left = dead_letters(&p).await;
+    left.sort();
+    let mut expected = vec![String::new(), expiring.clone()];
+    expected.sort();
+    assert_eq!(left, expected, "the deleted job's dead letter went with it");
+    wait_until("the failed job expired", Duration::from_secs(20), async || redis_job_keys(&p).await.is_empty()).await;
+    wait_until("its dead letter went with it", Duration::from_secs(5), async || dead_letters(&p).await == [String::new()]).await;
+    for id in [&deleted, &expiring] {
+        assert_eq!(redis_traces(&p, "dead@example.com", id).await, Vec::<String>::new());
+    }
+}

@@ -119,10 +119,12 @@ impl Accounts {
         }
     }
 
-    /// Tells any worker holding the job to stop and remove what it wrote.
-    pub fn raise_tombstone(&self, job_id: &str) -> Result<(), ApiError> {
-        let args = vec![text(&lifecycle::cancelled_key(job_id)), text("1"), text("EX"), int(lifecycle::TOMBSTONE_SECS)];
-        self.command("SET", args).map(drop)
+    /// Records a deletion before anything is deleted: the tombstone tells any worker holding
+    /// the job to stop and remove what it wrote, and the job is due on the expiry schedule
+    /// shortly, so the sweeper finishes whatever this deletion does not get to.
+    pub fn begin_delete(&self, job_id: &str, owner: &str, now: u64) -> Result<(), ApiError> {
+        let args = vec![text(owner), int(now + lifecycle::DELETE_GRACE_SECS), text(job_id), int(lifecycle::TOMBSTONE_SECS)];
+        self.eval(lifecycle::BEGIN_DELETE_SCRIPT, &lifecycle::begin_delete_keys(job_id), args).map(drop)
     }
 
     /// The job goes back in flight (a retry), unless `owner` is at `limit` already.

@@ -73,19 +73,32 @@ pub fn list(ctx: &Ctx, caller: &Caller, head: &Head) -> ApiResult {
 
 /// `DELETE /jobs/{id}`: the job and everything it stored. A job in flight is cancelled: the
 /// tombstone tells its worker to stop and remove what it wrote (within a few seconds).
+///
+/// The deletion is recorded first (the tombstone, naming the owner, and the job due on the
+/// expiry schedule in a few seconds), then the chunks go, then the record, and only then what
+/// Redis counts for it (its expiry entry among it). A failure at any step leaves the job on the
+/// schedule with its tombstone, and the sweeper finishes the deletion.
 pub fn delete(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
     let accounts = Accounts::open(&ctx.config.redis_host)?;
     // Also for a finished job: a worker finishing it right now must not store it again.
-    accounts.raise_tombstone(&job.id)?;
+    accounts.begin_delete(&job.id, &job.owner, ctx.now)?;
+    let incomplete = |key: &str, e: spin_sdk::key_value::Error| {
+        eprintln!("DELETE of job {}: could not delete {key}: {e:?}; the sweeper finishes it", job.id);
+        ApiError::new(
+            500,
+            "delete incomplete",
+            format!("job {} could not be deleted completely; what is left of it is removed within seconds", job.id),
+        )
+    };
     // From the last chunk down, so an interrupted delete leaves runs the sweeper can finish.
     for key in lifecycle::owned_keys(&job).into_iter().rev() {
-        store.delete(&key).map_err(|e| ApiError::internal("could not delete a stored chunk", e))?;
+        store.delete(&key).map_err(|e| incomplete(&key, e))?;
     }
+    let key = job_key(&job.id);
+    store.delete(&key).map_err(|e| incomplete(&key, e))?;
     accounts.forget(&job.id, &job.owner)?;
-    // The record goes last: while it exists, the sweeper (or the worker) can finish the job.
-    store.delete(&job_key(&job.id)).map_err(|e| ApiError::internal("could not delete the job", e))?;
     Ok(Reply::empty(204))
 }
 

@@ -19,6 +19,9 @@
 //! * `mp3edge:run:<job>`: the job's current run (absent: 0, the upload's), claimed by one
 //!   retry at a time ([`CLAIM_RETRY_SCRIPT`]) and read by the worker before it frees, stores
 //!   or records anything for a run.
+//! * `mp3edge:dead:<job>`: the ids of the job's entries in the dead-letter stream
+//!   (`mp3edge:jobs:dead`), so that they go with the job ([`DEAD_LETTER_SCRIPT`],
+//!   [`FORGET_SCRIPT`]).
 //! * `mp3edge:attempt:<job>`: `<run>:<attempt>` of the newest attempt started, so that two
 //!   deliveries of one job that start together get different attempt numbers
 //!   ([`CLAIM_ATTEMPT_SCRIPT`]) and only the newer one owns the record.
@@ -37,6 +40,10 @@ pub const PENDING_UPLOADS: &str = "mp3edge:uploads";
 pub const PENDING_DEADLINES: &str = "mp3edge:uploads:deadline";
 /// How long a cancellation tombstone outlives the `DELETE` (longer than any redelivery delay).
 pub const TOMBSTONE_SECS: u64 = 24 * 3600;
+/// A `DELETE` puts the job on the expiry schedule this many seconds ahead before it deletes
+/// anything, so that whatever it does not get to (a failed write, a component stopped
+/// half-way) the sweeper finishes then; a `DELETE` that completes takes the entry off again.
+pub const DELETE_GRACE_SECS: u64 = 5;
 
 pub fn usage_key(owner: &str) -> String {
     format!("mp3edge:usage:{owner}")
@@ -53,6 +60,42 @@ pub fn index_key(owner: &str) -> String {
 pub fn cancelled_key(job_id: &str) -> String {
     format!("mp3edge:cancelled:{job_id}")
 }
+
+/// Records a `DELETE` before anything is deleted: the tombstone (whose value is the owner, so
+/// the sweeper can finish the deletion after the record is gone) and the job on the expiry
+/// schedule at `ARGV[2]`. KEYS: the tombstone, the expiry set. ARGV: owner, due at, job id,
+/// tombstone lifetime.
+pub const BEGIN_DELETE_SCRIPT: &str = r#"
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[3])
+return 1
+"#;
+
+/// The keys [`BEGIN_DELETE_SCRIPT`] takes, in order.
+pub fn begin_delete_keys(job_id: &str) -> [String; 2] {
+    [cancelled_key(job_id), EXPIRY_SET.to_string()]
+}
+
+/// The owner a tombstone names (tombstones of abandoned uploads hold `1`).
+pub fn tombstone_owner(value: &str) -> Option<&str> {
+    value.contains('@').then_some(value)
+}
+
+pub fn dead_letters_key(job_id: &str) -> String {
+    format!("mp3edge:dead:{job_id}")
+}
+
+/// Moves a queue entry to the dead-letter stream (keeping its newest ten thousand entries)
+/// and, for a job's entry, notes the dead letter's id with the job so that it goes with it.
+/// KEYS: the dead-letter stream, the job's dead letters (any key when there is no job).
+/// ARGV: entry id, job id or empty, reason. Returns the dead letter's id.
+pub const DEAD_LETTER_SCRIPT: &str = r#"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', 10000, '*', 'entry', ARGV[1], 'job_id', ARGV[2], 'reason', ARGV[3])
+if ARGV[2] ~= '' then
+  redis.call('SADD', KEYS[2], id)
+end
+return id
+"#;
 
 pub fn run_key(job_id: &str) -> String {
     format!("mp3edge:run:{job_id}")
@@ -178,10 +221,10 @@ return 1
 "#;
 
 /// Forgets everything Redis knows of a job's storage: its usage fields, its place among the
-/// jobs in flight, the owner's index, the expiry schedule, the pending uploads, its run and
-/// its attempts.
-/// Idempotent. KEYS: usage hash, active set, index, expiry set, pending hash, pending
-/// deadlines, run key, attempt key. ARGV: job id.
+/// jobs in flight, the owner's index, the expiry schedule, the pending uploads, its run, its
+/// attempts and its dead letters. Idempotent. KEYS: usage hash, active set, index, expiry set,
+/// pending hash, pending deadlines, run key, attempt key, dead-letter stream, the job's dead
+/// letters. ARGV: job id.
 pub const FORGET_SCRIPT: &str = r#"
 redis.call('HDEL', KEYS[1], ARGV[1] .. ':src', ARGV[1] .. ':out')
 redis.call('SREM', KEYS[2], ARGV[1])
@@ -190,11 +233,15 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('DEL', KEYS[7], KEYS[8])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[10])) do
+  redis.call('XDEL', KEYS[9], id)
+end
+redis.call('DEL', KEYS[10])
 return 1
 "#;
 
 /// The keys [`FORGET_SCRIPT`] takes, in order.
-pub fn forget_keys(owner: &str, job_id: &str) -> [String; 8] {
+pub fn forget_keys(owner: &str, job_id: &str) -> [String; 10] {
     [
         usage_key(owner),
         active_key(owner),
@@ -204,6 +251,8 @@ pub fn forget_keys(owner: &str, job_id: &str) -> [String; 8] {
         PENDING_DEADLINES.to_string(),
         run_key(job_id),
         attempt_key(job_id),
+        crate::layout::DEAD_LETTER_STREAM.to_string(),
+        dead_letters_key(job_id),
     ]
 }
 
@@ -294,6 +343,9 @@ mod tests {
         assert_eq!(output_field("x"), "x:out");
         assert_eq!(forget_keys("o", "x")[0], usage_key("o"));
         assert_eq!(forget_keys("o", "x")[6], run_key("x"));
+        assert_eq!(forget_keys("o", "x")[9], dead_letters_key("x"));
+        assert_eq!(tombstone_owner("a@example.com"), Some("a@example.com"));
+        assert_eq!(tombstone_owner("1"), None);
         assert!(FORGET_SCRIPT.contains("':src'") && FORGET_SCRIPT.contains("':out'"));
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use job_model::{Completion, Delivery, FormatInfo, Job, JobMessage, JobStatus, layout};
+use job_model::{Completion, Delivery, FormatInfo, Job, JobMessage, JobStatus, layout, lifecycle};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
@@ -377,7 +377,8 @@ impl RedisTrigger {
         Ok(())
     }
 
-    /// Fails the job for good and moves its entry to the dead-letter stream.
+    /// Fails the job for good and moves its entry to the dead-letter stream (unless it was
+    /// deleted meanwhile, or a retry started a newer run: then there is nothing to report).
     async fn give_up(&self, entry_id: &str, job: &mut Job, reason: Option<String>) -> Result<()> {
         // The converter's own record of what went wrong is more precise than a generic
         // "attempt failed"; a crash is only known to the host.
@@ -387,7 +388,7 @@ impl RedisTrigger {
             (None, Some(recorded)) => recorded,
             (None, None) => "unknown error".into(),
         };
-        if job.status != JobStatus::Done {
+        let ended = if job.status != JobStatus::Done {
             // A converter that failed its last attempt already wrote the final reason, and a
             // reader may have seen it: it stays as written.
             if job.status != JobStatus::Failed || job.error.is_none() {
@@ -395,27 +396,34 @@ impl RedisTrigger {
             }
             job.status = JobStatus::Failed;
             job.attempts = job.attempts.min(self.config.max_attempts);
-            if self.jobs.finish(job).await? {
+            let ended = self.jobs.finish(job).await?;
+            if ended {
                 self.publish_completion(job).await;
                 self.notifier.job_finished(job.clone());
             }
+            ended
         } else {
-            self.jobs.finish(job).await?;
+            self.jobs.finish(job).await?
+        };
+        if !ended {
+            return Ok(());
         }
         self.dead_letter(entry_id, Some(&job.id), job.error.as_deref().unwrap_or("failed")).await
     }
 
     async fn dead_letter(&self, entry_id: &str, job_id: Option<&str>, reason: &str) -> Result<()> {
         tracing::warn!(entry = %entry_id, job = ?job_id, %reason, "dead-lettering job");
-        let mut redis = self.redis.clone();
-        // The dead letters are for people to look at: the newest ten thousand are kept.
-        let _: String = redis
-            .xadd_maxlen(
-                layout::DEAD_LETTER_STREAM,
-                redis::streams::StreamMaxlen::Approx(10_000),
-                "*",
-                &[("entry", entry_id), ("job_id", job_id.unwrap_or("")), ("reason", reason)],
-            )
+        // The dead letters are for people to look at: the newest ten thousand are kept, and a
+        // job's go with it when it is deleted or expires.
+        let _: String = redis::cmd("EVAL")
+            .arg(lifecycle::DEAD_LETTER_SCRIPT)
+            .arg(2)
+            .arg(layout::DEAD_LETTER_STREAM)
+            .arg(lifecycle::dead_letters_key(job_id.unwrap_or("")))
+            .arg(entry_id)
+            .arg(job_id.unwrap_or(""))
+            .arg(reason)
+            .query_async(&mut self.redis.clone())
             .await?;
         self.metrics.dead_lettered();
         Ok(())
