@@ -429,3 +429,89 @@ async fn dead_letters_go_with_their_job_when_it_is_deleted_or_expires() {
         assert_eq!(redis_traces(&p, "dead@example.com", id).await, Vec::<String>::new());
     }
 }
+
+fn sample_bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// How an upload's body is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Raw, with `Content-Length`.
+    Raw,
+    /// `multipart/form-data` with `Content-Length` (the file is the body less its framing).
+    Multipart,
+    /// Raw and chunked, without `Content-Length`: only the stream tells its size.
+    Streamed,
+}
+
+async fn upload_bytes(c: &Client, token: &str, data: Vec<u8>, body: Body) -> reqwest::Response {
+    let request = c.http.post(c.url("/upload?filename=clip.mp4")).bearer_auth(token);
+    let request = match body {
+        Body::Raw => request.header("content-type", "video/mp4").body(data),
+        Body::Multipart => {
+            let part = reqwest::multipart::Part::bytes(data).file_name("clip.mp4").mime_str("video/mp4").unwrap();
+            request.multipart(reqwest::multipart::Form::new().part("file", part))
+        }
+        Body::Streamed => {
+            let pieces: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+            request.header("content-type", "video/mp4").body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        }
+    };
+    request.send().await.unwrap()
+}
+
+/// Eight parallel uploads of 6.6 MB against a 30 MB quota, raw and multipart with
+/// `Content-Length` and streamed without: exactly the four that fit are accepted, the other
+/// four are 413 `quota_exceeded` and leave nothing in the store or the accounting. Before,
+/// multipart ones gave 1×202 (each had reserved its size less a megabyte of framing allowance,
+/// then grew into the others), and the streamed ones, growing side by side, were all refused
+/// at the quota together: 8×413.
+#[tokio::test]
+async fn parallel_uploads_near_the_quota_get_as_many_through_as_fit() {
+    const QUOTA: u64 = 30_000_000;
+    const SIZE: usize = 6_600_000;
+    let options = PlatformOptions {
+        key_value_on_redis: true,
+        no_worker: true,
+        variables: vars(&[("user_quota_bytes", &QUOTA.to_string())]),
+        ..Default::default()
+    };
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    let owner = "parallel@example.com";
+    let token = c.new_user(owner).await;
+    let mut conn = p.redis().connect().await;
+    for body in [Body::Raw, Body::Multipart, Body::Streamed] {
+        let uploads = (0..8).map(|_| upload_bytes(&c, &token, sample_bytes(SIZE), body));
+        let mut accepted = Vec::new();
+        for res in join_all(uploads).await {
+            if res.status() == 202 {
+                accepted.push(res.json::<serde_json::Value>().await.unwrap()["job_id"].as_str().unwrap().to_string());
+                continue;
+            }
+            let body = error_body(res, 413).await;
+            assert_eq!(body["error"], "quota_exceeded", "{body}");
+            assert!(body["detail"].as_str().unwrap().contains("(30000000 bytes)"), "{body}");
+        }
+        assert_eq!(accepted.len(), 4, "{body:?}: the four that fit");
+        let me: serde_json::Value = c.http.get(c.url("/users/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(me["used_bytes"], 4 * SIZE as u64, "{body:?}");
+        // Each accepted upload is its record and 7 chunks of 1 MiB; nothing of the others.
+        let mut expected: Vec<String> = Vec::new();
+        for id in &accepted {
+            expected.push(format!("job:{id}"));
+            expected.extend((0..7).map(|n| layout::source_chunk_key(id, n)));
+        }
+        expected.sort();
+        assert_eq!(redis_job_keys(&p).await, expected, "{body:?}");
+        let uploading: Vec<String> = conn.zrange(lifecycle::uploading_key(owner), 0, -1).await.unwrap();
+        assert_eq!(uploading, Vec::<String>::new());
+        let pending: BTreeMap<String, String> = conn.hgetall(lifecycle::PENDING_UPLOADS).await.unwrap();
+        assert_eq!(pending, BTreeMap::new());
+        for id in &accepted {
+            assert_eq!(c.http.delete(c.url(&format!("/jobs/{id}"))).bearer_auth(&token).send().await.unwrap().status(), 204);
+        }
+        assert_eq!(redis_job_keys(&p).await, Vec::<String>::new());
+    }
+}

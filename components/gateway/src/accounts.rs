@@ -4,7 +4,7 @@
 //! Redis through Spin's Redis interface.
 
 use edge_spin::ApiError;
-use job_model::lifecycle::{self, Reservation, RetryClaim};
+use job_model::lifecycle::{self, Reservation, RetryClaim, UploadReservation};
 use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
 
 pub struct Accounts {
@@ -72,9 +72,16 @@ impl Accounts {
             lifecycle::active_key(owner),
             lifecycle::PENDING_UPLOADS.to_string(),
             lifecycle::PENDING_DEADLINES.to_string(),
+            lifecycle::uploading_key(owner),
         ];
-        let reply =
-            self.eval(lifecycle::ADMIT_SCRIPT, &keys, vec![text(job_id), int(limit.into()), text(pending_owner), int(pending_until.unwrap_or(0))])?;
+        let args = vec![
+            text(job_id),
+            int(limit.into()),
+            text(pending_owner),
+            int(pending_until.unwrap_or(0)),
+            int(edge_spin::unix_now_millis()),
+        ];
+        let reply = self.eval(lifecycle::ADMIT_SCRIPT, &keys, args)?;
         Ok(matches!(reply.first(), Some(RedisResult::Int64(1))))
     }
 
@@ -98,10 +105,25 @@ impl Accounts {
         }
     }
 
+    /// Grows the size counted for an upload in progress whose final size is unknown, within
+    /// `quota`; when there is no room, whether this upload gives way or waits for a later one
+    /// (`job_model::lifecycle::UPLOAD_RESERVE_SCRIPT`).
+    pub fn reserve_upload(&self, owner: &str, job_id: &str, bytes: u64, quota: u64) -> Result<UploadReservation, ApiError> {
+        let keys = [lifecycle::usage_key(owner), lifecycle::uploading_key(owner)];
+        let args = vec![text(&lifecycle::source_field(job_id)), int(bytes), int(quota), text(job_id)];
+        let reply = self.eval(lifecycle::UPLOAD_RESERVE_SCRIPT, &keys, args)?;
+        match reply.as_slice() {
+            [RedisResult::Int64(status), RedisResult::Int64(total)] => UploadReservation::from_reply(*status, *total)
+                .ok_or_else(|| ApiError::internal("unexpected quota reply", status)),
+            other => Err(ApiError::internal("unexpected quota reply", other)),
+        }
+    }
+
     /// The upload became a stored, queued job: no longer pending, listed in the owner's index.
     pub fn settle_upload(&self, job_id: &str, owner: &str, created_ms: u64) -> Result<(), ApiError> {
         self.command("ZADD", vec![text(&lifecycle::index_key(owner)), int(created_ms), text(job_id)])?;
         self.command("HDEL", vec![text(lifecycle::PENDING_UPLOADS), text(job_id)])?;
+        self.command("ZREM", vec![text(&lifecycle::uploading_key(owner)), text(job_id)])?;
         self.command("ZREM", vec![text(lifecycle::PENDING_DEADLINES), text(job_id)]).map(drop)
     }
 

@@ -14,6 +14,9 @@
 //! * `mp3edge:uploads` + `mp3edge:uploads:deadline`: uploads in progress (job id → owner) and
 //!   when each is stale, so that an upload whose component trapped or whose client vanished is
 //!   cleaned up by the sweeper instead of leaving chunks behind.
+//! * `mp3edge:uploading:<owner>`: the owner's uploads in progress by when they started
+//!   (milliseconds), which decides who gives way when parallel uploads whose sizes are not
+//!   announced fill the quota ([`UPLOAD_RESERVE_SCRIPT`]).
 //! * `mp3edge:cancelled:<job>`: a tombstone with a TTL, set by `DELETE`, that tells a worker
 //!   converting (or about to convert) the job to stop and remove what it wrote.
 //! * `mp3edge:run:<job>`: the job's current run (absent: 0, the upload's), claimed by one
@@ -55,6 +58,10 @@ pub fn active_key(owner: &str) -> String {
 
 pub fn index_key(owner: &str) -> String {
     format!("mp3edge:index:{owner}")
+}
+
+pub fn uploading_key(owner: &str) -> String {
+    format!("mp3edge:uploading:{owner}")
 }
 
 pub fn cancelled_key(job_id: &str) -> String {
@@ -205,8 +212,9 @@ impl Reservation {
 
 /// Puts a job in flight unless the owner already has `ARGV[2]` jobs in flight (0 = no limit);
 /// for a new upload (`ARGV[3]` = the owner, not empty) also registers it as in progress until
-/// `ARGV[4]`. KEYS: active set, pending hash, pending deadlines. ARGV: job id, limit, owner or
-/// empty, deadline. Returns 1 when admitted, 0 when at the limit.
+/// `ARGV[4]`, started at `ARGV[5]` (milliseconds). KEYS: active set, pending hash, pending
+/// deadlines, the owner's uploads in progress. ARGV: job id, limit, owner or empty, deadline,
+/// start. Returns 1 when admitted, 0 when at the limit.
 pub const ADMIT_SCRIPT: &str = r#"
 local limit = tonumber(ARGV[2])
 if limit > 0 and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= limit then
@@ -216,15 +224,67 @@ redis.call('SADD', KEYS[1], ARGV[1])
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 end
 return 1
 "#;
 
+/// Grows the size counted for an upload in progress whose final size is not known (no
+/// `Content-Length`, or multipart framing): like [`RESERVE_SCRIPT`], and when the quota has
+/// no room, says who gives way. Growing side by side, parallel uploads reach the quota together
+/// and, refused together, would all fail though some fit; instead the owner's upload that
+/// started last gives way (`refused`, it ends with 413 and frees what it held) and every
+/// earlier one `waits` for room, which that refusal, or a later upload's end, makes. So they
+/// finish in the order they started, as many as fit.
+/// KEYS: usage hash, the owner's uploads in progress. ARGV: field, bytes, quota, job id.
+/// Returns `{0, total}` granted, `{1, total}` refused, `{2, total}` wait; `total` is what the
+/// owner holds afterwards.
+pub const UPLOAD_RESERVE_SCRIPT: &str = r#"
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+local wanted = tonumber(ARGV[2])
+local quota = tonumber(ARGV[3])
+if quota == 0 or wanted <= current or total - current + wanted <= quota then
+  redis.call('HSET', KEYS[1], ARGV[1], wanted)
+  return {0, total - current + wanted}
+end
+local last = redis.call('ZREVRANGE', KEYS[2], 0, 0)[1]
+if last == nil or last == ARGV[4] then
+  return {1, total}
+end
+return {2, total}
+"#;
+
+/// What [`UPLOAD_RESERVE_SCRIPT`] answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadReservation {
+    /// Counted; the owner now holds `used` bytes.
+    Granted { used: u64 },
+    /// No room, and this is the owner's latest upload in progress: it gives way.
+    Refused { used: u64 },
+    /// No room yet: a later upload of the owner's gives way or ends first.
+    Wait { used: u64 },
+}
+
+impl UploadReservation {
+    pub fn from_reply(status: i64, total: i64) -> Option<UploadReservation> {
+        let used = u64::try_from(total).unwrap_or(0);
+        match status {
+            0 => Some(UploadReservation::Granted { used }),
+            1 => Some(UploadReservation::Refused { used }),
+            2 => Some(UploadReservation::Wait { used }),
+            _ => None,
+        }
+    }
+}
+
 /// Forgets everything Redis knows of a job's storage: its usage fields, its place among the
 /// jobs in flight, the owner's index, the expiry schedule, the pending uploads, its run, its
-/// attempts and its dead letters. Idempotent. KEYS: usage hash, active set, index, expiry set,
-/// pending hash, pending deadlines, run key, attempt key, dead-letter stream, the job's dead
-/// letters. ARGV: job id.
+/// attempts, its dead letters and its place among the owner's uploads in progress.
+/// Idempotent. KEYS: usage hash, active set, index, expiry set, pending hash, pending
+/// deadlines, run key, attempt key, dead-letter stream, the job's dead letters, the owner's
+/// uploads in progress. ARGV: job id.
 pub const FORGET_SCRIPT: &str = r#"
 redis.call('HDEL', KEYS[1], ARGV[1] .. ':src', ARGV[1] .. ':out')
 redis.call('SREM', KEYS[2], ARGV[1])
@@ -237,11 +297,12 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[10])) do
   redis.call('XDEL', KEYS[9], id)
 end
 redis.call('DEL', KEYS[10])
+redis.call('ZREM', KEYS[11], ARGV[1])
 return 1
 "#;
 
 /// The keys [`FORGET_SCRIPT`] takes, in order.
-pub fn forget_keys(owner: &str, job_id: &str) -> [String; 10] {
+pub fn forget_keys(owner: &str, job_id: &str) -> [String; 11] {
     [
         usage_key(owner),
         active_key(owner),
@@ -253,6 +314,7 @@ pub fn forget_keys(owner: &str, job_id: &str) -> [String; 10] {
         attempt_key(job_id),
         crate::layout::DEAD_LETTER_STREAM.to_string(),
         dead_letters_key(job_id),
+        uploading_key(owner),
     ]
 }
 
@@ -326,6 +388,14 @@ mod tests {
         assert_eq!(Reservation::from_reply(42), Reservation::Granted { used: 42 });
         assert_eq!(Reservation::from_reply(-1), Reservation::Refused { used: 0 });
         assert_eq!(Reservation::from_reply(-43), Reservation::Refused { used: 42 });
+    }
+
+    #[test]
+    fn upload_reservations_decode() {
+        assert_eq!(UploadReservation::from_reply(0, 42), Some(UploadReservation::Granted { used: 42 }));
+        assert_eq!(UploadReservation::from_reply(1, 42), Some(UploadReservation::Refused { used: 42 }));
+        assert_eq!(UploadReservation::from_reply(2, 7), Some(UploadReservation::Wait { used: 7 }));
+        assert_eq!(UploadReservation::from_reply(3, 7), None);
     }
 
     #[test]
