@@ -515,3 +515,91 @@ async fn parallel_uploads_near_the_quota_get_as_many_through_as_fit() {
         assert_eq!(redis_job_keys(&p).await, Vec::<String>::new());
     }
 }
+
+/// Reads an event stream until `needle` has arrived (`Some(text so far)`) or `timeout` passes
+/// (`None`), then until the stream ends, for at most another two seconds: `true` when it ended.
+async fn read_events(res: reqwest::Response, needle: &str, timeout: Duration) -> (Option<String>, bool) {
+    use futures::StreamExt;
+    let mut body = res.bytes_stream();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !seen.contains(needle) {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => return (None, true),
+            Err(_) => return (None, false),
+        }
+    }
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(2), body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => break true,
+            Err(_) => break false,
+        }
+    };
+    (Some(seen), ended)
+}
+
+async fn patch_user(c: &Client, admin: &str, email: &str, body: serde_json::Value) {
+    let res = c.http.patch(c.url(&format!("/users/{email}"))).bearer_auth(admin).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+/// Deactivation reaches everything the owner handed out or holds open, at once: their signed
+/// download links stop serving (403 with the reason; again 200 once they are active again) and
+/// their open event stream ends with `event: revoked`; a demoted administrator's stream on
+/// someone else's job ends the same way. Before, the links kept serving and the stream kept
+/// streaming until its own time limit.
+#[tokio::test]
+async fn deactivation_reaches_signed_links_and_open_event_streams() {
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, no_worker: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let admin = c.admin_token().await;
+    let token = c.new_user("leaver@example.com").await;
+    c.new_user("helper@example.com").await;
+    patch_user(&c, &admin, "helper@example.com", json!({"admin": true})).await;
+    // A token of the promoted user carries the administrator's rights.
+    let helper = c.login("helper@example.com", "user-password-1").await;
+    let (clip, content_type) = short_clip();
+    // One job converted by a worker that then stops, one that stays queued (its stream stays open).
+    let done = c.upload_file(&token, &clip, content_type, "format=mp3").await;
+    let worker = p.start_worker(&[]);
+    assert_eq!(c.wait_for_job(&token, &done, JOB_TIMEOUT).await["status"], "done");
+    drop(worker);
+    let queued = c.upload_file(&token, &clip, content_type, "format=mp3").await;
+
+    let link: serde_json::Value =
+        c.http.post(c.url(&format!("/jobs/{done}/link"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let url = c.url(link["url"].as_str().unwrap());
+    let anonymous = reqwest::Client::new();
+    assert_eq!(anonymous.get(&url).send().await.unwrap().status(), 200);
+    let follow = |bearer: String| {
+        let request = c.http.get(c.url(&format!("/jobs/{queued}/events"))).bearer_auth(bearer);
+        async move { request.send().await.unwrap() }
+    };
+    let own = follow(token.clone()).await;
+    let admins = follow(helper.clone()).await;
+    assert_eq!((own.status(), admins.status()), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    let (own, admins) = (
+        tokio::spawn(read_events(own, "event: revoked", Duration::from_secs(10))),
+        tokio::spawn(read_events(admins, "event: revoked", Duration::from_secs(10))),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = std::time::Instant::now();
+    patch_user(&c, &admin, "leaver@example.com", json!({"active": false})).await;
+    patch_user(&c, &admin, "helper@example.com", json!({"admin": false})).await;
+    let body = error_body(anonymous.get(&url).send().await.unwrap(), 403).await;
+    assert_eq!(body["detail"], "the link no longer works: the account that shared it is deactivated", "{body}");
+    for (who, stream) in [("owner", own), ("demoted admin", admins)] {
+        let (seen, ended) = stream.await.unwrap();
+        let seen = seen.unwrap_or_else(|| panic!("the {who}'s stream went on after the change"));
+        assert!(seen.contains("event: queued"), "{seen}");
+        assert!(seen.contains("may no longer follow this job"), "{seen}");
+        assert!(ended, "the {who}'s stream ended: {seen}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "at once: {:?}", started.elapsed());
+    // Active again, the link works again: it was the deactivation, not the link.
+    patch_user(&c, &admin, "leaver@example.com", json!({"active": true})).await;
+    assert_eq!(anonymous.get(&url).send().await.unwrap().status(), 200);
+}
