@@ -3,7 +3,9 @@
 //! owner out from another client, administrators manage and unlock accounts, tokens follow the
 //! user's current state, a forged `spin-client-addr` or `x-forwarded-for` does not move a client
 //! out of its throttling, weak accounts are refused, IPv6 forms of internal addresses are
-//! refused as callbacks, and expired throttling rows are purged.
+//! refused as callbacks, and expired throttling rows are purged. And issue 27's: failures from
+//! many addresses do not lock the owner out (their known address and their devices are not
+//! held to the account's ceiling), and password changes are throttled like log-ins.
 //!
 //! Different clients are different loopback source addresses (127.0.0.2, 127.0.0.3, ...).
 
@@ -408,4 +410,117 @@ async fn oversized_user_names_leave_no_trace() {
     let rows = login_failure_rows(&p);
     assert!(rows.iter().all(|(s, ..)| s.len() < 300), "a row as long as the header: {} bytes", rows.iter().map(|r| r.0.len()).max().unwrap_or(0));
     assert_eq!(rows.len(), 3, "only the ordinary attempt is counted: {:?}", rows.iter().map(|r| &r.0[..r.0.len().min(60)]).collect::<Vec<_>>());
+}
+
+/// A log-in's device token (the `Mp3edge-Device` header; the same as its cookie).
+fn device_token(res: &reqwest::Response) -> String {
+    let header = res.headers().get("mp3edge-device").expect("a log-in hands out a device token").to_str().unwrap().to_string();
+    let cookie = res.headers().get("set-cookie").expect("and keeps it in a cookie").to_str().unwrap();
+    assert!(cookie.starts_with(&format!("mp3edge_device={header};")) && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    header
+}
+
+/// 22 source addresses × 5 wrong passwords (what locked the owner out before: 429 with
+/// `retry-after: 428` for the right password from a fresh address). The attackers fill the
+/// account's ceiling (100) and are slowed (429 + Retry-After) from then on; the owner still logs
+/// in from their usual address and, with the device token of an earlier log-in, from a new
+/// one, by header or cookie. A stranger with the right password from a fresh address is held to
+/// the ceiling, as distributed guessing must be, and a forged or another account's device
+/// token is no way around it.
+#[tokio::test]
+async fn failures_from_many_addresses_do_not_lock_the_owner_out() {
+    let p = platform(&[]);
+    let usual = client_from(&p, "127.0.0.1");
+    let admin = usual.admin_token().await;
+    assert_eq!(create_user(&usual, &admin, "owner@example.com", "owner-password-1", false).await.status(), 201);
+    assert_eq!(create_user(&usual, &admin, "other@example.com", "other-password-1", false).await.status(), 201);
+    let owners_login = login(&usual, "owner@example.com", "owner-password-1").await;
+    assert_eq!(owners_login.status(), 200);
+    let others_login = login(&client_from(&p, "127.0.0.50"), "other@example.com", "other-password-1").await;
+
+    let attackers: Vec<Client> = (2..=23).map(|n| client_from(&p, &format!("127.0.0.{n}"))).collect();
+    let rounds = attackers.iter().map(|attacker| async move {
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(login_status(attacker, "owner@example.com", "wrong-password").await);
+        }
+        statuses
+    });
+    let statuses: Vec<u16> = join_all(rounds).await.into_iter().flatten().collect();
+    let evaluated = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!((evaluated, statuses.len() - evaluated), (100, 10), "the ceiling of 100 counts exactly: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    // Every attacker is slowed now, whatever it tries.
+    for attacker in &attackers {
+        let retry = throttled(login(attacker, "owner@example.com", "owner-password-1").await).await;
+        assert!((1..=900).contains(&retry), "{retry}");
+    }
+
+    // The owner: from the usual address, and with the device token from new ones.
+    let res = login(&usual, "owner@example.com", "owner-password-1").await;
+    assert_eq!(res.status(), 200, "from the usual address: {}", res.text().await.unwrap());
+    let (device, others_device) = (device_token(&owners_login), device_token(&others_login));
+    let travelling = client_from(&p, "127.0.0.40");
+    let res = travelling.http.post(travelling.url("/login")).basic_auth("owner@example.com", Some("owner-password-1")).header("mp3edge-device", &device).send().await.unwrap();
+    assert_eq!(res.status(), 200, "with the device token: {}", res.text().await.unwrap());
+    let browser = client_from(&p, "127.0.0.41");
+    let res = browser.http.post(browser.url("/login")).basic_auth("owner@example.com", Some("owner-password-1")).header("cookie", format!("theme=dark; mp3edge_device={device}")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "with the device cookie: {}", res.text().await.unwrap());
+    assert_eq!(device_token(&res).split('.').nth(2), device.split('.').nth(2), "renewed for the same device");
+
+    // Strangers are held to the ceiling, forged tokens or not.
+    let stranger = client_from(&p, "127.0.0.42");
+    throttled(login(&stranger, "owner@example.com", "owner-password-1").await).await;
+    let mut forged = device.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+    for token in [String::from_utf8(forged).unwrap(), others_device] {
+        let res = stranger.http.post(stranger.url("/login")).basic_auth("owner@example.com", Some("owner-password-1")).header("mp3edge-device", token).send().await.unwrap();
+        throttled(res).await;
+    }
+    // The device's attempts count as its own: a device's wrong passwords slow that device.
+    for _ in 0..5 {
+        let res = travelling.http.post(travelling.url("/login")).basic_auth("owner@example.com", Some("typo")).header("mp3edge-device", &device).send().await.unwrap();
+        error_body(res, 401).await;
+    }
+    let res = travelling.http.post(travelling.url("/login")).basic_auth("owner@example.com", Some("owner-password-1")).header("mp3edge-device", &device).send().await.unwrap();
+    throttled(res).await;
+    assert_eq!(login_status(&usual, "owner@example.com", "owner-password-1").await, 200, "the usual address is another client");
+}
+
+/// `PUT /users/me/password` with a stolen token guessed the current password at 13 a second
+/// (40 wrong guesses in 3 s, all 403). It is throttled like a log-in now: five wrong guesses,
+/// then 429 with Retry-After, even for the right password; the owner, from their usual address,
+/// still changes it.
+#[tokio::test]
+async fn password_change_guesses_are_throttled_like_log_ins() {
+    let p = platform(&[]);
+    let usual = client_from(&p, "127.0.0.1");
+    let admin = usual.admin_token().await;
+    assert_eq!(create_user(&usual, &admin, "pw@example.com", "pw-password-1", false).await.status(), 201);
+    let stolen = usual.login("pw@example.com", "pw-password-1").await;
+    let thief = client_from(&p, "127.0.0.2");
+    let change = |c: &Client, current: &str, new: &str| {
+        c.http.put(c.url("/users/me/password")).bearer_auth(&stolen).json(&json!({ "current_password": current, "new_password": new })).send()
+    };
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        let res = change(&thief, &format!("guess-{n}"), "thief-password-1").await.unwrap();
+        let status = res.status().as_u16();
+        match status {
+            403 => assert_eq!(error_body(res, 403).await["error"], "wrong password"),
+            429 => assert!(throttled(res).await >= 1),
+            other => panic!("unexpected {other}"),
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 5, "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The right password from there is no oracle either.
+    throttled(change(&thief, "pw-password-1", "thief-password-1").await.unwrap()).await;
+    // Log-ins and password checks share the count: the thief's log-in is slowed too.
+    throttled(login(&thief, "pw@example.com", "pw-password-1").await).await;
+    // The owner changes it from the usual address, with the password the thief never changed.
+    assert_eq!(change(&usual, "pw-password-1", "owner-password-2").await.unwrap().status(), 204);
+    assert_eq!(login_status(&usual, "pw@example.com", "owner-password-2").await, 200);
 }

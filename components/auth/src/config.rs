@@ -2,6 +2,7 @@
 //! clear detail, never a panic).
 
 use edge_auth::TokenAuthority;
+use edge_auth::devices::DeviceSigner;
 use edge_auth::throttle::Limits;
 use edge_http::client::TrustedProxies;
 use edge_spin::ApiError;
@@ -9,6 +10,8 @@ use std::str::FromStr;
 
 pub struct Config {
     pub tokens: TokenAuthority,
+    /// Issues and checks device tokens (log-in throttling tells the owner's devices by them).
+    pub devices: DeviceSigner,
     pub admin_email: String,
     pub admin_password: String,
     pub limits: Limits,
@@ -35,6 +38,7 @@ impl Config {
         }
         Ok(Config {
             tokens,
+            devices: DeviceSigner::new(secret.as_bytes()),
             admin_email: var("admin_email")?.trim().to_lowercase(),
             admin_password: var("admin_password")?,
             limits: Limits {

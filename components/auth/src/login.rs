@@ -1,10 +1,13 @@
 //! `POST /login`: Basic credentials in, a session token out, with failed-login throttling (see
 //! `throttle`): the attempt is counted before the password is checked, and taken back when it
-//! succeeds.
+//! succeeds. A successful log-in also hands the client a device token (`Mp3edge-Device` header
+//! and an `HttpOnly` cookie; renewed, same device, when it showed a valid one), by which its
+//! later log-ins are the owner's and not a stranger's.
 
-use crate::{Ctx, db, throttle};
+use crate::throttle::Attempt;
+use crate::{Ctx, db};
 use edge_auth::HeaderError;
-use edge_http::client::{client_address, throttle_key};
+use edge_auth::devices;
 use edge_spin::{ApiError, ApiResult, Head, Reply};
 
 /// A well-formed argon2id hash (default parameters) that matches no password: verified against
@@ -29,15 +32,8 @@ pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
         // header) and no password hash to spend time on; the answer is a wrong password's.
         return Err(unauthorized("invalid credentials", WRONG_CREDENTIALS));
     }
-    let client = client_key(ctx, head);
-    let limits = &ctx.config.limits;
-    let subjects = throttle::Subjects::new(&email, &client);
-
-    throttle::purge(&ctx.db, limits.window_secs, ctx.now)?;
-    if let Some(secs) = throttle::admit(&ctx.db, &subjects, limits, ctx.now)? {
-        return Err(ApiError::new(429, "too many attempts", format!("too many failed log-ins; retry in {secs} s"))
-            .header("retry-after", secs.to_string()));
-    }
+    let attempt = Attempt::of(ctx, head, &email)?;
+    attempt.admit(ctx, "log-ins")?;
 
     let user = db::find_user(&ctx.db, &email)?;
     // The password is always verified, so unknown and inactive users take as long as others.
@@ -47,17 +43,21 @@ pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
         // The attempt stays counted as a failure.
         return Err(unauthorized("invalid credentials", WRONG_CREDENTIALS));
     };
-    throttle::succeeded(&ctx.db, &subjects)?;
+    attempt.succeeded(ctx, &email)?;
     let token =
         ctx.config.tokens.issue(&email, user.admin).map_err(|e| ApiError::internal("could not issue a token", e))?;
-    Ok(Reply::text(200, token).for_log(Some(&email), None))
-}
-
-/// The client's throttling key: the address the runtime saw (the LAST `spin-client-addr`, as
-/// Spin appends its own after any a client sends), or behind a trusted proxy the address it
-/// forwarded for.
-fn client_key(ctx: &Ctx, head: &Head) -> String {
-    let peer: Vec<&str> = head.header_values("spin-client-addr").collect();
-    let forwarded: Vec<&str> = head.header_values("x-forwarded-for").collect();
-    client_address(&peer, &forwarded, &ctx.config.trusted_proxies).map_or_else(|| "unknown".to_string(), throttle_key)
+    let device = match attempt.device {
+        Some(device) => device,
+        None => {
+            let mut random = [0u8; 16];
+            getrandom::fill(&mut random).map_err(|e| ApiError::internal("no randomness available", e))?;
+            devices::new_device_id(random)
+        }
+    };
+    let device_token = ctx.config.devices.issue(&email, &device, ctx.now);
+    let secure = head.last_header("spin-full-url").is_some_and(|url| url.starts_with("https://"));
+    Ok(Reply::text(200, token)
+        .header(devices::DEVICE_HEADER, device_token.clone())
+        .header("set-cookie", devices::cookie(&device_token, secure))
+        .for_log(Some(&email), None))
 }

@@ -1,25 +1,32 @@
 //! Failed-login throttling over the `login_failures` table (the decisions themselves are
-//! `edge_auth::throttle`'s): an attempt is recorded as a failure of its (account, client) pair,
-//! its account and its client BEFORE the password is checked, in one statement that records
-//! nothing when any of the three is throttled, so parallel attempts cannot all pass a check
-//! made before any of them was counted. A successful log-in takes its attempt back. Expired
-//! rows are purged a bounded batch at a time, and an administrator can unlock an account.
+//! `edge_auth::throttle`'s): an attempt is recorded as a failure of the subjects it counts
+//! against (its pair, and as the client's trust says, its account and its client) BEFORE the
+//! password is checked, in one statement that records nothing when any of them is throttled,
+//! so parallel attempts cannot all pass a check made before any of them was counted. A
+//! successful log-in takes its attempt back and remembers the address it came from
+//! (`login_known_clients`). Log-ins and password changes (`PUT /users/me/password`, which
+//! guesses the current password as a log-in guesses it) are throttled alike. Expired rows are
+//! purged a bounded batch at a time, and an administrator can unlock an account.
 
+use crate::Ctx;
 use crate::db::db_error;
-use edge_auth::throttle::{Kind, Limits, account_subject, client_subject, pair_prefix, pair_subject, retry_after};
-use edge_spin::ApiError;
+use edge_auth::devices;
+use edge_auth::throttle::{KNOWN_CLIENT_SECS, Limits, Subjects, Trust, account_subject, pair_prefix, retry_after};
+use edge_http::client::{client_address, throttle_key};
+use edge_spin::{ApiError, Head};
 use spin_sdk::sqlite::{Connection, Value};
 
 /// Most expired rows deleted per log-in.
 const PURGE_BATCH: i64 = 100;
 
-/// Records the attempt for all three subjects if none of them is throttled, atomically; a row
-/// is returned per subject recorded. Mirrors `edge_auth::throttle::retry_after` (?1 pair,
-/// ?2 account, ?3 client, ?4 now, ?5 window, ?6 per pair, ?7 first delay, ?8 per account,
-/// ?9 per client; a pair's `window_start` is its last failure).
+/// Records the attempt for every subject it counts against (an absent one is passed as '')
+/// if none of them is throttled, atomically; a row is returned per subject recorded. Mirrors
+/// `edge_auth::throttle::retry_after` (?1 pair, ?2 account, ?3 client, ?4 now, ?5 window, ?6 per
+/// pair, ?7 first delay, ?8 per account, ?9 per client; a pair's `window_start` is its last
+/// failure).
 const ADMIT: &str = "INSERT INTO login_failures (subject, failures, window_start)
      SELECT s.column1, 1, ?4 FROM (VALUES (?1), (?2), (?3)) AS s
-     WHERE NOT EXISTS (
+     WHERE s.column1 <> '' AND NOT EXISTS (
        SELECT 1 FROM login_failures f
        WHERE f.subject IN (?1, ?2, ?3) AND f.window_start + ?5 > ?4 AND (
             (f.subject = ?2 AND ?8 > 0 AND f.failures >= ?8)
@@ -31,35 +38,100 @@ const ADMIT: &str = "INSERT INTO login_failures (subject, failures, window_start
        window_start = CASE WHEN subject = ?1 OR window_start + ?5 <= ?4 THEN ?4 ELSE window_start END
      RETURNING subject";
 
-/// The three subjects one log-in attempt counts against.
-pub struct Subjects {
-    pair: String,
-    account: String,
-    client: String,
+/// Who is trying an account's password: the client's throttling key, the device it showed
+/// (a valid device token of the account), and so the subjects the attempt counts against.
+pub struct Attempt {
+    pub client: String,
+    pub device: Option<String>,
+    pub subjects: Subjects,
 }
 
-impl Subjects {
-    /// `client` is the client's throttling key (`edge_http::client::throttle_key`).
-    pub fn new(email: &str, client: &str) -> Subjects {
-        Subjects { pair: pair_subject(email, client), account: account_subject(email), client: client_subject(client) }
+impl Attempt {
+    /// Reads who is trying `email`'s password from the request: the address the runtime saw
+    /// (never a value the client wrote in front of it), the device tokens it carries, and
+    /// whether the account logged in successfully from that address lately.
+    pub fn of(ctx: &Ctx, head: &Head, email: &str) -> Result<Attempt, ApiError> {
+        let client = client_key(ctx, head);
+        let headers: Vec<&str> = head.header_values(devices::DEVICE_HEADER).collect();
+        let cookies: Vec<&str> = head.header_values("cookie").collect();
+        let device = devices::presented(&headers, &cookies)
+            .into_iter()
+            .find_map(|token| ctx.config.devices.verify(token, email, ctx.now));
+        let trust = match &device {
+            Some(device) => Trust::Device(device.clone()),
+            None if is_known_client(&ctx.db, email, &client, ctx.now)? => Trust::KnownAddress,
+            None => Trust::Stranger,
+        };
+        let subjects = Subjects::new(email, &client, &trust);
+        Ok(Attempt { client, device, subjects })
     }
 
-    fn all(&self) -> [(Kind, &str); 3] {
-        [(Kind::Pair, &self.pair), (Kind::Account, &self.account), (Kind::Client, &self.client)]
+    /// Purges expired rows, then records the attempt, or answers 429 with `Retry-After` when
+    /// one of its subjects is throttled (`what` says what was attempted).
+    pub fn admit(&self, ctx: &Ctx, what: &str) -> Result<(), ApiError> {
+        let limits = &ctx.config.limits;
+        purge(&ctx.db, limits.window_secs, ctx.now)?;
+        match admit(&ctx.db, &self.subjects, limits, ctx.now)? {
+            None => Ok(()),
+            Some(secs) => Err(ApiError::new(429, "too many attempts", format!("too many failed {what}; retry in {secs} s"))
+                .header("retry-after", secs.to_string())),
+        }
     }
+
+    /// The password was right: the attempt is taken back and the address is remembered as the
+    /// account's.
+    pub fn succeeded(&self, ctx: &Ctx, email: &str) -> Result<(), ApiError> {
+        succeeded(&ctx.db, &self.subjects)?;
+        if self.client != UNKNOWN_CLIENT {
+            ctx.db
+                .execute(
+                    "INSERT INTO login_known_clients (email, client, last_success) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (email, client) DO UPDATE SET last_success = excluded.last_success",
+                    &[Value::Text(email.into()), Value::Text(self.client.clone()), int(ctx.now)],
+                )
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// The throttling key of a client the runtime gave no readable address for.
+const UNKNOWN_CLIENT: &str = "unknown";
+
+/// The client's throttling key: the address the runtime saw (the LAST `spin-client-addr`, as
+/// Spin appends its own after any a client sends), or behind a trusted proxy the address it
+/// forwarded for.
+fn client_key(ctx: &Ctx, head: &Head) -> String {
+    let peer: Vec<&str> = head.header_values("spin-client-addr").collect();
+    let forwarded: Vec<&str> = head.header_values("x-forwarded-for").collect();
+    client_address(&peer, &forwarded, &ctx.config.trusted_proxies).map_or_else(|| UNKNOWN_CLIENT.to_string(), throttle_key)
+}
+
+/// Whether `email` logged in successfully from `client` within `KNOWN_CLIENT_SECS`.
+fn is_known_client(db: &Connection, email: &str, client: &str, now: u64) -> Result<bool, ApiError> {
+    if client == UNKNOWN_CLIENT {
+        return Ok(false);
+    }
+    let result = db
+        .execute(
+            "SELECT 1 FROM login_known_clients WHERE email = ?1 AND client = ?2 AND last_success + ?3 > ?4",
+            &[Value::Text(email.into()), Value::Text(client.into()), int(KNOWN_CLIENT_SECS), int(now)],
+        )
+        .map_err(db_error)?;
+    Ok(result.rows().next().is_some())
 }
 
 fn int(n: u64) -> Value {
     Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// Records the attempt as a failure and returns `None`, or, when the pair, the account or the
-/// client is throttled, records nothing and returns the seconds to wait.
-pub fn admit(db: &Connection, subjects: &Subjects, limits: &Limits, now: u64) -> Result<Option<u64>, ApiError> {
+/// Records the attempt as a failure and returns `None`, or, when one of its subjects is
+/// throttled, records nothing and returns the seconds to wait.
+fn admit(db: &Connection, subjects: &Subjects, limits: &Limits, now: u64) -> Result<Option<u64>, ApiError> {
     let params = [
         Value::Text(subjects.pair.clone()),
-        Value::Text(subjects.account.clone()),
-        Value::Text(subjects.client.clone()),
+        Value::Text(subjects.account.clone().unwrap_or_default()),
+        Value::Text(subjects.client.clone().unwrap_or_default()),
         int(now),
         int(limits.window_secs),
         int(limits.per_pair.into()),
@@ -87,23 +159,30 @@ pub fn admit(db: &Connection, subjects: &Subjects, limits: &Limits, now: u64) ->
 
 /// Takes back a successful attempt: the pair starts afresh (its owner is proven), the account
 /// and client counts lose the one recorded for it (others' failures stay).
-pub fn succeeded(db: &Connection, subjects: &Subjects) -> Result<(), ApiError> {
+fn succeeded(db: &Connection, subjects: &Subjects) -> Result<(), ApiError> {
     db.execute("DELETE FROM login_failures WHERE subject = ?1", &[Value::Text(subjects.pair.clone())])
         .map_err(db_error)?;
     db.execute(
         "UPDATE login_failures SET failures = failures - 1 WHERE subject IN (?1, ?2) AND failures > 0",
-        &[Value::Text(subjects.account.clone()), Value::Text(subjects.client.clone())],
+        &[Value::Text(subjects.account.clone().unwrap_or_default()), Value::Text(subjects.client.clone().unwrap_or_default())],
     )
     .map_err(db_error)?;
     Ok(())
 }
 
-/// Deletes up to [`PURGE_BATCH`] rows whose window has passed (they no longer count).
-pub fn purge(db: &Connection, window_secs: u64, now: u64) -> Result<(), ApiError> {
+/// Deletes up to [`PURGE_BATCH`] rows whose window has passed (they no longer count), and as
+/// many known addresses unused for [`KNOWN_CLIENT_SECS`].
+fn purge(db: &Connection, window_secs: u64, now: u64) -> Result<(), ApiError> {
     db.execute(
         "DELETE FROM login_failures WHERE rowid IN \
          (SELECT rowid FROM login_failures WHERE window_start <= ?1 LIMIT ?2)",
-        &[Value::Integer(now.saturating_sub(window_secs) as i64), Value::Integer(PURGE_BATCH)],
+        &[int(now.saturating_sub(window_secs)), Value::Integer(PURGE_BATCH)],
+    )
+    .map_err(db_error)?;
+    db.execute(
+        "DELETE FROM login_known_clients WHERE rowid IN \
+         (SELECT rowid FROM login_known_clients WHERE last_success <= ?1 LIMIT ?2)",
+        &[int(now.saturating_sub(KNOWN_CLIENT_SECS)), Value::Integer(PURGE_BATCH)],
     )
     .map_err(db_error)?;
     Ok(())

@@ -4,7 +4,8 @@
 //! leaving the platform without an active administrator); `GET`/`PUT /users/me`: a user's own
 //! settings (the default webhook for uploads without `?callback=`).
 
-use crate::{Ctx, db, throttle, validate};
+use crate::throttle::{self, Attempt};
+use crate::{Ctx, db, validate};
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use serde::Deserialize;
 
@@ -88,7 +89,8 @@ struct PasswordChange {
     new_password: String,
 }
 
-/// `PUT /users/me/password`: the caller changes their own password, proving the current one.
+/// `PUT /users/me/password`: the caller changes their own password, proving the current one
+/// (throttled as a log-in is: a stolen session token must not make it a password oracle).
 pub async fn change_password(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
     let (email, _) = require_user(ctx, head)?;
     if media_type(head.header("content-type").unwrap_or("")) != "application/json" {
@@ -98,10 +100,15 @@ pub async fn change_password(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> A
     let change: PasswordChange = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid body", format!("expected {{\"current_password\", \"new_password\"}}: {e}"))
     })?;
+    // Guessing the current password here is guessing it at a log-in: throttled alike, the
+    // attempt counted before the password is checked.
+    let attempt = Attempt::of(ctx, head, &email)?;
+    attempt.admit(ctx, "password checks")?;
     let user = db::find_user(&ctx.db, &email)?.ok_or_else(ApiError::not_found)?;
     if !edge_auth::verify_password(&change.current_password, &user.password_hash) {
         return Err(ApiError::new(403, "wrong password", "the current password is not right"));
     }
+    attempt.succeeded(ctx, &email)?;
     edge_auth::check_password(&change.new_password, &email).map_err(|detail| ApiError::bad_request("invalid password", detail))?;
     db::set_password_hash(&ctx.db, &email, &db::hash_new_password(&change.new_password)?)?;
     Ok(Reply::empty(204))

@@ -16,7 +16,18 @@ fn load(store: &Store, job_id: &str) -> anyhow::Result<Option<Job>> {
     }
 }
 
+/// Writes the record, if it is still this attempt's: the stored one is of the same run and
+/// attempt. A retry (a new run) or a worker that took the job over (a new attempt) owns it
+/// otherwise, and this attempt must not write over what that one recorded.
 fn save(store: &Store, job: &mut Job) -> anyhow::Result<()> {
+    match load(store, &job.id)? {
+        Some(stored) if (stored.run, stored.attempts) == (job.run, job.attempts) => {}
+        Some(stored) => anyhow::bail!(
+            "job {}: a newer attempt owns it (run {}, attempt {}; this is run {}, attempt {})",
+            job.id, stored.run, stored.attempts, job.run, job.attempts
+        ),
+        None => anyhow::bail!("job {}: the record is gone", job.id),
+    }
     job.updated_at = now();
     store.set(&layout::job_key(&job.id), &job.to_json())?;
     Ok(())
@@ -49,6 +60,9 @@ pub fn run(delivery: &Delivery) -> anyhow::Result<()> {
     };
     if job.status.is_final() {
         return Ok(());
+    }
+    if job.attempts != delivery.attempt {
+        anyhow::bail!("job {}: attempt {} was started after this one ({})", job.id, job.attempts, delivery.attempt);
     }
     job.status = JobStatus::Converting;
     job.progress = 0;

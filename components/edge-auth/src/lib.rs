@@ -10,8 +10,10 @@
 //! * What an account may be: e-mail addresses that can log in with Basic, and passwords that
 //!   are not trivially guessed (length, and a short embedded list of the most common ones).
 //! * [`throttle`]: failed-login throttling decisions per (account, client) pair, account and
-//!   client.
+//!   client, and which of them an attempt counts against.
+//! * [`devices`]: device tokens, which tell an account's own clients from strangers'.
 
+pub mod devices;
 pub mod links;
 pub mod throttle;
 

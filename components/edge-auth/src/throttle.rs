@@ -13,9 +13,73 @@
 //! * the client `client:<address>`, over all accounts: `per_client`, against one client trying
 //!   many accounts.
 //!
+//! Which of them an attempt counts against depends on what the client shows of itself
+//! ([`Trust`]), so that the account's ceiling, which anyone can fill from enough addresses,
+//! never locks out its owner:
+//!
+//! * a stranger counts against all three, and is held to the account's ceiling;
+//! * an address from which the account logged in successfully within [`KNOWN_CLIENT_SECS`]
+//!   counts against its pair and its client, not the account;
+//! * a device that presents a valid device token of the account (`devices`) counts against
+//!   its own pair, `pair:<email>|device:<id>`, alone: the same growing delays, for that
+//!   device only.
+//!
 //! For pairs the row's `window_start` is the time of the last failure (the row lives until a
 //! window has passed without failures); for accounts and clients it is the start of a fixed
 //! window. Either way a row whose `window_start + window_secs` has passed is expired.
+
+/// How long an address counts as the owner's after a successful log-in from it.
+pub const KNOWN_CLIENT_SECS: u64 = 30 * 24 * 3600;
+
+/// What a log-in attempt's client shows of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Nothing: held to the account's ceiling.
+    Stranger,
+    /// Its address logged in to the account successfully within [`KNOWN_CLIENT_SECS`].
+    KnownAddress,
+    /// It presented a valid device token of the account, with this device id.
+    Device(String),
+}
+
+/// The subjects one attempt counts against: always a pair (the device's own for a device),
+/// and the account and the client as [`Trust`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    pub pair: String,
+    pub account: Option<String>,
+    pub client: Option<String>,
+}
+
+impl Subjects {
+    /// `client` is the client's throttling key (`edge_http::client::throttle_key`).
+    pub fn new(email: &str, client: &str, trust: &Trust) -> Subjects {
+        match trust {
+            Trust::Stranger => Subjects {
+                pair: pair_subject(email, client),
+                account: Some(account_subject(email)),
+                client: Some(client_subject(client)),
+            },
+            Trust::KnownAddress => {
+                Subjects { pair: pair_subject(email, client), account: None, client: Some(client_subject(client)) }
+            }
+            Trust::Device(device) => Subjects { pair: device_subject(email, device), account: None, client: None },
+        }
+    }
+
+    /// Each subject with its kind.
+    pub fn all(&self) -> Vec<(Kind, &str)> {
+        let mut all = vec![(Kind::Pair, self.pair.as_str())];
+        all.extend(self.account.as_deref().map(|a| (Kind::Account, a)));
+        all.extend(self.client.as_deref().map(|c| (Kind::Client, c)));
+        all
+    }
+}
+
+/// A device's own pair: under the account's pair prefix, so unlocking the account clears it.
+pub fn device_subject(email: &str, device: &str) -> String {
+    pair_subject(email, &format!("device:{device}"))
+}
 
 /// The configured limits (a limit of 0 disables that check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +181,20 @@ mod tests {
         let open = Limits { per_account: 0, per_client: 0, ..LIMITS };
         assert_eq!(retry_after(Kind::Account, 1000, 1000, &open, 1100), None);
         assert_eq!(retry_after(Kind::Client, 1000, 1000, &open, 1100), None);
+    }
+
+    #[test]
+    fn what_an_attempt_counts_against_depends_on_what_the_client_shows() {
+        let stranger = Subjects::new("a@example.com", "10.0.0.1", &Trust::Stranger);
+        assert_eq!(
+            stranger.all(),
+            [(Kind::Pair, "pair:a@example.com|10.0.0.1"), (Kind::Account, "account:a@example.com"), (Kind::Client, "client:10.0.0.1")]
+        );
+        let known = Subjects::new("a@example.com", "10.0.0.1", &Trust::KnownAddress);
+        assert_eq!(known.all(), [(Kind::Pair, "pair:a@example.com|10.0.0.1"), (Kind::Client, "client:10.0.0.1")]);
+        let device = Subjects::new("a@example.com", "10.0.0.1", &Trust::Device("d1d1".into()));
+        assert_eq!(device.all(), [(Kind::Pair, "pair:a@example.com|device:d1d1")]);
+        assert!(device.pair.starts_with(&pair_prefix("a@example.com")), "unlocking the account clears its devices");
     }
 
     #[test]

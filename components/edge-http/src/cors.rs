@@ -3,9 +3,9 @@
 //! the API is read with bearer tokens, and only named front ends should get to do that.
 
 /// Response headers a browser script may read besides the CORS-safelisted ones.
-pub const EXPOSE_HEADERS: &str = "Content-Disposition, Content-Length, Content-Range, ETag, Location, Retry-After";
+pub const EXPOSE_HEADERS: &str = "Content-Disposition, Content-Length, Content-Range, ETag, Location, Retry-After, Mp3edge-Device";
 /// Request headers a preflight allows.
-pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Range, If-None-Match, If-Range";
+pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Range, If-None-Match, If-Range, Mp3edge-Device";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 600;
 

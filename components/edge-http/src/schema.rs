@@ -2,7 +2,7 @@
 //! user settings), in one place so auth and gateway can never disagree. Every statement is a
 //! cheap no-op once applied, so each component runs them on open.
 
-pub const STATEMENTS: [&str; 6] = [
+pub const STATEMENTS: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, password_hash TEXT NOT NULL, \
      admin INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS login_failures (subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, \
@@ -12,4 +12,9 @@ pub const STATEMENTS: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at)",
     "CREATE TABLE IF NOT EXISTS user_settings (email TEXT PRIMARY KEY, default_callback TEXT)",
+    // Addresses each account logged in from successfully, and when last: log-in throttling
+    // does not hold them to the account's ceiling (`edge_auth::throttle::Trust`).
+    "CREATE TABLE IF NOT EXISTS login_known_clients (email TEXT NOT NULL, client TEXT NOT NULL, \
+     last_success INTEGER NOT NULL, PRIMARY KEY (email, client))",
+    "CREATE INDEX IF NOT EXISTS login_known_clients_by_time ON login_known_clients (last_success)",
 ];

@@ -4,7 +4,7 @@
 //! Redis through Spin's Redis interface.
 
 use edge_spin::ApiError;
-use job_model::lifecycle::{self, Reservation};
+use job_model::lifecycle::{self, Reservation, RetryClaim, UploadReservation};
 use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
 
 pub struct Accounts {
@@ -72,9 +72,16 @@ impl Accounts {
             lifecycle::active_key(owner),
             lifecycle::PENDING_UPLOADS.to_string(),
             lifecycle::PENDING_DEADLINES.to_string(),
+            lifecycle::uploading_key(owner),
         ];
-        let reply =
-            self.eval(lifecycle::ADMIT_SCRIPT, &keys, vec![text(job_id), int(limit.into()), text(pending_owner), int(pending_until.unwrap_or(0))])?;
+        let args = vec![
+            text(job_id),
+            int(limit.into()),
+            text(pending_owner),
+            int(pending_until.unwrap_or(0)),
+            int(edge_spin::unix_now_millis()),
+        ];
+        let reply = self.eval(lifecycle::ADMIT_SCRIPT, &keys, args)?;
         Ok(matches!(reply.first(), Some(RedisResult::Int64(1))))
     }
 
@@ -98,22 +105,48 @@ impl Accounts {
         }
     }
 
+    /// Grows the size counted for an upload in progress whose final size is unknown, within
+    /// `quota`; when there is no room, whether this upload gives way or waits for a later one
+    /// (`job_model::lifecycle::UPLOAD_RESERVE_SCRIPT`).
+    pub fn reserve_upload(&self, owner: &str, job_id: &str, bytes: u64, quota: u64) -> Result<UploadReservation, ApiError> {
+        let keys = [lifecycle::usage_key(owner), lifecycle::uploading_key(owner)];
+        let args = vec![text(&lifecycle::source_field(job_id)), int(bytes), int(quota), text(job_id)];
+        let reply = self.eval(lifecycle::UPLOAD_RESERVE_SCRIPT, &keys, args)?;
+        match reply.as_slice() {
+            [RedisResult::Int64(status), RedisResult::Int64(total)] => UploadReservation::from_reply(*status, *total)
+                .ok_or_else(|| ApiError::internal("unexpected quota reply", status)),
+            other => Err(ApiError::internal("unexpected quota reply", other)),
+        }
+    }
+
     /// The upload became a stored, queued job: no longer pending, listed in the owner's index.
     pub fn settle_upload(&self, job_id: &str, owner: &str, created_ms: u64) -> Result<(), ApiError> {
         self.command("ZADD", vec![text(&lifecycle::index_key(owner)), int(created_ms), text(job_id)])?;
         self.command("HDEL", vec![text(lifecycle::PENDING_UPLOADS), text(job_id)])?;
+        self.command("ZREM", vec![text(&lifecycle::uploading_key(owner)), text(job_id)])?;
         self.command("ZREM", vec![text(lifecycle::PENDING_DEADLINES), text(job_id)]).map(drop)
     }
 
     /// Forgets everything counted for the job (usage, flight, index, expiry, pending).
     pub fn forget(&self, job_id: &str, owner: &str) -> Result<(), ApiError> {
-        self.eval(lifecycle::FORGET_SCRIPT, &lifecycle::forget_keys(owner), vec![text(job_id)]).map(drop)
+        self.eval(lifecycle::FORGET_SCRIPT, &lifecycle::forget_keys(owner, job_id), vec![text(job_id)]).map(drop)
     }
 
-    /// Tells any worker holding the job to stop and remove what it wrote.
-    pub fn raise_tombstone(&self, job_id: &str) -> Result<(), ApiError> {
-        let args = vec![text(&lifecycle::cancelled_key(job_id)), text("1"), text("EX"), int(lifecycle::TOMBSTONE_SECS)];
-        self.command("SET", args).map(drop)
+    /// Claims the retry of run `failed_run` of a failed job, for this request alone.
+    pub fn claim_retry(&self, job_id: &str, failed_run: u32) -> Result<RetryClaim, ApiError> {
+        let keys = [lifecycle::run_key(job_id), lifecycle::cancelled_key(job_id)];
+        match self.eval(lifecycle::CLAIM_RETRY_SCRIPT, &keys, vec![int(failed_run.into())])?.first() {
+            Some(RedisResult::Int64(n)) => Ok(RetryClaim::from_reply(*n)),
+            other => Err(ApiError::internal("unexpected retry claim reply", other)),
+        }
+    }
+
+    /// Records a deletion before anything is deleted: the tombstone tells any worker holding
+    /// the job to stop and remove what it wrote, and the job is due on the expiry schedule
+    /// shortly, so the sweeper finishes whatever this deletion does not get to.
+    pub fn begin_delete(&self, job_id: &str, owner: &str, now: u64) -> Result<(), ApiError> {
+        let args = vec![text(owner), int(now + lifecycle::DELETE_GRACE_SECS), text(job_id), int(lifecycle::TOMBSTONE_SECS)];
+        self.eval(lifecycle::BEGIN_DELETE_SCRIPT, &lifecycle::begin_delete_keys(job_id), args).map(drop)
     }
 
     /// The job goes back in flight (a retry), unless `owner` is at `limit` already.

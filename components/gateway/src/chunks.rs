@@ -5,7 +5,7 @@ use crate::accounts::{Accounts, is_full};
 use edge_spin::ApiError;
 use futures::{Sink, SinkExt};
 use job_model::layout::{output_chunk_key, source_chunk_key};
-use job_model::lifecycle::{Reservation, human_bytes, source_field};
+use job_model::lifecycle::{Reservation, UploadReservation, human_bytes, source_field};
 use spin_sdk::key_value::Store;
 
 pub fn open_store() -> Result<Store, ApiError> {
@@ -40,8 +40,19 @@ pub fn store_error(what: &str, e: spin_sdk::key_value::Error) -> ApiError {
     }
 }
 
-/// The owner's quota as an upload grows: bytes are reserved a chunk ahead (one Redis round trip
-/// per chunk), and exactly when the next chunk would not fit, so a file that just fits passes.
+/// Longest an upload waits for room in the quota that a later upload of the same owner is to
+/// make (by giving way, or by ending); then it is refused as well.
+const QUOTA_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How often a waiting upload asks again.
+const QUOTA_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The owner's quota as an upload grows. An announced size (`Content-Length`) is reserved
+/// whole before the body is read, so parallel uploads that fit together are all accepted and
+/// one that does not is refused at once. Otherwise bytes are reserved a chunk ahead as they
+/// arrive (one Redis round trip per chunk), and exactly when the next chunk would not fit, so
+/// a file that just fits passes; when the quota is full, the owner's upload that started last
+/// gives way and the earlier ones wait for the room it frees (see
+/// `job_model::lifecycle::UPLOAD_RESERVE_SCRIPT`), so that as many finish as fit.
 pub struct QuotaGuard<'a> {
     pub accounts: &'a Accounts,
     pub owner: &'a str,
@@ -63,18 +74,52 @@ impl QuotaGuard<'_> {
         Ok(reservation)
     }
 
-    /// Makes sure `size` bytes are counted; `chunk` is how far ahead to reserve.
+    /// Reserves the size the headers announce: the whole body (which a multipart upload's
+    /// file is smaller than), or when that does not fit, the body less the room allowed for
+    /// the framing (`overhead`; the rest is then reserved as it arrives). 413 when neither fits.
+    pub fn announce(&mut self, length: u64, overhead: u64) -> Result<(), ApiError> {
+        let mut answer = self.reserve(length)?;
+        if overhead > 0 && matches!(answer, Reservation::Refused { .. }) {
+            answer = self.reserve(length.saturating_sub(overhead))?;
+        }
+        match answer {
+            Reservation::Granted { .. } => Ok(()),
+            Reservation::Refused { used } => Err(quota_exceeded(self.quota, used)),
+        }
+    }
+
+    /// Makes sure `size` bytes are counted; `chunk` is how far ahead to reserve. With no room,
+    /// the latest of the owner's uploads gives way (413) and an earlier one waits for the room
+    /// that makes, for at most [`QUOTA_WAIT`].
     pub fn cover(&mut self, size: u64, chunk: u64) -> Result<(), ApiError> {
         if size <= self.reserved {
             return Ok(());
         }
         let ahead = size.div_ceil(chunk.max(1)) * chunk.max(1);
-        match self.reserve(ahead)? {
-            Reservation::Granted { .. } => Ok(()),
-            Reservation::Refused { .. } => match self.reserve(size)? {
-                Reservation::Granted { .. } => Ok(()),
-                Reservation::Refused { used } => Err(quota_exceeded(self.quota, used)),
-            },
+        let waiting_since = wasi::clocks::monotonic_clock::now();
+        loop {
+            // A chunk ahead when there is room for it, else exactly what arrived.
+            let mut wanted = ahead;
+            let mut answer = self.accounts.reserve_upload(self.owner, self.job_id, wanted, self.quota)?;
+            if ahead > size && !matches!(answer, UploadReservation::Granted { .. }) {
+                wanted = size;
+                answer = self.accounts.reserve_upload(self.owner, self.job_id, wanted, self.quota)?;
+            }
+            match answer {
+                UploadReservation::Granted { .. } => {
+                    self.reserved = wanted;
+                    return Ok(());
+                }
+                UploadReservation::Refused { used } => return Err(quota_exceeded(self.quota, used)),
+                UploadReservation::Wait { used } => {
+                    let waited = wasi::clocks::monotonic_clock::now().saturating_sub(waiting_since);
+                    if waited >= QUOTA_WAIT.as_nanos() as u64 {
+                        return Err(quota_exceeded(self.quota, used));
+                    }
+                    self.keep_alive()?;
+                    wasi::clocks::monotonic_clock::subscribe_duration(QUOTA_RETRY.as_nanos() as u64).block();
+                }
+            }
         }
     }
 

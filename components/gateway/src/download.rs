@@ -27,8 +27,9 @@ pub fn handle(caller: &Caller, head: &Head, id: &str) -> ApiResult {
     serve(store, head, job)
 }
 
-/// A download by signed link: 403 for an expired, altered or another job's link; 404 once the
-/// job is gone.
+/// A download by signed link: 403 for an expired, altered or another job's link, and for
+/// the link of an owner who has been deactivated since (the link stands for the owner, whose
+/// rights end at once); 404 once the job is gone.
 pub fn handle_signed(ctx: &Ctx, head: &Head, id: &str) -> ApiResult {
     let forbidden = |detail: &str| ApiError::new(403, "forbidden", detail);
     let expires = head.query_param("expires").and_then(|e| e.parse::<u64>().ok()).ok_or_else(|| forbidden("the link has no valid expiry"))?;
@@ -39,6 +40,9 @@ pub fn handle_signed(ctx: &Ctx, head: &Head, id: &str) -> ApiResult {
     ctx.config.links.verify(id, expires, &sig, ctx.now).map_err(|e| forbidden(&e.to_string()))?;
     let store = open_store()?;
     let job = read_job(&store, id)?.ok_or_else(ApiError::not_found)?;
+    if crate::db::active_user_is_admin(&ctx.db, &job.owner)?.is_none() {
+        return Err(forbidden("the link no longer works: the account that shared it is deactivated"));
+    }
     serve(store, head, job)
 }
 

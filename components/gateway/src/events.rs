@@ -24,6 +24,7 @@ use edge_spin::{ApiError, ApiResult, Body, Reply, sleep, unix_now};
 use futures::{Sink, SinkExt};
 use job_model::{Job, JobStatus};
 use spin_sdk::key_value::Store;
+use spin_sdk::sqlite::Connection;
 use std::time::Duration;
 use wasi::clocks::monotonic_clock;
 
@@ -42,6 +43,9 @@ const MAX_STREAM: Duration = Duration::from_secs(9 * 60);
 /// A live stream of one job's status, ready to be sent.
 pub struct JobEvents {
     store: Store,
+    /// The users table, for who may still follow the job.
+    db: Connection,
+    caller: Caller,
     job: Job,
     /// The stream's place among its owner's (`None`: not counted).
     lease: Option<Lease>,
@@ -91,7 +95,8 @@ pub fn handle(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
     }
     let lease = Lease { accounts, owner: caller.email.clone(), id: stream_id };
     let allowance = MAX_STREAM.min(Duration::from_secs(caller.token_expires_at.saturating_sub(ctx.now)));
-    let events = JobEvents { store, job, lease: Some(lease), allowance };
+    let db = crate::db::open()?;
+    let events = JobEvents { store, db, caller: caller.clone(), job, lease: Some(lease), allowance };
     Ok(Reply::new(200, Body::stream(|sink| events.stream(sink)))
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
@@ -122,7 +127,7 @@ impl JobEvents {
     /// status line is already sent, so problems can only be logged.
     pub async fn stream<E: std::fmt::Debug>(self, sink: impl Sink<Vec<u8>, Error = E>) {
         let mut sink = std::pin::pin!(sink);
-        let JobEvents { store, job, lease, allowance } = self;
+        let JobEvents { store, db, caller, job, lease, allowance } = self;
         let id = job.id.clone();
         let mut pacer = Pacer::new(monotonic_clock::now(), PROBE, allowance);
         let mut renewed = monotonic_clock::now();
@@ -154,6 +159,16 @@ impl JobEvents {
             {
                 lease.renew();
                 renewed = monotonic_clock::now();
+            }
+            if let Ok(false) = caller.still_sees(&db, &last.owner) {
+                let revoked = serde_json::json!({
+                    "job_id": id,
+                    "error": "you may no longer follow this job: your account was deactivated or lost its rights",
+                });
+                if let Err(e) = sink.send(sse::event("revoked", None, &revoked.to_string()).into_bytes()).await {
+                    eprintln!("event stream of job {id} ended: {e:?}");
+                }
+                break;
             }
             current = match read_job(&store, &id) {
                 Ok(Some(job)) => Some(job),

@@ -6,7 +6,7 @@ use crate::accounts::Accounts;
 use crate::chunks::open_store;
 use crate::session::Caller;
 use edge_spin::{ApiError, ApiResult, Head, Reply};
-use job_model::lifecycle;
+use job_model::lifecycle::{self, RetryClaim};
 use job_model::{Job, JobStatus};
 use job_model::layout::{is_valid_job_id, job_key};
 use spin_sdk::key_value::Store;
@@ -73,39 +73,69 @@ pub fn list(ctx: &Ctx, caller: &Caller, head: &Head) -> ApiResult {
 
 /// `DELETE /jobs/{id}`: the job and everything it stored. A job in flight is cancelled: the
 /// tombstone tells its worker to stop and remove what it wrote (within a few seconds).
+///
+/// The deletion is recorded first (the tombstone, naming the owner, and the job due on the
+/// expiry schedule in a few seconds), then the chunks go, then the record, and only then what
+/// Redis counts for it (its expiry entry among it). A failure at any step leaves the job on the
+/// schedule with its tombstone, and the sweeper finishes the deletion.
 pub fn delete(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
     let accounts = Accounts::open(&ctx.config.redis_host)?;
     // Also for a finished job: a worker finishing it right now must not store it again.
-    accounts.raise_tombstone(&job.id)?;
+    accounts.begin_delete(&job.id, &job.owner, ctx.now)?;
+    let incomplete = |key: &str, e: spin_sdk::key_value::Error| {
+        eprintln!("DELETE of job {}: could not delete {key}: {e:?}; the sweeper finishes it", job.id);
+        ApiError::new(
+            500,
+            "delete incomplete",
+            format!("job {} could not be deleted completely; what is left of it is removed within seconds", job.id),
+        )
+    };
     // From the last chunk down, so an interrupted delete leaves runs the sweeper can finish.
     for key in lifecycle::owned_keys(&job).into_iter().rev() {
-        store.delete(&key).map_err(|e| ApiError::internal("could not delete a stored chunk", e))?;
+        store.delete(&key).map_err(|e| incomplete(&key, e))?;
     }
+    let key = job_key(&job.id);
+    store.delete(&key).map_err(|e| incomplete(&key, e))?;
     accounts.forget(&job.id, &job.owner)?;
-    // The record goes last: while it exists, the sweeper (or the worker) can finish the job.
-    store.delete(&job_key(&job.id)).map_err(|e| ApiError::internal("could not delete the job", e))?;
     Ok(Reply::empty(204))
 }
 
 /// `POST /jobs/{id}/retry`: a job that failed for good runs again from its kept source, with
 /// the options of this request (any of [`crate::upload::OPTION_PARAMS`]) or else its old ones.
+/// Parallel retries of one job read the same failed record; the run they would start is
+/// claimed in Redis in one script, so exactly one is accepted and the others are a 409.
 pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     let store = open_store()?;
     let mut job = visible_job(&store, caller, id)?;
-    let before = job.clone();
-    let conflict = |detail: String| ApiError::new(409, "cannot retry", detail).field("status", job.status.as_str());
+    let conflict = |status: JobStatus, detail: String| ApiError::new(409, "cannot retry", detail).field("status", status.as_str());
     if job.status != JobStatus::Failed {
-        return Err(conflict(format!("only failed jobs can be retried; this one is {}", job.status.as_str())));
+        let detail = format!("only failed jobs can be retried; this one is {}", job.status.as_str());
+        return Err(conflict(job.status, detail));
     }
     if job.source_freed {
-        return Err(conflict("the uploaded file of this job is no longer kept; upload it again".into()));
+        return Err(conflict(job.status, "the uploaded file of this job is no longer kept; upload it again".into()));
     }
     let new_options = crate::upload::OPTION_PARAMS.iter().any(|name| head.query_param(name).is_some());
-    if new_options {
-        job.options = crate::upload::conversion_options(ctx, head)?;
+    let options = if new_options { Some(crate::upload::conversion_options(ctx, head)?) } else { None };
+    let accounts = Accounts::open(&ctx.config.redis_host)?;
+    let run = match accounts.claim_retry(&job.id, job.run)? {
+        RetryClaim::Claimed(run) => run,
+        RetryClaim::Taken => {
+            let detail = format!("another retry of this job was accepted just now; follow it with GET /jobs/{}", job.id);
+            return Err(conflict(JobStatus::Queued, detail));
+        }
+        RetryClaim::Deleted => return Err(ApiError::not_found()),
+    };
+    // If this retry does not go ahead, the record stays failed but of the claimed run, so
+    // that the next retry claims the one after it.
+    let mut before = job.clone();
+    before.run = run;
+    if let Some(options) = options {
+        job.options = options;
     }
+    job.run = run;
     job.status = JobStatus::Queued;
     job.progress = 0;
     job.attempts = 0;
@@ -118,13 +148,15 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     // The record says `queued` before the job counts in flight, so that the in-flight clean-up
     // of a concurrent upload never takes it for a finished one.
     let key = job_key(&job.id);
-    store.set(&key, &job.to_json()).map_err(|e| crate::chunks::store_error("could not store the job", e))?;
     let restore = |store: &spin_sdk::key_value::Store| {
         if let Err(e) = store.set(&key, &before.to_json()) {
             eprintln!("could not restore job {}: {e:?}", before.id);
         }
     };
-    let accounts = Accounts::open(&ctx.config.redis_host).inspect_err(|_| restore(&store))?;
+    if let Err(e) = store.set(&key, &job.to_json()) {
+        restore(&store);
+        return Err(crate::chunks::store_error("could not store the job", e));
+    }
     if !accounts.readmit(&job.id, &job.owner, ctx.config.user_max_active_jobs).inspect_err(|_| restore(&store))? {
         restore(&store);
         return Err(ApiError::new(

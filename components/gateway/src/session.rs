@@ -4,6 +4,7 @@ use crate::Ctx;
 use edge_auth::HeaderError;
 use edge_spin::{ApiError, Head};
 
+#[derive(Clone)]
 pub struct Caller {
     pub email: String,
     /// Admins may read every job.
@@ -21,6 +22,18 @@ pub enum TokenFrom {
     /// `Authorization: Bearer`, or else `?access_token=` (for `EventSource`, which cannot send
     /// headers). Only for routes whose URL is not handed around (the event stream).
     HeaderOrQuery,
+}
+
+impl Caller {
+    /// Whether the caller may still see a job of `owner`, by the users table as it is now: a
+    /// deactivated user sees nothing, a demoted administrator only their own jobs. A long-lived
+    /// answer (the event stream) asks again while it runs.
+    pub fn still_sees(&self, db: &spin_sdk::sqlite::Connection, owner: &str) -> Result<bool, ApiError> {
+        Ok(match crate::db::active_user_is_admin(db, &self.email)? {
+            None => false,
+            Some(admin) => owner == self.email || (admin && self.admin),
+        })
+    }
 }
 
 pub fn authenticate(ctx: &Ctx, head: &Head, from: TokenFrom) -> Result<Caller, ApiError> {

@@ -294,9 +294,9 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         stale_secs: ctx.config.upload_stale_secs,
         alive_at: ctx.now,
     };
-    // The announced size (less any multipart framing) is held to the quota before the body is read.
+    // The announced size is held to the quota before the body is read.
     if let Some(len) = announced {
-        quota.cover(len.saturating_sub(overhead), 1)?;
+        quota.announce(len, overhead)?;
     }
     let chunk_size = ctx.config.chunk_size_bytes;
     let mut writer = ChunkWriter::new(&store, &job_id, chunk_size, max, quota);
@@ -325,6 +325,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         error: None,
         output: None,
         attempts: 0,
+        run: 0,
         callback_url,
         notifications: Vec::new(),
         policy: ctx.config.policy,

@@ -114,6 +114,10 @@ fn yes() -> bool {
     true
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl ConversionOptions {
     /// `format` with every other option at its default.
     pub fn new(format: impl Into<String>) -> Self {
@@ -176,9 +180,15 @@ pub struct Job {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputFile>,
-    /// How many times a worker has started this job.
+    /// How many times a worker has started this run of the job.
     #[serde(default)]
     pub attempts: u32,
+    /// Which run of the job this is: 0 for the upload's, one more with every accepted retry
+    /// (`POST /jobs/{id}/retry`, claimed in Redis by [`lifecycle::CLAIM_RETRY_SCRIPT`]). An
+    /// attempt acts on the job (stores, frees, records, notifies) only while the record is
+    /// still of its run and attempt, so a stale one can never undo a newer one's work.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub run: u32,
     /// Webhook to call when the job ends (`?callback=` at upload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
@@ -365,6 +375,7 @@ mod tests {
             error: None,
             output: None,
             attempts: 0,
+            run: 0,
             callback_url: None,
             notifications: Vec::new(),
             policy: JobPolicy::default(),
@@ -395,12 +406,13 @@ mod tests {
     #[test]
     fn records_without_the_lifecycle_fields_still_read() {
         let mut value: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
-        for field in ["policy", "finished_at", "expires_at", "source_freed"] {
+        for field in ["policy", "finished_at", "expires_at", "source_freed", "run"] {
             value.as_object_mut().unwrap().remove(field);
         }
         let job = Job::from_json(&serde_json::to_vec(&value).unwrap()).unwrap();
         assert_eq!(job.policy, JobPolicy::default());
         assert!(!job.source_freed && job.expires_at.is_none());
+        assert_eq!(job.run, 0, "a record from before retries were counted is the upload's run");
     }
 
     #[test]

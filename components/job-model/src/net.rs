@@ -2,6 +2,14 @@
 //! private, link-local or otherwise internal addresses unless an allow-list names the host
 //! (server-side request forgery protection). The gateway checks the URL when it is given; the
 //! worker checks again after DNS resolution, right before connecting.
+//!
+//! A URL's host is read here exactly as the worker's HTTP client (reqwest, on the `url` crate)
+//! reads it, by the WHATWG URL standard: an internationalized name becomes its ASCII (punycode)
+//! form (`bücher.test` is `xn--bcher-kva.test`), an IPv4 address in any of the forms the
+//! standard accepts (`0x7f.1`, `2130706433`, `１２７.0.0.1`) becomes the address, and
+//! percent-escapes are decoded. The checks, the allow-list, the DNS lookup and the pinned
+//! connection all use that one form, so no host can be checked under one name and reached
+//! under another.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -12,12 +20,19 @@ pub const MAX_CALLBACK_LEN: usize = 2048;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackTarget {
     pub scheme: String,
-    /// Lowercase host name or IP literal (without IPv6 brackets).
+    /// The host the HTTP client connects to: a lowercase ASCII name (IDNA applied) or an IP
+    /// literal (without IPv6 brackets).
     pub host: String,
     pub port: u16,
+    /// The host when it is an IP literal: no DNS is involved.
+    pub ip: Option<IpAddr>,
+    /// The URL as the HTTP client reads it (serialized by the URL standard, host in ASCII):
+    /// what the worker sends to.
+    pub url: String,
 }
 
-/// Parses `http(s)://host[:port]/...`; anything else is refused with a reason.
+/// Parses `http(s)://host[:port]/...` the way the worker's HTTP client does; anything else is
+/// refused with a reason.
 pub fn parse_callback(url: &str) -> Result<CallbackTarget, String> {
     if url.len() > MAX_CALLBACK_LEN {
         return Err(format!("callback URL longer than {MAX_CALLBACK_LEN} characters"));
@@ -25,34 +40,57 @@ pub fn parse_callback(url: &str) -> Result<CallbackTarget, String> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("callback URL contains whitespace or control characters".into());
     }
-    let (scheme, rest) = url.split_once("://").ok_or("callback URL must start with http:// or https://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return Err("callback URL must use http or https".into()),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
+    let (scheme, _) = url.split_once("://").ok_or("callback URL must start with http:// or https://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err("callback URL must use http or https".into());
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("callback URL is not a valid URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("callback URL must not carry credentials".into());
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or("malformed IPv6 host")?;
-        (host.to_string(), after.strip_prefix(':'))
+    let (host, ip) = match parsed.host() {
+        Some(url::Host::Domain(name)) if !name.is_empty() => (name.to_ascii_lowercase(), None),
+        Some(url::Host::Ipv4(v4)) => (v4.to_string(), Some(IpAddr::V4(v4))),
+        Some(url::Host::Ipv6(v6)) => (v6.to_string(), Some(IpAddr::V6(v6))),
+        _ => return Err("callback URL has no host".into()),
+    };
+    let port = parsed.port_or_known_default().ok_or("callback URL has an invalid port")?;
+    Ok(CallbackTarget { scheme: parsed.scheme().to_string(), host, port, ip, url: parsed.into() })
+}
+
+/// A host (or `[IPv6]`) of an allow-list entry in the form [`parse_callback`] gives hosts.
+fn normalize_host(host: &str) -> Option<String> {
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(ip.to_string());
+    }
+    match url::Host::parse(host).ok()? {
+        url::Host::Domain(name) => Some(name.to_ascii_lowercase()),
+        url::Host::Ipv4(v4) => Some(v4.to_string()),
+        url::Host::Ipv6(v6) => Some(v6.to_string()),
+    }
+}
+
+/// An allow-list entry (`host`, `host:port`, an IPv6 address, `[IPv6]:port`) as a normalized
+/// host and an optional port.
+fn allow_list_entry(entry: &str) -> Option<(String, Option<u16>)> {
+    if entry.parse::<IpAddr>().is_ok() {
+        return Some((normalize_host(entry)?, None));
+    }
+    let (host, port) = if let Some(v6) = entry.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
     } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (authority.to_string(), None),
+        match entry.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (entry, None),
         }
     };
-    if host.is_empty() {
-        return Err("callback URL has no host".into());
-    }
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| "callback URL has an invalid port")?,
-        None => default_port,
+        Some(port) => Some(port.parse::<u16>().ok()?),
+        None => None,
     };
-    Ok(CallbackTarget { scheme, host: host.to_ascii_lowercase(), port })
+    Some((normalize_host(host)?, port))
 }
 
 /// Whether an address is reachable on the public internet (not loopback, private,
@@ -133,10 +171,10 @@ fn embedded_ipv4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
 }
 
 /// Whether the allow-list (comma-separated `host` or `host:port` entries) names the target.
+/// Entries are read as URL hosts are (an internationalized name matches its ASCII form).
 pub fn is_allow_listed(target: &CallbackTarget, allow_list: &str) -> bool {
-    allow_list.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
-        let entry = entry.to_ascii_lowercase();
-        entry == target.host || entry == format!("{}:{}", target.host, target.port)
+    allow_list.split(',').map(str::trim).filter(|e| !e.is_empty()).filter_map(allow_list_entry).any(|(host, port)| {
+        host == target.host && port.is_none_or(|port| port == target.port)
     })
 }
 
@@ -147,8 +185,10 @@ pub fn check_callback(url: &str, allow_list: &str) -> Result<CallbackTarget, Str
     if is_allow_listed(&target, allow_list) {
         return Ok(target);
     }
-    let local_name = target.host == "localhost" || target.host.ends_with(".localhost") || target.host.ends_with(".local") || !target.host.contains(['.', ':']);
-    let internal_ip = target.host.parse::<IpAddr>().is_ok_and(|ip| !is_public_ip(ip));
+    let name = target.host.strip_suffix('.').unwrap_or(&target.host);
+    let local_name = target.ip.is_none()
+        && (name == "localhost" || name.ends_with(".localhost") || name.ends_with(".local") || !name.contains('.'));
+    let internal_ip = target.ip.is_some_and(|ip| !is_public_ip(ip));
     if local_name || internal_ip {
         return Err(format!("callbacks to {} are not allowed (loopback or private address)", target.host));
     }
@@ -168,6 +208,43 @@ mod tests {
         for bad in ["ftp://x.example/", "http://", "x.example/hook", "http://u:p@x.example/", "http://x.example:99999/", "http://a b.example/"] {
             assert!(parse_callback(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn hosts_are_read_as_the_http_client_reads_them() {
+        // An internationalized name is its ASCII form, which is what gets resolved and reached.
+        let t = parse_callback("http://Bücher.test:8080/hook?x=1").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.ip), ("xn--bcher-kva.test", 8080, None));
+        assert_eq!(t.url, "http://xn--bcher-kva.test:8080/hook?x=1");
+        // The IPv4 forms the URL standard accepts are the address they spell.
+        for loopback in ["http://0x7f.1/", "http://2130706433/", "http://127.1/", "http://0177.0.0.1/", "http://１２７.0.0.1/", "http://127.0.0.%31/", "http://127\u{3002}0\u{3002}0\u{3002}1/"] {
+            let t = parse_callback(loopback).unwrap();
+            assert_eq!(t.ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), "{loopback}");
+            assert_eq!(t.host, "127.0.0.1", "{loopback}");
+            assert!(check_callback(loopback, "").is_err(), "{loopback}");
+        }
+        // Names that are local in another spelling.
+        for local in ["http://ｌｏｃａｌｈｏｓｔ/", "http://LOCALHOST./", "http://printer.local./", "http://intranet./"] {
+            assert!(check_callback(local, "").is_err(), "{local}");
+        }
+        assert!(parse_callback("http://xn--a.test/").is_err(), "invalid punycode is no host");
+    }
+
+    #[test]
+    fn allow_lists_match_the_ascii_form() {
+        let t = parse_callback("http://bücher.test:9000/").unwrap();
+        for entry in ["bücher.test", "BÜCHER.test:9000", "xn--bcher-kva.test", " other.example , xn--bcher-kva.test:9000"] {
+            assert!(is_allow_listed(&t, entry), "{entry}");
+        }
+        for entry in ["bucher.test", "bücher.test:9001", "xn--bcher-kva.test:x", ""] {
+            assert!(!is_allow_listed(&t, entry), "{entry}");
+        }
+        let v6 = parse_callback("http://[::1]:9000/").unwrap();
+        for entry in ["::1", "[::1]", "[::1]:9000", "[0:0::1]:9000"] {
+            assert!(is_allow_listed(&v6, entry), "{entry}");
+        }
+        assert!(!is_allow_listed(&v6, "[::1]:9001"));
+        assert!(is_allow_listed(&parse_callback("http://0x7f.1:9000/").unwrap(), "127.0.0.1:9000"));
     }
 
     #[test]

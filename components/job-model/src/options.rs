@@ -153,8 +153,20 @@ pub fn parse_true_peak(raw: &str) -> Result<f64, String> {
 }
 
 /// Parses a `title`, `artist` or `album` override: 1 to [`MAX_TAG_CHARS`] characters, no
-/// control characters.
+/// control characters. "Control" is read widely, since a tag is shown to people by players and
+/// file managers: the C0 and C1 controls and DEL (`\u{85}` included, which `trim` would
+/// otherwise take for a space and drop silently), the bidirectional formatting characters that
+/// can make a name read backwards (`\u{202e}` and the rest of Unicode's bidi controls) and the
+/// line and paragraph separators. They are refused wherever they stand, with the character and
+/// its position, before the ordinary spaces around the value are trimmed.
 pub fn parse_tag(name: &str, raw: &str) -> Result<String, String> {
+    if let Some((position, c)) = raw.chars().enumerate().find(|(_, c)| is_refused_in_tags(*c)) {
+        return Err(format!(
+            "{name} must not contain control or bidirectional formatting characters: {} at character {}",
+            describe_char(c),
+            position + 1
+        ));
+    }
     let value = raw.trim();
     if value.is_empty() {
         return Err(format!("{name} must not be empty (leave it out to keep the source's)"));
@@ -163,10 +175,33 @@ pub fn parse_tag(name: &str, raw: &str) -> Result<String, String> {
     if chars > MAX_TAG_CHARS {
         return Err(format!("{name} must be at most {MAX_TAG_CHARS} characters, got {chars}"));
     }
-    if value.chars().any(char::is_control) {
-        return Err(format!("{name} must not contain control characters"));
-    }
     Ok(value.to_string())
+}
+
+/// Whether a tag may not hold `c`: a control (C0, DEL, C1), a bidirectional formatting
+/// character (the Arabic letter mark, the left-to-right and right-to-left marks, embeddings,
+/// overrides and isolates) or a line or paragraph separator. Other format characters stay:
+/// the zero-width joiner holds emoji sequences together.
+pub fn is_refused_in_tags(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// `U+202E (right-to-left override)`, for a refusal's detail.
+fn describe_char(c: char) -> String {
+    let name = match c {
+        '\u{85}' => " (next line)",
+        '\u{202e}' => " (right-to-left override)",
+        '\u{202d}' => " (left-to-right override)",
+        '\u{202a}'..='\u{202c}' => " (bidirectional embedding)",
+        '\u{2066}'..='\u{2069}' => " (bidirectional isolate)",
+        '\u{061c}' | '\u{200e}' | '\u{200f}' => " (bidirectional mark)",
+        '\u{2028}' => " (line separator)",
+        '\u{2029}' => " (paragraph separator)",
+        _ => "",
+    };
+    format!("U+{:04X}{name}", u32::from(c))
 }
 
 /// Parses `?cover=`: `none` leaves the cover out; `auto` (the default) takes a frame of the
@@ -240,6 +275,23 @@ mod tests {
         assert!(parse_tag("title", &"x".repeat(201)).unwrap_err().contains("at most 200"));
         assert!(parse_tag("artist", " ").is_err());
         assert!(parse_tag("album", "a\u{7}b").is_err());
+        // C1 controls (NEL is also Unicode white space: it must not be trimmed away) and bidi
+        // formatting characters, with the character and where it stands.
+        assert_eq!(
+            parse_tag("title", "\u{85}Talk").unwrap_err(),
+            "title must not contain control or bidirectional formatting characters: U+0085 (next line) at character 1"
+        );
+        assert_eq!(
+            parse_tag("artist", "abc\u{202e}fdp.exe").unwrap_err(),
+            "artist must not contain control or bidirectional formatting characters: U+202E (right-to-left override) at character 4"
+        );
+        for refused in ['\u{0}', '\t', '\n', '\u{7f}', '\u{80}', '\u{9f}', '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{2066}', '\u{2069}', '\u{2028}', '\u{2029}'] {
+            assert!(parse_tag("album", &format!("a{refused}b")).is_err(), "U+{:04X}", u32::from(refused));
+        }
+        // What people write is kept: accents, scripts, emoji joined by a zero-width joiner.
+        for kept in ["Café Müller", "Ελληνικά", "عربي", "👩\u{200d}💻 Talk"] {
+            assert_eq!(parse_tag("title", kept).as_deref(), Ok(kept));
+        }
         assert_eq!(parse_cover("none"), Ok(false));
         assert_eq!(parse_cover("auto"), Ok(true));
         assert!(parse_cover("yes").is_err());

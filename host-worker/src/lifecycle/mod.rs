@@ -10,7 +10,9 @@
 //! * [`sweeper`]: deletes expired jobs and abandoned uploads, safely with many workers.
 //!
 //! Every step is idempotent, and chunks and counters go before the record, so a worker that
-//! dies half-way leaves a record that leads the next one to finish the work.
+//! dies half-way leaves a record that leads the next one to finish the work. What a run of a
+//! job finishes is done only while that run is still the job's ([`JobStorage::current_run`]):
+//! a stale attempt never frees or rewrites what a retry is working on.
 
 pub mod sweeper;
 
@@ -52,6 +54,27 @@ impl JobStorage {
         self.store.set(&layout::job_key(&job.id), &job.to_json()).await
     }
 
+    /// The job's current run (`job_model::lifecycle::run_key`; absent: 0, the upload's).
+    pub async fn current_run(&self, job_id: &str) -> Result<u32> {
+        let run: Option<u32> = self.redis.clone().get(lifecycle::run_key(job_id)).await?;
+        Ok(run.unwrap_or(0))
+    }
+
+    /// Numbers a new attempt at the job's run: one more than the record counts and than any
+    /// attempt of the run already started, atomically, so two deliveries of the job that start
+    /// together never both take the same number (and both think they own the record).
+    pub async fn claim_attempt(&self, job: &Job) -> Result<u32> {
+        let attempt: u32 = redis::cmd("EVAL")
+            .arg(lifecycle::CLAIM_ATTEMPT_SCRIPT)
+            .arg(1)
+            .arg(lifecycle::attempt_key(&job.id))
+            .arg(job.run)
+            .arg(job.attempts)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(attempt)
+    }
+
     /// Whether `DELETE /jobs/{id}` asked for the job to go.
     pub async fn is_cancelled(&self, job_id: &str) -> Result<bool> {
         Ok(self.redis.clone().exists(lifecycle::cancelled_key(job_id)).await?)
@@ -88,10 +111,17 @@ impl JobStorage {
 
     /// A job that ended (done, or failed for good) gives back what it no longer needs and is
     /// scheduled for expiry. Idempotent: a redelivered final job runs it again harmlessly.
-    /// `false` when the job was deleted meanwhile (it is then purged, never saved again).
+    /// `false` when the job was deleted meanwhile (it is then purged, never saved again), or
+    /// when a retry has started a newer run (nothing is touched: the output chunks, the
+    /// record and the accounting are the new run's).
     pub async fn finish(&self, job: &mut Job) -> Result<bool> {
         if self.is_cancelled(&job.id).await? {
             self.purge(&job.id, Some(&job.owner)).await?;
+            return Ok(false);
+        }
+        let current = self.current_run(&job.id).await?;
+        if current != job.run {
+            tracing::info!(job = %job.id, run = job.run, current, "a retry started a newer run; this one's end changes nothing");
             return Ok(false);
         }
         let mut redis = self.redis.clone();
@@ -138,8 +168,9 @@ impl JobStorage {
         let owners = job.as_ref().map(|j| j.owner.as_str()).into_iter().chain(owner).collect::<Vec<_>>();
         for owner in owners {
             let mut forget = redis::cmd("EVAL");
-            forget.arg(FORGET_SCRIPT).arg(6);
-            for key in forget_keys(owner) {
+            let keys = forget_keys(owner, job_id);
+            forget.arg(FORGET_SCRIPT).arg(keys.len());
+            for key in keys {
                 forget.arg(key);
             }
             let _: i64 = forget.arg(job_id).query_async(&mut self.redis.clone()).await?;

@@ -1,6 +1,6 @@
-//! The sweeper every worker runs: it deletes finished jobs whose retention has passed and
-//! uploads that were abandoned half-way (a client that vanished, a component that trapped),
-//! and keeps the job stream short.
+//! The sweeper every worker runs: it deletes finished jobs whose retention has passed, finishes
+//! `DELETE`s that were cut short, removes uploads that were abandoned half-way (a client that
+//! vanished, a component that trapped), and keeps the job stream short.
 //!
 //! Work is claimed with an atomic lease in Redis (`CLAIM_DUE_SCRIPT`), so with many workers
 //! each job is swept once; a sweeper that dies mid-way lets its lease run out and another one
@@ -88,9 +88,19 @@ impl Sweeper {
         Ok(claimed)
     }
 
+    /// Deletes the jobs whose time has come: those past their retention, and those whose
+    /// `DELETE` did not finish (the tombstone names the owner, whose accounting goes too, also
+    /// once the record is gone).
     pub async fn sweep_expired(&self) -> Result<()> {
         for job_id in self.claim_due(lifecycle::EXPIRY_SET).await? {
             let mut redis = self.redis.clone();
+            let tombstone: Option<String> = redis.get(lifecycle::cancelled_key(&job_id)).await?;
+            if let Some(owner) = tombstone.as_deref().and_then(lifecycle::tombstone_owner) {
+                self.storage.purge(&job_id, Some(owner)).await?;
+                let _: () = redis.zrem(lifecycle::EXPIRY_SET, &job_id).await?;
+                tracing::info!(job = %job_id, "deleted job's removal finished");
+                continue;
+            }
             match self.storage.load(&job_id).await? {
                 // Retried since it was scheduled: it is no longer due.
                 Some(job) if !job.status.is_final() => {

@@ -108,7 +108,7 @@ impl Notifier {
                     for attempt in 1..=sender.max_attempts {
                         let result = sender.deliver(url, event_type(&job), &body).await;
                         let ok = result.is_ok();
-                        let permanent = matches!(&result, Err(e) if e.starts_with("refused"));
+                        let permanent = matches!(&result, Err(e) if e == webhook::REFUSED);
                         self.record(&job.id, "webhook", url, attempt, result).await;
                         if ok || permanent {
                             break;

@@ -6,8 +6,11 @@
 //! is acknowledged only after the converter stored its output and its final status. An entry
 //! whose worker died stays pending and is reclaimed once idle longer than the visibility
 //! timeout; a live worker keeps its entries fresh with a heartbeat. Attempts are counted on the
-//! job record; after `max_attempts` the job is marked `failed` and moved to the dead-letter
-//! stream. A job already `done` or `failed` is acknowledged without running again.
+//! job record, numbered in Redis so two deliveries never take the same number; after
+//! `max_attempts` the job is marked `failed` and moved to the dead-letter stream. A job already
+//! `done` or `failed` is acknowledged without running again. An attempt that finds the record
+//! of another run or attempt when its converter returns is stale: it acknowledges its entry and
+//! touches nothing (no clean-up, no requeue, no notification).
 
 pub mod converter;
 
@@ -15,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use job_model::{Completion, Delivery, FormatInfo, Job, JobMessage, JobStatus, layout};
+use job_model::{Completion, Delivery, FormatInfo, Job, JobMessage, JobStatus, layout, lifecycle};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
@@ -277,12 +280,16 @@ impl RedisTrigger {
             // Seen again after it ended (a redelivery): make sure it gave back what it holds.
             return self.jobs.finish(&mut job).await.map(drop);
         }
-        job.attempts += 1;
-        if job.attempts > self.config.max_attempts {
+        if job.attempts >= self.config.max_attempts {
+            job.attempts += 1;
             return self.give_up(&entry.id, &mut job, None).await;
         }
+        job.attempts = self.jobs.claim_attempt(&job).await?;
         self.jobs.save(&mut job).await?;
         self.refresh_formats().await;
+        // This attempt owns the job while the record is of its run and attempt: a retry (a new
+        // run) or another worker that took the entry over (a new attempt) makes it stale.
+        let (run, attempt_number) = (job.run, job.attempts);
 
         let owner = job.owner.clone();
         let delivery = Delivery { job_id: job_id.clone(), attempt: job.attempts, max_attempts: self.config.max_attempts };
@@ -302,6 +309,15 @@ impl RedisTrigger {
             Attempt::Finished(outcome) => outcome,
         };
         let mut job = reloaded.context("the job record vanished during conversion")?;
+        if (job.run, job.attempts) != (run, attempt_number) {
+            // Whatever this attempt did or did not do, the job is a newer attempt's now: its
+            // output, its record and its notification are not this one's to touch.
+            tracing::warn!(
+                job = %job_id, run, attempt = attempt_number, current_run = job.run, current_attempt = job.attempts,
+                "a newer attempt owns the job; this one leaves it alone"
+            );
+            return Ok(());
+        }
         match outcome {
             // Also when the converter failed after it stored the final status: the job ended.
             _ if job.status == JobStatus::Done || (outcome.is_ok() && job.status.is_final()) => {
@@ -361,7 +377,8 @@ impl RedisTrigger {
         Ok(())
     }
 
-    /// Fails the job for good and moves its entry to the dead-letter stream.
+    /// Fails the job for good and moves its entry to the dead-letter stream (unless it was
+    /// deleted meanwhile, or a retry started a newer run: then there is nothing to report).
     async fn give_up(&self, entry_id: &str, job: &mut Job, reason: Option<String>) -> Result<()> {
         // The converter's own record of what went wrong is more precise than a generic
         // "attempt failed"; a crash is only known to the host.
@@ -371,7 +388,7 @@ impl RedisTrigger {
             (None, Some(recorded)) => recorded,
             (None, None) => "unknown error".into(),
         };
-        if job.status != JobStatus::Done {
+        let ended = if job.status != JobStatus::Done {
             // A converter that failed its last attempt already wrote the final reason, and a
             // reader may have seen it: it stays as written.
             if job.status != JobStatus::Failed || job.error.is_none() {
@@ -379,27 +396,34 @@ impl RedisTrigger {
             }
             job.status = JobStatus::Failed;
             job.attempts = job.attempts.min(self.config.max_attempts);
-            if self.jobs.finish(job).await? {
+            let ended = self.jobs.finish(job).await?;
+            if ended {
                 self.publish_completion(job).await;
                 self.notifier.job_finished(job.clone());
             }
+            ended
         } else {
-            self.jobs.finish(job).await?;
+            self.jobs.finish(job).await?
+        };
+        if !ended {
+            return Ok(());
         }
         self.dead_letter(entry_id, Some(&job.id), job.error.as_deref().unwrap_or("failed")).await
     }
 
     async fn dead_letter(&self, entry_id: &str, job_id: Option<&str>, reason: &str) -> Result<()> {
         tracing::warn!(entry = %entry_id, job = ?job_id, %reason, "dead-lettering job");
-        let mut redis = self.redis.clone();
-        // The dead letters are for people to look at: the newest ten thousand are kept.
-        let _: String = redis
-            .xadd_maxlen(
-                layout::DEAD_LETTER_STREAM,
-                redis::streams::StreamMaxlen::Approx(10_000),
-                "*",
-                &[("entry", entry_id), ("job_id", job_id.unwrap_or("")), ("reason", reason)],
-            )
+        // The dead letters are for people to look at: the newest ten thousand are kept, and a
+        // job's go with it when it is deleted or expires.
+        let _: String = redis::cmd("EVAL")
+            .arg(lifecycle::DEAD_LETTER_SCRIPT)
+            .arg(2)
+            .arg(layout::DEAD_LETTER_STREAM)
+            .arg(lifecycle::dead_letters_key(job_id.unwrap_or("")))
+            .arg(entry_id)
+            .arg(job_id.unwrap_or(""))
+            .arg(reason)
+            .query_async(&mut self.redis.clone())
             .await?;
         self.metrics.dead_lettered();
         Ok(())
