@@ -53,6 +53,10 @@ pub struct WorkerOptions {
     /// Wall-clock deadline of one conversion, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub job_timeout_secs: u64,
+    /// Once asked to stop, how long conversions in progress may go on before they are
+    /// interrupted and put back on the queue (not counted as attempts), in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
     /// Memory cap of one media process (FFmpeg reading an upload, confined), in MiB.
     #[arg(long, default_value_t = 512)]
     pub media_max_memory_mib: u64,
@@ -181,6 +185,7 @@ pub async fn start(
         poll_interval: Duration::from_secs(1),
         consumer: consumer_name(),
         cancel_poll: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(options.shutdown_grace_secs),
         sweeper: crate::lifecycle::sweeper::SweeperConfig {
             tidy_every: Duration::from_secs(options.stream_trim_secs.max(1)),
             idle_consumer: Duration::from_secs(options.idle_consumer_secs),

@@ -217,6 +217,8 @@ pub struct Platform {
     pub redis: Option<RedisServer>,
     runtime_config: Option<PathBuf>,
     env: Vec<(String, String)>,
+    /// How it was started, for [`Platform::restart`].
+    options: PlatformOptions,
 }
 
 /// A running `mp3edge worker`.
@@ -273,7 +275,7 @@ fn spawn_up(
     admin_port: u16,
     log_path: &Path,
 ) -> Result<Child> {
-    let log = std::fs::File::create(log_path)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
     let mut cmd = Command::new(mp3edge_bin());
     cmd.current_dir(options.cwd.clone().unwrap_or_else(workspace_root))
         .arg("up")
@@ -416,6 +418,50 @@ fn dns_reply(query: &[u8], table: &[(Vec<u8>, std::net::Ipv4Addr)], asked: &std:
     Some(reply)
 }
 
+/// Starts `mp3edge up` as `options` ask and waits until it serves: (the process, its port, its
+/// admin port). Its output goes to the end of `log_path`.
+fn launch(options: &PlatformOptions, data_dir: &Path, redis: Option<&RedisServer>, runtime_config: Option<&Path>, log_path: &Path) -> Result<(Child, u16, u16)> {
+    // What this start logs: the file may hold an earlier start's lines.
+    let since = std::fs::metadata(log_path).map_or(0, |m| m.len() as usize);
+    let log = || std::fs::read(log_path).map(|bytes| String::from_utf8_lossy(&bytes[since.min(bytes.len())..]).into_owned()).unwrap_or_default();
+    for _ in 0..START_ATTEMPTS {
+        let (port, admin_port) = (free_port(), free_port());
+        let mut child = spawn_up(options, data_dir, redis, runtime_config, port, admin_port, log_path)?;
+        // Ready when this child says it serves its port. A port that was free a moment ago can
+        // be taken by another test's server in between; answering connections alone would
+        // then be that server's, and this child would exit on its failed bind.
+        let serving = format!("serving on http://127.0.0.1:{port}");
+        let mut exited = false;
+        let ready = wait_for("mp3edge", Duration::from_secs(60), || {
+            exited = !matches!(child.try_wait(), Ok(None));
+            exited || (log().contains(&serving) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        });
+        if exited && log().contains(&format!("binding 127.0.0.1:{port}")) {
+            continue;
+        }
+        if let Err(e) = ready {
+            let _ = child.kill();
+            bail!("{e}; log:\n{}", log());
+        }
+        if exited {
+            bail!("mp3edge exited at start; log:\n{}", log());
+        }
+        // Likewise its admin port: `up` serves on without its admin endpoints when that bind
+        // fails, and `admin_url` would then reach whichever server took the port. Either
+        // outcome is logged ("admin endpoints (…)" or "… not served"), through the log
+        // writer's thread, so possibly just after "serving" (a test that logs only warnings
+        // sees the second alone: the wait then ends at its timeout).
+        let _ = wait_for("mp3edge's admin endpoints", Duration::from_secs(5), || log().contains("admin endpoints"));
+        if log().contains("admin endpoints not served") {
+            let _ = child.kill();
+            let _ = child.wait();
+            continue;
+        }
+        return Ok((child, port, admin_port));
+    }
+    bail!("mp3edge could not bind a free port in {START_ATTEMPTS} attempts; log:\n{}", log())
+}
+
 impl Platform {
     pub fn start() -> Platform {
         Platform::start_with(PlatformOptions::default()).expect("platform starts")
@@ -430,52 +476,32 @@ impl Platform {
             std::fs::write(&runtime_config, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))?;
         }
         let log_path = data_dir.path().join("mp3edge.log");
-        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        for _ in 0..START_ATTEMPTS {
-            let (port, admin_port) = (free_port(), free_port());
-            let mut child = spawn_up(&options, data_dir.path(), redis.as_ref(), key_value_on_redis.then_some(runtime_config.as_path()), port, admin_port, &log_path)?;
-            // Ready when this child says it serves its port. A port that was free a moment ago can
-            // be taken by another test's server in between; answering connections alone would
-            // then be that server's, and this child would exit on its failed bind.
-            let serving = format!("serving on http://127.0.0.1:{port}");
-            let mut exited = false;
-            let ready = wait_for("mp3edge", Duration::from_secs(60), || {
-                exited = !matches!(child.try_wait(), Ok(None));
-                exited || (log().contains(&serving) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
-            });
-            if exited && log().contains(&format!("binding 127.0.0.1:{port}")) {
-                continue;
-            }
-            if let Err(e) = ready {
-                let _ = child.kill();
-                bail!("{e}; log:\n{}", log());
-            }
-            if exited {
-                bail!("mp3edge exited at start; log:\n{}", log());
-            }
-            // Likewise its admin port: `up` serves on without its admin endpoints when that bind
-            // fails, and `admin_url` would then reach whichever server took the port. Either
-            // outcome is logged ("admin endpoints (…)" or "… not served"), through the log
-            // writer's thread, so possibly just after "serving" (a test that logs only warnings
-            // sees the second alone: the wait then ends at its timeout).
-            let _ = wait_for("mp3edge's admin endpoints", Duration::from_secs(5), || log().contains("admin endpoints"));
-            if log().contains("admin endpoints not served") {
-                let _ = child.kill();
-                let _ = child.wait();
-                continue;
-            }
-            return Ok(Platform {
-                child: Some(child),
-                base_url: format!("http://127.0.0.1:{port}"),
-                admin_url: format!("http://127.0.0.1:{admin_port}"),
-                runtime_config: options.key_value_on_redis.then_some(runtime_config),
-                data_dir,
-                log_path,
-                redis,
-                env: options.env,
-            });
-        }
-        bail!("mp3edge could not bind a free port in {START_ATTEMPTS} attempts; log:\n{}", log())
+        let runtime_config = key_value_on_redis.then_some(runtime_config);
+        let (child, port, admin_port) = launch(&options, data_dir.path(), redis.as_ref(), runtime_config.as_deref(), &log_path)?;
+        Ok(Platform {
+            child: Some(child),
+            base_url: format!("http://127.0.0.1:{port}"),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
+            runtime_config,
+            data_dir,
+            log_path,
+            redis,
+            env: options.env.clone(),
+            options,
+        })
+    }
+
+    /// Starts `mp3edge up` again on the same state (data directory, Redis, key-value store)
+    /// after [`Platform::stop`] or [`Platform::kill_hard`], on new ports: `base_url` and
+    /// `admin_url` change. Its log goes on in the same file.
+    pub fn restart(&mut self) -> Result<()> {
+        assert!(self.child.is_none(), "stop the platform first");
+        let (child, port, admin_port) =
+            launch(&self.options, self.data_dir.path(), self.redis.as_ref(), self.runtime_config.as_deref(), &self.log_path)?;
+        self.child = Some(child);
+        self.base_url = format!("http://127.0.0.1:{port}");
+        self.admin_url = format!("http://127.0.0.1:{admin_port}");
+        Ok(())
     }
 
     /// Starts a separate `mp3edge worker` sharing this platform's Redis and key-value store.

@@ -139,6 +139,7 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     job.status = JobStatus::Queued;
     job.progress = 0;
     job.attempts = 0;
+    job.interrupted = 0;
     job.error = None;
     job.output = None;
     job.loudness = None;

@@ -325,6 +325,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         error: None,
         output: None,
         attempts: 0,
+        interrupted: 0,
         run: 0,
         callback_url,
         notifications: Vec::new(),

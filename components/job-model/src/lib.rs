@@ -183,6 +183,10 @@ pub struct Job {
     /// How many times a worker has started this run of the job.
     #[serde(default)]
     pub attempts: u32,
+    /// How many of those attempts ended without an outcome because their worker stopped (a
+    /// restart, a deployment, a crash): they do not count against `max_attempts`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interrupted: u32,
     /// Which run of the job this is: 0 for the upload's, one more with every accepted retry
     /// (`POST /jobs/{id}/retry`, claimed in Redis by [`lifecycle::CLAIM_RETRY_SCRIPT`]). An
     /// attempt acts on the job (stores, frees, records, notifies) only while the record is
@@ -244,6 +248,18 @@ pub struct Delivery {
     pub attempt: u32,
     /// After this attempt fails, the job is failed for good.
     pub max_attempts: u32,
+}
+
+/// Attempts of one run that may end because their worker stopped before the job is given up:
+/// a job that takes its worker down every time (none should, with FFmpeg confined and the
+/// plugins sandboxed) must not loop for ever.
+pub const MAX_INTERRUPTIONS: u32 = 20;
+
+impl Job {
+    /// Attempts that ended with an outcome (done, or failed): the ones `max_attempts` counts.
+    pub fn counted_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.interrupted)
+    }
 }
 
 impl Delivery {
@@ -375,6 +391,7 @@ mod tests {
             error: None,
             output: None,
             attempts: 0,
+            interrupted: 0,
             run: 0,
             callback_url: None,
             notifications: Vec::new(),

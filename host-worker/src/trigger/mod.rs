@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use job_model::{Completion, Delivery, FormatInfo, Job, JobMessage, JobStatus, layout, lifecycle};
+use job_model::{Completion, Delivery, FormatInfo, Job, JobMessage, JobStatus, MAX_INTERRUPTIONS, layout, lifecycle};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
@@ -48,6 +48,9 @@ pub struct TriggerConfig {
     pub consumer: String,
     /// How often a running job looks for a cancellation (`DELETE`).
     pub cancel_poll: Duration,
+    /// How long jobs in progress may go on once the worker is asked to stop; then they are
+    /// interrupted and put back on the queue, not counted as attempts.
+    pub shutdown_grace: Duration,
     pub sweeper: SweeperConfig,
 }
 
@@ -60,6 +63,9 @@ pub struct RedisTrigger {
     codecs: Arc<CodecRegistry>,
     notifier: Arc<crate::notify::Notifier>,
     metrics: Arc<crate::metrics::WorkerMetrics>,
+    /// Cancelled once the worker stops and its grace period is over: conversions still running
+    /// are interrupted.
+    interrupt: CancellationToken,
 }
 
 /// How one conversion attempt ended.
@@ -67,6 +73,8 @@ enum Attempt {
     Finished(Result<(), String>),
     /// `DELETE /jobs/{id}` arrived while it ran: the converter was stopped.
     Cancelled,
+    /// The worker is stopping and the grace period is over: the converter was stopped.
+    Interrupted,
 }
 
 impl RedisTrigger {
@@ -96,7 +104,8 @@ impl RedisTrigger {
                 SegmentQueue::new(client.clone(), redis.clone(), store.clone(), config.consumer.clone(), config.visibility_timeout).await?;
             codecs.share_segments(Arc::new(segments));
         }
-        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, jobs, codecs, notifier, metrics });
+        let interrupt = CancellationToken::new();
+        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, jobs, codecs, notifier, metrics, interrupt });
         trigger.refresh_formats().await;
         Ok(trigger)
     }
@@ -139,9 +148,16 @@ impl RedisTrigger {
         &self.metrics
     }
 
-    /// Runs until `shutdown`, then lets jobs in progress finish.
+    /// Runs until `shutdown`, then lets jobs in progress finish within the grace period, and
+    /// puts back on the queue those that did not.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
         let wake = Arc::new(Notify::new());
+        let (grace, interrupt, stopping) = (self.config.shutdown_grace, self.interrupt.clone(), shutdown.clone());
+        let grace_period = tokio::spawn(async move {
+            stopping.cancelled().await;
+            tokio::time::sleep(grace).await;
+            interrupt.cancel();
+        });
         let listener = tokio::spawn(listen(self.config.redis_url.clone(), wake.clone(), shutdown.clone()));
         let sweeper = Sweeper {
             storage: self.jobs.clone(),
@@ -168,6 +184,7 @@ impl RedisTrigger {
             l.await?;
         }
         segments_stop.cancel();
+        grace_period.abort();
         listener.abort();
         sweeper.await?;
         if let Some(segments) = segments {
@@ -280,7 +297,18 @@ impl RedisTrigger {
             // Seen again after it ended (a redelivery): make sure it gave back what it holds.
             return self.jobs.finish(&mut job).await.map(drop);
         }
-        if job.attempts >= self.config.max_attempts {
+        if job.status == JobStatus::Converting {
+            // The last attempt of this run never ended: its worker stopped (a restart, a
+            // deployment, a crash) while it converted. That is not the job's failure.
+            job.interrupted += 1;
+            tracing::info!(job = %job_id, attempt = job.attempts, interrupted = job.interrupted, "resuming a job whose worker stopped while converting it");
+        }
+        if job.interrupted > MAX_INTERRUPTIONS {
+            job.status = JobStatus::Failed;
+            job.error = Some(format!("the conversion was interrupted {} times by its worker stopping; giving up", job.interrupted));
+            return self.give_up(&entry.id, &mut job, None).await;
+        }
+        if job.counted_attempts() >= self.config.max_attempts {
             job.attempts += 1;
             return self.give_up(&entry.id, &mut job, None).await;
         }
@@ -292,17 +320,28 @@ impl RedisTrigger {
         let (run, attempt_number) = (job.run, job.attempts);
 
         let owner = job.owner.clone();
-        let delivery = Delivery { job_id: job_id.clone(), attempt: job.attempts, max_attempts: self.config.max_attempts };
+        // Interrupted attempts are not counted: the last attempt is the one after as many more.
+        let max_attempts = self.config.max_attempts + job.interrupted;
+        let delivery = Delivery { job_id: job_id.clone(), attempt: job.attempts, max_attempts };
         let started = std::time::Instant::now();
         self.metrics.started();
         let attempt = tokio::select! {
             outcome = self.converter.run(&delivery) => Attempt::Finished(outcome),
             () = self.watch_cancellation(&job_id) => Attempt::Cancelled,
+            () = self.interrupt.cancelled() => Attempt::Interrupted,
         };
         let reloaded = self.jobs.load(&job_id).await?;
         self.metrics.finished(reloaded.as_ref().map_or(JobStatus::Failed, |j| j.status), started.elapsed());
         let outcome = match attempt {
             Attempt::Cancelled => return self.cancelled(&job_id, &owner).await,
+            Attempt::Interrupted
+                if reloaded.as_ref().is_some_and(|j| (j.run, j.attempts) == (run, attempt_number) && !j.status.is_final()) =>
+            {
+                let mut job = reloaded.context("checked above")?;
+                return self.requeue_interrupted(&mut job).await;
+            }
+            // It ended just as the grace period did, or is another attempt's now.
+            Attempt::Interrupted => Ok(()),
             Attempt::Finished(_) if reloaded.is_none() || self.jobs.is_cancelled(&job_id).await? => {
                 return self.cancelled(&job_id, &owner).await;
             }
@@ -355,6 +394,22 @@ impl RedisTrigger {
                 Ok(())
             }
         }
+    }
+
+    /// An attempt interrupted by the worker's stop: what it wrote goes, and the job goes back
+    /// on the queue at once for the next worker (a restarted one, another pod), without the
+    /// attempt counting against `max_attempts`.
+    async fn requeue_interrupted(&self, job: &mut Job) -> Result<()> {
+        self.jobs.discard_attempt(job).await?;
+        job.status = JobStatus::Queued;
+        job.progress = 0;
+        job.interrupted += 1;
+        self.jobs.save(job).await?;
+        let mut redis = self.redis.clone();
+        let _: String =
+            redis.xadd(layout::JOB_STREAM, "*", &[(layout::JOB_STREAM_FIELD, JobMessage { job_id: job.id.clone() }.to_json())]).await?;
+        tracing::info!(job = %job.id, attempt = job.attempts, "the worker is stopping: conversion interrupted and put back on the queue");
+        Ok(())
     }
 
     /// Resolves when the job is deleted (polled every `cancel_poll`).
