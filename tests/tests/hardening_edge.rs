@@ -1,13 +1,14 @@
 //! Issue 27's findings against the edge and the notifications, each as the attack it was,
 //! through the real host, components, worker and Redis, now refused with a clear error and
 //! nothing lost or left behind: a webhook host that IDNA turns into a loopback name, parallel
-//! retries of one failed job, log-in failures from many addresses, a deactivated owner's links
-//! and open event streams, parallel uploads near the quota, tags with controls and bidi
-//! overrides, a `DELETE` that fails half-way and dead letters that outlived their job.
+//! retries of one failed job and an attempt gone stale, a deactivated owner's links and open
+//! event streams, parallel uploads near the quota, tags with controls and bidi overrides, a
+//! `DELETE` that fails half-way and dead letters that outlived their job. (Log-in failures from
+//! many addresses and password-change guessing extend `hardening_auth`.)
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
