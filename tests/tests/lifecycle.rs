@@ -177,6 +177,43 @@ async fn delete_while_converting_stops_the_worker_and_leaves_nothing() {
     assert_eq!(c.wait_for_job(&token, &next, JOB_TIMEOUT).await["status"], "done");
 }
 
+/// Output chunks of job `id` in the platform's SQLite key-value store.
+fn sqlite_output_chunks(p: &Platform, id: &str) -> usize {
+    let db = rusqlite::Connection::open(sqlite_kv_path(p)).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let count: i64 = db.query_row("SELECT count(*) FROM spin_key_value WHERE key LIKE ?1", [format!("job:{id}:out:%")], |row| row.get(0)).unwrap();
+    count as usize
+}
+
+#[tokio::test]
+async fn deleting_a_large_conversion_stops_its_writing_at_once() {
+    // `up` on its own store, as `make up` runs: 30 minutes of video as 192 kHz WAV are 691 MB.
+    let p = Platform::start();
+    let c = Client::new(&p);
+    let token = c.new_user("big-cancel@example.com").await;
+    let long = long_video("cancel-30min.mp4", 1800, "160x120");
+    let id = c.upload_file(&token, &long, "video/mp4", "format=wav&rate=192000&channels=2").await;
+    wait_until("300 MB are written", JOB_TIMEOUT, async || sqlite_output_chunks(&p, &id) >= 300).await;
+    let deleted = Instant::now();
+    assert_eq!(delete(&c, &token, &id).await.status(), 204);
+    // Writing stops within a second (it took ~30 s), and what it wrote goes.
+    let mut most = sqlite_output_chunks(&p, &id);
+    let mut grew_at = deleted.elapsed();
+    while deleted.elapsed() < Duration::from_secs(10) {
+        let now = sqlite_output_chunks(&p, &id);
+        if now > most {
+            (most, grew_at) = (now, deleted.elapsed());
+        }
+        if now == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(grew_at < Duration::from_secs(1), "output chunks were still added {grew_at:?} after the DELETE");
+    assert!(sqlite_job_keys(&p).is_empty(), "left: {:?}", sqlite_job_keys(&p));
+    assert_eq!(me(&c, &token).await["used_bytes"], 0);
+}
+
 #[tokio::test]
 async fn a_delete_racing_a_redelivery_after_a_worker_crash_leaves_nothing() {
     let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, no_worker: true, ..Default::default() }).unwrap();
