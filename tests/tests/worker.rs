@@ -401,8 +401,23 @@ async fn two_workers_share_the_segments_of_one_long_job() {
     let token = c.new_user("cluster@example.com").await;
     let input = e2e_tests::fixtures::signal(e2e_tests::fixtures::Signal::Music, 60.0, 48000, 2);
     let id = c.upload_file(&token, &input, "audio/flac", "format=mp3&bitrate=192").await;
-    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    // While they wait in the store, the segments count in the owner's usage.
+    let usage_key = job_model::lifecycle::usage_key("cluster@example.com");
+    let field = job_model::lifecycle::segments_field(&id);
+    let mut counted = 0u64;
+    let watcher = p.redis().connect().await;
+    let job = loop {
+        let seen: Option<u64> = watcher.clone().hget(&usage_key, &field).await.unwrap();
+        counted = counted.max(seen.unwrap_or(0));
+        let job = c.job(&token, &id).await;
+        if job["status"] == "done" || job["status"] == "failed" {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     assert_eq!(job["status"], "done", "{job}");
+    // A segment of 5 s at 192 kbps is about 120 KB.
+    assert!(counted > 100_000, "segments counted: {counted} bytes");
     let (_, bytes) = c.download(&token, &id).await;
     assert_eq!(decode_mp3(&bytes).exact_frames, Some(60 * 48000));
     // Twelve segments: the job's worker encodes the first, and both take the others.
@@ -418,4 +433,8 @@ async fn two_workers_share_the_segments_of_one_long_job() {
     assert!(left.is_empty(), "{left:?}");
     let entries: u64 = redis.xlen(layout::SEGMENT_STREAM).await.unwrap();
     assert_eq!(entries, 0);
+    // Nor in the usage: the output alone is counted.
+    let usage: std::collections::HashMap<String, u64> = redis.hgetall(&usage_key).await.unwrap();
+    assert!(!usage.contains_key(&field), "{usage:?}");
+    assert_eq!(usage.get(&job_model::lifecycle::output_field(&id)).copied(), Some(bytes.len() as u64), "{usage:?}");
 }

@@ -178,6 +178,13 @@ pub fn output_field(job_id: &str) -> String {
     format!("{job_id}:out")
 }
 
+/// Usage field of a job's encoded segments waiting in the store to be joined (a long job on
+/// the shared segment queue): counted from when a worker stores one until its job's worker
+/// takes it, so they are never stored outside the owner's quota.
+pub fn segments_field(job_id: &str) -> String {
+    format!("{job_id}:seg")
+}
+
 /// Sets one usage field to `ARGV[2]` bytes unless that would take the user past `ARGV[3]`
 /// bytes in all (0 = no quota); shrinking is always allowed.
 /// KEYS: usage hash. ARGV: field, bytes, quota.
@@ -286,7 +293,7 @@ impl UploadReservation {
 /// deadlines, run key, attempt key, dead-letter stream, the job's dead letters, the owner's
 /// uploads in progress. ARGV: job id.
 pub const FORGET_SCRIPT: &str = r#"
-redis.call('HDEL', KEYS[1], ARGV[1] .. ':src', ARGV[1] .. ':out')
+redis.call('HDEL', KEYS[1], ARGV[1] .. ':src', ARGV[1] .. ':out', ARGV[1] .. ':seg')
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
@@ -416,7 +423,8 @@ mod tests {
         assert_eq!(forget_keys("o", "x")[9], dead_letters_key("x"));
         assert_eq!(tombstone_owner("a@example.com"), Some("a@example.com"));
         assert_eq!(tombstone_owner("1"), None);
-        assert!(FORGET_SCRIPT.contains("':src'") && FORGET_SCRIPT.contains("':out'"));
+        assert!(FORGET_SCRIPT.contains("':src'") && FORGET_SCRIPT.contains("':out'") && FORGET_SCRIPT.contains("':seg'"));
+        assert_eq!(segments_field("x"), "x:seg");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use job_model::layout;
+use job_model::{layout, lifecycle};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
@@ -37,14 +37,30 @@ use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, EncoderConfig,
 use crate::demux::{OutputRequest as NativeRequest, SourceLayout};
 use crate::key_value::KeyValueBackend;
 
-/// Records a segment's outcome only while its job's plan exists: KEYS[1] the plan hash,
-/// ARGV[1] the segment index, ARGV[2] the outcome. Returns 1 when recorded.
+/// Records a segment's outcome only while its job's plan exists, and counts its stored bytes
+/// in the owner's usage: KEYS[1] the plan hash, KEYS[2] the owner's usage hash; ARGV[1] the
+/// segment index, ARGV[2] the outcome, ARGV[3] the job's segments field, ARGV[4] the bytes
+/// stored (0 for a failure). Returns 1 when recorded.
 const RECORD_SCRIPT: &str = r#"
 if redis.call('HEXISTS', KEYS[1], 'count') == 1 then
+  local before = redis.call('HGET', KEYS[1], ARGV[1])
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  if tonumber(ARGV[4]) > 0 and not (before and string.sub(before, 1, 3) == 'ok ') then
+    redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[4])
+  end
   return 1
 end
 return 0
+"#;
+
+/// Stops counting a taken segment's bytes: KEYS[1] the owner's usage hash; ARGV[1] the job's
+/// segments field, ARGV[2] the bytes. The field goes when nothing is left in it.
+const UNCOUNT_SCRIPT: &str = r#"
+local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))
+if left <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return left
 "#;
 
 /// An encoded segment is stored in pieces of this size, each under its own key. A Redis
@@ -244,7 +260,18 @@ impl SegmentQueue {
         // clean-up at the end ([`forget`] goes by the planned count).
         let tidied: Result<()> = async {
             let _: () = self.redis.clone().hdel(layout::segment_plan_key(job_id), index).await?;
-            delete_pieces(self.store.as_ref(), job_id, index, pieces_of(bytes)).await
+            delete_pieces(self.store.as_ref(), job_id, index, pieces_of(bytes)).await?;
+            if let Some(owner) = owner_of(self.store.as_ref(), job_id).await? {
+                let _: i64 = redis::cmd("EVAL")
+                    .arg(UNCOUNT_SCRIPT)
+                    .arg(1)
+                    .arg(lifecycle::usage_key(&owner))
+                    .arg(lifecycle::segments_field(job_id))
+                    .arg(bytes)
+                    .query_async(&mut self.redis.clone())
+                    .await?;
+            }
+            Ok(())
         }
         .await;
         if let Err(e) = tidied {
@@ -353,6 +380,9 @@ impl SegmentQueue {
                 job
             }
         };
+        // Its bytes count in the owner's usage while they wait in the store; a job without a
+        // record (deleted meanwhile) has nothing to encode for.
+        let Some(owner) = owner_of(self.store.as_ref(), &task.job_id).await? else { return Ok(()) };
         let started = std::time::Instant::now();
         let outcome = match lane.lane.encode(&job, task.spec()).await {
             Ok(output) => {
@@ -361,8 +391,21 @@ impl SegmentQueue {
             }
             Err(reason) => Outcome::Failed(reason),
         };
-        let recorded: i64 =
-            redis::cmd("EVAL").arg(RECORD_SCRIPT).arg(1).arg(&plan).arg(task.index).arg(outcome.to_field()).query_async(&mut redis).await?;
+        let stored_bytes = match &outcome {
+            Outcome::Encoded { bytes, .. } => *bytes,
+            Outcome::Failed(_) => 0,
+        };
+        let recorded: i64 = redis::cmd("EVAL")
+            .arg(RECORD_SCRIPT)
+            .arg(2)
+            .arg(&plan)
+            .arg(lifecycle::usage_key(&owner))
+            .arg(task.index)
+            .arg(outcome.to_field())
+            .arg(lifecycle::segments_field(&task.job_id))
+            .arg(stored_bytes)
+            .query_async(&mut redis)
+            .await?;
         if let (0, Outcome::Encoded { bytes, .. }) = (recorded, &outcome) {
             // The job ended meanwhile: what was just stored has no reader. Every piece written
             // is deleted, even where the clean-up deleted the first ones already.
@@ -388,7 +431,8 @@ impl SegmentQueue {
 }
 
 /// Removes what a job's segmented encode left: the plan first (so workers still encoding
-/// drop their result), then every segment stored. Idempotent.
+/// drop their result), then every segment stored, then their count in the owner's usage
+/// (when the record is gone already, its deletion forgets the count). Idempotent.
 pub async fn forget(redis: &mut ConnectionManager, store: &dyn KeyValueBackend, job_id: &str) -> Result<()> {
     let plan = layout::segment_plan_key(job_id);
     let count: Option<u32> = redis.hget(&plan, "count").await?;
@@ -396,7 +440,16 @@ pub async fn forget(redis: &mut ConnectionManager, store: &dyn KeyValueBackend, 
     for index in 0..count.unwrap_or(0) {
         delete_segment(store, job_id, index).await?;
     }
+    if let Some(owner) = owner_of(store, job_id).await? {
+        let _: () = redis.hdel(lifecycle::usage_key(&owner), lifecycle::segments_field(job_id)).await?;
+    }
     Ok(())
+}
+
+/// The owner of job `job_id`, from its record (`None`: the record is gone).
+async fn owner_of(store: &dyn KeyValueBackend, job_id: &str) -> Result<Option<String>> {
+    let Some(record) = store.get(&layout::job_key(job_id)).await? else { return Ok(None) };
+    Ok(Some(job_model::Job::from_json(&record).with_context(|| format!("the record of job {job_id}"))?.owner))
 }
 
 /// Stores an encoded segment in pieces, from the first. Every writer of a segment writes the
