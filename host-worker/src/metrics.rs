@@ -34,7 +34,7 @@ impl WorkerMetrics {
         match status {
             JobStatus::Done => &self.done,
             JobStatus::Failed => &self.failed,
-            JobStatus::Queued | JobStatus::Converting => &self.retried,
+            JobStatus::Uploading | JobStatus::Queued | JobStatus::Converting => &self.retried,
         }
         .fetch_add(1, Ordering::Relaxed);
     }

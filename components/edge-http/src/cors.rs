@@ -3,9 +3,12 @@
 //! the API is read with bearer tokens, and only named front ends should get to do that.
 
 /// Response headers a browser script may read besides the CORS-safelisted ones.
-pub const EXPOSE_HEADERS: &str = "Content-Disposition, Content-Length, Content-Range, ETag, Location, Retry-After, Mp3edge-Device";
+/// The tus headers are among them, so that tus clients on another origin work.
+pub const EXPOSE_HEADERS: &str = "Content-Disposition, Content-Length, Content-Range, ETag, Location, Retry-After, Mp3edge-Device, \
+     Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, Upload-Expires";
 /// Request headers a preflight allows.
-pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Range, If-None-Match, If-Range, Mp3edge-Device";
+pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Range, If-None-Match, If-Range, Mp3edge-Device, \
+     Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 600;
 

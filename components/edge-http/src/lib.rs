@@ -11,3 +11,4 @@ pub mod cors;
 pub mod query;
 pub mod schema;
 pub mod sse;
+pub mod tus;

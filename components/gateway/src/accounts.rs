@@ -127,6 +127,37 @@ impl Accounts {
         self.command("ZREM", vec![text(lifecycle::PENDING_DEADLINES), text(job_id)]).map(drop)
     }
 
+    /// Lists a job in its owner's index (a resumable upload is listed while it uploads).
+    pub fn list_job(&self, job_id: &str, owner: &str, created_ms: u64) -> Result<(), ApiError> {
+        self.command("ZADD", vec![text(&lifecycle::index_key(owner)), int(created_ms), text(job_id)]).map(drop)
+    }
+
+    /// When an upload in progress counts as abandoned (Unix seconds), if it is pending.
+    pub fn pending_until(&self, job_id: &str) -> Result<Option<u64>, ApiError> {
+        let reply = self.command("ZSCORE", vec![text(lifecycle::PENDING_DEADLINES), text(job_id)])?;
+        Ok(reply.first().and_then(result_text).and_then(|score| score.parse::<f64>().ok()).map(|s| s as u64))
+    }
+
+    /// Takes the lock of appends to an upload for `ms` milliseconds with `token`; `false` when
+    /// another holds it.
+    pub fn lock_upload(&self, job_id: &str, token: &str, ms: u64) -> Result<bool, ApiError> {
+        let args = vec![text(&lifecycle::upload_lock_key(job_id)), text(token), text("NX"), text("PX"), int(ms)];
+        Ok(matches!(self.command("SET", args)?.first(), Some(RedisResult::Status(s)) if s == "OK"))
+    }
+
+    /// Renews the lock `token` holds; 409 when it lapsed and another took it.
+    pub fn renew_upload_lock(&self, job_id: &str, token: &str, ms: u64) -> Result<(), ApiError> {
+        let reply = self.eval(lifecycle::RENEW_LOCK_SCRIPT, &[lifecycle::upload_lock_key(job_id)], vec![text(token), int(ms)])?;
+        match reply.first() {
+            Some(RedisResult::Int64(1)) => Ok(()),
+            _ => Err(ApiError::new(409, "upload busy", "this request was too slow and another took the upload over")),
+        }
+    }
+
+    pub fn unlock_upload(&self, job_id: &str, token: &str) -> Result<(), ApiError> {
+        self.eval(lifecycle::UNLOCK_SCRIPT, &[lifecycle::upload_lock_key(job_id)], vec![text(token)]).map(drop)
+    }
+
     /// Forgets everything counted for the job (usage, flight, index, expiry, pending).
     pub fn forget(&self, job_id: &str, owner: &str) -> Result<(), ApiError> {
         self.eval(lifecycle::FORGET_SCRIPT, &lifecycle::forget_keys(owner, job_id), vec![text(job_id)]).map(drop)

@@ -32,6 +32,8 @@ pub struct Config {
     pub policy: JobPolicy,
     /// Seconds without progress after which an upload in progress counts as abandoned.
     pub upload_stale_secs: u64,
+    /// The same for a resumable upload (`/uploads`), whose client may come back much later.
+    pub resumable_upload_expiry_secs: u64,
     /// Event streams one user may hold open at once; 0 = unlimited.
     pub user_max_event_streams: u32,
 }
@@ -92,6 +94,7 @@ impl Config {
             chunk_size_bytes: chunk_size_bytes as u32,
             policy,
             upload_stale_secs,
+            resumable_upload_expiry_secs: number("resumable_upload_expiry_secs")?.max(1),
             user_max_event_streams: u32::try_from(number("user_max_event_streams")?).unwrap_or(u32::MAX),
         })
     }

@@ -114,6 +114,7 @@ fn payload(job: &Job) -> String {
     match job.status {
         JobStatus::Done => data["download_url"] = download_url(&job.id).into(),
         JobStatus::Failed => data["error"] = job.error.as_deref().unwrap_or("the conversion failed").into(),
+        JobStatus::Uploading => data["received_bytes"] = job.received_bytes.unwrap_or(0).into(),
         JobStatus::Queued | JobStatus::Converting => {}
     }
     if let Some(expires_at) = job.expires_at {

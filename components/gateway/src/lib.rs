@@ -1,5 +1,6 @@
-//! The `gateway` component: uploads (`/upload`), job status (`/jobs`, `/jobs/{id}`) and
-//! downloads (`/download?fid=`, `/jobs/{id}/audio`) for authenticated users.
+//! The `gateway` component: uploads (`/upload`, and resumable ones at `/uploads`: tus), job
+//! status (`/jobs`, `/jobs/{id}`) and downloads (`/download?fid=`, `/jobs/{id}/audio`) for
+//! authenticated users.
 
 mod accounts;
 mod chunks;
@@ -10,6 +11,7 @@ mod events;
 mod formats;
 mod jobs;
 mod queue;
+mod resumable;
 mod session;
 mod upload;
 
@@ -34,6 +36,14 @@ pub struct Ctx {
 /// A matched route (the method already checked).
 enum Route {
     Upload,
+    /// `POST /uploads`: a resumable upload (tus creation).
+    CreateUpload,
+    /// `HEAD /uploads/{id}`.
+    UploadStatus(String),
+    /// `PATCH /uploads/{id}`.
+    AppendUpload(String),
+    /// `DELETE /uploads/{id}`.
+    TerminateUpload(String),
     ListJobs,
     ShowJob(String),
     DeleteJob(String),
@@ -46,8 +56,9 @@ enum Route {
     /// `POST /jobs/{id}/link`: a signed download link.
     Link(String),
     Formats,
-    /// `OPTIONS` on a resource supporting these methods.
-    Options(&'static str),
+    /// `OPTIONS` on a resource supporting these methods (`true`: a tus resource, whose
+    /// answer also says what the server supports).
+    Options(&'static str, bool),
 }
 
 /// The methods a path supports (`None`: no such resource).
@@ -55,7 +66,14 @@ impl Route {
     /// The job a route concerns, for the request log (only a well-formed id).
     fn job_id(&self) -> Option<&str> {
         let id = match self {
-            Route::ShowJob(id) | Route::DeleteJob(id) | Route::RetryJob(id) | Route::JobEvents(id) | Route::Link(id) => Some(id),
+            Route::ShowJob(id)
+            | Route::DeleteJob(id)
+            | Route::RetryJob(id)
+            | Route::JobEvents(id)
+            | Route::Link(id)
+            | Route::UploadStatus(id)
+            | Route::AppendUpload(id)
+            | Route::TerminateUpload(id) => Some(id),
             Route::Download(id) => id.as_ref(),
             _ => None,
         };
@@ -65,7 +83,8 @@ impl Route {
 
 fn methods(segments: &[&str]) -> Option<&'static str> {
     match segments {
-        ["upload"] => Some("POST"),
+        ["upload"] | ["uploads"] => Some("POST"),
+        ["uploads", _] => Some("HEAD, PATCH, DELETE"),
         ["download"] | ["jobs", _, "audio"] => Some("GET, HEAD"),
         ["jobs", _] => Some("GET, DELETE"),
         ["jobs", _, "retry"] | ["jobs", _, "link"] => Some("POST"),
@@ -80,8 +99,12 @@ fn route(head: &Head) -> Result<Route, ApiError> {
     let get = head.method == Method::Get;
     let get_or_head = get || head.method == Method::Head;
     match segments.as_slice() {
-        _ if head.method == Method::Options => Ok(Route::Options(allowed)),
+        _ if head.method == Method::Options => Ok(Route::Options(allowed, segments[0] == "uploads")),
         ["upload"] if head.method == Method::Post => Ok(Route::Upload),
+        ["uploads"] if head.method == Method::Post => Ok(Route::CreateUpload),
+        ["uploads", id] if head.method == Method::Head => Ok(Route::UploadStatus(id.to_string())),
+        ["uploads", id] if head.method == Method::Patch => Ok(Route::AppendUpload(id.to_string())),
+        ["uploads", id] if head.method == Method::Delete => Ok(Route::TerminateUpload(id.to_string())),
         ["download"] if get_or_head => Ok(Route::Download(head.query_param("fid"))),
         ["jobs"] if get => Ok(Route::ListJobs),
         ["jobs", id] if get => Ok(Route::ShowJob(id.to_string())),
@@ -116,6 +139,10 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
     let job = route.job_id().map(str::to_string);
     let answer = match route {
         Route::Upload => upload::handle(&ctx, &caller, head, body).await,
+        Route::CreateUpload => resumable::create(&ctx, &caller, head, body).await,
+        Route::UploadStatus(id) => resumable::status(&ctx, &caller, head, &id),
+        Route::AppendUpload(id) => resumable::append(&ctx, &caller, head, body, &id).await,
+        Route::TerminateUpload(id) => resumable::terminate(&ctx, &caller, head, &id),
         Route::ListJobs => jobs::list(&ctx, &caller, head),
         Route::ShowJob(id) => jobs::show(&caller, &id),
         Route::DeleteJob(id) => jobs::delete(&ctx, &caller, &id),
@@ -126,7 +153,7 @@ async fn serve(route: Route, head: &Head, body: &mut BodyStream) -> ApiResult {
         Route::Download(None) => Err(ApiError::bad_request("missing fid", "give the job id as ?fid=")),
         Route::Formats => formats::list(&ctx.config),
         // Answered by `handle` before anything is loaded.
-        Route::Options(_) => Err(ApiError::not_found()),
+        Route::Options(..) => Err(ApiError::not_found()),
     };
     Ok(answer.unwrap_or_else(Reply::from).for_log(Some(&caller.email), job.as_deref()))
 }
@@ -138,7 +165,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let mut body: BodyStream = Box::pin(req.into_body_stream());
     let reply = match route(&head) {
         // Preflights carry no credentials and need nothing else.
-        Ok(Route::Options(methods)) => cors.preflight(methods),
+        Ok(Route::Options(methods, false)) => cors.preflight(methods),
+        // tus discovery: what the server supports, with or without a preflight.
+        Ok(Route::Options(methods, true)) => match Config::load() {
+            Ok(config) => resumable::capabilities(config.max_upload_bytes, cors.preflight(methods)),
+            Err(e) => cors.apply(Reply::from(e)),
+        },
         Ok(route) => cors.apply(serve(route, &head, &mut body).await.unwrap_or_else(Reply::from)),
         Err(e) => cors.apply(Reply::from(e)),
     };

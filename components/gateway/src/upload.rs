@@ -58,8 +58,26 @@ pub const OPTION_PARAMS: [&str; 15] = [
     "title", "artist", "album", "cover",
 ];
 
-/// One optional query parameter through its parser; a refusal is a 400 titled `invalid NAME`.
-fn param<T>(head: &Head, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ApiError> {
+/// Where an upload's options come from: the query of `POST /upload` (and of a retry), or the
+/// `Upload-Metadata` of a resumable upload (`POST /uploads`).
+pub trait Params {
+    fn param(&self, name: &str) -> Option<String>;
+}
+
+impl Params for Head {
+    fn param(&self, name: &str) -> Option<String> {
+        self.query_param(name)
+    }
+}
+
+impl Params for std::collections::BTreeMap<String, String> {
+    fn param(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// One optional parameter through its parser; a refusal is a 400 titled `invalid NAME`.
+fn param<T>(params: &dyn Params, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ApiError> {
     let error = match name {
         "bitrate" => "invalid bitrate",
         "vbr" => "invalid vbr",
@@ -77,14 +95,14 @@ fn param<T>(head: &Head, name: &'static str, parse: impl FnOnce(&str) -> Result<
         "cover" => "invalid cover",
         _ => "invalid option",
     };
-    head.query_param(name).map(|raw| parse(&raw)).transpose().map_err(|detail| ApiError::bad_request(error, detail))
+    params.param(name).map(|raw| parse(&raw)).transpose().map_err(|detail| ApiError::bad_request(error, detail))
 }
 
 /// The conversion options of an upload (or a retry): `?format=`, `?bitrate=`, `?vbr=`,
 /// `?level=`, the audio options (`start`, `end`, `rate`, `channels`, `track`, `normalize`,
 /// `true_peak`) and the tag and cover overrides (`title`, `artist`, `album`, `cover`).
-pub fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, ApiError> {
-    let format = head.query_param("format").map_or_else(|| DEFAULT_FORMAT.to_string(), |f| f.to_ascii_lowercase());
+pub fn conversion_options(ctx: &Ctx, head: &dyn Params) -> Result<ConversionOptions, ApiError> {
+    let format = head.param("format").map_or_else(|| DEFAULT_FORMAT.to_string(), |f| f.to_ascii_lowercase());
     let formats = crate::formats::available(&ctx.config)?;
     let Some(info) = formats.iter().find(|f| f.format == format).filter(|_| is_valid_format_name(&format)) else {
         let names: Vec<&str> = formats.iter().map(|f| f.format.as_str()).collect();
@@ -127,7 +145,7 @@ pub fn conversion_options(ctx: &Ctx, head: &Head) -> Result<ConversionOptions, A
     Ok(options)
 }
 
-fn read_error(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn read_error(e: impl std::fmt::Display) -> ApiError {
     let e = e.to_string();
     // The host ends a body that stays silent too long with a read timeout.
     if e.to_ascii_lowercase().contains("timeout") {
@@ -198,16 +216,16 @@ async fn receive_raw(body: &mut BodyStream, writer: &mut ChunkWriter<'_>) -> Res
     Ok(())
 }
 
-fn new_job_id() -> Result<String, ApiError> {
+pub(crate) fn new_job_id() -> Result<String, ApiError> {
     let mut bits = [0u8; 16];
     getrandom::fill(&mut bits).map_err(|e| ApiError::internal("no randomness available", e))?;
     Ok(job_id_from_bits(u128::from_le_bytes(bits)))
 }
 
-/// The `?callback=` webhook, else the caller's default one (`PUT /users/me`), checked against
+/// The `callback` webhook, else the caller's default one (`PUT /users/me`), checked against
 /// the SSRF rules before anything is read (the allow-list may have changed since).
-fn callback_url(ctx: &Ctx, caller: &Caller, head: &Head) -> Result<Option<String>, ApiError> {
-    let given = head.query_param("callback").filter(|url| !url.trim().is_empty());
+pub fn callback_url(ctx: &Ctx, caller: &Caller, params: &dyn Params) -> Result<Option<String>, ApiError> {
+    let given = params.param("callback").filter(|url| !url.trim().is_empty());
     let Some(url) = given.map_or_else(|| db::default_callback(&ctx.db, &caller.email), |url| Ok(Some(url)))? else {
         return Ok(None);
     };
@@ -218,11 +236,11 @@ fn callback_url(ctx: &Ctx, caller: &Caller, head: &Head) -> Result<Option<String
 
 /// Undoes what an upload counted in Redis (usage, flight, pending entry) unless it succeeded.
 /// Declared before the [`ChunkWriter`], so it runs after the writer has deleted its chunks.
-struct UploadGuard<'a> {
-    accounts: &'a Accounts,
-    job_id: &'a str,
-    owner: &'a str,
-    done: bool,
+pub(crate) struct UploadGuard<'a> {
+    pub accounts: &'a Accounts,
+    pub job_id: &'a str,
+    pub owner: &'a str,
+    pub done: bool,
 }
 
 impl Drop for UploadGuard<'_> {
@@ -236,10 +254,11 @@ impl Drop for UploadGuard<'_> {
     }
 }
 
-/// Admits a new upload against the owner's jobs-in-flight limit. At the limit, jobs counted in
-/// flight that have ended (a worker stopped before it could say so) are dropped first.
-fn admit(ctx: &Ctx, accounts: &Accounts, store: &Store, job_id: &str, owner: &str) -> Result<(), ApiError> {
-    let (limit, stale_at) = (ctx.config.user_max_active_jobs, ctx.now + ctx.config.upload_stale_secs);
+/// Admits a new upload against the owner's jobs-in-flight limit, as in progress until
+/// `stale_at` (Unix seconds) unless it says it is alive. At the limit, jobs counted in flight
+/// that have ended (a worker stopped before it could say so) are dropped first.
+pub(crate) fn admit(ctx: &Ctx, accounts: &Accounts, store: &Store, job_id: &str, owner: &str, stale_at: u64) -> Result<(), ApiError> {
+    let limit = ctx.config.user_max_active_jobs;
     if accounts.admit(job_id, owner, limit, stale_at)? {
         return Ok(());
     }
@@ -283,7 +302,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
     let accounts = Accounts::open(&ctx.config.redis_host)?;
     let store = open_store()?;
     let job_id = new_job_id()?;
-    admit(ctx, &accounts, &store, &job_id, owner)?;
+    admit(ctx, &accounts, &store, &job_id, owner, ctx.now + ctx.config.upload_stale_secs)?;
     let mut guard = UploadGuard { accounts: &accounts, job_id: &job_id, owner, done: false };
     let mut quota = QuotaGuard {
         accounts: &accounts,
@@ -324,6 +343,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         updated_at: ctx.now,
         error: None,
         output: None,
+        received_bytes: None,
         attempts: 0,
         interrupted: 0,
         run: 0,
@@ -356,7 +376,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
     Ok(accepted(&job_id))
 }
 
-fn queue_unavailable(e: String) -> ApiError {
+pub(crate) fn queue_unavailable(e: String) -> ApiError {
     eprintln!("could not enqueue: {e}");
     ApiError::new(503, "queue unavailable", "could not put the job on the queue; try again later").header("retry-after", "5")
 }

@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// A resumable upload (`/uploads`, tus) still receiving its bytes: `received_bytes` of
+    /// `source.size` are stored. It is queued by its last byte.
+    Uploading,
     Queued,
     Converting,
     Done,
@@ -30,6 +33,7 @@ pub enum JobStatus {
 impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Uploading => "uploading",
             JobStatus::Queued => "queued",
             JobStatus::Converting => "converting",
             JobStatus::Done => "done",
@@ -180,6 +184,9 @@ pub struct Job {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputFile>,
+    /// Bytes of the source stored so far, while the job is `uploading`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_bytes: Option<u64>,
     /// How many times a worker has started this run of the job.
     #[serde(default)]
     pub attempts: u32,
@@ -390,6 +397,7 @@ mod tests {
             updated_at: 1,
             error: None,
             output: None,
+            received_bytes: None,
             attempts: 0,
             interrupted: 0,
             run: 0,

@@ -64,6 +64,28 @@ pub fn uploading_key(owner: &str) -> String {
     format!("mp3edge:uploading:{owner}")
 }
 
+/// The lock one append to a resumable upload holds (its value is the holder's token).
+pub fn upload_lock_key(job_id: &str) -> String {
+    format!("mp3edge:upload-lock:{job_id}")
+}
+
+/// Renews a lock for `ARGV[2]` milliseconds if `ARGV[1]` still holds it. KEYS: the lock.
+/// Returns 1 when renewed.
+pub const RENEW_LOCK_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// Releases a lock if `ARGV[1]` holds it. KEYS: the lock.
+pub const UNLOCK_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
 pub fn cancelled_key(job_id: &str) -> String {
     format!("mp3edge:cancelled:{job_id}")
 }

@@ -297,6 +297,11 @@ impl RedisTrigger {
             // Seen again after it ended (a redelivery): make sure it gave back what it holds.
             return self.jobs.finish(&mut job).await.map(drop);
         }
+        if job.status == JobStatus::Uploading {
+            // A resumable upload is queued by its last byte, which then enqueues it anew.
+            tracing::warn!(job = %job_id, "an entry for a job still uploading; dropping it");
+            return Ok(());
+        }
         if job.status == JobStatus::Converting {
             // The last attempt of this run never ended: its worker stopped (a restart, a
             // deployment, a crash) while it converted. That is not the job's failure.
