@@ -62,6 +62,24 @@ if [ ! -f "$BROWSER_TESTS/node_modules/.package-lock.json" ] \
   npm ci --prefix "$BROWSER_TESTS" --no-audit --no-fund
 fi
 
+# tuspy, the tus project's Python client, for the resumable-upload tests (a client no one here
+# wrote), in a virtualenv inside the clone.
+TUS_VENV="$(cd "$(dirname "$0")/.." && pwd)/tests/tus/.venv"
+if [ ! -f "$TUS_VENV/.tuspy-1.1.0" ]; then
+  echo "setup: installing tuspy (PyPI) in tests/tus/.venv"
+  python3 -m venv "$TUS_VENV"
+  "$TUS_VENV/bin/pip" install -q --disable-pip-version-check tuspy==1.1.0
+  touch "$TUS_VENV/.tuspy-1.1.0"
+fi
+
+# What the web app ships from npm (tus-js-client's browser build, compiled into the web
+# component), again whenever its lock file changes.
+WEB="$(cd "$(dirname "$0")/.." && pwd)/components/web"
+if [ ! -f "$WEB/node_modules/.package-lock.json" ] || [ "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
+  echo "setup: installing the web app's Node packages"
+  npm ci --prefix "$WEB" --no-audit --no-fund
+fi
+
 # A real OpenAPI validator for the API description's test, in a virtualenv inside the clone.
 OPENAPI_VENV="$(cd "$(dirname "$0")/.." && pwd)/tests/openapi/.venv"
 if [ ! -x "$OPENAPI_VENV/bin/openapi-spec-validator" ]; then
