@@ -8,7 +8,7 @@
 //   CHROMIUM      (optional) the browser binary, /usr/bin/chromium by default
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -22,6 +22,7 @@ const BASE_URL = env('BASE_URL');
 const EMAIL = env('EMAIL');
 const PASSWORD = env('PASSWORD');
 const FIXTURE = env('FIXTURE');
+const BIG_FIXTURE = env('BIG_FIXTURE');
 const ADMIN_EMAIL = env('ADMIN_EMAIL');
 const ADMIN_PASSWORD = env('ADMIN_PASSWORD');
 const ARTIFACT_DIR = env('ARTIFACT_DIR');
@@ -46,6 +47,21 @@ before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: LAUNCH_ARGS });
 });
 after(() => browser?.close());
+
+/**
+ * The next upload the page starts (through tus): waits for its creation request's answer and
+ * returns the job id (its `Location`) and the options it sent (`Upload-Metadata`, decoded).
+ */
+async function nextUpload(page) {
+  const created = await page.waitForResponse((r) => new URL(r.url()).pathname === '/uploads' && r.request().method() === 'POST');
+  assert.equal(created.status(), 201, `the upload's creation answered ${created.status()}: ${await created.text()}`);
+  const jobId = created.headers()['location'].split('/').pop();
+  const metadata = Object.fromEntries((created.request().headers()['upload-metadata'] || '').split(',').filter(Boolean).map((pair) => {
+    const [key, value] = pair.split(' ');
+    return [key, value ? Buffer.from(value, 'base64').toString('utf8') : ''];
+  }));
+  return { jobId, metadata };
+}
 
 /** Signs in through the form. */
 async function signIn(page, email = EMAIL, password = PASSWORD) {
@@ -113,13 +129,11 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
   // ---- upload
   await page.setInputFiles('#file-input', FIXTURE);
   assert.match(await page.locator('[data-testid=file-name]').textContent(), new RegExp(basename(FIXTURE).replace('.', '\\.')));
-  const uploadResponse = page.waitForResponse((r) => r.url().includes('/upload?') && r.request().method() === 'POST');
+  const uploadStarted = nextUpload(page);
   await page.click('#upload-submit');
-  const upload = await uploadResponse;
-  assert.equal(upload.status(), 202, `upload answered ${upload.status()}: ${await upload.text()}`);
-  assert.match(upload.url(), /format=mp3&bitrate=192/);
-  const { job_id: jobId } = await upload.json();
-  assert.ok(jobId);
+  const { jobId, metadata } = await uploadStarted;
+  assert.deepEqual(metadata, { filename: basename(FIXTURE), filetype: 'video/mp4', format: 'mp3', bitrate: '192' });
+  assert.match(jobId, /^[0-9a-f]{32}$/);
 
   // ---- live status until done
   const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
@@ -239,7 +253,7 @@ test('live status from Server-Sent Events, and a failed job shows its reason', {
 
   await signIn(page);
   await page.setInputFiles('#file-input', FIXTURE);
-  const uploaded = page.waitForResponse((r) => r.url().includes('/upload?'));
+  const uploaded = nextUpload(page);
   // Keyboard only from here: after sign-in the drop zone's file input has focus, and Tab walks
   // format → bitrate → Advanced options → Convert.
   assert.equal(await page.evaluate(() => document.activeElement.id), 'file-input');
@@ -248,7 +262,7 @@ test('live status from Server-Sent Events, and a failed job shows its reason', {
     assert.equal(await page.evaluate(() => document.activeElement.id), id);
   }
   await page.keyboard.press('Enter');
-  const { job_id: jobId } = await (await uploaded).json();
+  const { jobId } = await uploaded;
   const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
   await page.waitForFunction((id) => document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status === 'failed', jobId);
   assert.equal(await row.locator('[data-testid=job-error]').textContent(), 'the input has no audio stream');
@@ -285,14 +299,14 @@ test('without an event stream, polling GET /jobs/{id} follows the job to done', 
   await page.fill('#opt-title', 'From the page');
   await page.uncheck('#opt-cover');
   await page.setInputFiles('#file-input', FIXTURE);
-  const uploaded = page.waitForResponse((r) => r.url().includes('/upload?'));
+  const uploaded = nextUpload(page);
   await page.click('#upload-submit');
-  const upload = await uploaded;
-  assert.deepEqual(Object.fromEntries(new URL(upload.url()).searchParams), {
+  const { jobId, metadata } = await uploaded;
+  assert.deepEqual(metadata, {
+    filename: basename(FIXTURE), filetype: 'video/mp4',
     format: 'wav', start: '0.5', end: '1.5', normalize: '-16', title: 'From the page', cover: 'none',
   });
   assert.equal(await page.inputValue('#opt-title'), 'From the page', 'the choices stay for the next file');
-  const { job_id: jobId } = await upload.json();
   await page.waitForFunction(
     (id) => ['done', 'failed'].includes(document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status),
     jobId, { timeout: JOB_TIMEOUT, polling: 100 },
@@ -389,7 +403,7 @@ test('several files go up one after the other, each with its progress, and one c
   await signIn(page);
   await page.waitForFunction(() => /per file/.test(document.getElementById('size-limit').textContent));
   // Uploads are slowed down so the queue can be seen and the last one cancelled.
-  await page.route('**/upload?*', async (route) => {
+  await page.route('**/uploads', async (route) => {
     await new Promise((resolve) => setTimeout(resolve, 2000));
     await route.continue();
   });
@@ -410,6 +424,78 @@ test('several files go up one after the other, each with its progress, and one c
   }, null, { timeout: 60_000 });
   const names = await page.locator('li[data-testid=job] [data-testid=job-name]').allTextContents();
   assert.ok(names.includes('one.mp4') && names.includes('two.mp4') && !names.includes('three.mp4'), names.join(', '));
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+/** The offsets of the page's appends (`PATCH /uploads/{id}`), in order. */
+function watchAppends(page) {
+  const offsets = [];
+  page.on('request', (r) => {
+    if (r.method() === 'PATCH' && new URL(r.url()).pathname.startsWith('/uploads/')) offsets.push(Number(r.headers()['upload-offset']));
+  });
+  return offsets;
+}
+
+/** Slows the page's uploads to `bytesPerSecond` (Chromium's network emulation). */
+async function throttleUploads(context, page, bytesPerSecond) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond });
+}
+
+async function uploadedPercent(page) {
+  return Number(await page.locator('#upload-progress').getAttribute('value'));
+}
+
+test('an upload that loses its connection, or the page, goes on from where it stopped', { timeout: 240_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const size = statSync(BIG_FIXTURE).size;
+  await signIn(page);
+  const appends = watchAppends(page);
+  await throttleUploads(context, page, 1_500_000);
+
+  // ---- the network drops half-way, then comes back: the upload resumes by itself.
+  await page.setInputFiles('#file-input', BIG_FIXTURE);
+  const first = nextUpload(page);
+  await page.click('#upload-submit');
+  const { jobId } = await first;
+  await page.waitForFunction(() => Number(document.getElementById('upload-progress').value) >= 25, null, { timeout: 60_000 });
+  await context.setOffline(true);
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  await context.setOffline(false);
+  await page.waitForFunction((id) => document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status === 'done', jobId, { timeout: JOB_TIMEOUT });
+  assert.equal(appends[0], 0, `appends: ${appends}`);
+  const resumedAt = appends.find((offset) => offset > 0);
+  assert.ok(resumedAt >= size / 5, `the upload went on from the server's offset, not from 0: ${appends}`);
+  assert.ok(!appends.slice(1).includes(0), `it never started over: ${appends}`);
+
+  // ---- the page is reloaded half-way: it says so, and the same file goes on from there.
+  const again = join(ARTIFACT_DIR, 'again.mp4');
+  writeFileSync(again, readFileSync(BIG_FIXTURE));
+  await throttleUploads(context, page, 1_500_000);
+  await page.setInputFiles('#file-input', again);
+  const second = nextUpload(page);
+  await page.click('#upload-submit');
+  const { jobId: secondId } = await second;
+  await page.waitForFunction(() => Number(document.getElementById('upload-progress').value) >= 25, null, { timeout: 60_000 });
+  await page.reload();
+  await page.locator('#app-view').waitFor({ state: 'visible' });
+  const unfinished = page.locator('[data-testid=unfinished]');
+  await unfinished.waitFor({ state: 'visible' });
+  assert.match(await unfinished.textContent(), /Unfinished upload: again\.mp4\. Choose the same file again/);
+  const row = page.locator(`li[data-testid=job][data-job-id="${secondId}"]`);
+  await row.waitFor({ state: 'visible' });
+  assert.equal(await row.getAttribute('data-status'), 'uploading');
+  appends.length = 0;
+  await page.setInputFiles('#file-input', again);
+  await page.click('#upload-submit');
+  await page.waitForFunction((id) => document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status === 'done', secondId, { timeout: JOB_TIMEOUT });
+  assert.ok(appends.length > 0 && appends[0] >= size / 5, `after the reload, the first append went on from the server's offset: ${appends}`);
+  assert.equal(await unfinished.isVisible(), false);
   await context.close();
   assert.deepEqual(problems, []);
 });

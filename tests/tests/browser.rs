@@ -27,6 +27,8 @@ async fn the_web_app_signs_in_converts_and_downloads_in_a_real_browser() {
     let email = "browser@example.com";
     c.new_user(email).await;
     let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    // Big enough (12.5 MB) to be cut off half-way through its upload.
+    let big = e2e_tests::fixtures::long_video("crash-10min.mp4", 600, "160x120");
     let artifacts = root.join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
 
@@ -42,6 +44,7 @@ async fn the_web_app_signs_in_converts_and_downloads_in_a_real_browser() {
         .env("ADMIN_EMAIL", ADMIN_EMAIL)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("FIXTURE", &fixture.path)
+        .env("BIG_FIXTURE", &big)
         .env("ARTIFACT_DIR", &artifacts)
         .env("CHROMIUM", &chromium)
         .env("NO_COLOR", "1")

@@ -20,6 +20,7 @@
     drop: $('drop-zone'), fileInput: $('file-input'), fileName: $('file-name'), format: $('format'),
     bitrate: $('bitrate'), uploadSubmit: $('upload-submit'), uploadStatus: $('upload-status'),
     uploadProgress: $('upload-progress'), uploadPercent: $('upload-percent'), jobs: $('jobs'),
+    unfinished: $('unfinished'),
     jobsEmpty: $('jobs-empty'), refresh: $('refresh-jobs'),
   };
 
@@ -41,6 +42,7 @@
   /** job id → {job, streaming: EventSource|null, timer: number|null} */
   const tracked = new Map();
   let activeStreams = 0;
+  /** The upload in progress (a tus.Upload), if any. */
   let uploadXhr = null;
 
   // ------------------------------------------------------------------ messages
@@ -119,6 +121,7 @@
     loadJobs();
     loadUsage();
     loadUsers().catch(() => { adminView.hidden = true; });
+    showUnfinished();
   }
 
   // ------------------------------------------------------------------ account and users
@@ -268,6 +271,7 @@
     localStorage.removeItem(EMAIL_KEY);
     queue.length = 0;
     if (uploadXhr) uploadXhr.abort();
+    uploadXhr = null;
     for (const id of tracked.keys()) stopTracking(id);
     tracked.clear();
     el.jobs.replaceChildren();
@@ -479,72 +483,124 @@
   function cancelUpload(item) {
     const waiting = queue.indexOf(item);
     if (waiting >= 0) queue.splice(waiting, 1);
-    if (item.xhr) item.xhr.abort();
+    // Ends the upload on the server too (tus termination): nothing of it stays.
+    if (item.xhr) item.xhr.abort(true).catch(() => {});
     dropRow(item);
     say(`Upload of ${item.file.name} cancelled.`, 'info');
+    if (uploadXhr === item.xhr) {
+      uploadXhr = null;
+      setUploading(false);
+      nextUpload();
+    }
+    showUnfinished();
   }
 
+  /** Speed and time left of an upload, from its progress since it (re)started. */
+  function pace(item, sent, total) {
+    const now = performance.now();
+    if (!item.since || sent < item.sentAt) Object.assign(item, { since: now, sentAt: sent });
+    const seconds = (now - item.since) / 1000;
+    const rate = seconds > 0.5 ? (sent - item.sentAt) / seconds : 0;
+    if (!rate) return '';
+    const left = Math.max(0, Math.round((total - sent) / rate));
+    const eta = left >= 90 ? `${Math.round(left / 60)} min` : `${left} s`;
+    return ` · ${formatSize(rate)}/s · ${eta} left`;
+  }
+
+  /**
+   * Uploads the next queued file through tus (tus-js-client): the file goes in parts that the
+   * server keeps as they arrive, so a dropped connection resumes where it stopped (retrying on
+   * its own), and so does an upload started again after a reload (the browser remembers the
+   * upload's URL by the file; choosing the same file resumes it).
+   */
   function nextUpload() {
     if (uploadXhr || !queue.length) return;
     const item = queue.shift();
     const { file, format } = item;
-    const body = new FormData();
-    body.append('file', file, file.name);
-    const xhr = new XMLHttpRequest();
-    item.xhr = xhr;
-    uploadXhr = xhr;
-    xhr.open('POST', `/upload?${item.params}`);
-    xhr.setRequestHeader('authorization', `Bearer ${token}`);
-    xhr.responseType = 'text';
-    setUploading(true, 0);
-    say(`Uploading ${file.name}…`);
-    xhr.upload.addEventListener('progress', (e) => {
-      if (!e.lengthComputable) return;
-      const percent = Math.round((e.loaded / e.total) * 100);
-      item.bar.value = percent;
-      setUploading(true, percent);
-    });
-    const done = () => {
-      uploadXhr = null;
-      item.xhr = null;
-      setUploading(false);
-      nextUpload();
-    };
-    xhr.addEventListener('load', () => {
-      let body = null;
-      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      dropRow(item);
-      if (xhr.status === 202 && body && body.job_id) {
+    const metadata = { filename: file.name, filetype: file.type || 'application/octet-stream' };
+    for (const [name, value] of new URLSearchParams(item.params)) metadata[name] = value;
+    const upload = new tus.Upload(file, {
+      endpoint: '/uploads',
+      headers: { Authorization: `Bearer ${token}` },
+      metadata,
+      chunkSize: 8 * 1024 * 1024,
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000],
+      removeFingerprintOnSuccess: true,
+      onProgress(sent, total) {
+        const percent = total ? Math.floor((sent / total) * 100) : 0;
+        item.bar.value = percent;
+        setUploading(true, percent, pace(item, sent, total));
+      },
+      onShouldRetry(err) {
+        const status = err.originalResponse ? err.originalResponse.getStatus() : 0;
+        if (status === 401) return false;
+        // No answer (offline), or the server busy or gone for a moment: try again.
+        return status === 0 || status === 409 || status === 423 || status >= 500;
+      },
+      onSuccess() {
+        const id = upload.url.split('/').pop();
+        dropRow(item);
         say(`${file.name} uploaded. Converting to ${format.toUpperCase()}…`, 'ok');
         const job = {
-          id: body.job_id, source_name: file.name, status: 'queued', progress: 0,
+          id, source_name: file.name, status: 'queued', progress: 0,
           options: { format }, created_at: Math.floor(Date.now() / 1000),
         };
         upsertJob(job, true);
         track(job);
         loadUsage();
-      } else if (xhr.status === 401) {
-        sessionExpired();
-        return;
-      } else {
-        const headers = { get: (name) => xhr.getResponseHeader(name) };
-        say(`Upload of ${file.name} failed. ${describe(xhr.status, body, 'upload', headers)}`, 'error');
+        done();
+      },
+      onError(err) {
+        const res = err.originalResponse;
+        const status = res ? res.getStatus() : 0;
+        dropRow(item);
+        if (status === 401) { sessionExpired(); return; }
+        let body = null;
+        try { body = JSON.parse(res.getBody()); } catch { /* not JSON */ }
+        const headers = { get: (name) => (res ? res.getHeader(name) : null) };
+        say(`Upload of ${file.name} failed. ${describe(status, body, 'upload', headers)}`, 'error');
+        done();
+      },
+    });
+    item.xhr = upload;
+    uploadXhr = upload;
+    setUploading(true, 0);
+    say(`Uploading ${file.name}…`);
+    function done() {
+      if (uploadXhr === upload) uploadXhr = null;
+      item.xhr = null;
+      setUploading(false);
+      showUnfinished();
+      nextUpload();
+    }
+    // An upload of this very file that stopped earlier (this tab or one before a reload) goes
+    // on from where the server has it.
+    upload.findPreviousUploads().then((previous) => {
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        say(`Resuming the upload of ${file.name}…`);
       }
-      done();
+      upload.start();
     });
-    xhr.addEventListener('error', () => {
-      dropRow(item);
-      say(`Upload of ${file.name} failed. ${describe(0)}`, 'error');
-      done();
-    });
-    xhr.addEventListener('abort', done);
-    xhr.send(body);
   }
 
-  function setUploading(active, percent = 0) {
+  /** Lists the uploads the browser remembers as unfinished (say, before a reload). */
+  async function showUnfinished() {
+    let stored = [];
+    try { stored = await tus.defaultOptions.urlStorage.findAllUploads(); } catch { /* storage off */ }
+    const names = stored.map((s) => s.metadata && s.metadata.filename).filter(Boolean);
+    const busy = uploadXhr ? uploadXhr.file.name : null;
+    const waiting = names.filter((name) => name !== busy);
+    el.unfinished.hidden = waiting.length === 0;
+    el.unfinished.textContent = waiting.length
+      ? `Unfinished upload${waiting.length > 1 ? 's' : ''}: ${waiting.join(', ')}. Choose the same file${waiting.length > 1 ? 's' : ''} again to go on from where ${waiting.length > 1 ? 'they' : 'it'} stopped.`
+      : '';
+  }
+
+  function setUploading(active, percent = 0, pacing = '') {
     el.uploadStatus.hidden = !active;
     el.uploadProgress.value = percent;
-    el.uploadPercent.textContent = `${percent}%`;
+    el.uploadPercent.textContent = `${percent}%${pacing}`;
   }
 
   // ------------------------------------------------------------------ jobs list
@@ -627,7 +683,7 @@
       merged.expires_at ? `expires ${new Date(merged.expires_at * 1000).toLocaleString()}` : '',
     ].filter(Boolean).join(' · ');
     const badge = li.querySelector('.badge');
-    badge.textContent = status === 'converting' ? `converting ${progress}%` : status;
+    badge.textContent = status === 'converting' || status === 'uploading' ? `${status} ${progress}%` : status;
     badge.dataset.status = status;
     const bar = li.querySelector('.job-progress');
     bar.value = progress;
@@ -682,7 +738,7 @@
       try { data = JSON.parse(event.data); } catch { return; }
       update(id, { ...data, status: data.status || event.type });
     };
-    for (const type of ['queued', 'converting', 'done', 'failed', 'message']) source.addEventListener(type, onEvent);
+    for (const type of ['uploading', 'queued', 'converting', 'done', 'failed', 'message']) source.addEventListener(type, onEvent);
     source.addEventListener('error', () => {
       // Ended, refused (the route or the token) or cut: in every case polling takes over until
       // the job is final (a final job stops being tracked before this).

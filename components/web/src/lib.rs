@@ -30,6 +30,8 @@ const APP_CSS: Asset = Asset::embed(include_bytes!("../assets/app.css"), "text/c
 /// The API's OpenAPI 3.1 description.
 const OPENAPI: Asset = Asset::embed(include_bytes!("../assets/openapi.json"), "application/json", REVALIDATE);
 const FAVICON: Asset = Asset::embed(include_bytes!("../assets/favicon.svg"), "image/svg+xml", "public, max-age=86400");
+/// tus-js-client's browser build (npm, copied in by `build.rs`): the page's resumable uploads.
+const TUS_JS: Asset = Asset::embed(include_bytes!(concat!(env!("OUT_DIR"), "/tus.min.js")), "text/javascript; charset=utf-8", REVALIDATE);
 
 fn asset(path: &str) -> Option<&'static Asset> {
     Some(match path {
@@ -38,6 +40,7 @@ fn asset(path: &str) -> Option<&'static Asset> {
         "/app.css" => &APP_CSS,
         "/openapi.json" => &OPENAPI,
         "/favicon.svg" | "/favicon.ico" => &FAVICON,
+        "/tus.min.js" => &TUS_JS,
         _ => return None,
     })
 }
