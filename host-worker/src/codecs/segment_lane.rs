@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::sandbox::{SegmentSandbox, StartError};
+use super::registry::CodecRegistry;
 use super::segmented::{SegmentJob, SegmentOutput, SegmentSpec};
 use crate::demux::host::{DecoderHandle, block_frames};
 use crate::demux::OutputRequest as NativeRequest;
@@ -56,7 +57,7 @@ impl Lane {
             }
             None => {
                 let decoder = DecoderHandle::open_restartable(job.chunks.clone(), job.layout, request).await?;
-                let sandbox = sandbox_when_there_is_room(job).await?;
+                let sandbox = sandbox_when_there_is_room(&job.registry, &job.format, ROOM_PATIENCE).await?;
                 (decoder, sandbox)
             }
         };
@@ -93,21 +94,21 @@ pub(super) fn is_no_room(reason: &str) -> bool {
     reason.starts_with(NO_ROOM)
 }
 
-/// A plugin instance for the job's segments, waiting (with growing pauses, up to
-/// [`ROOM_PATIENCE`]) while the instance pool is full: instances come free as other segments
-/// and jobs end.
-async fn sandbox_when_there_is_room(job: &SegmentJob) -> Result<SegmentSandbox, String> {
+/// A plugin instance of `format` for segments, waiting (with growing pauses, up to
+/// `patience`, [`ROOM_PATIENCE`] in a lane) while the instance pool is full: instances come
+/// free as other segments and jobs end.
+async fn sandbox_when_there_is_room(registry: &CodecRegistry, format: &str, patience: Duration) -> Result<SegmentSandbox, String> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
-        match SegmentSandbox::new(&job.registry, &job.format).await {
+        match SegmentSandbox::new(registry, format).await {
             Ok(sandbox) => return Ok(sandbox),
             Err(StartError::Failed(reason)) => return Err(reason),
-            Err(StartError::NoRoom) if started.elapsed() < ROOM_PATIENCE => {
+            Err(StartError::NoRoom) if started.elapsed() < patience => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
-            Err(StartError::NoRoom) => return Err(format!("{NO_ROOM} (the worker's instances stayed busy for {} s)", ROOM_PATIENCE.as_secs())),
+            Err(StartError::NoRoom) => return Err(format!("{NO_ROOM} (the worker's instances stayed busy for {:.1} s)", patience.as_secs_f64())),
         }
     }
 }
@@ -121,5 +122,48 @@ fn segment_request(job: &SegmentJob, spec: SegmentSpec) -> NativeRequest {
         start_secs: Some(secs(base + spec.first_frame)),
         end_secs: spec.input_end.map(|end| secs(base + end)).or(job.request.end_secs),
         ..job.request.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::registry::{PluginLimits, SegmentPolicy};
+    use crate::engine::{Limits, Runtime};
+
+    /// A registry of the built mp3 plugin on an engine with room for `instances` instances.
+    async fn registry(instances: u32) -> (Arc<CodecRegistry>, tempfile::TempDir) {
+        let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/codec_mp3_lame.wasm");
+        assert!(plugin.is_file(), "{} is built by `make components`", plugin.display());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("codecs.toml"), format!("[formats.mp3]\nplugin = {:?}\n", plugin.canonicalize().unwrap())).unwrap();
+        let runtime = Runtime::new(Limits { max_instances: instances, ..Limits::default() }).unwrap();
+        let limits = PluginLimits { max_memory_bytes: 64 << 20, call_timeout: Duration::from_secs(60), segments: SegmentPolicy::default() };
+        let registry = CodecRegistry::new(runtime, dir.path().to_path_buf(), limits).unwrap();
+        registry.refresh().await.unwrap();
+        (registry, dir)
+    }
+
+    #[tokio::test]
+    async fn a_segment_waits_for_a_free_instance_and_then_gives_up_as_no_room() {
+        let (registry, _dir) = registry(2).await;
+        let first = SegmentSandbox::new(&registry, "mp3").await.map_err(|_| "first").unwrap();
+        let _second = SegmentSandbox::new(&registry, "mp3").await.map_err(|_| "second").unwrap();
+        // The pool is full: a segment waits, and starts once an instance is free.
+        let waiting = {
+            let registry = registry.clone();
+            tokio::spawn(async move { sandbox_when_there_is_room(&registry, "mp3", Duration::from_secs(30)).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "it waits while no instance is free");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap().unwrap();
+        // With none coming free, it gives up as no room: the attempt is retried, not failed.
+        let _third = SegmentSandbox::new(&registry, "mp3").await.map_err(|_| "third").unwrap();
+        let started = Instant::now();
+        let reason = sandbox_when_there_is_room(&registry, "mp3", Duration::from_millis(500)).await.map(drop).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        assert!(is_no_room(&reason), "{reason}");
+        assert!(!is_no_room("codec plugin \"mp3-lame\" failed: unreachable"));
     }
 }
