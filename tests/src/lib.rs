@@ -225,6 +225,8 @@ pub struct Platform {
 pub struct Worker {
     child: Option<Child>,
     pub log_path: PathBuf,
+    /// Its `/healthz`, `/readyz` and `/metrics`, when the harness chose the address.
+    pub admin_url: Option<String>,
 }
 
 impl Worker {
@@ -508,6 +510,7 @@ impl Platform {
     pub fn start_worker(&self, extra: &[&str]) -> Worker {
         let log_path = self.data_dir.path().join(format!("worker-{}.log", free_port()));
         let log = std::fs::File::create(&log_path).unwrap();
+        let admin = (!extra.contains(&"--admin-listen")).then(|| format!("127.0.0.1:{}", free_port()));
         let mut cmd = Command::new(mp3edge_bin());
         cmd.current_dir(workspace_root())
             .arg("worker")
@@ -515,10 +518,7 @@ impl Platform {
             .arg(self.data_dir.path().join("state"))
             .args(["--redis-host", &self.redis().host()])
             .args(extra)
-            .args(match extra.contains(&"--admin-listen") {
-                true => vec![],
-                false => vec!["--admin-listen".to_string(), format!("127.0.0.1:{}", free_port())],
-            })
+            .args(admin.iter().flat_map(|address| ["--admin-listen".to_string(), address.clone()]))
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
@@ -527,7 +527,7 @@ impl Platform {
             cmd.arg("--runtime-config-file").arg(rc);
         }
         let child = cmd.spawn().expect("starting mp3edge worker");
-        let worker = Worker { child: Some(child), log_path };
+        let worker = Worker { child: Some(child), log_path, admin_url: admin.map(|address| format!("http://{address}")) };
         wait_for("worker", Duration::from_secs(60), || worker.log().contains("worker started")).unwrap_or_else(|e| panic!("{e}: {}", worker.log()));
         worker
     }

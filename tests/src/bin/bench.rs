@@ -3,7 +3,7 @@
 //! Generates a 5-minute and a 60-minute 640x360 H.264/AAC video, then for each times
 //! (a) `ffmpeg -threads 1 -i IN -vn -c:a libmp3lame -b:a 192k OUT` and
 //! (b) the worker converting the same file to mp3 at 192 kbps (job start to output stored,
-//!     as the worker logs it; CPU from /proc for the worker process),
+//!     as the worker logs it; CPU from /proc for the worker process and its media processes),
 //! several runs each, and prints medians, the ratios (b)/(a) and the worker's peak RSS (that of
 //! its last run: a first start also compiles every component into its module cache).
 //! Then, each with its goal (issue 13): the CPU-seconds per minute of audio of both and their
@@ -35,12 +35,26 @@ fn children_cpu_secs() -> f64 {
     t(usage.ru_utime) + t(usage.ru_stime)
 }
 
-/// CPU seconds (user + system) a process has used so far.
+/// CPU seconds (user + system) a process has used so far, with those of its children that
+/// ended: the worker's media processes, which run FFmpeg for it (`demux::sandbox`).
 fn process_cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("worker is running");
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks
+    fields[11..15].iter().map(|f| f.parse::<f64>().unwrap()).sum::<f64>() / ticks
+}
+
+/// The largest peak resident memory of a media process of the worker behind `admin_url`
+/// (its `/metrics`), in MiB.
+async fn media_process_peak_mib(admin_url: &str) -> f64 {
+    let metrics = reqwest::get(format!("{admin_url}/metrics")).await.unwrap().text().await.unwrap();
+    let bytes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mp3edge_media_process_peak_rss_bytes "))
+        .expect("the worker reports its media processes' peak")
+        .parse()
+        .unwrap();
+    bytes / (1 << 20) as f64
 }
 
 /// Peak resident set of a process, in MiB.
@@ -120,7 +134,7 @@ fn run_plugin_alone(input: &Path, runs: usize) -> (f64, f64) {
     (ffmpeg_cpu, plugin_cpu)
 }
 
-async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, Vec<f64>) {
+async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, f64, Vec<f64>) {
     // The worker's compiled-module cache is warm, as at any restart of a deployment: compiling
     // in-process leaves the worker tens of MiB larger for the rest of its life (the compiled
     // code in anonymous memory and Cranelift's freed heap), which is a first start's, not a
@@ -159,14 +173,15 @@ async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, Vec<f64>) {
         ratios_check.push(job["output"]["duration_secs"].as_f64().unwrap());
         rss = peak_rss_mib(pid);
     }
-    (Figures { wall: median(walls), cpu: median(cpus) }, rss, ratios_check)
+    let media_peak = media_process_peak_mib(worker.admin_url.as_deref().expect("the harness chose the admin address")).await;
+    (Figures { wall: median(walls), cpu: median(cpus) }, rss, media_peak, ratios_check)
 }
 
 /// Peak RSS of one `mp3edge up` with its worker inside while it takes the upload of `input` and
 /// converts it, started as a
 /// deployment restarts: with its compiled-module cache already filled (a first start fills it;
-/// its peak, compilation included, is returned second).
-async fn run_up_whole(input: &Path) -> (f64, f64) {
+/// its peak, compilation included, is returned second; the largest media process's third).
+async fn run_up_whole(input: &Path) -> (f64, f64, f64) {
     let cache = e2e_tests::workspace_root().join("target").join(format!("bench-module-cache-{}", std::process::id()));
     // As `mp3edge up` runs by default: its private Redis for jobs, its local key-value store.
     let options = || PlatformOptions {
@@ -188,8 +203,9 @@ async fn run_up_whole(input: &Path) -> (f64, f64) {
     let job = c.follow_job(&token, &id, Duration::from_secs(1800)).await;
     assert_eq!(job["status"], "done", "{job}");
     let rss = peak_rss_mib(pid);
+    let media_peak = media_process_peak_mib(&p.admin_url).await;
     let _ = std::fs::remove_dir_all(&cache);
-    (rss, cold_start_rss)
+    (rss, cold_start_rss, media_peak)
 }
 
 /// Requests per second `wrk -t2 -c8 -d10s` reaches on `url` (median of three runs), with an
@@ -253,7 +269,7 @@ async fn main() {
             continue;
         }
         let (ffmpeg, ffmpeg_rss) = run_ffmpeg(&input, runs);
-        let (worker, worker_rss, durations) = run_worker(&input, runs).await;
+        let (worker, worker_rss, media_peak, durations) = run_worker(&input, runs).await;
         assert!(durations.iter().all(|d| (d - f64::from(seconds)).abs() < 1.0), "output durations {durations:?}");
         println!(
             "{:<8} {:>11.2}s {:>11.2}s {:>11.2}s {:>11.2}s {:>10.2} {:>10.2} {:>10.1} MiB {:>10.1} MiB",
@@ -267,6 +283,7 @@ async fn main() {
             ffmpeg_rss,
             worker_rss
         );
+        println!("{:<8} (worker cpu includes its media processes, FFmpeg's; the largest of them peaked at {media_peak:.1} MiB resident, shared program pages included)", "");
         let minutes = f64::from(seconds) / 60.0;
         per_minute.push((label, ffmpeg.cpu / minutes, worker.cpu / minutes));
         if plugin_alone.is_none() {
@@ -290,8 +307,9 @@ async fn main() {
         );
     }
     if let Some((label, input)) = longest {
-        let (rss, cold_start_rss) = run_up_whole(&input).await;
+        let (rss, cold_start_rss, media_peak) = run_up_whole(&input).await;
         println!("{label}: peak RSS of the whole `mp3edge up` (edge + worker) converting it: {rss:.1} MiB   goal: < 100 MiB");
+        println!("        (beside it, its largest media process peaked at {media_peak:.1} MiB, shared program pages included)");
         println!("        (a first start, compiling every component into the module cache, peaks at {cold_start_rss:.1} MiB)");
     }
     run_request_rates().await;
