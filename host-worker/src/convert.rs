@@ -170,7 +170,7 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
         "updated_at": now(),
         "attempts": 1,
         // No quota, output or duration cap: the user's own machine.
-        "policy": JobPolicy { retention_secs: 0, quota_bytes: 0, max_output_bytes: 0, max_duration_secs: 0 },
+        "policy": JobPolicy { retention_secs: 0, quota_bytes: 0, max_output_bytes: 0, max_duration_secs: 0, max_source_bytes: 0 },
     }))
     .map_err(anyhow::Error::from)?;
     store.set(&layout::job_key(&job_id), &job.to_json()).await?;

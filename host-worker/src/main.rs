@@ -15,6 +15,7 @@ mod demux;
 mod embedded_defaults;
 mod engine;
 mod host_errors;
+mod import;
 mod http_trigger;
 mod idle_body;
 mod key_value;

@@ -57,6 +57,14 @@ pub struct WorkerOptions {
     /// interrupted and put back on the queue (not counted as attempts), in seconds.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Hosts that imports by URL (`POST /upload?url=`) may reach even at loopback or private
+    /// addresses, in Spin's `allowed_outbound_hosts` syntax, comma-separated (e.g.
+    /// `http://media.internal:8080`); by default only public addresses.
+    #[arg(long, env = "SPIN_VARIABLE_URL_IMPORT_ALLOWED_HOSTS", default_value = "")]
+    pub url_import_allowed_hosts: String,
+    /// Imports by URL fetched at once.
+    #[arg(long, default_value_t = 2)]
+    pub import_concurrency: usize,
     /// Memory cap of one media process (FFmpeg reading an upload, confined), in MiB.
     #[arg(long, default_value_t = 512)]
     pub media_max_memory_mib: u64,
@@ -186,6 +194,8 @@ pub async fn start(
         consumer: consumer_name(),
         cancel_poll: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(options.shutdown_grace_secs),
+        url_import_allowed_hosts: options.url_import_allowed_hosts.clone(),
+        import_concurrency: options.import_concurrency,
         sweeper: crate::lifecycle::sweeper::SweeperConfig {
             tidy_every: Duration::from_secs(options.stream_trim_secs.max(1)),
             idle_consumer: Duration::from_secs(options.idle_consumer_secs),

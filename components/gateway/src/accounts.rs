@@ -4,6 +4,7 @@
 //! Redis through Spin's Redis interface.
 
 use edge_spin::ApiError;
+use job_model::layout::{self, ImportVerdict};
 use job_model::lifecycle::{self, Reservation, RetryClaim, UploadReservation};
 use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
 
@@ -156,6 +157,25 @@ impl Accounts {
 
     pub fn unlock_upload(&self, job_id: &str, token: &str) -> Result<(), ApiError> {
         self.eval(lifecycle::UNLOCK_SCRIPT, &[lifecycle::upload_lock_key(job_id)], vec![text(token)]).map(drop)
+    }
+
+    /// What a worker found of the URL job `job_id` imports, if anything yet.
+    pub fn import_verdict(&self, job_id: &str) -> Result<Option<ImportVerdict>, ApiError> {
+        let reply = self.command("GET", vec![text(&layout::import_verdict_key(job_id))])?;
+        Ok(reply.first().and_then(result_text).and_then(|text| ImportVerdict::parse(&text)))
+    }
+
+    /// Says the edge answered the import's request without a verdict; `false` when a worker's
+    /// verdict came first (the two are set with `NX`, see `ImportVerdict`).
+    pub fn answer_import(&self, job_id: &str) -> Result<bool, ApiError> {
+        let args = vec![
+            text(&layout::import_verdict_key(job_id)),
+            text(&ImportVerdict::Answered.to_text()),
+            text("NX"),
+            text("EX"),
+            int(lifecycle::IMPORT_VERDICT_SECS),
+        ];
+        Ok(matches!(self.command("SET", args)?.first(), Some(RedisResult::Status(s)) if s == "OK"))
     }
 
     /// Forgets everything counted for the job (usage, flight, index, expiry, pending).

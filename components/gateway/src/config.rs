@@ -79,6 +79,7 @@ impl Config {
             quota_bytes: user_quota_bytes,
             max_output_bytes: number("max_output_bytes")?,
             max_duration_secs: number("max_duration_secs")?,
+            max_source_bytes: max_upload_bytes,
         };
         let upload_stale_secs = number("upload_stale_secs")?.max(1);
         Ok(Config {

@@ -9,6 +9,7 @@ mod db;
 mod download;
 mod events;
 mod formats;
+mod import;
 mod jobs;
 mod queue;
 mod resumable;

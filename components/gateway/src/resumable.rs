@@ -139,6 +139,7 @@ pub async fn create(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         error: None,
         output: None,
         received_bytes: Some(0),
+        source_url: None,
         attempts: 0,
         interrupted: 0,
         run: 0,
@@ -179,6 +180,9 @@ pub fn status(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     check_version(head)?;
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
+    if job.source_url.is_some() {
+        return Err(not_resumable());
+    }
     let (offset, expires) = match job.status {
         JobStatus::Uploading => (job.received_bytes.unwrap_or(0), Accounts::open(&ctx.config.redis_host)?.pending_until(&job.id)?),
         _ => (job.source.size, None),
@@ -205,6 +209,9 @@ pub async fn append(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         .ok_or_else(|| ApiError::bad_request("offset required", "give where the bytes go as Upload-Offset"))?;
     let store = open_store()?;
     let job = visible_job(&store, caller, id)?;
+    if job.source_url.is_some() {
+        return Err(not_resumable());
+    }
     let accounts = Accounts::open(&ctx.config.redis_host)?;
     // A body announced past the upload's end is refused before a byte of it is read (one sent
     // without a length is held to the end as it arrives).
@@ -282,6 +289,11 @@ async fn append_to(ctx: &Ctx, accounts: &Accounts, store: &Store, job: Job, offs
         finish(ctx, accounts, store, job)?;
     }
     Ok(Appended { offset, failure: outcome.err(), complete })
+}
+
+/// 404 for a job whose source a worker imports by URL: it is no tus upload.
+fn not_resumable() -> ApiError {
+    ApiError::new(404, "not found", "this job's source is imported from a URL, not uploaded here").header("tus-resumable", tus::VERSION)
 }
 
 /// 413: bytes past the upload's announced length.

@@ -283,6 +283,14 @@ pub(crate) fn admit(ctx: &Ctx, accounts: &Accounts, store: &Store, job_id: &str,
 }
 
 pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStream) -> ApiResult {
+    // An import by URL: `?url=`, or a JSON body `{"url": …}`.
+    if let Some(url) = head.query_param("url") {
+        return crate::import::handle(ctx, caller, head, &url).await;
+    }
+    if head.header("content-type").map(media_type).as_deref() == Some("application/json") {
+        let url = crate::import::url_from_json(body).await?;
+        return crate::import::handle(ctx, caller, head, &url).await;
+    }
     let callback_url = callback_url(ctx, caller, head)?;
     let options = conversion_options(ctx, head)?;
     let max = ctx.config.max_upload_bytes;
@@ -344,6 +352,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         error: None,
         output: None,
         received_bytes: None,
+        source_url: None,
         attempts: 0,
         interrupted: 0,
         run: 0,

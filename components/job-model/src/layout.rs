@@ -45,6 +45,59 @@ pub fn output_chunk_key(job_id: &str, index: u32) -> String {
 }
 
 /// Segments of long jobs, for any worker to encode (see the worker's `codecs::segment_queue`).
+/// Imports by URL (`POST /upload?url=`) waiting for a worker to fetch them: the same message as
+/// the job stream's, read by the consumer group [`IMPORT_GROUP`].
+pub const IMPORT_STREAM: &str = "mp3edge:imports";
+pub const IMPORT_GROUP: &str = "mp3edge-importers";
+
+/// Where the worker says what it found of an import's URL, and the edge that is waiting to
+/// answer the request reads it (see [`ImportVerdict`]).
+pub fn import_verdict_key(job_id: &str) -> String {
+    format!("mp3edge:import-verdict:{job_id}")
+}
+
+/// What a worker found of a URL to import, or that the edge answered without waiting longer.
+/// Whoever sets it first (`SET NX`) decides: a verdict the edge reads in time becomes its answer
+/// (a refusal is a 400 and nothing of the job stays); one that comes after the edge answered
+/// 202 fails the job instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportVerdict {
+    /// The source answered and its bytes are on their way.
+    Fetching,
+    /// The URL is not allowed (an internal address, a redirect to one, a bad scheme...).
+    Refused(String),
+    /// The source is larger than the upload limit (413).
+    TooLarge(String),
+    /// The source does not fit in the owner's quota (413 `quota_exceeded`).
+    OverQuota(String),
+    /// The edge answered 202 without a verdict (no worker answered in time).
+    Answered,
+}
+
+impl ImportVerdict {
+    pub fn to_text(&self) -> String {
+        match self {
+            ImportVerdict::Fetching => "fetching".into(),
+            ImportVerdict::Refused(reason) => format!("refused {reason}"),
+            ImportVerdict::TooLarge(reason) => format!("too-large {reason}"),
+            ImportVerdict::OverQuota(reason) => format!("quota {reason}"),
+            ImportVerdict::Answered => "answered".into(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ImportVerdict> {
+        let (kind, reason) = text.split_once(' ').unwrap_or((text, ""));
+        Some(match kind {
+            "fetching" => ImportVerdict::Fetching,
+            "refused" => ImportVerdict::Refused(reason.to_string()),
+            "too-large" => ImportVerdict::TooLarge(reason.to_string()),
+            "quota" => ImportVerdict::OverQuota(reason.to_string()),
+            "answered" => ImportVerdict::Answered,
+            _ => return None,
+        })
+    }
+}
+
 pub const SEGMENT_STREAM: &str = "mp3edge:segments";
 /// The field of a segment stream entry holding its task (JSON).
 pub const SEGMENT_STREAM_FIELD: &str = "segment";
@@ -109,5 +162,19 @@ mod tests {
         assert_eq!(chunk_count(size, size), 1);
         assert_eq!(chunk_count(size + 1, size), 2);
         assert_eq!(chunk_count(10, 3), 4);
+    }
+
+    #[test]
+    fn import_verdicts_round_trip() {
+        for verdict in [
+            ImportVerdict::Fetching,
+            ImportVerdict::Refused("127.0.0.1 is a loopback address".into()),
+            ImportVerdict::TooLarge("3 GiB".into()),
+            ImportVerdict::OverQuota("you hold 9 GiB".into()),
+            ImportVerdict::Answered,
+        ] {
+            assert_eq!(ImportVerdict::parse(&verdict.to_text()), Some(verdict));
+        }
+        assert_eq!(ImportVerdict::parse("nonsense"), None);
     }
 }

@@ -157,11 +157,15 @@ pub struct JobPolicy {
     pub max_output_bytes: u64,
     /// Longest audio converted, in seconds (0 = no limit).
     pub max_duration_secs: u64,
+    /// Largest source in bytes (the edge's upload limit; 0 = no limit): what a worker importing
+    /// the source by URL holds it to.
+    #[serde(default)]
+    pub max_source_bytes: u64,
 }
 
 impl Default for JobPolicy {
     fn default() -> Self {
-        JobPolicy { retention_secs: 86400, quota_bytes: 0, max_output_bytes: 0, max_duration_secs: 0 }
+        JobPolicy { retention_secs: 86400, quota_bytes: 0, max_output_bytes: 0, max_duration_secs: 0, max_source_bytes: 0 }
     }
 }
 
@@ -187,6 +191,10 @@ pub struct Job {
     /// Bytes of the source stored so far, while the job is `uploading`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_bytes: Option<u64>,
+    /// Where the source is imported from (`POST /upload?url=`): a worker fetches it while the
+    /// job is `uploading`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
     /// How many times a worker has started this run of the job.
     #[serde(default)]
     pub attempts: u32,
@@ -398,6 +406,7 @@ mod tests {
             error: None,
             output: None,
             received_bytes: None,
+            source_url: None,
             attempts: 0,
             interrupted: 0,
             run: 0,

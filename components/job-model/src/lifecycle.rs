@@ -64,6 +64,10 @@ pub fn uploading_key(owner: &str) -> String {
     format!("mp3edge:uploading:{owner}")
 }
 
+/// How long an import's verdict (`layout::import_verdict_key`) is kept: longer than the edge
+/// waits for it.
+pub const IMPORT_VERDICT_SECS: u64 = 300;
+
 /// The lock one append to a resumable upload holds (its value is the holder's token).
 pub fn upload_lock_key(job_id: &str) -> String {
     format!("mp3edge:upload-lock:{job_id}")

@@ -195,6 +195,64 @@ pub fn check_callback(url: &str, allow_list: &str) -> Result<CallbackTarget, Str
     Ok(target)
 }
 
+/// Longest URL accepted for an import (`POST /upload?url=`).
+pub const MAX_IMPORT_URL_LEN: usize = 2048;
+
+/// Why a URL cannot be imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportUrlError {
+    /// Not a URL at all.
+    Invalid(String),
+    /// A URL no worker may fetch (scheme, credentials, no host).
+    NotAllowed(String),
+}
+
+/// The URL as a worker will fetch it, when it is one it may try: `http` or `https`, a host, no
+/// credentials (they would go to whoever the host turns out to be). Where the host points is
+/// the worker's to check, after resolving it.
+pub fn check_import_url(raw: &str) -> Result<url::Url, ImportUrlError> {
+    let raw = raw.trim();
+    if raw.len() > MAX_IMPORT_URL_LEN {
+        return Err(ImportUrlError::NotAllowed(format!("the URL is longer than {MAX_IMPORT_URL_LEN} characters")));
+    }
+    let url = url::Url::parse(raw).map_err(|e| ImportUrlError::Invalid(format!("{raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ImportUrlError::NotAllowed(format!("only http and https URLs can be imported, not {}:", url.scheme())));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ImportUrlError::NotAllowed("the URL has no host".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ImportUrlError::NotAllowed(
+            "the URL carries credentials; give a link that works without them (a share link, a signed URL)".into(),
+        ));
+    }
+    Ok(url)
+}
+
+/// An imported file's name: the URL's last path segment, decoded, or `import`.
+pub fn import_source_name(url: &url::Url) -> String {
+    let last = url.path_segments().and_then(|mut segments| segments.next_back()).unwrap_or("");
+    let bytes = last.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, ..) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded);
+    crate::naming::sanitize_source_name(if decoded.trim().is_empty() { "import" } else { &decoded })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +362,24 @@ mod tests {
         assert!(check_callback("http://127.0.0.1:9001/hook", "127.0.0.1:9000").is_err());
         assert!(check_callback("http://127.0.0.1:9001/hook", "example.org, 127.0.0.1").is_ok());
         assert!(check_callback("https://hooks.example.com/x", "").is_ok());
+    }
+
+    #[test]
+    fn urls_a_worker_may_try_to_import() {
+        assert_eq!(check_import_url(" https://media.example.com/a%20talk.mp4?sig=x ").unwrap().as_str(), "https://media.example.com/a%20talk.mp4?sig=x");
+        // IDNA is applied as the worker's client will apply it.
+        assert_eq!(check_import_url("http://bücher.example/a").unwrap().host_str(), Some("xn--bcher-kva.example"));
+        for raw in ["ftp://example.com/a.mp4", "file:///etc/passwd", "https://user:secret@example.com/a.mp4", "https://user@example.com/"] {
+            assert!(matches!(check_import_url(raw), Err(ImportUrlError::NotAllowed(_))), "{raw}");
+        }
+        assert!(matches!(check_import_url("not a url"), Err(ImportUrlError::Invalid(_))));
+        assert!(matches!(check_import_url(&format!("https://example.com/{}", "a".repeat(3000))), Err(ImportUrlError::NotAllowed(_))));
+    }
+
+    #[test]
+    fn imported_files_are_named_by_their_last_path_segment() {
+        let name = |raw: &str| import_source_name(&url::Url::parse(raw).unwrap());
+        assert_eq!(name("https://x.example/rec/Meeting%20notes.mp4?x=1"), "Meeting notes.mp4");
+        assert_eq!(name("https://x.example/"), "import");
     }
 }

@@ -51,6 +51,11 @@ pub struct TriggerConfig {
     /// How long jobs in progress may go on once the worker is asked to stop; then they are
     /// interrupted and put back on the queue, not counted as attempts.
     pub shutdown_grace: Duration,
+    /// Hosts imports by URL may reach even at internal addresses (Spin's
+    /// `allowed_outbound_hosts` syntax, comma-separated).
+    pub url_import_allowed_hosts: String,
+    /// Imports by URL fetched at once by this worker.
+    pub import_concurrency: usize,
     pub sweeper: SweeperConfig,
 }
 
@@ -66,6 +71,8 @@ pub struct RedisTrigger {
     /// Cancelled once the worker stops and its grace period is over: conversions still running
     /// are interrupted.
     interrupt: CancellationToken,
+    /// The import stream's consumers (`POST /upload?url=`).
+    imports: Arc<crate::import::ImportQueue>,
 }
 
 /// How one conversion attempt ended.
@@ -105,7 +112,11 @@ impl RedisTrigger {
             codecs.share_segments(Arc::new(segments));
         }
         let interrupt = CancellationToken::new();
-        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, jobs, codecs, notifier, metrics, interrupt });
+        let fetcher = crate::import::fetch::Fetcher::new(&config.url_import_allowed_hosts).context("--url-import-allowed-hosts")?;
+        let imports = Arc::new(
+            crate::import::ImportQueue::new(client.clone(), redis.clone(), store.clone(), fetcher, config.consumer.clone(), config.visibility_timeout).await?,
+        );
+        let trigger = Arc::new(RedisTrigger { config, redis, converter, store, jobs, codecs, notifier, metrics, interrupt, imports });
         trigger.refresh_formats().await;
         Ok(trigger)
     }
@@ -173,6 +184,7 @@ impl RedisTrigger {
             let loops = self.codecs.segment_threads();
             tokio::spawn(queue.serve(self.codecs.clone(), loops, segments_stop.clone()))
         });
+        let imports = tokio::spawn(self.imports.clone().serve(self.config.import_concurrency, shutdown.clone()));
         let mut loops = Vec::new();
         for _ in 0..self.config.concurrency.max(1) {
             let this = self.clone();
@@ -185,6 +197,7 @@ impl RedisTrigger {
         }
         segments_stop.cancel();
         grace_period.abort();
+        imports.await?;
         listener.abort();
         sweeper.await?;
         if let Some(segments) = segments {
