@@ -29,11 +29,15 @@ use crate::variables::ComponentVariables;
 /// `mp3edge convert`.
 #[derive(Parser, Debug)]
 pub struct ConvertArgs {
-    /// The video or audio file to convert.
+    /// The video or audio file to convert, or an `http(s)://` URL to fetch it from.
     pub input: PathBuf,
     /// Where to write the result (default: the input's name with the format's extension, beside
-    /// the input).
+    /// the input; for a URL, in the current directory).
     pub output: Option<PathBuf>,
+    /// Hosts a URL input may be fetched from even at loopback or private addresses, in Spin's
+    /// `allowed_outbound_hosts` syntax, comma-separated; by default only public addresses.
+    #[arg(long, env = "SPIN_VARIABLE_URL_IMPORT_ALLOWED_HOSTS", default_value = "", help_heading = "Files")]
+    pub url_import_allowed_hosts: String,
     /// Output format, as `GET /formats` lists them (mp3, wav, …).
     #[arg(long, default_value = "mp3", help_heading = "Audio")]
     pub format: String,
@@ -100,12 +104,42 @@ fn options(args: &ConvertArgs, registry: &CodecRegistry) -> Result<(ConversionOp
     Ok((options, info))
 }
 
-/// OUT, or the input's name with `extension` beside the input.
-fn output_path(args: &ConvertArgs, extension: &str) -> PathBuf {
+/// OUT, or `named`'s name with `extension` (the input's, beside it; a URL's, here).
+fn output_path(args: &ConvertArgs, named: &Path, extension: &str) -> PathBuf {
     match &args.output {
         Some(path) => path.clone(),
-        None => args.input.with_extension(extension),
+        None => named.with_extension(extension),
     }
+}
+
+/// The input when it is a URL.
+fn url_input(input: &Path) -> Option<url::Url> {
+    let text = input.to_str()?;
+    (text.starts_with("http://") || text.starts_with("https://")).then(|| url::Url::parse(text).ok()).flatten()
+}
+
+/// Fetches `url` into `into` under the outbound rules of imports (`import::fetch`).
+async fn download(url: &url::Url, allowed_hosts: &str, into: &Path) -> Result<(), ConvertError> {
+    use tokio::io::AsyncWriteExt;
+    let fetcher = crate::import::fetch::Fetcher::new(allowed_hosts).context("--url-import-allowed-hosts")?;
+    let (_, mut response) = match fetcher.open(url).await {
+        Ok(opened) => opened,
+        Err(crate::import::fetch::FetchError::Refused(reason)) => return Err(anyhow::anyhow!("url not allowed: {reason}").into()),
+        Err(crate::import::fetch::FetchError::Failed(reason)) => return Err(ConvertError::Failed(reason)),
+    };
+    if !response.status().is_success() {
+        return Err(ConvertError::Failed(format!("the link answered HTTP {}", response.status().as_u16())));
+    }
+    let mut file = tokio::fs::File::create(into).await.with_context(|| format!("cannot write {}", into.display()))?;
+    loop {
+        match response.chunk().await {
+            Ok(Some(bytes)) => file.write_all(&bytes).await.with_context(|| format!("writing {}", into.display()))?,
+            Ok(None) => break,
+            Err(e) => return Err(ConvertError::Failed(crate::import::fetch::describe(&e, url))),
+        }
+    }
+    file.flush().await.context("writing the download")?;
+    Ok(())
 }
 
 /// Runs the conversion; prints what it did.
@@ -119,7 +153,21 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
         }
     };
     app_dir::check_worker_files(&converter_file, &plugins)?;
-    let source = std::fs::File::open(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    // A URL is fetched into a file of our own first (removed at the end), under the same rules
+    // as the platform's imports; its output goes to the current directory, named after it.
+    let (input, named, _downloaded) = match url_input(&args.input) {
+        Some(url) => {
+            let mut bits = [0u8; 8];
+            getrandom::fill(&mut bits).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            let temporary = std::env::temp_dir().join(format!("mp3edge-import-{}", hex::encode(bits)));
+            let cleanup = RemoveOnDrop(temporary.clone());
+            eprintln!("downloading {url}");
+            download(&url, &args.url_import_allowed_hosts, &temporary).await?;
+            (temporary, PathBuf::from(job_model::net::import_source_name(&url)), Some(cleanup))
+        }
+        None => (args.input.clone(), args.input.clone(), None),
+    };
+    let source = std::fs::File::open(&input).with_context(|| format!("cannot read {}", args.input.display()))?;
     let meta = source.metadata().context("reading the input")?;
     if !meta.is_file() {
         return Err(anyhow::anyhow!("{} is not a file", args.input.display()).into());
@@ -135,8 +183,8 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
     registry.refresh().await?;
     let (options, info) = options(&args, &registry)?;
     let extension = info.extension.clone();
-    let output_path = output_path(&args, &extension);
-    if same_file(&args.input, &output_path) {
+    let output_path = output_path(&args, &named, &extension);
+    if same_file(&input, &output_path) {
         return Err(anyhow::anyhow!("OUT is the input itself").into());
     }
     if output_path.exists() && !args.force {
@@ -152,7 +200,7 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
     let job_id = layout::job_id_from_bits(u128::from_le_bytes(id_bits));
     let chunk_size = layout::CHUNK_SIZE as u64;
     let store: Arc<dyn KeyValueBackend> = Arc::new(LocalFilesKeyValue::new(&job_id, source, output, chunk_size)?);
-    let source_name = args.input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let source_name = named.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     // Built from JSON, so the record's optional fields keep their defaults.
     let job: Job = serde_json::from_value(serde_json::json!({
         "id": job_id,

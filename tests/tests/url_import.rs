@@ -183,3 +183,35 @@ async fn a_source_over_the_upload_limit_is_a_413_at_once() {
     assert!(body["detail"].as_str().unwrap().ends_with("over the upload limit of 9.8 KiB"), "{body}");
     assert_eq!(job_count(&c, &token).await, 0);
 }
+
+#[tokio::test]
+async fn mp3edge_convert_takes_a_url_under_the_same_rules() {
+    let server = media_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/clip.mp4", server.port());
+    // Not allowed: a command-line error, and nothing is written.
+    let out = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), dir.path().to_path_buf());
+        move || mp3edge_command().current_dir(dir).args(["convert", &url]).env_remove("SPIN_VARIABLE_URL_IMPORT_ALLOWED_HOSTS").output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("url not allowed: 127.0.0.1 is a loopback, private or otherwise internal address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // Allowed: the mp3 lands in the current directory, named after the link.
+    let out = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), dir.path().to_path_buf());
+        let allowed = format!("http://127.0.0.1:{}", server.port());
+        move || mp3edge_command().current_dir(dir).args(["convert", &url, "--url-import-allowed-hosts", &allowed]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mp3 = std::fs::read(dir.path().join("clip.mp3")).unwrap();
+    assert!(e2e_tests::audio::decode_mp3(&mp3).frames > 80_000);
+}
