@@ -23,6 +23,7 @@ const EMAIL = env('EMAIL');
 const PASSWORD = env('PASSWORD');
 const FIXTURE = env('FIXTURE');
 const BIG_FIXTURE = env('BIG_FIXTURE');
+const IMPORT_URL = env('IMPORT_URL');
 const ADMIN_EMAIL = env('ADMIN_EMAIL');
 const ADMIN_PASSWORD = env('ADMIN_PASSWORD');
 const ARTIFACT_DIR = env('ARTIFACT_DIR');
@@ -255,9 +256,9 @@ test('live status from Server-Sent Events, and a failed job shows its reason', {
   await page.setInputFiles('#file-input', FIXTURE);
   const uploaded = nextUpload(page);
   // Keyboard only from here: after sign-in the drop zone's file input has focus, and Tab walks
-  // format → bitrate → Advanced options → Convert.
+  // the link field → format → bitrate → Advanced options → Convert.
   assert.equal(await page.evaluate(() => document.activeElement.id), 'file-input');
-  for (const id of ['format', 'bitrate', 'advanced-toggle', 'upload-submit']) {
+  for (const id of ['import-url', 'format', 'bitrate', 'advanced-toggle', 'upload-submit']) {
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.id), id);
   }
@@ -496,6 +497,34 @@ test('an upload that loses its connection, or the page, goes on from where it st
   await page.waitForFunction((id) => document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status === 'done', secondId, { timeout: JOB_TIMEOUT });
   assert.ok(appends.length > 0 && appends[0] >= size / 5, `after the reload, the first append went on from the server's offset: ${appends}`);
   assert.equal(await unfinished.isVisible(), false);
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test('a link is imported by the server and converts; a refused one says why', { timeout: 180_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await signIn(page);
+  await page.selectOption('#format', 'mp3');
+  await page.fill('#import-url', IMPORT_URL);
+  const imported = page.waitForResponse((r) => r.url().includes('/upload?') && r.request().method() === 'POST');
+  await page.click('#upload-submit');
+  const res = await imported;
+  assert.equal(res.status(), 202, await res.text());
+  assert.equal(new URL(res.url()).searchParams.get('url'), IMPORT_URL);
+  const { job_id: jobId } = await res.json();
+  const row = page.locator(`li[data-testid=job][data-job-id="${jobId}"]`);
+  assert.equal(await row.locator('[data-testid=job-name]').textContent(), 'talk.mp4');
+  await page.waitForFunction((id) => document.querySelector(`li[data-job-id="${id}"]`)?.dataset.status === 'done', jobId, { timeout: JOB_TIMEOUT });
+  assert.equal(await page.inputValue('#import-url'), '', 'the link field is cleared for the next one');
+  // A link to an internal address is refused at once, with the reason.
+  await page.fill('#import-url', 'http://169.254.169.254/latest/meta-data/');
+  await page.click('#upload-submit');
+  await page.waitForFunction(() => /internal address/.test(document.querySelector('[data-testid=message]').textContent));
+  assert.match(await page.locator('[data-testid=message]').textContent(),
+    /The import of http:\/\/169\.254\.169\.254\/latest\/meta-data\/ failed\. The server could not accept that: 169\.254\.169\.254 is a loopback, private or otherwise internal address/);
   await context.close();
   assert.deepEqual(problems, []);
 });

@@ -22,11 +22,21 @@ async fn the_web_app_signs_in_converts_and_downloads_in_a_real_browser() {
         "tests/browser/node_modules is missing: run `make setup` (npm ci --prefix tests/browser)"
     );
 
-    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    let (_, fixture) = good_inputs().into_iter().next().unwrap();
+    // A link for the page to import from, on a server the operator allowed.
+    let mut routes = std::collections::HashMap::new();
+    let body = bytes::Bytes::from(std::fs::read(&fixture.path).unwrap());
+    routes.insert("/shared/talk.mp4".to_string(), Answer::File { content_type: "video/mp4", body });
+    let media = serve_http(routes).await;
+    let options = PlatformOptions {
+        key_value_on_redis: true,
+        env: vec![("SPIN_VARIABLE_URL_IMPORT_ALLOWED_HOSTS".into(), format!("http://127.0.0.1:{}", media.port()))],
+        ..Default::default()
+    };
+    let p = Platform::start_with(options).unwrap();
     let c = Client::new(&p);
     let email = "browser@example.com";
     c.new_user(email).await;
-    let (_, fixture) = good_inputs().into_iter().next().unwrap();
     // Big enough (12.5 MB) to be cut off half-way through its upload.
     let big = e2e_tests::fixtures::long_video("crash-10min.mp4", 600, "160x120");
     let artifacts = root.join("target/test-artifacts");
@@ -45,6 +55,7 @@ async fn the_web_app_signs_in_converts_and_downloads_in_a_real_browser() {
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("FIXTURE", &fixture.path)
         .env("BIG_FIXTURE", &big)
+        .env("IMPORT_URL", format!("http://127.0.0.1:{}/shared/talk.mp4", media.port()))
         .env("ARTIFACT_DIR", &artifacts)
         .env("CHROMIUM", &chromium)
         .env("NO_COLOR", "1")

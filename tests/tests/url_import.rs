@@ -1,55 +1,31 @@
 //! Import by URL (`POST /upload?url=`) through the real host, gateway, worker and Redis, from a
-//! real HTTP server on loopback that the operator allowed (`url_import_allowed_hosts`): the
+//! real HTTP server on loopback ([`serve_http`]) that the operator allowed (`url_import_allowed_hosts`): the
 //! file converts; every refused form (internal addresses in every spelling, a name that
 //! resolves to loopback, a redirect from the allowed host to a refused one, other schemes,
 //! credentials) is a 400 at once that leaves nothing behind; a failing source (404, not media)
 //! is a failed job with its reason; a source over the upload limit is a 413.
 
-use std::convert::Infallible;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use e2e_tests::fixtures::good_inputs;
 use e2e_tests::*;
-use http_body_util::Full;
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A media server on `127.0.0.1`: `/clip.mp4` (a real video), `/missing` (404), `/notes.txt`
-/// (text), `/to-clip` (302 to `/clip.mp4`), `/to-internal` (302 to the same server at
-/// `127.0.0.2`, which no one allowed).
+/// A media server on `127.0.0.1`: `/clip.mp4` (a real video), `/notes.txt` (text), `/to-clip`
+/// (302 to `/clip.mp4`), `/to-internal` (302 to the same server at `127.0.0.2`, which no one
+/// allowed); anything else is a 404.
 async fn media_server() -> SocketAddr {
     let clip = std::fs::read(good_inputs().into_iter().find(|(name, _)| *name == "mp4 h264+aac").unwrap().1.path).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let clip = clip.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let clip = clip.clone();
-                    async move {
-                        let response = hyper::Response::builder();
-                        let response = match req.uri().path() {
-                            "/clip.mp4" => response.header("content-type", "video/mp4").body(Full::new(Bytes::from(clip))),
-                            "/notes.txt" => response.header("content-type", "text/plain").body(Full::new(Bytes::from_static(b"not a video at all\n"))),
-                            "/to-clip" => response.status(302).header("location", "/clip.mp4").body(Full::new(Bytes::new())),
-                            "/to-internal" => response
-                                .status(302)
-                                .header("location", format!("http://127.0.0.2:{}/clip.mp4", addr.port()))
-                                .body(Full::new(Bytes::new())),
-                            _ => response.status(404).body(Full::new(Bytes::new())),
-                        };
-                        Ok::<_, Infallible>(response.unwrap())
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
-            });
-        }
-    });
-    addr
+    let mut routes = HashMap::new();
+    routes.insert("/clip.mp4".to_string(), Answer::File { content_type: "video/mp4", body: Bytes::from(clip) });
+    routes.insert("/notes.txt".to_string(), Answer::File { content_type: "text/plain", body: Bytes::from_static(b"not a video at all\n") });
+    routes.insert("/to-clip".to_string(), Answer::Redirect("/clip.mp4".into()));
+    routes.insert("/to-internal".to_string(), Answer::Redirect("http://127.0.0.2:9/clip.mp4".into()));
+    serve_http(routes).await
 }
 
 async fn import(c: &Client, token: &str, url: &str, query: &str) -> reqwest::Response {

@@ -20,7 +20,7 @@
     drop: $('drop-zone'), fileInput: $('file-input'), fileName: $('file-name'), format: $('format'),
     bitrate: $('bitrate'), uploadSubmit: $('upload-submit'), uploadStatus: $('upload-status'),
     uploadProgress: $('upload-progress'), uploadPercent: $('upload-percent'), jobs: $('jobs'),
-    unfinished: $('unfinished'),
+    unfinished: $('unfinished'), importUrl: $('import-url'),
     jobsEmpty: $('jobs-empty'), refresh: $('refresh-jobs'),
   };
 
@@ -411,8 +411,9 @@
   el.uploadForm.addEventListener('submit', (event) => {
     event.preventDefault();
     const files = [...el.fileInput.files];
-    if (!files.length) {
-      say('Choose a video first.', 'error');
+    const link = el.importUrl.value.trim();
+    if (!files.length && !link) {
+      say('Choose a video, or give a link to one.', 'error');
       el.fileInput.focus();
       return;
     }
@@ -433,6 +434,7 @@
     }
     // The advanced choices outlive the form reset below (they usually apply to a series).
     const kept = advanced.map((input) => [input, input.type === 'checkbox' ? input.checked : input.value]);
+    if (link) importLink(link, format, params);
     for (const file of files) {
       if (maxUploadBytes && file.size > maxUploadBytes) {
         say(`${file.name} is too large: the limit is ${formatSize(maxUploadBytes)}.`, 'error');
@@ -493,6 +495,38 @@
       nextUpload();
     }
     showUnfinished();
+  }
+
+  /**
+   * Imports the file at `link`: the server fetches it (only from public addresses), and the job
+   * follows like an upload's. A refused link is said at once.
+   */
+  async function importLink(link, format, params) {
+    const query = new URLSearchParams(params);
+    query.set('url', link);
+    say(`Importing ${link}…`);
+    let res;
+    try {
+      res = await api(`/upload?${query}`, { method: 'POST' });
+    } catch {
+      say(`The import of ${link} failed. ${describe(0)}`, 'error');
+      return;
+    }
+    if (res.status === 401) { sessionExpired(); return; }
+    let body = null;
+    try { body = await res.json(); } catch { /* not JSON */ }
+    if (res.status !== 202 || !body || !body.job_id) {
+      say(`The import of ${link} failed. ${describe(res.status, body, 'upload', res.headers)}`, 'error');
+      return;
+    }
+    const name = decodeURIComponent(new URL(link).pathname.split('/').pop() || 'import');
+    say(`Importing ${name}. Converting to ${format.toUpperCase()} once it is here…`, 'ok');
+    const job = {
+      id: body.job_id, source_name: name, status: 'uploading', progress: 0,
+      options: { format }, created_at: Math.floor(Date.now() / 1000),
+    };
+    upsertJob(job, true);
+    track(job);
   }
 
   /** Speed and time left of an upload, from its progress since it (re)started. */
