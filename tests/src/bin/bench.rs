@@ -11,7 +11,8 @@
 //! `mp3edge convert --segment-threads 1` against `ffmpeg -threads 1`, minimum of the runs); the peak RSS of one whole `mp3edge up` (edge and worker in one process) converting the
 //! longest input; and, under `wrk` (`scripts/setup.sh` installs it), the edge's request rate
 //! for a static asset (`GET /` of the web component) and for `POST /validate`
-//! (`wrk -t2 -c8 -d10s`, median of three).
+//! (`wrk -t2 -c8 -d10s`, median of three); and the upload throughput of the longest input on
+//! loopback, `POST /upload` against tus (`/uploads`).
 //! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only] [--up-only]`
 //! (`--up-only`: only the whole-`up` RSS and the request rates).
 
@@ -227,6 +228,73 @@ fn wrk_rate(url: &str, script: Option<&Path>) -> Option<f64> {
     Some(median(rates))
 }
 
+/// Seconds to send `bytes` as a tus upload: the creation, then appends of `part` bytes each.
+async fn tus_upload_secs(c: &Client, token: &str, bytes: &bytes::Bytes, part: usize) -> f64 {
+    let started = std::time::Instant::now();
+    let created = c
+        .http
+        .post(c.url("/uploads"))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", bytes.len().to_string())
+        .header("upload-metadata", edge_http::tus::format_metadata([("filename", "bench.mp4")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let end = (offset + part).min(bytes.len());
+        let res = c
+            .http
+            .patch(c.url(&location))
+            .bearer_auth(token)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(bytes.slice(offset..end))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+        offset = end;
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// Upload throughput on loopback into `up`'s own store (no worker, so nothing converts
+/// meanwhile): `POST /upload` against tus in one append and in 8 MiB parts (as the page sends),
+/// medians of `runs`, alternating. Goal: tus within 10% of the plain upload.
+async fn run_upload_throughput(input: &Path, runs: usize) {
+    let p = Platform::start_with(PlatformOptions { no_worker: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("bench-upload@example.com").await;
+    let bytes = bytes::Bytes::from(std::fs::read(input).unwrap());
+    let mb = bytes.len() as f64 / 1e6;
+    let (mut plain, mut whole, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let started = std::time::Instant::now();
+        let res = c.http.post(c.url("/upload?filename=bench.mp4")).bearer_auth(&token).header("content-type", "video/mp4").body(bytes.clone()).send().await.unwrap();
+        assert_eq!(res.status(), 202);
+        plain.push(mb / started.elapsed().as_secs_f64());
+        whole.push(mb / tus_upload_secs(&c, &token, &bytes, usize::MAX).await);
+        parts.push(mb / tus_upload_secs(&c, &token, &bytes, 8 << 20).await);
+        // The uploads go again, so the store does not grow over the runs.
+        let jobs: serde_json::Value = c.http.get(c.url("/jobs?limit=200")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        for job in jobs.as_array().into_iter().flatten() {
+            let id = job["id"].as_str().unwrap();
+            c.http.delete(c.url(&format!("/jobs/{id}"))).bearer_auth(&token).send().await.unwrap();
+        }
+    }
+    let (plain, whole, parts) = (median(plain), median(whole), median(parts));
+    println!(
+        "upload of {mb:.0} MB on loopback: POST /upload {plain:.0} MB/s; tus in one append {whole:.0} MB/s ({:.2}), in 8 MiB parts {parts:.0} MB/s ({:.2})   goal: tus within 10% (>= 0.90)",
+        whole / plain,
+        parts / plain
+    );
+}
+
 /// The edge's request rates: a static asset and `POST /validate`.
 async fn run_request_rates() {
     if Command::new("wrk").arg("--version").output().is_err() {
@@ -306,11 +374,14 @@ async fn main() {
             plugin / ffmpeg
         );
     }
-    if let Some((label, input)) = longest {
-        let (rss, cold_start_rss, media_peak) = run_up_whole(&input).await;
+    if let Some((label, input)) = &longest {
+        let (rss, cold_start_rss, media_peak) = run_up_whole(input).await;
         println!("{label}: peak RSS of the whole `mp3edge up` (edge + worker) converting it: {rss:.1} MiB   goal: < 100 MiB");
         println!("        (beside it, its largest media process peaked at {media_peak:.1} MiB, shared program pages included)");
         println!("        (a first start, compiling every component into the module cache, peaks at {cold_start_rss:.1} MiB)");
+    }
+    if let Some((_, input)) = &longest {
+        run_upload_throughput(input, runs).await;
     }
     run_request_rates().await;
 }
