@@ -6,8 +6,8 @@
 //! bounded number of requests at once behind a short queue (`admission`); a full queue, or a
 //! full instance pool, is a `503` with `Retry-After`, never a `500`. The host's own answers are
 //! JSON for the mp3edge application and Spin's for any other (`host_errors`). Shutdown stops
-//! accepting, lets in-flight requests finish for as long as one request may work, then stops
-//! the components still running and returns.
+//! accepting and lets in-flight requests finish for as long as one request may work; what is
+//! still running then (an event stream, a slow transfer) ends with the process.
 //!
 //! What ends a request, and what does not:
 //! - **Its component's own work** (`--request-timeout-secs`, 600 s): the CPU time the host's
@@ -106,8 +106,6 @@ pub struct HttpTrigger {
     limits: RequestLimits,
     error_style: HostErrorStyle,
     metrics: Arc<RequestMetrics>,
-    /// Cancelled when shutdown has waited long enough: the components still running stop.
-    stop_components: CancellationToken,
 }
 
 /// What ends a request (see the module's documentation).
@@ -186,7 +184,6 @@ impl HttpTrigger {
             limits: config.limits,
             error_style: config.error_style,
             metrics: config.metrics.clone(),
-            stop_components: CancellationToken::new(),
         }))
     }
 
@@ -231,12 +228,15 @@ impl HttpTrigger {
         }
         tracing::info!("shutting down: finishing in-flight requests");
         drop(listener);
-        if tokio::time::timeout(self.limits.work, graceful.shutdown()).await.is_err() {
-            tracing::warn!("some connections did not finish in time; stopping their components");
-        }
-        self.stop_components.cancel();
+        // As long as one request may work; transfers and event streams may last longer, and
+        // nothing else would end them.
+        let deadline = tokio::time::Instant::now() + self.limits.work;
+        let connections_done = tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_ok();
         self.tasks.close();
-        self.tasks.wait().await;
+        let components_done = tokio::time::timeout_at(deadline, self.tasks.wait()).await.is_ok();
+        if !(connections_done && components_done) {
+            tracing::warn!(components = self.tasks.len(), "requests still in flight at shutdown; they end with the process");
+        }
         Ok(())
     }
 
@@ -251,13 +251,12 @@ impl HttpTrigger {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.route(&path) else {
-            watch.begin(Arc::new(RequestLabel { component: "-".into(), route: "-".into(), path: path.clone() }));
             let response = self.error_style.answer(404, "not found", &format!("no route for {path}"));
+            watch.begin(Arc::new(RequestLabel { component: "-".into(), route: "-".into(), path }));
             self.log(&method, "-", "-", &response, started);
             return response;
         };
-        let label =
-            Arc::new(RequestLabel { component: matched.component.clone(), route: matched.raw_route.clone(), path: path.clone() });
+        let label = Arc::new(RequestLabel { component: matched.component.clone(), route: matched.raw_route.clone(), path });
         watch.begin(label.clone());
         let component = &self.components[&matched.component];
         let req = add_spin_headers(req, &matched, client, local);
@@ -266,7 +265,7 @@ impl HttpTrigger {
                 tracing::warn!(component = %matched.component, ?refusal, "at capacity; answered 503");
                 busy(self.error_style, &matched.component)
             }
-            Ok(admitted) => match self.run(component, req, admitted, label).await {
+            Ok(admitted) => match self.run(component, req, admitted, label.clone()).await {
                 Ok(response) => response,
                 // Logged by the component's task (`component stopped`).
                 Err(e) if e.is::<Stopped>() => self.stopped_answer(*e.downcast_ref::<Stopped>().expect("checked")),
@@ -290,7 +289,7 @@ impl HttpTrigger {
         let elapsed = started.elapsed();
         self.metrics.record(&matched.component, method.as_str(), status, elapsed);
         tracing::info!(
-            %method, route = %matched.raw_route, %path, status, elapsed_ms = elapsed.as_millis() as u64,
+            %method, route = %matched.raw_route, path = %label.path, status, elapsed_ms = elapsed.as_millis() as u64,
             component = %matched.component, %user, %job, "request"
         );
         response
@@ -309,7 +308,6 @@ impl HttpTrigger {
                 "deadline exceeded",
                 &format!("the request took longer than the server allows ({} s)", limit.as_secs_f64()),
             ),
-            Stopped::Shutdown => self.error_style.answer(503, "shutting down", "the server is restarting; retry shortly"),
         };
         response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
         response
@@ -351,24 +349,17 @@ impl HttpTrigger {
         let stopped = Arc::new(OnceLock::new());
         let task = self.tasks.spawn({
             let stopped = stopped.clone();
-            let shutdown = self.stop_components.clone();
             async move {
                 let started = Instant::now();
                 let call = work.meter(async {
                     let proxy = pre.instantiate_async(&mut store).await?;
                     proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming.0, incoming.1).await
                 });
-                let bounded = async {
-                    match limits.time_limit {
-                        Some(limit) => tokio::time::timeout(limit, call)
-                            .await
-                            .unwrap_or_else(|_| Err(wasmtime::Error::new(Stopped::TimeLimit(limit)))),
-                        None => call.await,
+                let result = match limits.time_limit {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(wasmtime::Error::new(Stopped::TimeLimit(limit))))
                     }
-                };
-                let result = tokio::select! {
-                    result = bounded => result,
-                    () = shutdown.cancelled() => Err(wasmtime::Error::new(Stopped::Shutdown)),
+                    None => call.await,
                 };
                 let result = result.map_err(|e| match stopped_by_host(&e) {
                     Some(why) => {

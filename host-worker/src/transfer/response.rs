@@ -24,6 +24,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,6 +44,9 @@ use crate::work_clock::Stopped;
 pub struct ConnectionWatch {
     rules: TransferRules,
     state: Mutex<WatchState>,
+    /// Whether `state.blocked_since` is set: the connection's task, which looks after every
+    /// poll, skips the lock when it is not.
+    blocked: AtomicBool,
 }
 
 struct WatchState {
@@ -54,7 +58,11 @@ struct WatchState {
 
 impl ConnectionWatch {
     pub fn new(rules: TransferRules) -> Arc<ConnectionWatch> {
-        Arc::new(ConnectionWatch { rules, state: Mutex::new(WatchState { current: None, blocked_since: None }) })
+        Arc::new(ConnectionWatch {
+            rules,
+            state: Mutex::new(WatchState { current: None, blocked_since: None }),
+            blocked: AtomicBool::new(false),
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, WatchState> {
@@ -66,16 +74,19 @@ impl ConnectionWatch {
         let mut state = self.state();
         state.current = Some((label, ClientClock::new(self.rules), Instant::now()));
         state.blocked_since = None;
+        self.blocked.store(false, Ordering::Relaxed);
     }
 
     fn blocked(&self) {
         self.state().blocked_since.get_or_insert_with(Instant::now);
+        self.blocked.store(true, Ordering::Relaxed);
     }
 
     /// The socket took `bytes`; an error when that breaks the rules.
     fn wrote(&self, bytes: usize) -> Result<(), Cut> {
         let mut state = self.state();
         let waited = state.blocked_since.take().map(|since| since.elapsed()).unwrap_or_default();
+        self.blocked.store(false, Ordering::Relaxed);
         let Some((label, clock, started)) = &mut state.current else { return Ok(()) };
         let result = clock.record(waited, bytes as u64);
         if let Err(cut) = result {
@@ -86,6 +97,9 @@ impl ConnectionWatch {
 
     /// When the current wait breaks the rules if the socket takes nothing before.
     fn due(&self) -> Option<Instant> {
+        if !self.blocked.load(Ordering::Relaxed) {
+            return None;
+        }
         let state = self.state();
         let since = state.blocked_since?;
         let (_, clock, _) = state.current.as_ref()?;
