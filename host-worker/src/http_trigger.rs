@@ -10,15 +10,16 @@
 //! still running then (an event stream, a slow transfer) ends with the process.
 //!
 //! What ends a request, and what does not:
-//! - **Its component's own work** (`--request-timeout-secs`, 600 s): the CPU time the host's
-//!   threads spend running the component — its wasm and the host functions that run in place
-//!   (`work_clock`). Waiting is never work: not for the client's bytes, not for the client to
-//!   take the response's bytes, not for a timer, not for a backend. So a transfer on a slow
-//!   link, or the event stream that sleeps between reads of a job record, spends next to
-//!   nothing, while a component that loops busily is stopped within a 10 ms tick of its
-//!   budget. Past it the answer is `503 deadline exceeded` with `Retry-After`, or, once the
-//!   response has begun, the response is ended as an incomplete one; either way the host logs
-//!   `component stopped`.
+//! - **Its component's own work** (`--request-timeout-secs`, 600 s): the time the host's
+//!   threads spend running the component — its wasm and the host functions that run in place,
+//!   by the threads' CPU clock once a poll outlasts a tick (`work_clock`). Waiting is never
+//!   work: not for the client's bytes, not for the client to take the response's bytes, not for
+//!   a timer, not for a backend. So a transfer on a slow link spends next to nothing, and so
+//!   does the event stream, which sleeps between reads of its job record: 93 ms of work in a
+//!   minute (measured), so the default budget would last it four days, past its token's day.
+//!   A component that loops busily is stopped within a 10 ms tick of its budget. Past it the
+//!   answer is `503 deadline exceeded` with `Retry-After`, or, once the response has begun,
+//!   the response is ended as an incomplete one; either way the host logs `component stopped`.
 //! - **Its client's pace** (`transfer`): a request body, or a response, whose client moves no
 //!   byte for `--body-idle-timeout-secs` (30 s) while the transfer waits on it, or fewer than
 //!   `--transfer-min-bytes-per-sec` (16 KiB/s) in a window of `--transfer-rate-window-secs`

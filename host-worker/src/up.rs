@@ -43,9 +43,10 @@ pub struct UpArgs {
     /// Linear memory cap of one component instance, in MiB.
     #[arg(long, default_value_t = 128, help_heading = "Limits")]
     max_memory_mib: usize,
-    /// Work one request's component may do, in seconds of CPU time (decimals allowed): its wasm
-    /// and the host calls that run in place. Waiting (for its client, a timer, a backend) is not
-    /// work. Past it: 503 `deadline exceeded`, or the response ends incomplete.
+    /// Work one request's component may do, in seconds (decimals allowed): the time the host's
+    /// threads spend running it, its wasm and the host calls that run in place. Waiting (for its
+    /// client, a timer, a backend) is not work. Past it: 503 `deadline exceeded`, or the
+    /// response ends incomplete.
     #[arg(long, default_value_t = 600.0, value_parser = positive_seconds, help_heading = "Limits")]
     request_timeout_secs: f64,
     /// Wall-clock bound of one request, waiting and transfers included, in seconds (0: none): a
