@@ -174,7 +174,8 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
     let components: Vec<&str> = manifest.components.keys().map(String::as_str).collect();
     let limits = Limits {
         max_memory_bytes: args.max_memory_mib << 20,
-        // A job's wall-clock deadline; requests are bounded by `serve.limits` instead.
+        // Only a job's store would use it (the worker has a runtime of its own); requests are
+        // bounded by `serve.limits`.
         deadline: Duration::from_secs_f64(args.request_timeout_secs),
         // Room for every component's places, so admission, not the pool, is what says no.
         max_instances: (admission::Admission::total(&serve.admission, &components) + 16) as u32,

@@ -422,4 +422,24 @@ mod tests {
             }
         }
     }
+
+    #[tokio::test]
+    async fn a_body_whose_component_the_host_stopped_ends_with_an_error_not_as_complete() {
+        use http_body_util::BodyExt;
+        for stopped_by_host in [false, true] {
+            let inner = http_body_util::Full::new(Bytes::from_static(b"part of it"))
+                .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} })
+                .boxed_unsync();
+            let stopped = Arc::new(OnceLock::new());
+            if stopped_by_host {
+                stopped.set(Stopped::WorkBudget(Duration::from_secs(1))).unwrap();
+            }
+            let mut body = ResponseEnd::new(inner, stopped);
+            assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "part of it");
+            match stopped_by_host {
+                false => assert!(body.frame().await.is_none(), "a finished body ends"),
+                true => assert!(body.frame().await.unwrap().is_err(), "a stopped one fails"),
+            }
+        }
+    }
 }
