@@ -2,7 +2,8 @@
 //!
 //! Owns the engine configuration (component model, async, epoch interruption, pooling instance
 //! allocator), the linker with WASI 0.2, `wasi:http` and the Spin interfaces, and the creation
-//! of a fresh `Store` per request or job with its memory cap and wall-clock deadline.
+//! of a fresh `Store` per request or job with its memory cap and deadline: a job's is wall-clock
+//! time, a request's the work its component does (`work_clock`).
 //! Components are compiled through the process's `ModuleCache` when it has one, and the
 //! `MP3EDGE_PROFILE=perfmap` environment variable makes Wasmtime write `/tmp/perf-PID.map` so
 //! `perf report` names the guest's functions.
@@ -19,6 +20,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use crate::module_cache::{ModuleCache, Origin};
 use crate::outbound_http::OutboundHttpHooks;
 use crate::state::{ComponentState, Grants, MemoryLimiter, Services};
+use crate::work_clock::WorkClock;
 
 /// How often the epoch advances; the granularity of deadlines and of cooperative yielding.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -39,7 +41,8 @@ const WARM_SLOTS: u32 = 16;
 pub struct Limits {
     /// Linear memory cap per instance.
     pub max_memory_bytes: usize,
-    /// Wall-clock deadline of one request or job while the guest runs.
+    /// Wall-clock deadline of one job's store (`new_store`); requests have a work budget instead
+    /// (`new_request_store`).
     pub deadline: Duration,
     /// Instances that may exist at once (size of the pool).
     pub max_instances: u32,
@@ -137,8 +140,41 @@ impl Runtime {
         Ok(component)
     }
 
-    /// A fresh store for one request or job of a component.
+    /// A fresh store for one job of a component, stopped once it has existed for the deadline.
     pub fn new_store(&self, grants: Arc<Grants>, services: Arc<Services>, environment: &[(String, String)]) -> Store<ComponentState> {
+        let mut store = self.store(grants, services, environment);
+        let started = Instant::now();
+        let deadline = self.limits.deadline;
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() > deadline {
+                return Err(wasmtime::Error::msg(format!("deadline of {}s exceeded", deadline.as_secs())));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    /// A fresh store for one HTTP request of a component, stopped once its component's work,
+    /// measured by `work` around each poll of its call, passes the clock's budget. The check
+    /// runs at each epoch tick the guest executes, on the polling thread.
+    pub fn new_request_store(
+        &self,
+        grants: Arc<Grants>,
+        services: Arc<Services>,
+        environment: &[(String, String)],
+        work: Arc<WorkClock>,
+    ) -> Store<ComponentState> {
+        let mut store = self.store(grants, services, environment);
+        store.epoch_deadline_callback(move |_| {
+            work.check().map_err(wasmtime::Error::new)?;
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    /// A store with the component's state and memory cap, interrupted at every epoch tick (the
+    /// caller sets what the tick checks).
+    fn store(&self, grants: Arc<Grants>, services: Arc<Services>, environment: &[(String, String)]) -> Store<ComponentState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr().envs(environment);
         crate::socket_policy::apply(&mut wasi, &grants.outbound);
@@ -154,15 +190,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        let started = Instant::now();
-        let deadline = self.limits.deadline;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if started.elapsed() > deadline {
-                return Err(wasmtime::Error::msg(format!("deadline of {}s exceeded", deadline.as_secs())));
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
         store
     }
 }

@@ -2,13 +2,36 @@
 //!
 //! Each component is pre-instantiated once (`ProxyPre`); every request gets a fresh instance from
 //! the pooling allocator, Spin's request headers (`spin-full-url`, `spin-path-info`,
-//! `spin-path-match-<name>`, `spin-client-addr`, …), a memory cap and a wall-clock deadline
-//! that counts waiting too. Each component serves a bounded number of requests at once behind a
-//! short queue (`admission`); a full queue, or a full instance pool, is a `503` with
-//! `Retry-After`, never a `500`. The host's own answers are JSON for the mp3edge application and
-//! Spin's for any other (`host_errors`). A request
-//! body that goes silent ends with a read timeout (`idle_body`). Shutdown stops accepting, lets
-//! in-flight requests finish, then returns.
+//! `spin-path-match-<name>`, `spin-client-addr`, …) and a memory cap. Each component serves a
+//! bounded number of requests at once behind a short queue (`admission`); a full queue, or a
+//! full instance pool, is a `503` with `Retry-After`, never a `500`. The host's own answers are
+//! JSON for the mp3edge application and Spin's for any other (`host_errors`). Shutdown stops
+//! accepting and lets in-flight requests finish for as long as one request may work; what is
+//! still running then (an event stream, a slow transfer) ends with the process.
+//!
+//! What ends a request, and what does not:
+//! - **Its component's own work** (`--request-timeout-secs`, 600 s): the time the host's
+//!   threads spend running the component — its wasm and the host functions that run in place,
+//!   by the threads' CPU clock once a poll outlasts a tick (`work_clock`). Waiting is never
+//!   work: not for the client's bytes, not for the client to take the response's bytes, not for
+//!   a timer, not for a backend. So a transfer on a slow link spends next to nothing, and so
+//!   does the event stream, which sleeps between reads of its job record: 93 ms of work in a
+//!   minute (measured), so the default budget would last it four days, past its token's day.
+//!   A component that loops busily is stopped within a 10 ms tick of its budget. Past it the
+//!   answer is `503 deadline exceeded` with `Retry-After`, or, once the response has begun,
+//!   the response is ended as an incomplete one; either way the host logs `component stopped`.
+//! - **Its client's pace** (`transfer`): a request body, or a response, whose client moves no
+//!   byte for `--body-idle-timeout-secs` (30 s) while the transfer waits on it, or fewer than
+//!   `--transfer-min-bytes-per-sec` (16 KiB/s) in a window of `--transfer-rate-window-secs`
+//!   (30 s) of such waiting, ends: the request body with a read timeout (the gateway answers
+//!   `408`), the response by resetting the connection. Both are logged. A transfer that keeps
+//!   the pace goes on for as long as it takes.
+//! - **An absolute bound** (`--request-max-secs`, 48 h; 0: none) on the wall-clock time of one
+//!   request, waiting included: a backstop for a component that waits for something that never
+//!   comes (a timer, a backend), which neither rule above sees, and which would otherwise hold
+//!   its instance, its memory and its admission place for good. It is far above what honest
+//!   requests take: a 2 GiB transfer at the rate floor takes 36 h, and the event stream ends
+//!   when its token expires (24 h by default).
 //!
 //! `spin-client-addr` is appended after any copies the client sent, as Spin does, so components
 //! are tested against what they meet under Spin: only the LAST value is the runtime's. The
@@ -18,10 +41,12 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -35,12 +60,15 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admission::{Admission, AdmissionConfig, Admitted};
 use crate::app::{App, LoadedComponent};
-use crate::idle_body::IdleTimeoutBody;
 use crate::engine::Runtime;
 use crate::host_errors::HostErrorStyle;
 use crate::request_metrics::RequestMetrics;
 use crate::router::{RouteMatch, Router};
 use crate::state::ComponentState;
+use crate::transfer::TransferRules;
+use crate::transfer::request::RequestTransfer;
+use crate::transfer::response::{ConnectionWatch, MeteredIo, ResponseEnd, WatchedConnection};
+use crate::work_clock::{Stopped, WorkClock};
 
 /// Routing headers Spin sets on every request; client copies are removed.
 const SPIN_HEADERS: &[&str] = &[
@@ -76,21 +104,39 @@ pub struct HttpTrigger {
     /// Requests whose component still runs (including streaming response bodies).
     tasks: TaskTracker,
     admission: Admission,
-    /// A request body silent this long ends with a read timeout.
-    body_idle_timeout: Duration,
+    limits: RequestLimits,
     error_style: HostErrorStyle,
     metrics: Arc<RequestMetrics>,
+}
+
+/// What ends a request (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// The work one request's component may do.
+    pub work: Duration,
+    /// The wall-clock bound of one request, waiting included (`None`: none).
+    pub time_limit: Option<Duration>,
+    /// How slow a client may be, in either direction.
+    pub transfer: TransferRules,
 }
 
 /// How the trigger serves.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub admission: AdmissionConfig,
-    pub body_idle_timeout: Duration,
+    pub limits: RequestLimits,
     /// How the host's own 404, 500 and 503 answers look.
     pub error_style: HostErrorStyle,
     /// Where answered requests are counted (for `/metrics`).
     pub metrics: Arc<RequestMetrics>,
+}
+
+/// Which request a log line is about.
+#[derive(Debug)]
+pub struct RequestLabel {
+    pub component: String,
+    pub route: String,
+    pub path: String,
 }
 
 /// Response headers a component may set to name, in the host's request log line, the user it
@@ -136,7 +182,7 @@ impl HttpTrigger {
             components,
             tasks: TaskTracker::new(),
             admission,
-            body_idle_timeout: config.body_idle_timeout,
+            limits: config.limits,
             error_style: config.error_style,
             metrics: config.metrics.clone(),
         }))
@@ -154,42 +200,65 @@ impl HttpTrigger {
                 },
                 _ = shutdown.cancelled() => break,
             };
+            // The connection's responses are held to the transfer rules: its socket reports what
+            // the client takes, and its task cuts a client that stops taking anything.
+            let watch = ConnectionWatch::new(self.limits.transfer);
+            let fd = stream.as_raw_fd();
+            let io = TokioIo::new(MeteredIo::new(stream, watch.clone()));
             let this = self.clone();
+            let connection_watch = watch.clone();
             let service = service_fn(move |req| {
                 let this = this.clone();
-                async move { Ok::<_, Infallible>(this.handle(req, client, local).await) }
+                let watch = connection_watch.clone();
+                async move { Ok::<_, Infallible>(this.handle(req, client, local, &watch).await) }
             });
             let conn = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .keep_alive(true)
                 .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
+                .serve_connection(io, service);
+            let conn = WatchedConnection::new(graceful.watch(conn), fd, watch);
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, %client, "connection ended with an error");
+                match conn.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, %client, "connection ended with an error"),
+                    // Logged where it was decided; dropping the connection resets it.
+                    Err(_cut) => {}
                 }
             });
         }
         tracing::info!("shutting down: finishing in-flight requests");
         drop(listener);
-        if tokio::time::timeout(self.runtime.limits.deadline, graceful.shutdown()).await.is_err() {
-            tracing::warn!("some connections did not finish before the deadline");
-        }
+        // As long as one request may work; transfers and event streams may last longer, and
+        // nothing else would end them.
+        let deadline = tokio::time::Instant::now() + self.limits.work;
+        let connections_done = tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_ok();
         self.tasks.close();
-        self.tasks.wait().await;
+        let components_done = tokio::time::timeout_at(deadline, self.tasks.wait()).await.is_ok();
+        if !(connections_done && components_done) {
+            tracing::warn!(components = self.tasks.len(), "requests still in flight at shutdown; they end with the process");
+        }
         Ok(())
     }
 
-    async fn handle(&self, req: hyper::Request<Incoming>, client: SocketAddr, local: SocketAddr) -> hyper::Response<HyperOutgoingBody> {
+    async fn handle(
+        &self,
+        req: hyper::Request<Incoming>,
+        client: SocketAddr,
+        local: SocketAddr,
+        watch: &ConnectionWatch,
+    ) -> hyper::Response<HyperOutgoingBody> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.route(&path) else {
             let response = self.error_style.answer(404, "not found", &format!("no route for {path}"));
+            watch.begin(Arc::new(RequestLabel { component: "-".into(), route: "-".into(), path }));
             self.log(&method, "-", "-", &response, started);
             return response;
         };
+        let label = Arc::new(RequestLabel { component: matched.component.clone(), route: matched.raw_route.clone(), path });
+        watch.begin(label.clone());
         let component = &self.components[&matched.component];
         let req = add_spin_headers(req, &matched, client, local);
         let response = match self.admission.admit(&matched.component).await {
@@ -197,14 +266,10 @@ impl HttpTrigger {
                 tracing::warn!(component = %matched.component, ?refusal, "at capacity; answered 503");
                 busy(self.error_style, &matched.component)
             }
-            Ok(admitted) => match self.run(component, req, admitted).await {
+            Ok(admitted) => match self.run(component, req, admitted, label.clone()).await {
                 Ok(response) => response,
-                Err(e) if format!("{e:#}").contains("deadline of") => {
-                    tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "request deadline exceeded");
-                    let mut response = self.error_style.answer(503, "deadline exceeded", "the request took longer than the server allows");
-                    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
-                    response
-                }
+                // Logged by the component's task (`component stopped`).
+                Err(e) if e.is::<Stopped>() => self.stopped_answer(*e.downcast_ref::<Stopped>().expect("checked")),
                 Err(e) if is_pool_exhausted(&e) => {
                     tracing::warn!(component = %matched.component, error = %format!("{e:#}"), "instance pool exhausted; answered 503");
                     busy(self.error_style, &matched.component)
@@ -225,9 +290,27 @@ impl HttpTrigger {
         let elapsed = started.elapsed();
         self.metrics.record(&matched.component, method.as_str(), status, elapsed);
         tracing::info!(
-            %method, route = %matched.raw_route, %path, status, elapsed_ms = elapsed.as_millis() as u64,
+            %method, route = %matched.raw_route, path = %label.path, status, elapsed_ms = elapsed.as_millis() as u64,
             component = %matched.component, %user, %job, "request"
         );
+        response
+    }
+
+    /// The host's answer for a request whose component it stopped before it answered.
+    fn stopped_answer(&self, stopped: Stopped) -> hyper::Response<HyperOutgoingBody> {
+        let mut response = match stopped {
+            Stopped::WorkBudget(budget) => self.error_style.answer(
+                503,
+                "deadline exceeded",
+                &format!("the request took more work than the server allows ({} s)", budget.as_secs_f64()),
+            ),
+            Stopped::TimeLimit(limit) => self.error_style.answer(
+                503,
+                "deadline exceeded",
+                &format!("the request took longer than the server allows ({} s)", limit.as_secs_f64()),
+            ),
+        };
+        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
         response
     }
 
@@ -246,11 +329,13 @@ impl HttpTrigger {
         component: &HttpComponent,
         req: hyper::Request<Incoming>,
         admitted: Admitted,
+        label: Arc<RequestLabel>,
     ) -> Result<hyper::Response<HyperOutgoingBody>> {
         let loaded = &component.loaded;
-        let idle = self.body_idle_timeout;
-        let req = req.map(|body| IdleTimeoutBody::new(body, idle));
-        let mut store = self.runtime.new_store(loaded.grants.clone(), self.app.services.clone(), &loaded.environment);
+        let limits = self.limits;
+        let req = req.map(|body| RequestTransfer::new(body, limits.transfer, label.clone()));
+        let work = WorkClock::new(limits.work);
+        let mut store = self.runtime.new_request_store(loaded.grants.clone(), self.app.services.clone(), &loaded.environment, work.clone());
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = {
             use wasmtime_wasi_http::WasiHttpView;
@@ -260,36 +345,60 @@ impl HttpTrigger {
             (incoming, out)
         };
         let pre = component.pre.clone();
-        let name = loaded.name.clone();
-        let deadline = self.runtime.limits.deadline;
-        let task = self.tasks.spawn(async move {
-            let started = Instant::now();
-            // The deadline counts waiting (for a body, a client, a backend) as well as running:
-            // the epoch deadline only sees the guest while it executes.
-            let result = tokio::time::timeout(deadline, async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming.0, incoming.1).await
-            })
-            .await
-            .unwrap_or_else(|_| Err(wasmtime::Error::msg(format!("deadline of {}s exceeded", deadline.as_secs()))));
-            drop(admitted);
-            let peak = store.data().memory.peak_memory_bytes;
-            tracing::debug!(
-                component = %name, peak_memory_bytes = peak,
-                instance_ms = started.elapsed().as_millis() as u64, "instance finished"
-            );
-            result
+        // Set, before the component's store goes, when the host stops it: its response body
+        // then ends as an incomplete one.
+        let stopped = Arc::new(OnceLock::new());
+        let task = self.tasks.spawn({
+            let stopped = stopped.clone();
+            async move {
+                let started = Instant::now();
+                let call = work.meter(async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming.0, incoming.1).await
+                });
+                let result = match limits.time_limit {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(wasmtime::Error::new(Stopped::TimeLimit(limit))))
+                    }
+                    None => call.await,
+                };
+                let result = result.map_err(|e| match stopped_by_host(&e) {
+                    Some(why) => {
+                        let _ = stopped.set(why);
+                        tracing::warn!(
+                            component = %label.component, route = %label.route, path = %label.path, reason = %why,
+                            work_ms = work.spent().as_millis() as u64, elapsed_ms = started.elapsed().as_millis() as u64,
+                            "component stopped"
+                        );
+                        anyhow::Error::new(why)
+                    }
+                    None => anyhow::Error::from(e),
+                });
+                let peak = store.data().memory.peak_memory_bytes;
+                drop(store);
+                drop(admitted);
+                tracing::debug!(
+                    component = %label.component, peak_memory_bytes = peak, work_ms = work.spent().as_millis() as u64,
+                    instance_ms = started.elapsed().as_millis() as u64, "instance finished"
+                );
+                result
+            }
         });
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(response.map(|body| ResponseEnd::new(body, stopped).boxed_unsync())),
             Ok(Err(code)) => Err(anyhow::anyhow!("component answered with error {code:?}")),
             Err(_) => match task.await {
                 Ok(Ok(())) => Err(anyhow::anyhow!("component returned without setting a response")),
-                Ok(Err(e)) => Err(e.into()),
+                Ok(Err(e)) => Err(e),
                 Err(e) => Err(e.into()),
             },
         }
     }
+}
+
+/// Why the host stopped a component, when it did (the error of its call says so).
+fn stopped_by_host(e: &wasmtime::Error) -> Option<Stopped> {
+    e.downcast_ref::<Stopped>().copied().or_else(|| e.chain().find_map(|cause| cause.downcast_ref::<Stopped>().copied()))
 }
 
 /// Whether an instantiation failed because the pooling allocator had no free slot.

@@ -13,6 +13,7 @@ use clap::Parser;
 use crate::app_dir::{self, AppDir};
 use crate::embedded_defaults::{self, Mp3edgeEmbedding, REDIS_HOST_VARIABLE};
 use crate::engine::{Limits, Runtime};
+use crate::transfer::TransferRules;
 use crate::variables::{EnvironmentProvider, StaticProvider, VariableProvider, VariableResolver};
 use crate::{admin, admission, app, host_errors, http_trigger, manifest, redis_server, runtime_config, worker};
 
@@ -42,9 +43,16 @@ pub struct UpArgs {
     /// Linear memory cap of one component instance, in MiB.
     #[arg(long, default_value_t = 128, help_heading = "Limits")]
     max_memory_mib: usize,
-    /// Wall-clock deadline of one request, in seconds (waiting included).
-    #[arg(long, default_value_t = 600, help_heading = "Limits")]
-    request_timeout_secs: u64,
+    /// Work one request's component may do, in seconds (decimals allowed): the time the host's
+    /// threads spend running it, its wasm and the host calls that run in place. Waiting (for its
+    /// client, a timer, a backend) is not work. Past it: 503 `deadline exceeded`, or the
+    /// response ends incomplete.
+    #[arg(long, default_value_t = 600.0, value_parser = positive_seconds, help_heading = "Limits")]
+    request_timeout_secs: f64,
+    /// Wall-clock bound of one request, waiting and transfers included, in seconds (0: none): a
+    /// backstop for a component that waits for ever. Default 48 h.
+    #[arg(long, default_value_t = 172_800, help_heading = "Limits")]
+    request_max_secs: u64,
     /// Requests one component serves at once.
     #[arg(long, default_value_t = 100, help_heading = "Limits")]
     max_concurrent_requests: usize,
@@ -58,14 +66,30 @@ pub struct UpArgs {
     /// Longest wait for a place, in seconds, before the answer is 503.
     #[arg(long, default_value_t = 10, help_heading = "Limits")]
     request_queue_timeout_secs: u64,
-    /// A request body that sends nothing for this many seconds ends with a read timeout (408).
+    /// A transfer whose client moves nothing for this many seconds while the transfer waits on
+    /// it ends: a request body with a read timeout (408), a response by resetting the connection.
     #[arg(long, default_value_t = 30, help_heading = "Limits")]
     body_idle_timeout_secs: u64,
+    /// The least rate a client must keep while a transfer (request body or response) waits on
+    /// it, in bytes a second, averaged over each window below (0: no floor).
+    #[arg(long, default_value_t = 16 << 10, help_heading = "Limits")]
+    transfer_min_bytes_per_sec: u64,
+    /// The window, in seconds of waiting on the client, over which the rate floor is checked.
+    #[arg(long, default_value_t = 30, help_heading = "Limits")]
+    transfer_rate_window_secs: u64,
     /// Serve HTTP only; conversions are left to separate `mp3edge worker` processes.
     #[arg(long, help_heading = "Conversion worker")]
     no_worker: bool,
     #[command(flatten, next_help_heading = "Conversion worker")]
     worker: worker::WorkerOptions,
+}
+
+/// A number of seconds above zero (decimals allowed), for `--request-timeout-secs`.
+fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => Ok(secs),
+        _ => Err(format!("{text:?} is not a number of seconds above 0 (e.g. 600 or 0.5)")),
+    }
 }
 
 pub async fn run(mut args: UpArgs) -> Result<()> {
@@ -132,7 +156,15 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
             overrides,
             queue_timeout: Duration::from_secs(args.request_queue_timeout_secs),
         },
-        body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
+        limits: http_trigger::RequestLimits {
+            work: Duration::from_secs_f64(args.request_timeout_secs),
+            time_limit: (args.request_max_secs > 0).then(|| Duration::from_secs(args.request_max_secs)),
+            transfer: TransferRules {
+                idle: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
+                min_bytes_per_sec: args.transfer_min_bytes_per_sec,
+                window: Duration::from_secs(args.transfer_rate_window_secs.max(1)),
+            },
+        },
         error_style: match embedding.applies() {
             true => host_errors::HostErrorStyle::Json,
             false => host_errors::HostErrorStyle::Spin,
@@ -142,7 +174,9 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
     let components: Vec<&str> = manifest.components.keys().map(String::as_str).collect();
     let limits = Limits {
         max_memory_bytes: args.max_memory_mib << 20,
-        deadline: Duration::from_secs(args.request_timeout_secs),
+        // Only a job's store would use it (the worker has a runtime of its own); requests are
+        // bounded by `serve.limits`.
+        deadline: Duration::from_secs_f64(args.request_timeout_secs),
         // Room for every component's places, so admission, not the pool, is what says no.
         max_instances: (admission::Admission::total(&serve.admission, &components) + 16) as u32,
     };

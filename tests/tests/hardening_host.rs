@@ -1,8 +1,10 @@
 //! One user must not exhaust what everyone shares, through the real host: a flooded route gets
 //! `503` + `Retry-After` while other routes and conversions go on, password checks run a bounded
-//! number at once (memory stays flat), a silent upload body ends with `408` and leaves nothing,
-//! conversions run under the job deadline rather than the HTTP one, and the job stream and the
-//! worker group stay tidy.
+//! number at once (memory stays flat), a silent upload body and one that trickles below the rate
+//! floor end with `408` and leave nothing, a component that works past its budget gets `503
+//! deadline exceeded` while cheap requests go on, an upload past the absolute bound is stopped
+//! and swept, conversions run under the job deadline rather than the HTTP one, and the job
+//! stream and the worker group stay tidy. (Transfers that keep their pace: `transfers.rs`.)
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -210,36 +212,78 @@ async fn the_job_stream_is_trimmed_and_workers_that_are_gone_leave_the_group() {
 }
 
 #[tokio::test]
-async fn a_trickling_upload_meets_the_deadline_and_the_sweeper_removes_its_chunks() {
+async fn a_trickling_upload_below_the_rate_floor_gets_408_and_leaves_nothing() {
+    // A floor of 16 KiB/s over windows of 3 s of waiting; the idle time far away.
     let options = PlatformOptions {
         key_value_on_redis: true,
-        args: args(&["--request-timeout-secs", "3"]),
-        variables: [("upload_stale_secs".to_string(), "2".to_string())].into(),
+        no_worker: true,
+        args: args(&["--body-idle-timeout-secs", "30", "--transfer-min-bytes-per-sec", "16384", "--transfer-rate-window-secs", "3"]),
         ..Default::default()
     };
     let p = Platform::start_with(options).unwrap();
     let c = Client::new(&p);
     let token = c.new_user("trickle@example.com").await;
     let mut stream = stalled_upload(&p, &token, 10 << 20).await;
-    // Two chunks' worth at once, then a byte a second: never idle, never done.
+    // Two chunks' worth at once, then 1 KiB every 250 ms (4 KiB/s): never idle, far below the floor.
     stream.write_all(&vec![7u8; 2 << 20]).await.unwrap();
-    let mut conn = p.redis().connect().await;
     let started = Instant::now();
     let answered = loop {
         let mut buf = [0u8; 4096];
-        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => break String::from_utf8_lossy(&buf[..n]).into_owned(),
-            Ok(_) => break String::new(),
-            Err(_) => {
-                if stream.write_all(b"x").await.is_err() {
-                    break String::new();
-                }
-            }
+        match tokio::time::timeout(Duration::from_millis(250), stream.read(&mut buf)).await {
+            Ok(Ok(n)) => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Ok(Err(e)) => panic!("no answer: {e}"),
+            Err(_) => stream.write_all(&[7u8; 1024]).await.unwrap(),
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "the deadline never came");
+        assert!(started.elapsed() < Duration::from_secs(20), "the trickle was never ended");
     };
-    assert!(answered.is_empty() || answered.starts_with("HTTP/1.1 503"), "{answered}");
+    let took = started.elapsed();
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+    assert!(answered.contains(r#""error":"request timeout""#), "{answered}");
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(10), "ended after {took:?}, not at a window's end");
+    let log = p.log_when(|log| log.contains("request body ended")).await;
+    assert!(log.contains("below the floor of 49152"), "{log}");
+    let mut conn = p.redis().connect().await;
+    let started = Instant::now();
+    loop {
+        let keys: Vec<String> = conn.keys("job:*").await.unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "left behind: {keys:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_upload_past_the_absolute_bound_is_stopped_and_the_sweeper_removes_its_chunks() {
+    let options = PlatformOptions {
+        key_value_on_redis: true,
+        args: args(&["--request-max-secs", "3"]),
+        variables: [("upload_stale_secs".to_string(), "2".to_string())].into(),
+        ..Default::default()
+    };
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("bound@example.com").await;
+    let mut stream = stalled_upload(&p, &token, 10 << 20).await;
+    let started = Instant::now();
+    // Two chunks' worth, 64 KiB every 100 ms for two seconds, then a pause well within the idle
+    // time: an upload that keeps every pace rule, stopped by the bound alone.
+    stream.write_all(&vec![7u8; 2 << 20]).await.unwrap();
+    while started.elapsed() < Duration::from_secs(2) {
+        stream.write_all(&[7u8; 64 << 10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, text) = answer(&mut stream, Duration::from_secs(10)).await.expect("an answer");
+    let took = started.elapsed();
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains(r#""error":"deadline exceeded""#) && text.contains("longer than the server allows (3 s)"), "{text}");
+    assert!(took >= Duration::from_millis(2900) && took < Duration::from_secs(6), "stopped after {took:?}");
+    assert!(p.log_has("component stopped").await);
+    assert!(p.log().contains("deadline of 3 s in all exceeded"), "{}", p.log());
+    // The component was stopped mid-upload, so its chunks stay until the sweeper takes them.
     drop(stream);
+    let mut conn = p.redis().connect().await;
     let started = Instant::now();
     loop {
         let keys: Vec<String> = conn.keys("job:*").await.unwrap();
@@ -248,5 +292,30 @@ async fn a_trickling_upload_meets_the_deadline_and_the_sweeper_removes_its_chunk
         }
         assert!(started.elapsed() < Duration::from_secs(15), "left behind: {keys:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(p.log_has("abandoned upload removed").await);
+}
+
+#[tokio::test]
+async fn a_component_that_works_past_the_request_timeout_gets_503_deadline_exceeded() {
+    // A log-in hashes its password with argon2id (19 MiB, two passes): about 35 ms of a core's
+    // work. A budget of 10 ms stops it; requests that do little go on under the same budget.
+    let options = PlatformOptions { no_worker: true, args: args(&["--request-timeout-secs", "0.01"]), ..Default::default() };
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    for _ in 0..3 {
+        let res = c.http.post(c.url("/login")).basic_auth(ADMIN_EMAIL, Some(ADMIN_PASSWORD)).send().await.unwrap();
+        assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("2"));
+        let body = error_body(res, 503).await;
+        assert_eq!(body["error"], "deadline exceeded", "{body}");
+        assert_eq!(body["detail"], "the request took more work than the server allows (0.01 s)", "{body}");
+        assert_eq!(c.http.get(c.url("/")).send().await.unwrap().status(), 200);
+        assert_eq!(c.http.get(c.url("/formats")).send().await.unwrap().status(), 200);
+    }
+    let log = p.log_when(|log| log.matches("component stopped").count() == 3).await;
+    let stopped: Vec<&str> = log.lines().filter(|l| l.contains("component stopped")).collect();
+    assert_eq!(stopped.len(), 3, "{log}");
+    for line in stopped {
+        assert!(line.contains("component=auth") && line.contains("deadline of 0.01 s of work exceeded"), "{line}");
     }
 }

@@ -5,10 +5,12 @@
 //! [`POLL_INTERVAL`] and an event is sent whenever its status or progress changed:
 //! `event: <status>` with `data: {"job_id","status","progress","error"?,"download_url"?}`. The
 //! stream ends after `done` or `failed`, after an `event: gone` if the record disappears, and
-//! after [`MAX_STREAM`] or when the caller's token expires, with an `event: timeout` (the client
-//! may reconnect, with a fresh token). Between polls the component sleeps on a WASI clock
-//! pollable. A comment goes out every [`PROBE`]: the write that fails once the client has left
-//! ends the stream within a second or two.
+//! when the caller's token expires, with an `event: timeout` (the client may reconnect, with a
+//! fresh token). Between polls the component sleeps on a WASI clock pollable, which costs it no
+//! work: `mp3edge up` bounds a request by the work its component does, not by the time it is
+//! open, so a stream follows a job however long it converts. A comment goes out every
+//! [`PROBE`]: the write that fails once the client has left ends the stream within a second or
+//! two.
 //!
 //! Each user holds at most `user_max_event_streams` streams at once (429 beyond): a stream is a
 //! lease in the job queue's Redis, renewed while it runs and dropped when it ends, so a
@@ -35,10 +37,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const PROBE: Duration = Duration::from_secs(1);
 /// How long a stream's place is held without renewal.
 const LEASE_SECS: u64 = 30;
-/// How long one stream follows a job. Below `mp3edge up`'s default request deadline (600 s),
-/// past which the host stops the component mid-stream, so the stream ends with a clean
-/// `event: timeout` instead.
-const MAX_STREAM: Duration = Duration::from_secs(9 * 60);
 
 /// A live stream of one job's status, ready to be sent.
 pub struct JobEvents {
@@ -49,7 +47,7 @@ pub struct JobEvents {
     job: Job,
     /// The stream's place among its owner's (`None`: not counted).
     lease: Option<Lease>,
-    /// How long it may run: the stream limit, or until the token expires.
+    /// How long it may run: until the caller's token expires.
     allowance: Duration,
 }
 
@@ -94,7 +92,7 @@ pub fn handle(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
         .header("retry-after", "5"));
     }
     let lease = Lease { accounts, owner: caller.email.clone(), id: stream_id };
-    let allowance = MAX_STREAM.min(Duration::from_secs(caller.token_expires_at.saturating_sub(ctx.now)));
+    let allowance = Duration::from_secs(caller.token_expires_at.saturating_sub(ctx.now));
     let db = crate::db::open()?;
     let events = JobEvents { store, db, caller: caller.clone(), job, lease: Some(lease), allowance };
     Ok(Reply::new(200, Body::stream(|sink| events.stream(sink)))
