@@ -149,7 +149,7 @@ pub(crate) fn read_error(e: impl std::fmt::Display) -> ApiError {
     let e = e.to_string();
     // The host ends a body that stays silent too long with a read timeout.
     if e.to_ascii_lowercase().contains("timeout") {
-        return ApiError::new(408, "request timeout", "the upload stopped sending data for too long; send it again");
+        return ApiError::new(408, "request timeout", "the upload was sent too slowly or stopped; send it again");
     }
     ApiError::bad_request("incomplete body", format!("could not read the request body: {e}"))
 }
