@@ -25,7 +25,24 @@ impl Asset {
 const REVALIDATE: &str = "no-cache";
 
 const INDEX: Asset = Asset::embed(include_bytes!("../assets/index.html"), "text/html; charset=utf-8", REVALIDATE);
-const APP_JS: Asset = Asset::embed(include_bytes!("../assets/app.js"), "text/javascript; charset=utf-8", REVALIDATE);
+/// The page's script: ES modules, one per concern, served as they are (no bundler).
+macro_rules! module {
+    ($name:literal) => {
+        Asset::embed(include_bytes!(concat!("../assets/js/", $name)), "text/javascript; charset=utf-8", REVALIDATE)
+    };
+}
+static MODULES: [(&str, Asset); 10] = [
+    ("/js/main.js", module!("main.js")),
+    ("/js/api.js", module!("api.js")),
+    ("/js/ui.js", module!("ui.js")),
+    ("/js/nav.js", module!("nav.js")),
+    ("/js/options.js", module!("options.js")),
+    ("/js/presets.js", module!("presets.js")),
+    ("/js/upload.js", module!("upload.js")),
+    ("/js/jobs.js", module!("jobs.js")),
+    ("/js/account.js", module!("account.js")),
+    ("/js/users.js", module!("users.js")),
+];
 const APP_CSS: Asset = Asset::embed(include_bytes!("../assets/app.css"), "text/css; charset=utf-8", REVALIDATE);
 /// The API's OpenAPI 3.1 description.
 const OPENAPI: Asset = Asset::embed(include_bytes!("../assets/openapi.json"), "application/json", REVALIDATE);
@@ -36,12 +53,11 @@ const TUS_JS: Asset = Asset::embed(include_bytes!(concat!(env!("OUT_DIR"), "/tus
 fn asset(path: &str) -> Option<&'static Asset> {
     Some(match path {
         "/" | "/index.html" => &INDEX,
-        "/app.js" => &APP_JS,
         "/app.css" => &APP_CSS,
         "/openapi.json" => &OPENAPI,
         "/favicon.svg" | "/favicon.ico" => &FAVICON,
         "/tus.min.js" => &TUS_JS,
-        _ => return None,
+        _ => return MODULES.iter().find(|(name, _)| *name == path).map(|(_, asset)| asset),
     })
 }
 
@@ -168,7 +184,13 @@ mod tests {
     #[test]
     fn routes_and_validators() {
         assert_eq!(respond(&Method::Get, "/", None).status, 200);
-        assert_eq!(respond(&Method::Get, "/app.js", None).status, 200);
+        for (name, _) in &MODULES {
+            let reply = respond(&Method::Get, name, None);
+            assert_eq!(reply.status, 200, "{name}");
+            assert!(reply.headers.contains(&("content-type", "text/javascript; charset=utf-8".into())), "{name}");
+        }
+        assert_eq!(respond(&Method::Get, "/app.js", None).status, 404);
+        assert_eq!(respond(&Method::Get, "/js/nope.js", None).status, 404);
         assert_eq!(respond(&Method::Get, "/nope", None).status, 404);
         assert_eq!(respond(&Method::Post, "/", None).status, 405);
         let tag = etag(fnv1a(INDEX.body));
