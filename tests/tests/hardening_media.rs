@@ -233,3 +233,23 @@ async fn an_output_known_to_be_too_large_fails_before_its_first_byte() {
     let fits = c.upload_file(&token, &wavpack_silence(10), "audio/x-wavpack", "format=wav").await;
     assert_eq!(c.wait_for_job(&token, &fits, JOB_TIMEOUT).await["status"], "done");
 }
+
+#[tokio::test]
+async fn decoders_dropped_on_purpose_are_not_counted_as_failures() {
+    // Longer than the probe's decoder is kept for, so the probe and the cover's decoder are
+    // dropped while they may still be reading ahead.
+    let p = Platform::start();
+    let c = Client::new(&p);
+    let token = c.new_user("dropped@example.com").await;
+    let clip = e2e_tests::fixtures::long_video("media-dropped-150s.mp4", 150, "160x120");
+    let id = c.upload_file(&token, &clip, "video/mp4", "").await;
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
+    let metrics = reqwest::get(format!("{}/metrics", p.admin_url)).await.unwrap().text().await.unwrap();
+    let metric = |name: &str| -> u64 {
+        let prefix = format!("{name} ");
+        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {name} in {metrics}")).parse().unwrap()
+    };
+    assert!(metric("mp3edge_media_processes_total") >= 2, "{metrics}");
+    assert_eq!(metric("mp3edge_media_process_failures_total"), 0, "log:\n{}", p.log());
+    assert!(!p.log().contains("media process failed"), "{}", p.log());
+}

@@ -335,6 +335,7 @@ async fn a_failed_job_keeps_its_source_for_a_retry_with_other_options() {
     let id = c.upload_file(&token, &clip, content_type, "format=mp3&bitrate=320").await;
     let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
     assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["retryable"], true, "other options can help: {job}");
     let error = job["error"].as_str().unwrap();
     // Known before a byte is written: two seconds at a constant 320 kbps are 80,000 bytes.
     assert_eq!(error, "the output would take at least 78.1 KiB (2 s of mp3 at 44100 Hz, 2 channels), more than the limit of 39.1 KiB per job");
@@ -350,6 +351,7 @@ async fn a_failed_job_keeps_its_source_for_a_retry_with_other_options() {
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["options"]["bitrate_kbps"], 32);
     assert_eq!(job["attempts"], 1);
+    assert_eq!(job["retryable"], false, "a done job: {job}");
     // Done: the source is freed, and a done job cannot be retried.
     let res = c.http.post(c.url(&format!("/jobs/{id}/retry"))).bearer_auth(&token).send().await.unwrap();
     error_body(res, 409).await;
@@ -531,4 +533,119 @@ async fn the_sqlite_key_value_file_shrinks_back_after_20_mixed_uploads() {
     println!("key-value file: {start} bytes at start, {peak} at peak, {end} at the end");
     assert!(peak > start + (2 << 20), "the run stored something ({peak} vs {start})");
     assert_eq!(me(&c, &token).await["used_bytes"], 0);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_media_fails_for_good_and_is_not_offered_for_retry() {
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("unusable@example.com").await;
+    let id = job_id(upload_raw(&c, &token, sample_bytes(5000), "").await).await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["source_unusable"], true, "{job}");
+    assert_eq!(job["retryable"], false, "{job}");
+    let listed: Vec<serde_json::Value> =
+        c.http.get(c.url("/jobs")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["retryable"], false, "{listed:?}");
+    // Neither as it was nor with other options.
+    for query in ["", "?format=wav"] {
+        let res = c.http.post(c.url(&format!("/jobs/{id}/retry{query}"))).bearer_auth(&token).send().await.unwrap();
+        let body = error_body(res, 409).await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.starts_with("the file itself cannot be converted ("), "{body}");
+        assert!(detail.ends_with("); no retry can change that"), "{body}");
+    }
+    // A track that does not exist is the options' fault: a retry with another one converts.
+    let (clip, content_type) = short_clip();
+    let id = c.upload_file(&token, &clip, content_type, "track=5").await;
+    let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["retryable"], true, "{job}");
+    assert!(job.get("source_unusable").is_none(), "{job}");
+    let res = c.http.post(c.url(&format!("/jobs/{id}/retry?track=0"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(c.wait_for_job(&token, &id, JOB_TIMEOUT).await["status"], "done");
+}
+
+/// Every key of the job queue's Redis that names `owner` or one of `jobs`.
+async fn keys_of(p: &Platform, owner: &str, jobs: &[String]) -> Vec<String> {
+    let mut conn = p.redis().connect().await;
+    let all: Vec<String> = conn.keys("*").await.unwrap();
+    all.into_iter().filter(|k| k.contains(owner) || jobs.iter().any(|id| k.contains(id.as_str()))).collect()
+}
+
+#[tokio::test]
+async fn an_administrator_deletes_a_user_with_everything_they_hold() {
+    let p = Platform::start_with(PlatformOptions { key_value_on_redis: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let admin = c.admin_token().await;
+    let email = "leaving@example.com";
+    let token = c.new_user(email).await;
+    let (clip, content_type) = short_clip();
+    let done = c.upload_file(&token, &clip, content_type, "").await;
+    assert_eq!(c.wait_for_job(&token, &done, JOB_TIMEOUT).await["status"], "done");
+    // A failed job keeps its source; an unfinished resumable upload holds its first bytes.
+    let failed = c.upload_file(&token, &clip, content_type, "track=5").await;
+    assert_eq!(c.wait_for_job(&token, &failed, JOB_TIMEOUT).await["status"], "failed");
+    let res = c
+        .http
+        .post(c.url("/uploads"))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "100000")
+        .header("upload-metadata", "filename Y2xpcC5tcDQ=")
+        .header("content-type", "application/offset+octet-stream")
+        .body(sample_bytes(40000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let uploading = res.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let preset = c.http.put(c.url("/users/me/presets/talks")).bearer_auth(&token).json(&serde_json::json!({"params": {"format": "flac"}}));
+    assert_eq!(preset.send().await.unwrap().status(), 200);
+    let jobs = vec![done.clone(), failed.clone(), uploading.clone()];
+
+    let users: Vec<serde_json::Value> = c.http.get(c.url("/users")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let listed = users.iter().find(|u| u["email"] == email).unwrap();
+    assert_eq!(listed["used_bytes"], me(&c, &token).await["used_bytes"]);
+    assert!(listed["used_bytes"].as_u64().unwrap() > 40000, "{listed}");
+    assert_eq!(listed["locked"], false);
+    assert!(!redis_job_keys(&p).await.is_empty());
+
+    // Not without administrator rights, not oneself, not someone unknown.
+    let user_url = |who: &str| c.url(&format!("/users/{}", who.replace('@', "%40")));
+    error_body(c.http.delete(user_url(email)).send().await.unwrap(), 401).await;
+    error_body(c.http.delete(user_url(email)).bearer_auth(&token).send().await.unwrap(), 403).await;
+    let own = error_body(c.http.delete(user_url(ADMIN_EMAIL)).bearer_auth(&admin).send().await.unwrap(), 409).await;
+    assert_eq!(own["detail"], "you cannot delete your own account; another administrator can");
+    let unknown = error_body(c.http.delete(user_url("nobody@example.com")).bearer_auth(&admin).send().await.unwrap(), 404).await;
+    assert_eq!(unknown["detail"], "no user nobody@example.com");
+
+    // Ten at once: one deletes, the others find no such user.
+    let deletes = (0..10).map(|_| c.http.delete(user_url(email)).bearer_auth(&admin).send());
+    let mut statuses: Vec<u16> = futures::future::join_all(deletes).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [204, 404, 404, 404, 404, 404, 404, 404, 404, 404]);
+
+    // Their sessions end at once; everything they held is gone within seconds.
+    error_body(c.http.get(c.url("/jobs")).bearer_auth(&token).send().await.unwrap(), 401).await;
+    let users: Vec<serde_json::Value> = c.http.get(c.url("/users")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert!(users.iter().all(|u| u["email"] != email), "{users:?}");
+    wait_until("the deleted user's jobs and accounting to be gone", Duration::from_secs(30), async || {
+        redis_job_keys(&p).await.is_empty() && keys_of(&p, email, &jobs).await.iter().all(|k| k.starts_with("mp3edge:cancelled:"))
+    })
+    .await;
+
+    // The address registered again is a new account: the old token opens nothing, and nothing
+    // of the old one (jobs, presets) comes back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = c.new_user(email).await;
+    error_body(c.http.get(c.url("/jobs")).bearer_auth(&token).send().await.unwrap(), 401).await;
+    let listed: Vec<serde_json::Value> = c.http.get(c.url("/jobs")).bearer_auth(&fresh).send().await.unwrap().json().await.unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    let presets: Vec<serde_json::Value> =
+        c.http.get(c.url("/users/me/presets")).bearer_auth(&fresh).send().await.unwrap().json().await.unwrap();
+    assert!(presets.is_empty(), "{presets:?}");
+    assert_eq!(me(&c, &fresh).await["used_bytes"], 0);
 }

@@ -168,3 +168,82 @@ async fn a_receiver_that_never_accepts_stops_after_the_attempt_limit() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(seen.lock().unwrap().len(), 4, "exactly the attempt limit");
 }
+
+#[tokio::test]
+async fn a_user_sends_a_signed_test_event_to_their_webhook_and_sees_how_it_went() {
+    // The receiver refuses the first event and accepts the next.
+    let (port, seen) = start_receiver(1).await;
+    let mut options = PlatformOptions { key_value_on_redis: true, ..Default::default() };
+    options.variables.insert("webhook_allowed_hosts".into(), format!("127.0.0.1:{port}"));
+    options.env.push(("MP3EDGE_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()));
+    let p = Platform::start_with(options).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("tester@example.com").await;
+    let test = || c.http.post(c.url("/users/me/callback/test")).bearer_auth(&token).send();
+    error_body(c.http.post(c.url("/users/me/callback/test")).send().await.unwrap(), 401).await;
+    let none = error_body(test().await.unwrap(), 409).await;
+    assert_eq!(none["error"], "no webhook");
+    error_body(c.http.get(c.url("/users/me/callback/test")).bearer_auth(&token).send().await.unwrap(), 405).await;
+
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let res = c.http.put(c.url("/users/me")).bearer_auth(&token).json(&serde_json::json!({"default_callback": hook})).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let me = || async { c.http.get(c.url("/users/me")).bearer_auth(&token).send().await.unwrap().json::<serde_json::Value>().await.unwrap() };
+    assert_eq!(me().await["callback_test"], serde_json::Value::Null);
+    let outcome = async |requested_at: &serde_json::Value| {
+        let mut last = serde_json::Value::Null;
+        wait_until("the test event's outcome", Duration::from_secs(30), async || {
+            last = me().await["callback_test"].clone();
+            last["requested_at"] == *requested_at && last["at"].is_u64()
+        })
+        .await;
+        last
+    };
+
+    for (expect_ok, expect_detail) in [(false, "HTTP 500"), (true, "HTTP 200")] {
+        let res = test().await.unwrap();
+        assert_eq!(res.status(), 202);
+        let pending: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(pending["target"], hook);
+        assert!(pending.get("at").is_none(), "{pending}");
+        let result = outcome(&pending["requested_at"]).await;
+        assert_eq!(result["ok"], expect_ok, "{result}");
+        assert_eq!(result["detail"], expect_detail, "{result}");
+        assert_eq!(result["target"], hook);
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one event per test, no retries: {seen:?}");
+    for (valid, event) in &seen {
+        assert!(valid, "the signature verifies: {event}");
+        assert_eq!(event["type"], "ping");
+    }
+}
+
+#[tokio::test]
+async fn a_test_event_waits_for_a_worker_and_is_not_queued_twice() {
+    // No worker: the request waits, and asking again meanwhile is refused.
+    let p = Platform::start_with(PlatformOptions { no_worker: true, ..Default::default() }).unwrap();
+    let c = Client::new(&p);
+    let token = c.new_user("waiting@example.com").await;
+    let res = c
+        .http
+        .put(c.url("/users/me"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"default_callback": "https://hooks.example.com/in"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let test = || c.http.post(c.url("/users/me/callback/test")).bearer_auth(&token).send();
+    assert_eq!(test().await.unwrap().status(), 202);
+    let again = test().await.unwrap();
+    let retry_after: u64 = again.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(error_body(again, 409).await["error"], "test pending");
+    let mut conn = p.redis().connect().await;
+    let waiting: Vec<String> = redis::AsyncCommands::lrange(&mut conn, job_model::callback_test::REQUESTS, 0, -1).await.unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let me: serde_json::Value = c.http.get(c.url("/users/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["callback_test"]["target"], "https://hooks.example.com/in");
+    assert!(me["callback_test"].get("at").is_none(), "{me}");
+}

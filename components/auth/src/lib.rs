@@ -1,10 +1,14 @@
 //! The `auth` component: log-in with failed-login throttling (`/login`), token validation
 //! (`/validate`), user management (`/users`, `/users/{email}`) and the caller's own settings
-//! (`/users/me`) over the shared SQLite database.
+//! (`/users/me`, their presets and their webhook's test event) over the shared SQLite database.
 
+mod callback_test;
 mod config;
 mod db;
 mod login;
+mod presets;
+mod redis;
+mod removal;
 mod throttle;
 mod usage;
 mod users;
@@ -58,7 +62,10 @@ fn methods(path: &str) -> Option<&'static str> {
         "/users" => Some("GET, POST"),
         "/users/me" => Some("GET, PUT"),
         "/users/me/password" => Some("PUT"),
-        path if user_path(path).is_some() => Some("PATCH"),
+        "/users/me/presets" => Some("GET"),
+        "/users/me/callback/test" => Some("POST"),
+        path if preset_path(path).is_some() => Some("PUT, DELETE"),
+        path if user_path(path).is_some() => Some("PATCH, DELETE"),
         _ => None,
     }
 }
@@ -78,12 +85,30 @@ async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
         ("/users/me", _) => Err(ApiError::method_not_allowed("GET, PUT")),
         ("/users/me/password", Method::Put) => users::change_password(&ctx, head, body).await,
         ("/users/me/password", _) => Err(ApiError::method_not_allowed("PUT")),
+        ("/users/me/presets", Method::Get) => presets::list(&ctx, &users::require_user(&ctx, head)?.0),
+        ("/users/me/presets", _) => Err(ApiError::method_not_allowed("GET")),
+        ("/users/me/callback/test", Method::Post) => callback_test::request(&ctx, &users::require_user(&ctx, head)?.0),
+        ("/users/me/callback/test", _) => Err(ApiError::method_not_allowed("POST")),
+        (path, method) if preset_path(path).is_some() => {
+            let name = preset_path(path).unwrap_or_default();
+            match method {
+                Method::Put => presets::save(&ctx, head, body, &users::require_user(&ctx, head)?.0, name).await,
+                Method::Delete => presets::delete(&ctx, &users::require_user(&ctx, head)?.0, name),
+                _ => Err(ApiError::method_not_allowed("PUT, DELETE")),
+            }
+        }
         (path, method) => match (user_path(path), method) {
             (Some(email), Method::Patch) => users::update(&ctx, head, body, email).await,
-            (Some(_), _) => Err(ApiError::method_not_allowed("PATCH")),
+            (Some(email), Method::Delete) => removal::delete_user(&ctx, &users::require_admin(&ctx, head)?, email),
+            (Some(_), _) => Err(ApiError::method_not_allowed("PATCH, DELETE")),
             (None, _) => Err(ApiError::not_found()),
         },
     }
+}
+
+/// The (still percent-encoded) name in `/users/me/presets/{name}`.
+fn preset_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/users/me/presets/").filter(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
 /// The (still percent-encoded) address in `/users/{email}`.

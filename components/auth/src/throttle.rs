@@ -11,7 +11,7 @@
 use crate::Ctx;
 use crate::db::db_error;
 use edge_auth::devices;
-use edge_auth::throttle::{KNOWN_CLIENT_SECS, Limits, Subjects, Trust, account_subject, pair_prefix, retry_after};
+use edge_auth::throttle::{KNOWN_CLIENT_SECS, Kind, Limits, Subjects, Trust, account_subject, pair_prefix, retry_after};
 use edge_http::client::{client_address, throttle_key};
 use edge_spin::{ApiError, Head};
 use spin_sdk::sqlite::{Connection, Value};
@@ -197,4 +197,31 @@ pub fn unlock(db: &Connection, email: &str) -> Result<(), ApiError> {
     )
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Unix seconds until which `email` is throttled (its account, or one of its address pairs:
+/// what an administrator's unlock clears), or `None` when nothing of it is throttled now.
+pub fn locked_until(db: &Connection, email: &str, limits: &Limits, now: u64) -> Result<Option<u64>, ApiError> {
+    let account = account_subject(email);
+    let prefix = pair_prefix(email);
+    let result = db
+        .execute(
+            "SELECT subject, failures, window_start FROM login_failures \
+             WHERE (subject = ?1 OR substr(subject, 1, length(?2)) = ?2) AND window_start + ?3 > ?4",
+            &[Value::Text(account.clone()), Value::Text(prefix), int(limits.window_secs), int(now)],
+        )
+        .map_err(db_error)?;
+    let mut until = None;
+    for row in result.rows() {
+        let (Some(subject), Some(failures), Some(start)) =
+            (row.get::<&str>("subject"), row.get::<u64>("failures"), row.get::<u64>("window_start"))
+        else {
+            continue;
+        };
+        let kind = if subject == account { Kind::Account } else { Kind::Pair };
+        if let Some(wait) = retry_after(kind, failures, start, limits, now) {
+            until = until.max(Some(now + wait));
+        }
+    }
+    Ok(until)
 }

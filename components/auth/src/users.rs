@@ -2,9 +2,10 @@
 //! (accounts are created only with an address that can log in and a password that is not
 //! trivially guessed; they are activated, deactivated, promoted, demoted and unlocked, never
 //! leaving the platform without an active administrator); `GET`/`PUT /users/me`: a user's own
-//! settings (the default webhook for uploads without `?callback=`).
+//! settings (the default webhook for uploads without `?callback=`, and its last test event).
 
 use crate::throttle::{self, Attempt};
+use crate::redis::Redis;
 use crate::{Ctx, db, validate};
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use serde::Deserialize;
@@ -22,13 +23,13 @@ struct NewUser {
 
 /// The caller's e-mail and whether they are an administrator: 401 unless the bearer is a valid
 /// token of an active user.
-fn require_user(ctx: &Ctx, head: &Head) -> Result<(String, bool), ApiError> {
+pub fn require_user(ctx: &Ctx, head: &Head) -> Result<(String, bool), ApiError> {
     let claims = validate::current_claims(ctx, head)?;
     Ok((claims.email, claims.admin))
 }
 
 /// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
-fn require_admin(ctx: &Ctx, head: &Head) -> Result<String, ApiError> {
+pub fn require_admin(ctx: &Ctx, head: &Head) -> Result<String, ApiError> {
     match require_user(ctx, head)? {
         (email, true) => Ok(email),
         (_, false) => Err(ApiError::new(403, "forbidden", "only administrators may manage users")),
@@ -36,13 +37,15 @@ fn require_admin(ctx: &Ctx, head: &Head) -> Result<String, ApiError> {
 }
 
 fn me_json(ctx: &Ctx, email: &str, admin: bool, default_callback: Option<String>) -> Result<serde_json::Value, ApiError> {
+    let redis = Redis::open(&ctx.config.redis_host)?;
     Ok(serde_json::json!({
         "email": email,
         "admin": admin,
         "default_callback": default_callback,
-        "used_bytes": crate::usage::used_bytes(&ctx.config.redis_host, email)?,
+        "used_bytes": crate::usage::used_bytes(&redis, email)?,
         "quota_bytes": ctx.config.user_quota_bytes,
         "max_upload_bytes": ctx.config.max_upload_bytes,
+        "callback_test": crate::callback_test::status(&redis, email)?,
     }))
 }
 
@@ -75,11 +78,31 @@ pub async fn update_me(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResu
     Ok(Reply::json(200, &me_json(ctx, &email, admin, callback)?))
 }
 
-/// `GET /users?limit=&offset=`: one page of the users (50 by default, at most 200).
+/// `GET /users?limit=&offset=`: one page of the users (50 by default, at most 200), each with
+/// what they hold, their quota and whether log-in throttling holds them now.
 pub fn list(ctx: &Ctx, head: &Head) -> ApiResult {
     require_admin(ctx, head)?;
     let (limit, offset) = head.page(50, 200)?;
-    Ok(Reply::json(200, &db::list_users(&ctx.db, limit, offset)?))
+    let redis = Redis::open(&ctx.config.redis_host)?;
+    let users = db::list_users(&ctx.db, limit, offset)?;
+    let views = users.into_iter().map(|user| user_view(ctx, &redis, user)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Reply::json(200, &views))
+}
+
+/// A user as the administrators' list shows them: the record, what they hold, their quota and
+/// until when log-in throttling holds them (what `unlock` clears).
+fn user_view(ctx: &Ctx, redis: &Redis, user: db::UserInfo) -> Result<serde_json::Value, ApiError> {
+    let locked_until = throttle::locked_until(&ctx.db, &user.email, &ctx.config.limits, ctx.now)?;
+    Ok(serde_json::json!({
+        "email": user.email,
+        "admin": user.admin,
+        "active": user.active,
+        "created_at": user.created_at,
+        "locked": locked_until.is_some(),
+        "locked_until": locked_until,
+        "used_bytes": crate::usage::used_bytes(redis, &user.email)?,
+        "quota_bytes": ctx.config.user_quota_bytes,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -183,5 +206,5 @@ pub async fn update(ctx: &Ctx, head: &Head, body: &mut BodyStream, raw_email: &s
         throttle::unlock(&ctx.db, &email)?;
     }
     let user = db::user_info(&ctx.db, &email)?.ok_or_else(|| ApiError::new(404, "not found", format!("no user {email}")))?;
-    Ok(Reply::json(200, &user))
+    Ok(Reply::json(200, &user_view(ctx, &Redis::open(&ctx.config.redis_host)?, user)?))
 }

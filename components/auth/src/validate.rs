@@ -30,7 +30,8 @@ pub fn current_claims(ctx: &Ctx, head: &Head) -> Result<VerifiedClaims, ApiError
     let mut claims = claims(ctx, head)?;
     claims.email = claims.email.to_lowercase();
     match db::find_user(&ctx.db, &claims.email)? {
-        Some(user) if user.active => {
+        // A token issued before its user was (re)created is a deleted account's.
+        Some(user) if user.active && claims.iat >= user.created_at => {
             claims.admin = claims.admin && user.admin;
             Ok(claims)
         }

@@ -21,6 +21,9 @@ use crate::mp3edge::worker::demux::{self, Decoder, Loudness, LoudnessTarget, Med
 pub enum Failure {
     /// The input or the requested conversion cannot work; retrying would fail the same way.
     Permanent(String),
+    /// The source file itself cannot be converted (not a media file, no audio stream): like
+    /// [`Failure::Permanent`], and no retry with other options can help either.
+    Unusable(String),
     /// Storage trouble or missing data that may be back on the next attempt.
     Transient(String),
 }
@@ -171,7 +174,7 @@ pub fn convert(store: &Store, job: &mut Job, mut progress: impl FnMut(&mut Job, 
         end_secs: None,
         normalize: None,
     };
-    let probe = Decoder::open(&source, no_change).map_err(Failure::Permanent)?;
+    let probe = Decoder::open(&source, no_change).map_err(Failure::Unusable)?;
     let info = probe.info();
     job.media = Some(source_media(&info));
     let options = job.options.clone();

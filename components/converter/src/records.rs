@@ -84,9 +84,14 @@ pub fn run(delivery: &Delivery) -> anyhow::Result<()> {
             publish_completion(&job);
             Ok(())
         }
-        Err(Failure::Permanent(reason)) => {
+        Err(failure @ (Failure::Permanent(_) | Failure::Unusable(_))) => {
+            let (reason, unusable) = match failure {
+                Failure::Unusable(reason) => (reason, true),
+                Failure::Permanent(reason) | Failure::Transient(reason) => (reason, false),
+            };
             job.status = JobStatus::Failed;
             job.error = Some(reason);
+            job.source_unusable = unusable;
             save(&store, &mut job)?;
             publish_completion(&job);
             Ok(())

@@ -100,6 +100,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, raw_url: &str) -> A
         finished_at: None,
         expires_at: None,
         source_freed: false,
+        source_unusable: false,
         media: None,
         loudness: None,
     };

@@ -50,6 +50,7 @@ fn view(job: &Job) -> serde_json::Value {
     if let Some(object) = value.as_object_mut() {
         object.insert("status_url".into(), status_url(&job.id).into());
         object.insert("download_url".into(), download_url(&job.id).into());
+        object.insert("retryable".into(), job.retryable().into());
     }
     value
 }
@@ -116,6 +117,10 @@ pub fn retry(ctx: &Ctx, caller: &Caller, head: &Head, id: &str) -> ApiResult {
     }
     if job.source_freed {
         return Err(conflict(job.status, "the uploaded file of this job is no longer kept; upload it again".into()));
+    }
+    if job.source_unusable {
+        let reason = job.error.as_deref().unwrap_or("the file cannot be read");
+        return Err(conflict(job.status, format!("the file itself cannot be converted ({reason}); no retry can change that")));
     }
     let new_options = crate::upload::OPTION_PARAMS.iter().any(|name| head.query_param(name).is_some());
     let options = if new_options { Some(crate::upload::conversion_options(ctx, head)?) } else { None };

@@ -149,6 +149,7 @@ pub async fn create(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         finished_at: None,
         expires_at: None,
         source_freed: false,
+        source_unusable: false,
         media: None,
         loudness: None,
     };

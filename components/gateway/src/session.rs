@@ -12,6 +12,9 @@ pub struct Caller {
     /// When the caller's token expires (Unix seconds): a long-lived answer (the event stream)
     /// ends then.
     pub token_expires_at: u64,
+    /// When the caller's token was issued (Unix seconds): a token issued before its user was
+    /// (re)created belongs to a deleted account of the same address and opens nothing.
+    pub token_issued_at: u64,
 }
 
 /// Where a route accepts the token.
@@ -29,7 +32,7 @@ impl Caller {
     /// deactivated user sees nothing, a demoted administrator only their own jobs. A long-lived
     /// answer (the event stream) asks again while it runs.
     pub fn still_sees(&self, db: &spin_sdk::sqlite::Connection, owner: &str) -> Result<bool, ApiError> {
-        Ok(match crate::db::active_user_is_admin(db, &self.email)? {
+        Ok(match crate::db::active_user_is_admin(db, &self.email, self.token_issued_at)? {
             None => false,
             Some(admin) => owner == self.email || (admin && self.admin),
         })
@@ -54,9 +57,9 @@ pub fn authenticate(ctx: &Ctx, head: &Head, from: TokenFrom) -> Result<Caller, A
     };
     let claims = ctx.config.tokens.verify(token).map_err(|e| unauthorized("invalid token", e.to_string()))?;
     let email = claims.email.to_lowercase();
-    match crate::db::active_user_is_admin(&ctx.db, &email)? {
+    match crate::db::active_user_is_admin(&ctx.db, &email, claims.iat)? {
         // Admin rights need both the token and the current user record.
-        Some(admin) => Ok(Caller { admin: admin && claims.admin, email, token_expires_at: claims.exp }),
+        Some(admin) => Ok(Caller { admin: admin && claims.admin, email, token_expires_at: claims.exp, token_issued_at: claims.iat }),
         None => Err(unauthorized("invalid token", "the token's user is unknown or deactivated".into())),
     }
 }

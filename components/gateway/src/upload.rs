@@ -53,10 +53,7 @@ fn body_mode(content_type: Option<&str>, filename: Option<String>) -> Result<Bod
 
 /// The query parameters that set conversion options; a retry with any of them replaces the
 /// job's options.
-pub const OPTION_PARAMS: [&str; 15] = [
-    "format", "bitrate", "vbr", "level", "start", "end", "rate", "channels", "track", "normalize", "true_peak",
-    "title", "artist", "album", "cover",
-];
+pub use job_model::options::OPTION_PARAMS;
 
 /// Where an upload's options come from: the query of `POST /upload` (and of a retry), or the
 /// `Upload-Metadata` of a resumable upload (`POST /uploads`).
@@ -362,6 +359,7 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         finished_at: None,
         expires_at: None,
         source_freed: false,
+        source_unusable: false,
         media: None,
         loudness: None,
     };

@@ -6,6 +6,7 @@
 //! host worker (native) both depend on this crate, so a change of layout is a compile-time change
 //! for both sides.
 
+pub mod callback_test;
 pub mod audio;
 pub mod layout;
 pub mod lifecycle;
@@ -225,6 +226,10 @@ pub struct Job {
     /// The source chunks were deleted (once the output was stored): the job cannot be retried.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub source_freed: bool,
+    /// The job failed because of the source file itself (not a media file, no audio stream):
+    /// no retry, with any options, can go differently.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_unusable: bool,
     /// The source's audio streams, as the worker found them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<media::SourceMedia>,
@@ -271,6 +276,12 @@ pub struct Delivery {
 pub const MAX_INTERRUPTIONS: u32 = 20;
 
 impl Job {
+    /// Whether `POST /jobs/{id}/retry` can go differently: the job failed, its source is still
+    /// kept, and the failure was not the source file's own.
+    pub fn retryable(&self) -> bool {
+        self.status == JobStatus::Failed && !self.source_freed && !self.source_unusable
+    }
+
     /// Attempts that ended with an outcome (done, or failed): the ones `max_attempts` counts.
     pub fn counted_attempts(&self) -> u32 {
         self.attempts.saturating_sub(self.interrupted)
@@ -416,6 +427,7 @@ mod tests {
             finished_at: None,
             expires_at: None,
             source_freed: false,
+            source_unusable: false,
             media: None,
             loudness: None,
         }

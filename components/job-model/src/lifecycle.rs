@@ -91,7 +91,7 @@ return 0
 "#;
 
 pub fn cancelled_key(job_id: &str) -> String {
-    format!("mp3edge:cancelled:{job_id}")
+    format!("{TOMBSTONE_PREFIX}{job_id}")
 }
 
 /// Records a `DELETE` before anything is deleted: the tombstone (whose value is the owner, so
@@ -108,6 +108,37 @@ return 1
 pub fn begin_delete_keys(job_id: &str) -> [String; 2] {
     [cancelled_key(job_id), EXPIRY_SET.to_string()]
 }
+
+/// Begins the deletion of every job of an owner (an administrator deleting the user), the way
+/// [`BEGIN_DELETE_SCRIPT`] begins one: each job of the owner's index, in flight or uploading
+/// gets its tombstone naming the owner and is due on the expiry schedule at `ARGV[2]`, so the
+/// sweeper deletes it, its stored bytes and its accounting as it finishes any `DELETE`. KEYS:
+/// the owner's index, jobs in flight, uploads in progress, the expiry set. ARGV: owner, due at,
+/// tombstone lifetime, the tombstone key prefix. Returns how many jobs it began to delete.
+pub const BEGIN_DELETE_OWNER_SCRIPT: &str = r#"
+local seen = {}
+local count = 0
+local function begin(id)
+  if not seen[id] then
+    seen[id] = true
+    count = count + 1
+    redis.call('SET', ARGV[4] .. id, ARGV[1], 'EX', tonumber(ARGV[3]))
+    redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), id)
+  end
+end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do begin(id) end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do begin(id) end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do begin(id) end
+return count
+"#;
+
+/// The keys [`BEGIN_DELETE_OWNER_SCRIPT`] takes, in order.
+pub fn begin_delete_owner_keys(owner: &str) -> [String; 4] {
+    [index_key(owner), active_key(owner), uploading_key(owner), EXPIRY_SET.to_string()]
+}
+
+/// What every tombstone key starts with (the job id follows).
+pub const TOMBSTONE_PREFIX: &str = "mp3edge:cancelled:";
 
 /// The owner a tombstone names (tombstones of abandoned uploads hold `1`).
 pub fn tombstone_owner(value: &str) -> Option<&str> {

@@ -297,3 +297,32 @@ mod tests {
         assert!(parse_cover("yes").is_err());
     }
 }
+
+/// The conversion options an upload (`POST /upload`'s query, `POST /uploads`' metadata), a
+/// retry and a saved preset take, by name.
+pub const OPTION_PARAMS: [&str; 15] = [
+    "format", "bitrate", "vbr", "level", "start", "end", "rate", "channels", "track", "normalize", "true_peak",
+    "title", "artist", "album", "cover",
+];
+
+/// Checks one option's value on its own, as an upload parses it (whether the chosen format's
+/// plugin takes it, and how options combine, is checked when it is used).
+pub fn check_param(name: &str, raw: &str) -> Result<(), String> {
+    use crate::naming::{is_valid_format_name, parse_bitrate, parse_vbr_quality};
+    match name {
+        "format" if is_valid_format_name(&raw.to_ascii_lowercase()) => Ok(()),
+        "format" => Err(format!("format must be a format's name, got {raw:?}")),
+        "bitrate" => parse_bitrate(raw).map(drop),
+        "vbr" => parse_vbr_quality(raw).map(drop),
+        "level" => parse_level(raw).map(drop),
+        "start" | "end" => parse_time(name, raw).map(drop),
+        "rate" => parse_rate(raw).map(drop),
+        "channels" => parse_channels(raw).map(drop),
+        "track" => parse_track(raw).map(drop),
+        "normalize" => parse_loudness_target(raw).map(drop),
+        "true_peak" => parse_true_peak(raw).map(drop),
+        "title" | "artist" | "album" => parse_tag(name, raw).map(drop),
+        "cover" => parse_cover(raw).map(drop),
+        other => Err(format!("unknown option {other:?}; the options are {}", OPTION_PARAMS.join(", "))),
+    }
+}

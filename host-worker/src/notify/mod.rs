@@ -2,8 +2,9 @@
 //! callback URL. They run in the worker, natively, in a task of their own after the job's final
 //! status is stored, so a slow or failing SMTP server or receiver never delays or fails a
 //! conversion. Every attempt is appended to the job record (`notifications`), which
-//! `GET /jobs/{id}` shows.
+//! `GET /jobs/{id}` shows. Users' test events to their webhook go through the same sender.
 
+pub mod callback_test;
 pub mod email;
 pub mod webhook;
 

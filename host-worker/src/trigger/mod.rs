@@ -177,6 +177,7 @@ impl RedisTrigger {
             metrics: self.metrics.clone(),
         };
         let sweeper = tokio::spawn(sweeper.run(shutdown.clone()));
+        let callback_tests = tokio::spawn(self.notifier.clone().serve_callback_tests(self.redis.clone(), shutdown.clone()));
         // Segments are served until the jobs in flight are over: a draining worker's own jobs
         // may be waiting for segments only it is left to encode.
         let segments_stop = CancellationToken::new();
@@ -200,6 +201,7 @@ impl RedisTrigger {
         imports.await?;
         listener.abort();
         sweeper.await?;
+        callback_tests.await?;
         if let Some(segments) = segments {
             segments.await?;
         }

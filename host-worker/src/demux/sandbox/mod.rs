@@ -26,7 +26,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -122,9 +122,15 @@ impl Pcm {
 /// The process, shared with whoever may have to kill it from another thread.
 struct ProcessSlot {
     child: Mutex<Child>,
+    /// Killed on purpose (a dropped decoder, a cancelled job): its end is not a failure.
+    stopped: AtomicBool,
 }
 
 impl ProcessSlot {
+    fn new(child: Child) -> ProcessSlot {
+        ProcessSlot { child: Mutex::new(child), stopped: AtomicBool::new(false) }
+    }
+
     /// SIGKILL, unless it has been reaped already (std never signals a reaped process, so a
     /// reused pid is safe).
     fn kill(&self) {
@@ -152,6 +158,7 @@ pub struct Killer(Arc<ProcessSlot>);
 
 impl Killer {
     pub fn kill(&self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
         self.0.kill();
     }
 }
@@ -307,7 +314,7 @@ fn report(confinement: &Confinement) {
 pub fn check() -> Result<Confinement, String> {
     let (channel, child, confinement) = spawn()?;
     report(&confinement);
-    let slot = ProcessSlot { child: Mutex::new(child) };
+    let slot = ProcessSlot::new(child);
     drop(channel);
     slot.end();
     Ok(confinement)
@@ -318,7 +325,7 @@ impl MediaProcess {
     pub fn start(source: Arc<dyn ChunkSource>, layout: SourceLayout) -> Result<MediaProcess, String> {
         let (channel, child, confinement) = spawn()?;
         report(&confinement);
-        Ok(MediaProcess { channel, process: Arc::new(ProcessSlot { child: Mutex::new(child) }), source, layout, format: None, failed: None })
+        Ok(MediaProcess { channel, process: Arc::new(ProcessSlot::new(child)), source, layout, format: None, failed: None })
     }
 
     pub fn killer(&self) -> Killer {
@@ -329,6 +336,13 @@ impl MediaProcess {
     fn fail(&mut self, what: &str, error: io::Error) -> String {
         let _ = self.channel.stream().shutdown(std::net::Shutdown::Both);
         let status = self.process.end();
+        if self.process.stopped.load(Ordering::Relaxed) {
+            // Its decoder was dropped or its job cancelled while it was reading ahead.
+            tracing::debug!(%what, "media process stopped on purpose");
+            let reason = "the decoder was stopped".to_string();
+            self.failed = Some(reason.clone());
+            return reason;
+        }
         let reason = match error.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "the decoder stopped responding on this file".to_string(),
             io::ErrorKind::InvalidData => "the decoder misbehaved on this file and was stopped".to_string(),
@@ -534,7 +548,7 @@ pub(crate) mod tests {
         let layout = SourceLayout { size: 8192, chunks: 2, chunk_size: 4096 };
         let process = MediaProcess {
             channel: Channel::new(ours),
-            process: Arc::new(ProcessSlot { child: Mutex::new(child) }),
+            process: Arc::new(ProcessSlot::new(child)),
             source: Arc::new(Zeros),
             layout,
             format: None,
