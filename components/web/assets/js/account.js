@@ -41,6 +41,8 @@ export async function refreshUsage() {
 export async function showAccount() {
   const me = await refreshUsage();
   if (me && document.activeElement !== webhookUrl) webhookUrl.value = me.default_callback || '';
+  // The last test event's outcome, if one was sent (and none is being waited for here).
+  if (me && me.callback_test && me.callback_test.at != null && !webhookTest.disabled) webhookResult.textContent = testOutcome(me.callback_test);
   loadDeliveries();
 }
 
