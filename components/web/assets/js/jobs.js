@@ -131,7 +131,7 @@ const ROW = `
     <button type="button" class="download" data-testid="download" hidden>Download</button>
     <button type="button" class="play secondary small" data-testid="play" hidden>Play</button>
     <button type="button" class="share secondary small" data-testid="share" hidden>Copy link</button>
-    <button type="button" class="retry secondary small" data-testid="retry" hidden>Retry…</button>
+    <button type="button" class="retry secondary small" data-testid="retry" hidden>Retry</button>
     <button type="button" class="delete secondary small" data-testid="delete">Delete</button>
   </div>`;
 
@@ -193,7 +193,7 @@ function upsertJob(job, { create = false, prepend = false } = {}) {
   button.setAttribute('aria-label', `Download ${name} as ${(format || 'audio').toUpperCase()}`);
   for (const cls of ['.play', '.share']) li.querySelector(cls).hidden = status !== 'done';
   li.querySelector('.play').setAttribute('aria-label', `Play ${name}`);
-  li.querySelector('.share').setAttribute('aria-label', `Copy a download link for ${name}`);
+  li.querySelector('.share').setAttribute('aria-label', `Copy link for ${name}`);
   const retry = li.querySelector('.retry');
   // Only where another run could go differently (the server says so): not for a file that has
   // no audio, say, nor once its source is gone.
