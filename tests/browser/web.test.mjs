@@ -770,7 +770,7 @@ test('the progress track shows in the light and the dark theme', { timeout: 60_0
     await bar.waitFor({ state: 'visible' });
     const [track, card] = await page.evaluate(() => [
       getComputedStyle(document.getElementById('upload-progress')).backgroundColor,
-      getComputedStyle(document.getElementById('jobs-view')).backgroundColor,
+      getComputedStyle(document.getElementById('upload-progress').closest('.card')).backgroundColor,
     ]);
     assert.equal(track, expected[colorScheme], `${colorScheme}: the track is ${track}`);
     assert.notEqual(track, card, `${colorScheme}: the track differs from the card behind it`);
