@@ -1027,7 +1027,7 @@ test('sections are one click away on desktop and phone, light and dark, deep-lin
   assert.deepEqual(problems, []);
 });
 
-test('the conversions list goes page by page past a few hundred jobs', { timeout: 60_000 }, async () => {
+test('the conversions list goes page by page past a few hundred jobs; rows say bitrate or quality and tags', { timeout: 60_000 }, async () => {
   const { context, page, problems } = await open();
   // 320 finished jobs, newest first, as GET /jobs pages them.
   const jobs = Array.from({ length: 320 }, (_, i) => ({
@@ -1035,6 +1035,8 @@ test('the conversions list goes page by page past a few hundred jobs', { timeout
     options: { format: 'mp3', bitrate_kbps: 192, cover: true }, created_at: 1_800_000_000 - i * 60,
     expires_at: 1_900_000_000, output: { size: 1000 }, notifications: [],
   }));
+  // The newest: variable bitrate, and tags set at upload.
+  jobs[0].options = { format: 'ogg', vbr_quality: 3, title: 'Talk', artist: 'Ada', album: 'Notes', cover: true };
   const asked = [];
   await page.route((url) => url.pathname === '/jobs', (route) => {
     const url = new URL(route.request().url());
@@ -1048,6 +1050,11 @@ test('the conversions list goes page by page past a few hundred jobs', { timeout
   const names = () => page.locator('li[data-testid=job] [data-testid=job-name]').allTextContents();
   await page.waitForFunction(() => document.querySelectorAll('li[data-testid=job]').length === 50);
   assert.deepEqual((await names()).slice(0, 2), ['clip-0.mp4', 'clip-1.mp4']);
+  const newest = page.locator('li[data-testid=job]').first();
+  assert.match(await newest.locator('[data-testid=job-meta]').textContent(), /^→ OGG · VBR V3 · .+ · 1000 B · expires /);
+  assert.equal(await newest.locator('[data-testid=job-tags]').textContent(), 'Title: Talk · Artist: Ada · Album: Notes');
+  assert.match(await page.locator('li[data-testid=job]').nth(1).locator('[data-testid=job-meta]').textContent(), /^→ MP3 · 192 kbps · /);
+  assert.equal(await page.locator('li[data-testid=job]').nth(1).locator('[data-testid=job-tags]').isVisible(), false, 'no tags, no line');
   assert.equal(await page.locator('[data-testid=jobs-page]').textContent(), 'Page 1');
   assert.ok(await page.locator('[data-testid=jobs-newer]').isDisabled());
   await page.click('[data-testid=jobs-older]');
