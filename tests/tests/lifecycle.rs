@@ -81,6 +81,15 @@ async fn delete(c: &Client, token: &str, id: &str) -> reqwest::Response {
     c.http.delete(c.url(&format!("/jobs/{id}"))).bearer_auth(token).send().await.unwrap()
 }
 
+/// Waits until the worker has finished a final job's bookkeeping (freeing, accounting, the
+/// expiry schedule), which follows the converter's `done` or `failed` by a moment.
+async fn settled(c: &Client, token: &str, id: &str) {
+    wait_until("the worker to finish the job's bookkeeping", Duration::from_secs(10), async || {
+        c.job(token, id).await["expires_at"].is_u64()
+    })
+    .await;
+}
+
 fn short_clip() -> (std::path::PathBuf, &'static str) {
     let inputs = good_inputs();
     let (_, fixture) = inputs.into_iter().find(|(name, _)| name.starts_with("mp4")).expect("an mp4 fixture");
@@ -96,7 +105,10 @@ async fn a_done_job_frees_its_source_shows_its_expiry_and_is_swept_after_its_ret
     let id = c.upload_file(&token, &clip, content_type, "format=mp3").await;
     let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
     assert_eq!(job["status"], "done", "{job}");
-    // The source goes once the output is stored; the output and record stay until expiry.
+    // The source goes once the output is stored (the worker's bookkeeping just after the
+    // converter records `done`: `source_freed` and `expires_at` say it is over); the output and
+    // record stay until expiry.
+    settled(&c, &token, &id).await;
     let keys = sqlite_job_keys(&p);
     assert!(keys.iter().all(|k| !k.contains(":src:")), "source chunks left: {keys:?}");
     assert!(keys.iter().any(|k| k.contains(":out:")), "output stored: {keys:?}");
@@ -340,6 +352,7 @@ async fn a_failed_job_keeps_its_source_for_a_retry_with_other_options() {
     // Known before a byte is written: two seconds at a constant 320 kbps are 80,000 bytes.
     assert_eq!(error, "the output would take at least 78.1 KiB (2 s of mp3 at 44100 Hz, 2 channels), more than the limit of 39.1 KiB per job");
     // The source is kept (and counted); the partial output is gone.
+    settled(&c, &token, &id).await;
     let keys = redis_job_keys(&p).await;
     assert!(keys.iter().any(|k| k.contains(":src:")) && !keys.iter().any(|k| k.contains(":out:")), "{keys:?}");
     let source_size = job["source"]["size"].as_u64().unwrap();
@@ -352,6 +365,7 @@ async fn a_failed_job_keeps_its_source_for_a_retry_with_other_options() {
     assert_eq!(job["options"]["bitrate_kbps"], 32);
     assert_eq!(job["attempts"], 1);
     assert_eq!(job["retryable"], false, "a done job: {job}");
+    settled(&c, &token, &id).await;
     // Done: the source is freed, and a done job cannot be retried.
     let res = c.http.post(c.url(&format!("/jobs/{id}/retry"))).bearer_auth(&token).send().await.unwrap();
     error_body(res, 409).await;
@@ -372,6 +386,7 @@ async fn an_output_that_would_pass_the_quota_fails_the_job_and_is_removed() {
     let job = c.wait_for_job(&token, &id, JOB_TIMEOUT).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert!(job["error"].as_str().unwrap().contains("storage quota"), "{job}");
+    settled(&c, &token, &id).await;
     let keys = redis_job_keys(&p).await;
     assert!(!keys.iter().any(|k| k.contains(":out:")), "partial output left: {keys:?}");
     assert_eq!(me(&c, &token).await["used_bytes"], job["source"]["size"]);
@@ -389,6 +404,7 @@ async fn audio_longer_than_the_per_job_limit_fails_with_a_reason() {
     assert_eq!(job["status"], "failed", "{job}");
     assert!(job["error"].as_str().unwrap().contains("longer than the limit of 3 seconds"), "{job}");
     assert_eq!(job["attempts"], 1, "a permanent failure");
+    settled(&c, &token, &id).await;
     let keys = redis_job_keys(&p).await;
     assert!(!keys.iter().any(|k| k.contains(":out:")), "{keys:?}");
 }
@@ -588,6 +604,8 @@ async fn an_administrator_deletes_a_user_with_everything_they_hold() {
     // A failed job keeps its source; an unfinished resumable upload holds its first bytes.
     let failed = c.upload_file(&token, &clip, content_type, "track=5").await;
     assert_eq!(c.wait_for_job(&token, &failed, JOB_TIMEOUT).await["status"], "failed");
+    settled(&c, &token, &done).await;
+    settled(&c, &token, &failed).await;
     let res = c
         .http
         .post(c.url("/uploads"))

@@ -393,6 +393,43 @@ async fn a_long_job_encodes_in_segments_and_a_trapping_segment_fails_it_cleanly(
 }
 
 #[tokio::test]
+async fn one_cpu_workers_cut_a_long_job_when_another_worker_serves_the_queue() {
+    // One segment thread each, the shape of a one-CPU pod: alone, a worker encodes serially
+    // (cutting would only add seams); beside another, the job is shared.
+    let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
+    let args = ["--segment-secs", "5", "--segment-threads", "1", "--concurrency", "1"];
+    let first = p.start_worker(&args);
+    let c = Client::new(&p);
+    let token = c.new_user("one-cpu@example.com").await;
+    let input = e2e_tests::fixtures::signal(e2e_tests::fixtures::Signal::Music, 30.0, 48000, 2);
+    let alone = c.upload_file(&token, &input, "audio/flac", "format=mp3&bitrate=192").await;
+    assert_eq!(c.wait_for_job(&token, &alone, JOB_TIMEOUT).await["status"], "done");
+    assert!(!first.log().contains("encoding in segments"), "a lone one-thread worker cut the job:\n{}", first.log());
+
+    let second = p.start_worker(&args);
+    // Until the second worker reads the queue, the first one would not count it.
+    wait_until("the second worker serves the segment queue", Duration::from_secs(20), async || {
+        let mut redis = p.redis().connect().await;
+        let serving: Vec<String> = redis.zrange(layout::SEGMENT_WORKERS, 0, -1).await.unwrap();
+        serving.len() >= 2
+    })
+    .await;
+    let shared = c.upload_file(&token, &input, "audio/flac", "format=mp3&bitrate=192").await;
+    assert_eq!(c.wait_for_job(&token, &shared, JOB_TIMEOUT).await["status"], "done");
+    let (log1, log2) = (first.log(), second.log());
+    let converted = format!("conversion done job={shared}");
+    let (owner, helper) = if log1.contains(&converted) { (&log1, &log2) } else { (&log2, &log1) };
+    assert!(owner.contains("encoding in segments"), "not cut beside another worker:\n{owner}");
+    let encoded = |log: &str| log.lines().filter(|l| l.contains("encoded a segment") && l.contains(&shared)).count();
+    // Six segments of 5 s: the job's worker encodes the first itself; the five others are
+    // shared, and the other worker takes some of them.
+    assert_eq!(encoded(owner) + encoded(helper), 5, "each shared segment encoded once:\n{log1}\n{log2}");
+    assert!(encoded(helper) > 0, "the other worker encoded none:\n{helper}");
+    let (_, bytes) = c.download(&token, &shared).await;
+    assert_eq!(decode_mp3(&bytes).exact_frames, Some(30 * 48000));
+}
+
+#[tokio::test]
 async fn two_workers_share_the_segments_of_one_long_job() {
     let p = Platform::start_with(kv_on_redis_without_worker()).unwrap();
     let args = ["--segment-secs", "5", "--segment-threads", "2", "--concurrency", "1"];

@@ -25,6 +25,10 @@ pub fn delete_user(ctx: &Ctx, caller: &str, raw_email: &str) -> ApiResult {
         return Err(not_found());
     }
     if !db::update_user(&ctx.db, &email, Some(false), None)? {
+        // Deleted by a parallel request in between, or the last active administrator.
+        if db::find_user(&ctx.db, &email)?.is_none() {
+            return Err(not_found());
+        }
         return Err(ApiError::new(409, "conflict", "this would leave no active administrator; promote or activate another one first"));
     }
     let redis = Redis::open(&ctx.config.redis_host)?;

@@ -103,6 +103,9 @@ pub const SEGMENT_STREAM: &str = "mp3edge:segments";
 pub const SEGMENT_STREAM_FIELD: &str = "segment";
 /// Consumer group of the workers on the segment stream.
 pub const SEGMENT_GROUP: &str = "mp3edge-segment-workers";
+/// The workers serving the segment queue, by when each last looked for work (sorted set,
+/// score = Unix milliseconds): who may help with a job's segments.
+pub const SEGMENT_WORKERS: &str = "mp3edge:segments:workers";
 
 /// Redis hash of a job's segmented encode: `count` (segments planned) and, per segment index,
 /// its outcome once encoded (`ok` or `error:` and the reason).

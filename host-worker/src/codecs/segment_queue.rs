@@ -37,6 +37,13 @@ use crate::bindings::worker::mp3edge::codec::types::{AudioFormat, EncoderConfig,
 use crate::demux::{OutputRequest as NativeRequest, SourceLayout};
 use crate::key_value::KeyValueBackend;
 
+/// A worker that has not looked for segments for this long is not counted as serving the queue.
+const LIVE_CONSUMER_IDLE_MS: u64 = 5000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Records a segment's outcome only while its job's plan exists, and counts its stored bytes
 /// in the owner's usage: KEYS[1] the plan hash, KEYS[2] the owner's usage hash; ARGV[1] the
 /// segment index, ARGV[2] the outcome, ARGV[3] the job's segments field, ARGV[4] the bytes
@@ -282,6 +289,26 @@ impl SegmentQueue {
 
     /// Runs `loops` consumer loops until `shutdown`; each takes one segment at a time and
     /// encodes it when the process has a free segment slot.
+    /// Whether another worker serves the queue now (a consumer of the group other than this
+    /// one that read it within the last few seconds: live consumers read at least every
+    /// second), so that a job is worth cutting into segments even on a worker with one
+    /// segment thread.
+    pub async fn others_serving(&self) -> Result<bool> {
+        let since = now_ms().saturating_sub(LIVE_CONSUMER_IDLE_MS);
+        let live: Vec<String> = self.redis.clone().zrangebyscore(layout::SEGMENT_WORKERS, since, "+inf").await?;
+        Ok(live.iter().any(|name| *name != self.consumer))
+    }
+
+    /// Notes that this worker is looking for segments now (and forgets workers gone for an
+    /// hour).
+    async fn heartbeat(&self) -> Result<()> {
+        let now = now_ms();
+        let mut redis = self.redis.clone();
+        let _: () = redis.zadd(layout::SEGMENT_WORKERS, &self.consumer, now).await?;
+        let _: () = redis.zrembyscore(layout::SEGMENT_WORKERS, "-inf", now.saturating_sub(3_600_000)).await?;
+        Ok(())
+    }
+
     pub async fn serve(self: Arc<Self>, registry: Arc<CodecRegistry>, loops: usize, shutdown: CancellationToken) {
         let mut running = Vec::new();
         for _ in 0..loops.max(1) {
@@ -302,6 +329,9 @@ impl SegmentQueue {
                 // Its reads block on the server for up to a second.
                 let config = crate::redis_client::blocking_config(Duration::from_secs(1));
                 reader = self.client.get_multiplexed_async_connection_with_config(&config).await.ok();
+            }
+            if let Err(e) = self.heartbeat().await {
+                tracing::debug!(error = %format!("{e:#}"), "could not note this worker as serving the segment queue");
             }
             let next = tokio::select! {
                 next = self.next_entry(reader.as_mut()) => next,

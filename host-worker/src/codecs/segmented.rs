@@ -221,16 +221,26 @@ impl SegmentedHandle {
     ) -> Result<Option<SegmentedHandle>, OpenError> {
         let policy = registry.limits.segments;
         let rate = config.input.sample_rate;
-        let (Some(total), true) = (config.total_frames, policy.threads >= 2 && rate > 0) else {
+        let (Some(total), true) = (config.total_frames, rate > 0) else {
             return Ok(None);
         };
         if !registry.plugin(&format).is_some_and(|p| p.segments) {
             return Ok(None);
         }
+        // Cut when more than one core can encode: this worker's segment threads, or on the
+        // shared queue another worker serving it (a one-CPU pod among others).
+        let helped = match &shared {
+            Some((queue, _)) if policy.threads < 2 => queue.others_serving().await.unwrap_or(false),
+            _ => false,
+        };
+        if policy.threads < 2 && !helped {
+            return Ok(None);
+        }
+        let lanes = policy.threads.max(2);
         let longest = if shared.is_some() { AUTO_MAX_SECS_SHARED } else { AUTO_MAX_SECS_LOCAL };
         let segment_secs = policy
             .segment_secs
-            .unwrap_or_else(|| (total as f64 / f64::from(rate) / (policy.threads * 4) as f64).clamp(AUTO_MIN_SECS, longest));
+            .unwrap_or_else(|| (total as f64 / f64::from(rate) / (lanes * 4) as f64).clamp(AUTO_MIN_SECS, longest));
         if (total as f64) < 1.5 * segment_secs * f64::from(rate) {
             return Ok(None);
         }

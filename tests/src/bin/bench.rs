@@ -135,6 +135,38 @@ fn run_plugin_alone(input: &Path, runs: usize) -> (f64, f64) {
     (ffmpeg_cpu, plugin_cpu)
 }
 
+/// FLAC as a user waits for it: the video to a 16-bit FLAC file by `mp3edge convert` (its
+/// default level, 5) and by `ffmpeg -threads 1 -c:a flac` (FFmpeg's own encoder, its default
+/// level), each process whole; median wall seconds of `runs` runs each, after one run that fills
+/// the module cache. (ffmpeg, mp3edge)
+fn run_flac(input: &Path, runs: usize) -> (f64, f64) {
+    let out = std::env::temp_dir().join("mp3edge-bench.flac");
+    let wall_of = |command: &mut Command| {
+        let started = Instant::now();
+        let status = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().expect("spawning");
+        assert!(status.success(), "{command:?} failed");
+        started.elapsed().as_secs_f64()
+    };
+    let ffmpeg = || {
+        let mut c = Command::new("ffmpeg");
+        c.args(["-y", "-v", "error", "-nostdin", "-threads", "1", "-i"]).arg(input).args(["-vn", "-c:a", "flac", "-sample_fmt", "s16"]).arg(&out);
+        c
+    };
+    let mp3edge = || {
+        let mut c = e2e_tests::mp3edge_command();
+        c.arg("convert").args(["-y", "--format", "flac"]).arg(input).arg(&out);
+        c
+    };
+    wall_of(&mut mp3edge());
+    let (mut ffmpeg_wall, mut mp3edge_wall) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ffmpeg_wall.push(wall_of(&mut ffmpeg()));
+        mp3edge_wall.push(wall_of(&mut mp3edge()));
+    }
+    let _ = std::fs::remove_file(&out);
+    (median(ffmpeg_wall), median(mp3edge_wall))
+}
+
 async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, f64, Vec<f64>) {
     // The worker's compiled-module cache is warm, as at any restart of a deployment: compiling
     // in-process leaves the worker tens of MiB larger for the rest of its life (the compiled
@@ -328,6 +360,7 @@ async fn main() {
     println!("{:<8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14}", "input", "ffmpeg wall", "worker wall", "ffmpeg cpu", "worker cpu", "wall b/a", "cpu b/a", "ffmpeg rss", "worker rss");
     let mut per_minute = Vec::new();
     let mut plugin_alone = None;
+    let mut shortest = None;
     let mut longest = None;
     for (label, seconds) in lengths {
         eprintln!("generating the {label} input (cached under target/test-fixtures)...");
@@ -356,6 +389,7 @@ async fn main() {
         per_minute.push((label, ffmpeg.cpu / minutes, worker.cpu / minutes));
         if plugin_alone.is_none() {
             plugin_alone = Some((label, minutes, run_plugin_alone(&input, runs.max(3))));
+            shortest = Some((label, input.clone()));
         }
         longest = Some((label, input));
     }
@@ -364,6 +398,13 @@ async fn main() {
         println!(
             "{label}: CPU-s per minute of audio, the whole worker (decode, segments, storage): {worker:.3}, ffmpeg {ffmpeg:.3}, ratio {:.2}",
             worker / ffmpeg
+        );
+    }
+    if let Some((label, input)) = &shortest {
+        let (ffmpeg, mp3edge) = run_flac(input, runs.max(3));
+        println!(
+            "{label}: flac, `mp3edge convert` of the video {mp3edge:.2} s, `ffmpeg -c:a flac` {ffmpeg:.2} s, wall ratio {:.2}   goal: <= 1.0 (issue 31)",
+            mp3edge / ffmpeg
         );
     }
     if let Some((label, minutes, (ffmpeg, plugin))) = plugin_alone {
