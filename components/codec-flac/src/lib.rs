@@ -12,7 +12,6 @@
 //! the converter's first output chunk. [`FlacSession`] is plain Rust, tested natively;
 //! `component` is the WebAssembly glue, compiled only for wasm targets.
 
-#[cfg(target_family = "wasm")]
 /// flacenc estimates its predictors with `mul_add`, and WebAssembly has no fused multiply-add:
 /// each one compiled to a call of libm's `fma`, an exact software emulation (with `scalbn`)
 /// that took 57% of the plugin's time (`perf`, a 5-minute WAV). The estimate needs no fused
@@ -32,6 +31,7 @@ pub extern "C" fn fmaf(a: f32, b: f32, c: f32) -> f32 {
     a * b + c
 }
 
+#[cfg(target_family = "wasm")]
 mod component;
 #[cfg(test)]
 mod tests;
