@@ -223,6 +223,16 @@ async fn jobs_are_private_listed_newest_first_and_not_downloadable_before_done()
     let bobs: Vec<serde_json::Value> = get("/jobs".into(), &bob).await.unwrap().json().await.unwrap();
     assert!(bobs.is_empty());
     error_body(get("/jobs?limit=abc".into(), &ann).await.unwrap(), 400).await;
+    // Page by page, as the web app goes through a long list.
+    let (get, ann) = (&get, &ann);
+    let page = |query: &'static str| async move {
+        let list: Vec<serde_json::Value> = get(format!("/jobs{query}"), ann).await.unwrap().json().await.unwrap();
+        list.iter().map(|j| j["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(page("?limit=2").await, newest_first[..2]);
+    assert_eq!(page("?limit=2&offset=2").await, newest_first[2..]);
+    assert_eq!(page("?limit=2&offset=3").await, Vec::<String>::new());
 
     // Another user gets 404 (not 403); the admin may look.
     error_body(get(format!("/jobs/{}", ids[0]), &bob).await.unwrap(), 404).await;

@@ -105,7 +105,7 @@ pub const SEGMENT_STREAM_FIELD: &str = "segment";
 pub const SEGMENT_GROUP: &str = "mp3edge-segment-workers";
 /// The workers serving the segment queue, by when each last looked for work (sorted set,
 /// score = Unix milliseconds): who may help with a job's segments.
-pub const SEGMENT_WORKERS: &str = "mp3edge:segments:workers";
+pub const SEGMENT_WORKERS: &str = "mp3edge:segment-workers";
 
 /// Redis hash of a job's segmented encode: `count` (segments planned) and, per segment index,
 /// its outcome once encoded (`ok` or `error:` and the reason).
