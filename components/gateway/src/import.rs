@@ -77,32 +77,14 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, raw_url: &str) -> A
     admit(ctx, &accounts, &store, &job_id, owner, ctx.now + ctx.config.upload_stale_secs)?;
     let mut guard = UploadGuard { accounts: &accounts, job_id: &job_id, owner, done: false };
     let chunk_size = ctx.config.chunk_size_bytes;
+    let source = StoredFile { size: 0, chunks: 0, chunk_size, content_type: "application/octet-stream".into() };
     let job = Job {
-        id: job_id.clone(),
-        owner: owner.to_string(),
-        source_name: net::import_source_name(&url),
-        source: StoredFile { size: 0, chunks: 0, chunk_size, content_type: "application/octet-stream".into() },
-        options,
         status: JobStatus::Uploading,
-        progress: 0,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-        error: None,
-        output: None,
         received_bytes: Some(0),
         source_url: Some(url.to_string()),
-        attempts: 0,
-        interrupted: 0,
-        run: 0,
         callback_url,
-        notifications: Vec::new(),
         policy: ctx.config.policy,
-        finished_at: None,
-        expires_at: None,
-        source_freed: false,
-        source_unusable: false,
-        media: None,
-        loudness: None,
+        ..Job::new(job_id.clone(), owner.to_string(), net::import_source_name(&url), source, options, ctx.now)
     };
     let key = job_key(&job_id);
     store.set(&key, &job.to_json()).map_err(|e| store_error("could not store the job", e))?;

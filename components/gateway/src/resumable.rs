@@ -126,32 +126,13 @@ pub async fn create(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
     };
     quota.announce(length, 0)?;
     let chunk_size = ctx.config.chunk_size_bytes;
+    let source = StoredFile { size: length, chunks: length.div_ceil(u64::from(chunk_size)) as u32, chunk_size, content_type };
     let job = Job {
-        id: job_id.clone(),
-        owner: owner.to_string(),
-        source_name,
-        source: StoredFile { size: length, chunks: length.div_ceil(u64::from(chunk_size)) as u32, chunk_size, content_type },
-        options,
         status: JobStatus::Uploading,
-        progress: 0,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-        error: None,
-        output: None,
         received_bytes: Some(0),
-        source_url: None,
-        attempts: 0,
-        interrupted: 0,
-        run: 0,
         callback_url,
-        notifications: Vec::new(),
         policy: ctx.config.policy,
-        finished_at: None,
-        expires_at: None,
-        source_freed: false,
-        source_unusable: false,
-        media: None,
-        loudness: None,
+        ..Job::new(job_id.clone(), owner.to_string(), source_name, source, options, ctx.now)
     };
     store.set(&job_key(&job_id), &job.to_json()).map_err(|e| store_error("could not store the job", e))?;
     // Listed at once, so `GET /jobs` shows it uploading; still pending for the sweeper.

@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use spin_sdk::key_value::Store;
 use job_model::layout::{job_id_from_bits, job_key};
 use job_model::naming::{is_valid_format_name, parse_bitrate, parse_vbr_quality, sanitize_source_name};
-use job_model::{ConversionOptions, Job, JobStatus, StoredFile, options};
+use job_model::{ConversionOptions, Job, StoredFile, options};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -336,32 +336,11 @@ pub async fn handle(ctx: &Ctx, caller: &Caller, head: &Head, body: &mut BodyStre
         return Err(ApiError::bad_request("empty upload", "the uploaded file is empty"));
     }
 
+    let source = StoredFile { size, chunks, chunk_size, content_type };
     let job = Job {
-        id: job_id.clone(),
-        owner: caller.email.clone(),
-        source_name,
-        source: StoredFile { size, chunks, chunk_size, content_type },
-        options,
-        status: JobStatus::Queued,
-        progress: 0,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-        error: None,
-        output: None,
-        received_bytes: None,
-        source_url: None,
-        attempts: 0,
-        interrupted: 0,
-        run: 0,
         callback_url,
-        notifications: Vec::new(),
         policy: ctx.config.policy,
-        finished_at: None,
-        expires_at: None,
-        source_freed: false,
-        source_unusable: false,
-        media: None,
-        loudness: None,
+        ..Job::new(job_id.clone(), caller.email.clone(), source_name, source, options, ctx.now)
     };
     let key = job_key(&job_id);
     store.set(&key, &job.to_json()).map_err(|e| store_error("could not store the job", e))?;

@@ -276,6 +276,39 @@ pub struct Delivery {
 pub const MAX_INTERRUPTIONS: u32 = 20;
 
 impl Job {
+    /// A new job as an upload records it at `now`: queued, under the default policy, nothing
+    /// attempted, stored or notified yet. Uploads set what differs with struct update syntax
+    /// (an upload still arriving is `Uploading` with `received_bytes`).
+    pub fn new(id: String, owner: String, source_name: String, source: StoredFile, options: ConversionOptions, now: u64) -> Job {
+        Job {
+            id,
+            owner,
+            source_name,
+            source,
+            options,
+            status: JobStatus::Queued,
+            progress: 0,
+            created_at: now,
+            updated_at: now,
+            error: None,
+            output: None,
+            received_bytes: None,
+            source_url: None,
+            attempts: 0,
+            interrupted: 0,
+            run: 0,
+            callback_url: None,
+            notifications: Vec::new(),
+            policy: JobPolicy::default(),
+            finished_at: None,
+            expires_at: None,
+            source_freed: false,
+            source_unusable: false,
+            media: None,
+            loudness: None,
+        }
+    }
+
     /// Whether `POST /jobs/{id}/retry` can go differently: the job failed, its source is still
     /// kept, and the failure was not the source file's own.
     pub fn retryable(&self) -> bool {
@@ -404,33 +437,14 @@ mod tests {
     use super::*;
 
     fn sample() -> Job {
-        Job {
-            id: "0123456789abcdef0123456789abcdef".into(),
-            owner: "a@example.com".into(),
-            source_name: "clip.mp4".into(),
-            source: StoredFile { size: 10, chunks: 1, chunk_size: 1 << 20, content_type: "video/mp4".into() },
-            options: ConversionOptions { bitrate_kbps: Some(192), ..ConversionOptions::new("mp3") },
-            status: JobStatus::Queued,
-            progress: 0,
-            created_at: 1,
-            updated_at: 1,
-            error: None,
-            output: None,
-            received_bytes: None,
-            source_url: None,
-            attempts: 0,
-            interrupted: 0,
-            run: 0,
-            callback_url: None,
-            notifications: Vec::new(),
-            policy: JobPolicy::default(),
-            finished_at: None,
-            expires_at: None,
-            source_freed: false,
-            source_unusable: false,
-            media: None,
-            loudness: None,
-        }
+        Job::new(
+            "0123456789abcdef0123456789abcdef".into(),
+            "a@example.com".into(),
+            "clip.mp4".into(),
+            StoredFile { size: 10, chunks: 1, chunk_size: 1 << 20, content_type: "video/mp4".into() },
+            ConversionOptions { bitrate_kbps: Some(192), ..ConversionOptions::new("mp3") },
+            1,
+        )
     }
 
     #[test]
