@@ -137,24 +137,7 @@ impl ImportQueue {
 
     /// Keeps an entry's idle time low while its import runs.
     fn heartbeat(&self, entry_id: String) -> CancellationToken {
-        let token = CancellationToken::new();
-        let (stop, mut redis, consumer, every) = (token.clone(), self.redis.clone(), self.consumer.clone(), self.visibility_timeout / 3);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {
-                        let claimed: redis::RedisResult<redis::Value> = redis::cmd("XCLAIM")
-                            .arg(layout::IMPORT_STREAM).arg(layout::IMPORT_GROUP).arg(&consumer).arg(0).arg(&entry_id).arg("JUSTID")
-                            .query_async(&mut redis).await;
-                        if let Err(e) = claimed {
-                            tracing::warn!(entry = %entry_id, error = %e, "import heartbeat failed");
-                        }
-                    }
-                }
-            }
-        });
-        token
+        crate::trigger::keep_claimed(self.redis.clone(), layout::IMPORT_STREAM, layout::IMPORT_GROUP, self.consumer.clone(), entry_id, self.visibility_timeout / 3)
     }
 
     /// One entry: `Ok` once it may be acknowledged.

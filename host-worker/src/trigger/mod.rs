@@ -264,27 +264,7 @@ impl RedisTrigger {
 
     /// Keeps the entry's idle time low while it is being worked on.
     fn heartbeat(&self, entry_id: String) -> CancellationToken {
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        let mut redis = self.redis.clone();
-        let consumer = self.config.consumer.clone();
-        let every = self.config.visibility_timeout / 3;
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {
-                        let claimed: redis::RedisResult<redis::Value> = redis::cmd("XCLAIM")
-                            .arg(layout::JOB_STREAM).arg(layout::WORKER_GROUP).arg(&consumer).arg(0).arg(&entry_id).arg("JUSTID")
-                            .query_async(&mut redis).await;
-                        if let Err(e) = claimed {
-                            tracing::warn!(entry = %entry_id, error = %e, "heartbeat failed");
-                        }
-                    }
-                }
-            }
-        });
-        token
+        keep_claimed(self.redis.clone(), layout::JOB_STREAM, layout::WORKER_GROUP, self.config.consumer.clone(), entry_id, self.config.visibility_timeout / 3)
     }
 
     /// Handles one entry. `Ok` means it may be acknowledged (done, failed for good, cancelled,
@@ -511,6 +491,37 @@ impl RedisTrigger {
             tracing::warn!(job = %job.id, error = %e, "could not publish completion");
         }
     }
+}
+
+/// Claims `entry_id` of `stream` for `consumer` again every `every` until the token is
+/// cancelled, so that its idle time stays low while it is worked on and no other worker takes
+/// it over as abandoned.
+pub(crate) fn keep_claimed(
+    mut redis: ConnectionManager,
+    stream: &'static str,
+    group: &'static str,
+    consumer: String,
+    entry_id: String,
+    every: Duration,
+) -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {
+                    let claimed: redis::RedisResult<redis::Value> = redis::cmd("XCLAIM")
+                        .arg(stream).arg(group).arg(&consumer).arg(0).arg(&entry_id).arg("JUSTID")
+                        .query_async(&mut redis).await;
+                    if let Err(e) = claimed {
+                        tracing::warn!(%stream, entry = %entry_id, error = %e, "heartbeat failed");
+                    }
+                }
+            }
+        }
+    });
+    token
 }
 
 /// One entry of `stream` that a consumer of `group` has held idle for `idle_ms` (its worker
