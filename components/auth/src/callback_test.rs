@@ -4,7 +4,7 @@
 //! the target's address, so a test reaches exactly what a job's event would.
 
 use crate::Ctx;
-use crate::redis::{Redis, text};
+use crate::redis::{Redis, int, text};
 use edge_spin::{ApiError, ApiResult, Reply};
 use job_model::callback_test::{self, CallbackTestRequest, CallbackTestStatus};
 use spin_sdk::redis::{RedisParameter, RedisResult};
@@ -33,7 +33,6 @@ pub fn request(ctx: &Ctx, email: &str) -> ApiResult {
     }
     let request = CallbackTestRequest { owner: email.to_string(), target, requested_at: ctx.now };
     let pending = CallbackTestStatus::pending(&request);
-    let int = |n: u64| RedisParameter::Int64(i64::try_from(n).unwrap_or(i64::MAX));
     let status_json = serde_json::to_vec(&pending).unwrap_or_default();
     redis.command(
         "SET",

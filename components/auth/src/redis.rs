@@ -18,6 +18,10 @@ pub fn text(s: &str) -> RedisParameter {
     RedisParameter::Binary(s.as_bytes().to_vec())
 }
 
+pub fn int(n: u64) -> RedisParameter {
+    RedisParameter::Int64(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 impl Redis {
     pub fn open(redis_host: &str) -> Result<Redis, ApiError> {
         Connection::open(&format!("redis://{redis_host}")).map(|connection| Redis { connection }).map_err(unavailable)

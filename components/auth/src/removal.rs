@@ -8,11 +8,10 @@
 //! and only then do the user's rows go. A step that fails leaves the user deactivated, and the
 //! administrator's next `DELETE` goes on from there.
 
-use crate::redis::{Redis, text};
+use crate::redis::{Redis, int, text};
 use crate::{Ctx, db, throttle};
 use edge_spin::{ApiError, ApiResult, Reply};
 use job_model::{callback_test, lifecycle};
-use spin_sdk::redis::RedisParameter;
 use spin_sdk::sqlite::Value;
 
 pub fn delete_user(ctx: &Ctx, caller: &str, raw_email: &str) -> ApiResult {
@@ -32,7 +31,6 @@ pub fn delete_user(ctx: &Ctx, caller: &str, raw_email: &str) -> ApiResult {
         return Err(ApiError::new(409, "conflict", "this would leave no active administrator; promote or activate another one first"));
     }
     let redis = Redis::open(&ctx.config.redis_host)?;
-    let int = |n: u64| RedisParameter::Int64(i64::try_from(n).unwrap_or(i64::MAX));
     let keys = lifecycle::begin_delete_owner_keys(&email);
     let mut args = vec![text(lifecycle::BEGIN_DELETE_OWNER_SCRIPT), int(keys.len() as u64)];
     args.extend(keys.iter().map(|k| text(k)));
