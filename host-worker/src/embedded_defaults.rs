@@ -65,7 +65,7 @@ const EMBEDDING_VARIABLES: [&str; 4] = [JWT_SECRET_VARIABLE, ADMIN_EMAIL_VARIABL
 pub struct Mp3edgeEmbedding(bool);
 
 impl Mp3edgeEmbedding {
-    pub fn of(manifest: &crate::manifest::Manifest) -> Mp3edgeEmbedding {
+    pub fn of(manifest: &spin_host::manifest::Manifest) -> Mp3edgeEmbedding {
         Mp3edgeEmbedding(EMBEDDING_VARIABLES.iter().all(|name| manifest.variables.contains_key(*name)))
     }
 
@@ -127,7 +127,7 @@ pub fn announce_secrets(data_dir: &Path) {
 /// Concurrency limits the mp3edge application's components get unless told otherwise: `auth`
 /// hashes passwords with argon2id (about 20 MiB each), so it checks a few at once and queues the
 /// rest, keeping memory bounded whatever arrives. Other applications get none.
-pub fn component_concurrency(manifest: &crate::manifest::Manifest) -> BTreeMap<String, usize> {
+pub fn component_concurrency(manifest: &spin_host::manifest::Manifest) -> BTreeMap<String, usize> {
     match Mp3edgeEmbedding::of(manifest).applies() && manifest.components.contains_key("auth") {
         true => [("auth".to_string(), 4)].into(),
         false => Default::default(),
@@ -137,7 +137,7 @@ pub fn component_concurrency(manifest: &crate::manifest::Manifest) -> BTreeMap<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
+    use spin_host::manifest::Manifest;
 
     fn manifest(variables: &str) -> Manifest {
         let text = format!(

@@ -4,45 +4,11 @@
 //! its embedded defaults and conversion worker (`embedded_defaults`). `mp3edge worker` runs the
 //! worker alone, `mp3edge convert` converts one local file, `mp3edge users` administers accounts.
 
-mod admin;
-mod admission;
-mod app;
 mod app_dir;
-mod bindings;
-mod codecs;
 mod convert;
-mod demux;
 mod embedded_defaults;
-mod engine;
-mod host_errors;
-mod import;
-mod http_trigger;
-mod key_value;
-mod lifecycle;
-mod manifest;
-mod metrics;
-mod module_cache;
-mod mqtt_outbound;
-mod notify;
-mod outbound;
-mod outbound_http;
-mod postgres_outbound;
-mod postgres_values;
-mod redis_client;
-mod redis_outbound;
-mod redis_server;
-mod request_metrics;
-mod router;
-mod runtime_config;
-mod socket_policy;
-mod sqlite;
-mod state;
-mod transfer;
-mod trigger;
 mod up;
 mod users;
-mod variables;
-mod work_clock;
 mod worker;
 
 use anyhow::{Context, Result};
@@ -103,10 +69,10 @@ fn init_logging(format: LogFormat, default_level: &str) -> tracing_appender::non
 
 fn main() {
     // `mp3edge media-sandbox`: the confined process that runs FFmpeg on an upload for the
-    // worker (`demux::sandbox`). Nothing else of the program starts in it: no runtime, no
+    // worker (`media::sandbox`). Nothing else of the program starts in it: no runtime, no
     // logging thread, no signal handlers.
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == demux::sandbox::SUBCOMMAND) {
-        std::process::exit(demux::sandbox::child::main());
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == media::sandbox::SUBCOMMAND) {
+        std::process::exit(media::sandbox::child::main());
     }
     // Memory stays flat however long a job is: megabyte-sized buffers (key-value chunks, PCM
     // blocks, encoded output) always come from mmap and go straight back to the OS when freed,
@@ -154,12 +120,6 @@ fn run(command: Command) -> Result<(), convert::ConvertError> {
         Command::Users(args) => users::run(args)?,
     }
     Ok(())
-}
-
-/// Makes a data directory made by an older release (0755) private too.
-pub fn restrict_to_owner(dir: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("restricting {}", dir.display()))
 }
 
 fn shutdown_signal_in(rt: &tokio::runtime::Runtime) -> CancellationToken {

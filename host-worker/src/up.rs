@@ -12,10 +12,13 @@ use clap::Parser;
 
 use crate::app_dir::{self, AppDir};
 use crate::embedded_defaults::{self, Mp3edgeEmbedding, REDIS_HOST_VARIABLE};
-use crate::engine::{Limits, Runtime};
-use crate::transfer::TransferRules;
-use crate::variables::{EnvironmentProvider, StaticProvider, VariableProvider, VariableResolver};
-use crate::{admin, admission, app, host_errors, http_trigger, manifest, redis_server, runtime_config, worker};
+use spin_host::engine::{Limits, Runtime};
+use spin_host::transfer::TransferRules;
+use spin_host::interfaces::variables::{EnvironmentProvider, StaticProvider, VariableProvider, VariableResolver};
+use crate::worker;
+use job_worker::admin;
+use redis_support::server as redis_server;
+use spin_host::{admission, app, host_errors, http_trigger, manifest, runtime_config};
 
 #[derive(Parser)]
 pub struct UpArgs {
@@ -107,9 +110,9 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
     let manifest_path = under_app(&args.manifest, app_dir::MANIFEST);
     let data_dir = under_app(&args.data_dir, app_dir::DATA_DIR);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    crate::restrict_to_owner(&data_dir)?;
+    spin_host::private_dir::restrict_to_owner(&data_dir)?;
     let data_dir = data_dir.canonicalize()?;
-    crate::module_cache::set_default_dir(data_dir.join("module-cache"));
+    spin_host::module_cache::set_default_dir(data_dir.join("module-cache"));
     let manifest = manifest::Manifest::load(&manifest_path)?;
     let runtime_config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
 
@@ -149,7 +152,7 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
 
     let mut overrides = embedded_defaults::component_concurrency(&manifest);
     overrides.extend(admission::AdmissionConfig::parse_overrides(&args.component_concurrency)?);
-    let request_metrics = Arc::new(crate::request_metrics::RequestMetrics::default());
+    let request_metrics = Arc::new(spin_host::request_metrics::RequestMetrics::default());
     let serve = http_trigger::ServeConfig {
         admission: admission::AdmissionConfig {
             default: admission::ComponentLimit { concurrent: args.max_concurrent_requests.max(1), queue: args.request_queue },

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::app_dir::{self, AppDir};
-use crate::runtime_config::RuntimeConfig;
+use spin_host::runtime_config::RuntimeConfig;
 
 /// `mp3edge users`.
 #[derive(Parser, Debug)]

@@ -12,17 +12,17 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::app_dir::{self, AppDir};
-use crate::codecs::{CodecRegistry, PluginLimits, SegmentPolicy};
-use crate::engine::{Limits, Runtime};
-use crate::key_value::KeyValueStores;
-use crate::outbound::OutboundPolicy;
-use crate::redis_outbound::RedisClients;
-use crate::runtime_config::RuntimeConfig;
-use crate::sqlite::SqliteDatabases;
-use crate::state::{Grants, Services};
-use crate::trigger::converter::Converter;
-use crate::trigger::{RedisTrigger, TriggerConfig};
-use crate::variables::ComponentVariables;
+use codec_host::{CodecRegistry, PluginLimits, SegmentPolicy};
+use spin_host::engine::{Limits, Runtime};
+use spin_host::interfaces::key_value::KeyValueStores;
+use spin_host::outbound::OutboundPolicy;
+use spin_host::interfaces::redis::RedisClients;
+use spin_host::runtime_config::RuntimeConfig;
+use spin_host::interfaces::sqlite::SqliteDatabases;
+use spin_host::state::{Grants, Services};
+use job_worker::trigger::converter::Converter;
+use job_worker::trigger::{RedisTrigger, TriggerConfig};
+use spin_host::interfaces::variables::ComponentVariables;
 
 /// Worker settings shared by `mp3edge up` and `mp3edge worker`.
 #[derive(Parser, Debug, Clone)]
@@ -76,7 +76,7 @@ pub struct WorkerOptions {
     #[arg(long, default_value_t = 3600)]
     pub idle_consumer_secs: u64,
     #[command(flatten, next_help_heading = "Notifications")]
-    pub notify: crate::notify::NotifyOptions,
+    pub notify: job_worker::notify::NotifyOptions,
 }
 
 /// How long inputs are encoded in segments (`mp3edge up`, `worker` and `convert`).
@@ -196,13 +196,13 @@ pub async fn start(
         shutdown_grace: Duration::from_secs(options.shutdown_grace_secs),
         url_import_allowed_hosts: options.url_import_allowed_hosts.clone(),
         import_concurrency: options.import_concurrency,
-        sweeper: crate::lifecycle::sweeper::SweeperConfig {
+        sweeper: job_worker::lifecycle::sweeper::SweeperConfig {
             tidy_every: Duration::from_secs(options.stream_trim_secs.max(1)),
             idle_consumer: Duration::from_secs(options.idle_consumer_secs),
             ..Default::default()
         },
     };
-    let notifier = Arc::new(crate::notify::Notifier::new(&options.notify, default_public_url, store.clone())?);
+    let notifier = Arc::new(job_worker::notify::Notifier::new(&options.notify, default_public_url, store.clone())?);
     RedisTrigger::new(config, converter, store, codecs, notifier, Arc::default()).await
 }
 
@@ -210,8 +210,8 @@ pub async fn start(
 /// most `max_duration`) and starts one process to see that it does, and how it is confined
 /// (logged, loudly when the kernel does not confine it fully).
 pub async fn start_media_sandbox(memory_bytes: u64, max_duration: Duration) -> Result<()> {
-    crate::demux::sandbox::configure(crate::demux::sandbox::SandboxConfig { memory_bytes, max_duration, ..Default::default() });
-    tokio::task::spawn_blocking(crate::demux::sandbox::check)
+    media::sandbox::configure(media::sandbox::SandboxConfig { memory_bytes, max_duration, ..Default::default() });
+    tokio::task::spawn_blocking(media::sandbox::check)
         .await?
         .map_err(|reason| anyhow::anyhow!("the media sandbox (FFmpeg in a confined process) does not start: {reason}"))?;
     Ok(())
@@ -220,9 +220,9 @@ pub async fn start_media_sandbox(memory_bytes: u64, max_duration: Duration) -> R
 /// `mp3edge worker`: the worker alone.
 pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
-    crate::restrict_to_owner(&args.data_dir)?;
+    spin_host::private_dir::restrict_to_owner(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
-    crate::module_cache::set_default_dir(data_dir.join("module-cache"));
+    spin_host::module_cache::set_default_dir(data_dir.join("module-cache"));
     let files = args.options.worker_files(args.app_dir.as_deref())?;
     let runtime_config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
     let services = Arc::new(Services {
@@ -233,10 +233,10 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> Result<()> {
     let trigger = start(services, &args.redis_host, &args.options, &files, "http://127.0.0.1:3000").await?;
     let stopped = CancellationToken::new();
     // Converting matters more than being probed: a taken admin address is a warning.
-    let admin = match crate::admin::bind(args.admin_listen).await {
+    let admin = match job_worker::admin::bind(args.admin_listen).await {
         Ok(listener) => {
-            let probes = crate::admin::Probes::worker(trigger.clone());
-            Some(tokio::spawn(crate::admin::serve(listener, probes, shutdown.clone(), stopped.clone())))
+            let probes = job_worker::admin::Probes::worker(trigger.clone());
+            Some(tokio::spawn(job_worker::admin::serve(listener, probes, shutdown.clone(), stopped.clone())))
         }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "admin endpoints not served; pass a free --admin-listen");
