@@ -35,12 +35,13 @@ up: build
 # Spin's conformance suite runs when ../shared/spin-conformance exists (tests/tests/spin_conformance.rs).
 # It ends by checking every status the suite's requests got against the API description (with
 # the suite's package selection, so nothing is rebuilt).
-# The host is built here with every test target: `cargo build -p host-worker` alone resolves
-# its dependencies' features without the tests' and the test run would compile Wasmtime and
-# the rest a second time (8 minutes of CI on 2 cores).
+# The host is built here with every test target; `crates/workspace-hack` makes `make build`
+# resolve the same features, which `check-one-build.sh` holds it to (otherwise Wasmtime and the
+# rest compile twice: 8 minutes of CI on 2 cores).
 NATIVE_CRATES := --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS))
 test: components
 	$(CARGO) build --release $(NATIVE_CRATES) --all-targets
+	./scripts/check-one-build.sh
 	./scripts/conformance-components.sh
 	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir test || exit 1; done
 	rm -rf target/observed-requests
