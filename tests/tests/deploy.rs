@@ -14,6 +14,7 @@
 //! labels, the worker's clap flags, its Dockerfile, the Makefile's plugins, `scripts/setup.sh`,
 //! `job-model`'s stream names, the Redis Service, the images named in `kustomization.yaml` and
 //! `deploy/README.md`), and the project's rules (Secrets are templates only, limits are set).
+//! Values that two places must share are rows of one table helper, [`Problems::agree`].
 //!
 //! When `kubectl` is installed, `kubectl kustomize deploy/` must also build.
 
@@ -23,15 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use e2e_tests::workspace_root;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodTemplateSpec, Secret, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-const WORKER: &str = "mp3edge-worker";
-const CODECS_CONFIG_MAP: &str = "mp3edge-codecs";
 const DOCKERFILE: &str = "deploy/worker/Dockerfile";
 const SPINKUBE_GROUP: &str = "core.spinkube.dev/";
+/// The worker's container, as a place of [`Problems::agree`].
+const WORKER_CONTAINER: &str = "Deployment mp3edge-worker /spec/template/spec/containers/0";
 
 // ------------------------------------------------------------------------------------------
 // Loading
@@ -46,8 +46,8 @@ struct Doc {
 }
 
 impl Doc {
-    fn str(&self, pointer: &str) -> Option<&str> {
-        text(&self.value, pointer)
+    fn str(&self, path: &str) -> Option<&str> {
+        text(&self.value, path)
     }
     fn kind(&self) -> &str {
         self.str("/kind").unwrap_or("")
@@ -62,21 +62,46 @@ impl Doc {
     fn what(&self) -> String {
         format!("{} (document {}, {} {})", self.file, self.index + 1, self.kind(), self.name())
     }
+    /// The part at `path` as its k8s-openapi type (its shape is the schema tests' business).
+    fn typed<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let value = at(&self.value, path).cloned().unwrap_or_else(|| panic!("{}: no {path}", self.what()));
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{} at {path}: {e}", self.what()))
+    }
 }
 
-/// The string at a JSON pointer.
-fn text<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
+/// The value at `path`: the segments of a JSON pointer, plus `[key=value]` for the element of
+/// an array whose `key` is `value`, and `[after=text]` for the element after `text` in an array
+/// (the value of a flag in a command line).
+fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('/').filter(|s| !s.is_empty()).try_fold(value, |v, segment| {
+        let selector = segment.strip_prefix('[').and_then(|s| s.strip_suffix(']')).and_then(|s| s.split_once('='));
+        match (selector, v) {
+            (Some(("after", flag)), Value::Array(a)) => a.get(a.iter().position(|x| *x == flag)? + 1),
+            (Some((key, want)), Value::Array(a)) => a.iter().find(|x| text(x, key) == Some(want)),
+            (None, Value::Array(a)) => a.get(segment.parse::<usize>().ok()?),
+            (None, Value::Object(map)) => map.get(&segment.replace("~1", "/").replace("~0", "~")),
+            _ => None,
+        }
+    })
 }
 
-/// The array at a JSON pointer (empty when absent).
-fn items<'a>(value: &'a Value, pointer: &str) -> &'a [Value] {
-    value.pointer(pointer).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+fn text<'a>(value: &'a Value, path: &str) -> Option<&'a str> {
+    at(value, path).and_then(Value::as_str)
 }
 
-/// The entries of the object at a JSON pointer (none when absent).
-fn fields<'a>(value: &'a Value, pointer: &str) -> impl Iterator<Item = (&'a String, &'a Value)> {
-    value.pointer(pointer).and_then(Value::as_object).into_iter().flatten()
+/// The array at `path` (empty when absent).
+fn items<'a>(value: &'a Value, path: &str) -> &'a [Value] {
+    at(value, path).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// The entries of the object at `path` (none when absent).
+fn fields<'a>(value: &'a Value, path: &str) -> impl Iterator<Item = (&'a String, &'a Value)> {
+    at(value, path).and_then(Value::as_object).into_iter().flatten()
+}
+
+/// The strings of the array at `path`.
+fn strings<'a>(value: &'a Value, path: &str) -> Vec<&'a str> {
+    items(value, path).iter().filter_map(Value::as_str).collect()
 }
 
 struct Deploy {
@@ -92,21 +117,17 @@ fn deploy() -> &'static Deploy {
         let root = workspace_root();
         let mut d = Deploy { root: root.clone(), docs: Vec::new(), parse_errors: Vec::new(), yaml_files: Vec::new() };
         for path in files_under(&root.join("deploy"), &["yaml", "yml"]) {
-            let rel = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            let file = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
             // Local, git-ignored copies of templates (deploy/.gitignore).
-            let name = rel.rsplit('/').next().unwrap();
+            let name = file.rsplit('/').next().unwrap();
             if name == "secrets.yaml" || name.contains(".local.") {
                 continue;
             }
-            match parse_yaml_docs(&d.read(&rel)) {
-                Ok(values) => d.docs.extend(values.into_iter().enumerate().filter(|(_, v)| !v.is_null()).map(|(index, value)| Doc {
-                    file: rel.clone(),
-                    index,
-                    value,
-                })),
-                Err(e) => d.parse_errors.push(format!("{rel}: {e}")),
+            match parse_yaml_docs(&d.read(&file)) {
+                Ok(values) => d.docs.extend(docs_of(&file, values)),
+                Err(e) => d.parse_errors.push(format!("{file}: {e}")),
             }
-            d.yaml_files.push(rel);
+            d.yaml_files.push(file);
         }
         d
     })
@@ -134,20 +155,24 @@ fn files_under(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
 /// All documents of a YAML stream, as JSON values (an empty document is `null`).
 fn parse_yaml_docs(text: &str) -> Result<Vec<Value>, String> {
     use serde::Deserialize;
-    serde_norway::Deserializer::from_str(text)
-        .enumerate()
-        .map(|(i, document)| Value::deserialize(document).map_err(|e| format!("document {}: {e}", i + 1)))
-        .collect()
+    let documents = serde_norway::Deserializer::from_str(text).enumerate();
+    documents.map(|(i, document)| Value::deserialize(document).map_err(|e| format!("document {}: {e}", i + 1))).collect()
+}
+
+/// The non-empty documents of `file`.
+fn docs_of(file: &str, values: Vec<Value>) -> impl Iterator<Item = Doc> {
+    let documents = values.into_iter().enumerate().filter(|(_, v)| !v.is_null());
+    documents.map(move |(index, value)| Doc { file: file.to_string(), index, value })
 }
 
 impl Deploy {
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.root.join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+    fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.root.join(file)).unwrap_or_else(|e| panic!("reading {file}: {e}"))
     }
 
     /// A TOML file of the workspace, as JSON.
-    fn toml(&self, rel: &str) -> Value {
-        let table: toml::Table = self.read(rel).parse().unwrap_or_else(|e| panic!("{rel} is not valid TOML: {e}"));
+    fn toml(&self, file: &str) -> Value {
+        let table: toml::Table = self.read(file).parse().unwrap_or_else(|e| panic!("{file} is not valid TOML: {e}"));
         serde_json::to_value(table).unwrap()
     }
 
@@ -155,64 +180,65 @@ impl Deploy {
         self.docs.iter().filter(move |d| d.kind() == kind)
     }
 
-    /// The only object of `kind` (named `name`, if given).
-    fn one(&self, kind: &str, name: Option<&str>) -> &Doc {
-        let found: Vec<&Doc> = self.docs.iter().filter(|d| d.kind() == kind && name.is_none_or(|n| d.name() == n)).collect();
-        match found.as_slice() {
-            [doc] => doc,
-            _ => panic!(
-                "deploy/ must have one {kind} {}, found {:?}",
-                name.unwrap_or(""),
-                found.iter().map(|d| d.what()).collect::<Vec<_>>()
-            ),
+    /// The only object of `kind` named `name` (any name if empty).
+    fn one(&self, kind: &str, name: &str) -> Result<&Doc, String> {
+        let found: Vec<&Doc> = self.docs.iter().filter(|d| d.kind() == kind && (name.is_empty() || d.name() == name)).collect();
+        match found[..] {
+            [doc] => Ok(doc),
+            _ => Err(format!("deploy/ must have one {kind} {name}, found {:?}", found.iter().map(|d| d.what()).collect::<Vec<_>>())),
         }
     }
 
+    #[track_caller]
+    fn only(&self, kind: &str, name: &str) -> &Doc {
+        self.one(kind, name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn kustomization(&self) -> &Doc {
-        let k = self.one("Kustomization", None);
+        let k = self.only("Kustomization", "");
         assert_eq!(k.file, "deploy/kustomization.yaml", "the Kustomization must be deploy/kustomization.yaml");
         k
     }
 
     /// A list of files in the kustomization (`resources`, `configurations`), as deploy/ paths.
     fn kustomize_files(&self, field: &str) -> Vec<String> {
-        items(&self.kustomization().value, &format!("/{field}")).iter().filter_map(Value::as_str).map(|f| format!("deploy/{f}")).collect()
+        strings(&self.kustomization().value, field).iter().map(|f| format!("deploy/{f}")).collect()
     }
 
     fn namespace(&self) -> String {
-        let k = self.kustomization();
-        k.str("/namespace").unwrap_or_else(|| panic!("{} has no namespace", k.file)).to_string()
+        self.kustomization().str("/namespace").expect("deploy/kustomization.yaml has a namespace").to_string()
     }
 
-    fn worker(&self) -> (&Doc, Deployment) {
-        let doc = self.one("Deployment", Some(WORKER));
-        (doc, typed(doc))
+    fn worker(&self) -> &Doc {
+        self.only("Deployment", "mp3edge-worker")
     }
 
-    fn spinapp(&self) -> &Doc {
-        self.one("SpinApp", None)
+    /// The worker's only container.
+    fn worker_container(&self) -> Container {
+        let containers: Vec<Container> = self.worker().typed("/spec/template/spec/containers");
+        assert_eq!(containers.len(), 1, "{}: expected one container", self.worker().what());
+        containers.into_iter().next().unwrap()
     }
 
     /// `configMapGenerator` entries of the kustomization: name -> (key -> file under deploy/).
     fn generated_config_maps(&self) -> BTreeMap<String, BTreeMap<String, String>> {
-        let generators = items(&self.kustomization().value, "/configMapGenerator");
-        let keys = |g: &Value| {
-            items(g, "/files")
-                .iter()
-                .map(|f| {
-                    let spec = f.as_str().expect("configMapGenerator files are strings");
-                    let (key, path) = spec.split_once('=').unwrap_or((spec.rsplit('/').next().unwrap(), spec));
-                    (key.to_string(), format!("deploy/{path}"))
-                })
-                .collect()
+        let key_file = |spec: &str| {
+            let (key, path) = spec.split_once('=').unwrap_or((spec.rsplit('/').next().unwrap(), spec));
+            (key.to_string(), format!("deploy/{path}"))
         };
-        generators.iter().map(|g| (text(g, "/name").expect("configMapGenerator entry without name").to_string(), keys(g))).collect()
+        let generators = items(&self.kustomization().value, "/configMapGenerator");
+        generators
+            .iter()
+            .map(|g| (text(g, "/name").unwrap_or("").to_string(), strings(g, "/files").into_iter().map(key_file).collect()))
+            .collect()
     }
 }
 
-/// Deserializes a document into its k8s-openapi type (its shape is the schema test's business).
-fn typed<T: serde::de::DeserializeOwned>(doc: &Doc) -> T {
-    serde_json::from_value(doc.value.clone()).unwrap_or_else(|e| panic!("{}: {e}", doc.what()))
+/// The ConfigMaps a pod volume needs (optional ones of a projected volume left out).
+fn required_config_maps(volume: &Value) -> Vec<&str> {
+    let sources = items(volume, "/projected/sources").iter().filter_map(|s| s.get("configMap"));
+    let maps = volume.get("configMap").into_iter().chain(sources).filter(|cm| cm.get("optional") != Some(&Value::Bool(true)));
+    maps.filter_map(|cm| text(cm, "/name")).collect()
 }
 
 /// The problems one test finds; `report` fails the test with all of them at once.
@@ -233,12 +259,40 @@ impl Problems {
     fn expect<T: PartialEq + Debug>(&mut self, what: &str, got: T, want: T, why: &str) {
         self.check(got == want, format!("{what} is {got:?}, expected {want:?}{why}"));
     }
+    /// Checks a table of agreements: rows `(place, place or =literal, why)` (see [`place`]); the
+    /// first place must hold a value, and the second the same.
+    fn agree(&mut self, d: &Deploy, rows: &[(&str, &str, &str)]) {
+        for (a, b, why) in rows {
+            let (x, y) = (place(d, a), place(d, b));
+            let shown = |v: &Option<String>| v.as_ref().map_or("missing".to_string(), |v| format!("{v:?}"));
+            let other = b.strip_prefix('=').map_or(format!("{b} is {}", shown(&y)), |want| format!("expected {want:?}"));
+            self.check(x.is_some() && x == y, format!("{a} is {}, {other}: {why}", shown(&x)));
+        }
+    }
     #[track_caller]
     fn report(self, title: &str) {
         let mut seen = BTreeSet::new();
         let unique: Vec<&str> = self.0.iter().map(String::as_str).filter(|p| seen.insert(*p)).collect();
         assert!(unique.is_empty(), "{title}:\n  - {}", unique.join("\n  - "));
     }
+}
+
+/// The value at a place of deploy/ or the project, as text: `Kind [name] /path` (the object of
+/// deploy/ of that kind and name), `file.toml /path` (a TOML file of the workspace), `--flag`
+/// (the worker's command line: the image's ENTRYPOINT and the Deployment's args) or `=text`.
+fn place(d: &Deploy, place: &str) -> Option<String> {
+    if let Some(literal) = place.strip_prefix('=') {
+        return Some(literal.to_string());
+    }
+    if let Some(flag) = place.strip_prefix("--") {
+        return worker_flags(d).remove(flag);
+    }
+    let (what, path) = place.rsplit_once(' ').unwrap_or_else(|| panic!("place {place:?} has no path"));
+    let value = match what.split_once(' ').unwrap_or((what, "")) {
+        (file, _) if file.ends_with(".toml") => d.toml(file),
+        (kind, name) => d.one(kind, name).ok()?.value.clone(),
+    };
+    at(&value, path).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -268,10 +322,13 @@ fn strict(schema: &mut Value) {
     }
 }
 
+type Validators = BTreeMap<(String, String), jsonschema::Validator>;
+
 /// Strict validators by (apiVersion, kind): every version of the CRDs in `../shared/schemas/`,
 /// the core kinds deploy/ uses, and `ObjectMeta` (under the empty key), which CRD schemas leave
 /// to the API server.
-fn validators() -> &'static BTreeMap<(String, String), jsonschema::Validator> {
+fn validators() -> &'static Validators {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -286,9 +343,8 @@ fn validators() -> &'static BTreeMap<(String, String), jsonschema::Validator> {
         core::<T>(T::API_VERSION, T::KIND)
     }
 
-    static VALIDATORS: OnceLock<BTreeMap<(String, String), jsonschema::Validator>> = OnceLock::new();
+    static VALIDATORS: OnceLock<Validators> = OnceLock::new();
     VALIDATORS.get_or_init(|| {
-        let dir = workspace_root().join("../shared/schemas");
         let mut schemas = vec![
             core::<ObjectMeta>("", ""),
             resource::<Namespace>(),
@@ -300,6 +356,7 @@ fn validators() -> &'static BTreeMap<(String, String), jsonschema::Validator> {
             resource::<HorizontalPodAutoscaler>(),
             resource::<NetworkPolicy>(),
         ];
+        let dir = workspace_root().join("../shared/schemas");
         let crds = files_under(&dir, &["yaml"]);
         assert!(!crds.is_empty(), "{}: no CRD (spin-operator v0.6.1's live in shared/schemas/ beside the workspace)", dir.display());
         for path in crds {
@@ -313,14 +370,12 @@ fn validators() -> &'static BTreeMap<(String, String), jsonschema::Validator> {
                 schemas.push(((api_version, kind.to_string()), schema));
             }
         }
-        schemas
-            .into_iter()
-            .map(|(key, mut schema)| {
-                strict(&mut schema);
-                let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("the schema of {key:?} compiles: {e}"));
-                (key, validator)
-            })
-            .collect()
+        let compile = |(key, mut schema): ((String, String), Value)| {
+            strict(&mut schema);
+            let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("the schema of {key:?} compiles: {e}"));
+            (key, validator)
+        };
+        schemas.into_iter().map(compile).collect()
     })
 }
 
@@ -328,31 +383,25 @@ fn validators() -> &'static BTreeMap<(String, String), jsonschema::Validator> {
 /// subdomain (which no schema states).
 fn validate(doc: &Doc, problems: &mut Problems) {
     let all = validators();
-    let Some(validator) = all.get(&(doc.api_version().to_string(), doc.kind().to_string())) else {
+    let (api_version, kind) = (doc.api_version(), doc.kind());
+    let Some(validator) = all.get(&(api_version.to_string(), kind.to_string())) else {
         let known: Vec<_> = all.keys().filter(|(v, _)| !v.is_empty()).collect();
-        return problems.push(format!(
-            "{}: no schema for apiVersion {:?} kind {:?} (known: {known:?})",
-            doc.what(),
-            doc.api_version(),
-            doc.kind()
-        ));
+        return problems.push(format!("{}: no schema for apiVersion {api_version:?} kind {kind:?} (known: {known:?})", doc.what()));
     };
-    let metadata = doc.value.get("metadata").filter(|_| doc.api_version().starts_with(SPINKUBE_GROUP));
-    let meta_errors = metadata.into_iter().flat_map(|m| {
-        all[&(String::new(), String::new())].iter_errors(m).map(|e| (format!("/metadata{}", e.instance_path()), e.to_string()))
-    });
-    for (at, error) in validator.iter_errors(&doc.value).map(|e| (e.instance_path().to_string(), e.to_string())).chain(meta_errors) {
-        problems.push(format!("{} at /{}: {error}", doc.what(), at.trim_start_matches('/')));
+    let errors = validator.iter_errors(&doc.value).map(|e| (e.instance_path().to_string(), e.to_string()));
+    let metadata = doc.value.get("metadata").filter(|_| api_version.starts_with(SPINKUBE_GROUP));
+    let meta = &all[&(String::new(), String::new())];
+    let meta_errors =
+        metadata.into_iter().flat_map(|m| meta.iter_errors(m).map(|e| (format!("/metadata{}", e.instance_path()), e.to_string())));
+    for (path, error) in errors.chain(meta_errors) {
+        problems.push(format!("{} at /{}: {error}", doc.what(), path.trim_start_matches('/')));
     }
     let dns = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
+        let chars = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        (1..=63).contains(&label.len()) && chars && !label.starts_with('-') && !label.ends_with('-')
     };
     let name = doc.name();
-    problems
-        .check(name.len() <= 253 && name.split('.').all(dns), format!("{}: metadata.name {name:?} is no valid DNS-1123 name", doc.what()));
+    problems.check(name.len() <= 253 && name.split('.').all(dns), format!("{}: metadata.name {name:?} is no DNS-1123 name", doc.what()));
 }
 
 #[test]
@@ -362,14 +411,12 @@ fn spinapps_validate_against_the_spin_operator_crd() {
     for doc in d.docs.iter().filter(|doc| doc.api_version().starts_with(SPINKUBE_GROUP)) {
         validate(doc, &mut problems);
     }
-    let spinapp = d.spinapp();
+    let spinapp = d.only("SpinApp", "");
     problems.check(spinapp.file == "deploy/spinapp.yaml", format!("{}: the SpinApp belongs in deploy/spinapp.yaml", spinapp.what()));
     // The executor: the shim SpinKube's install creates, or a SpinAppExecutor of deploy/.
     let executor = spinapp.str("/spec/executor");
-    problems.check(
-        executor == Some("containerd-shim-spin") || d.of_kind("SpinAppExecutor").any(|e| Some(e.name()) == executor),
-        format!("{}: spec.executor {executor:?} is neither containerd-shim-spin nor a SpinAppExecutor of deploy/", spinapp.what()),
-    );
+    let known = executor == Some("containerd-shim-spin") || d.of_kind("SpinAppExecutor").any(|e| Some(e.name()) == executor);
+    problems.check(known, format!("{}: spec.executor {executor:?} is neither containerd-shim-spin nor a SpinAppExecutor", spinapp.what()));
     problems.report("SpinKube objects that the spin-operator v0.6.1 CRDs reject");
 }
 
@@ -381,8 +428,8 @@ fn core_objects_match_the_kubernetes_api() {
     for doc in &d.docs {
         // SpinKube's have their test; KEDA's CRD is not at hand (its own test); kustomize's files.
         let elsewhere = doc.api_version().starts_with(SPINKUBE_GROUP)
-            || (doc.api_version(), doc.kind()) == ("keda.sh/v1alpha1", "ScaledObject")
-            || (doc.api_version(), doc.kind()) == ("kustomize.config.k8s.io/v1beta1", "Kustomization")
+            || [("keda.sh/v1alpha1", "ScaledObject"), ("kustomize.config.k8s.io/v1beta1", "Kustomization")]
+                .contains(&(doc.api_version(), doc.kind()))
             || configurations.contains(&doc.file);
         if !elsewhere {
             validate(doc, &mut problems);
@@ -394,47 +441,45 @@ fn core_objects_match_the_kubernetes_api() {
     let mut problems = Problems::default();
     let mut pods: Vec<(String, PodTemplateSpec)> = Vec::new();
     for doc in d.of_kind("Deployment").chain(d.of_kind("StatefulSet")) {
-        let (selector, pod, claims, service) = match doc.kind() {
-            "Deployment" => {
-                let spec = typed::<Deployment>(doc).spec.expect("Deployment spec");
-                (spec.selector.match_labels, spec.template, Vec::new(), None)
-            }
-            _ => {
-                let spec = typed::<StatefulSet>(doc).spec.expect("StatefulSet spec");
-                let claims = spec.volume_claim_templates.iter().flatten().filter_map(|c| c.metadata.name.clone()).collect();
-                (spec.selector.match_labels, spec.template, claims, spec.service_name)
-            }
-        };
-        let selector = selector.unwrap_or_default();
-        problems.check(!selector.is_empty(), format!("{}: spec.selector.matchLabels is empty", doc.what()));
-        problems.check(
-            labels_match(&selector, &pod),
-            format!("{}: spec.selector.matchLabels {selector:?} do not match the pod template's labels", doc.what()),
-        );
-        if let Some(service) = service {
-            problems.check(
-                d.of_kind("Service").any(|s| s.name() == service),
-                format!("{}: serviceName {service} is no Service in deploy/", doc.what()),
-            );
+        let (what, pod) = (doc.what(), doc.typed::<PodTemplateSpec>("/spec/template"));
+        let selector: BTreeMap<String, String> = doc.typed("/spec/selector/matchLabels");
+        problems.check(!selector.is_empty(), format!("{what}: spec.selector.matchLabels is empty"));
+        problems.check(labels_match(&selector, &pod), format!("{what}: spec.selector.matchLabels {selector:?} miss pod template labels"));
+        if let Some(service) = doc.str("/spec/serviceName") {
+            problems.check(d.one("Service", service).is_ok(), format!("{what}: serviceName {service} is no Service in deploy/"));
         }
-        check_pod(&doc.what(), &pod, &claims, &mut problems);
-        pods.push((doc.what(), pod));
+        let claims = items(&doc.value, "/spec/volumeClaimTemplates").iter().filter_map(|c| text(c, "/metadata/name"));
+        let volumes: BTreeSet<&str> =
+            items(&doc.value, "/spec/template/spec/volumes").iter().filter_map(|v| text(v, "/name")).chain(claims).collect();
+        for c in pod_containers(&pod) {
+            for mount in c.volume_mounts.iter().flatten().filter(|m| !volumes.contains(m.name.as_str())) {
+                problems.push(format!("{what}: container {} mounts volume {}, which the pod does not have", c.name, mount.name));
+            }
+            for (probe, name) in [(&c.liveness_probe, "liveness"), (&c.readiness_probe, "readiness"), (&c.startup_probe, "startup")] {
+                if let Some(http) = probe.as_ref().and_then(|p| p.http_get.as_ref()) {
+                    let found = resolve_port(std::slice::from_ref(c), &http.port).is_some();
+                    problems.check(found, format!("{what}: container {} {name} probe port {:?} is none of its ports", c.name, http.port));
+                }
+            }
+            let resources = c.resources.clone().unwrap_or_default();
+            let memory_limit = resources.limits.is_some_and(|l| l.contains_key("memory"));
+            problems.check(memory_limit, format!("{what}: container {} has no memory limit", c.name));
+            problems.check(resources.requests.is_some(), format!("{what}: container {} has no resource requests", c.name));
+        }
+        pods.push((what, pod));
     }
     for doc in d.of_kind("Service") {
-        let spec = typed::<Service>(doc).spec.unwrap_or_default();
+        let spec = doc.typed::<Service>("").spec.unwrap_or_default();
         let selector = spec.selector.unwrap_or_default();
         if selector.is_empty() {
             continue;
         }
         let matched: Vec<&(String, PodTemplateSpec)> = pods.iter().filter(|(_, pod)| labels_match(&selector, pod)).collect();
-        problems
-            .check(!matched.is_empty(), format!("{}: selector {selector:?} matches no Deployment/StatefulSet pod in deploy/", doc.what()));
+        problems.check(!matched.is_empty(), format!("{}: selector {selector:?} matches no pod of deploy/", doc.what()));
         for (port, (what, pod)) in spec.ports.iter().flatten().flat_map(|port| matched.iter().map(move |m| (port, m))) {
             let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
-            problems.check(
-                resolve_port(pod_containers(pod), &target).is_some(),
-                format!("{}: targetPort {target:?} is no container port of {what}", doc.what()),
-            );
+            let found = resolve_port(pod_containers(pod), &target).is_some();
+            problems.check(found, format!("{}: targetPort {target:?} is no container port of {what}", doc.what()));
         }
     }
     problems.report("Workloads and Services that do not fit together");
@@ -458,30 +503,6 @@ fn resolve_port(containers: &[Container], port: &IntOrString) -> Option<i32> {
     }
 }
 
-/// Volumes mounted and probe ports resolve; each container has a memory limit and requests.
-fn check_pod(what: &str, pod: &PodTemplateSpec, claims: &[String], problems: &mut Problems) {
-    let Some(spec) = &pod.spec else { return problems.push(format!("{what}: no pod spec")) };
-    let volumes: BTreeSet<&String> = spec.volumes.iter().flatten().map(|v| &v.name).chain(claims).collect();
-    for c in &spec.containers {
-        for mount in c.volume_mounts.iter().flatten() {
-            problems.check(
-                volumes.contains(&mount.name),
-                format!("{what}: container {} mounts volume {} that the pod does not have", c.name, mount.name),
-            );
-        }
-        for (probe, name) in [(&c.liveness_probe, "liveness"), (&c.readiness_probe, "readiness"), (&c.startup_probe, "startup")] {
-            if let Some(http) = probe.as_ref().and_then(|p| p.http_get.as_ref()) {
-                let found = resolve_port(std::slice::from_ref(c), &http.port).is_some();
-                problems.check(found, format!("{what}: container {} {name} probe port {:?} is none of its ports", c.name, http.port));
-            }
-        }
-        let resources = c.resources.clone().unwrap_or_default();
-        problems
-            .check(resources.limits.is_some_and(|l| l.contains_key("memory")), format!("{what}: container {} has no memory limit", c.name));
-        problems.check(resources.requests.is_some(), format!("{what}: container {} has no resource requests", c.name));
-    }
-}
-
 // ------------------------------------------------------------------------------------------
 // Kustomization and secrets
 
@@ -493,7 +514,11 @@ fn kustomization_ties_everything_together() {
     let resources = d.kustomize_files("resources");
     let configurations = d.kustomize_files("configurations");
     let mut problems = Problems::default();
-    problems.expect(&format!("{}: namespace", k.file), namespace.as_str(), "mp3edge", "");
+    #[rustfmt::skip]
+    problems.agree(d, &[
+        ("Kustomization /namespace", "=mp3edge", "the namespace of deploy/README.md and of KEDA's Redis address"),
+        ("Namespace /metadata/name", "Kustomization /namespace", "the kustomization puts everything in the Namespace it creates"),
+    ]);
     let generated = d.generated_config_maps().into_values().flat_map(BTreeMap::into_values);
     for file in resources.iter().chain(&configurations).cloned().chain(generated) {
         problems.check(d.root.join(&file).is_file(), format!("{}: {file} does not exist", k.file));
@@ -502,21 +527,18 @@ fn kustomization_ties_everything_together() {
     for file in &d.yaml_files {
         let optional = file.ends_with(".example.yaml") || file == "deploy/worker/hpa.yaml";
         let own = file == &k.file || configurations.contains(file);
-        problems.check(own || resources.contains(file) != optional, match optional {
-            true => format!("{}: {file} must not be a resource (a template, or the alternative to KEDA: a re-apply would reset the Secrets or fight KEDA's HPA)", k.file),
+        let problem = match optional {
+            true => format!("{}: {file} must not be a resource (a template; or the HPA, which would fight KEDA's)", k.file),
             false => format!("{file} is not in the resources of {}", k.file),
-        });
+        };
+        problems.check(own || resources.contains(file) != optional, problem);
     }
     for kind in ["Namespace", "SpinApp", "Deployment", "StatefulSet", "Service", "ScaledObject"] {
         problems.check(d.of_kind(kind).any(|doc| resources.contains(&doc.file)), format!("{}: no {kind} among the resources", k.file));
     }
-    problems.check(d.of_kind("Namespace").any(|n| n.name() == namespace), format!("deploy/ has no Namespace {namespace}"));
     for doc in &d.docs {
         let ns = doc.str("/metadata/namespace");
-        problems.check(
-            ns.is_none_or(|ns| ns == namespace),
-            format!("{}: metadata.namespace {ns:?} differs from the kustomization's {namespace:?}", doc.what()),
-        );
+        problems.check(ns.is_none_or(|ns| ns == namespace), format!("{}: metadata.namespace {ns:?} is not {namespace:?}", doc.what()));
     }
     problems.report("deploy/kustomization.yaml");
 }
@@ -542,16 +564,14 @@ fn secrets_are_templates_only() {
     let mut problems = Problems::default();
     let mut templates: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for doc in d.of_kind("Secret") {
-        problems.check(doc.file.ends_with(".example.yaml"), format!("{}: Secrets belong in a *.example.yaml template", doc.what()));
-        let secret: Secret = typed(doc);
+        let what = doc.what();
+        problems.check(doc.file.ends_with(".example.yaml"), format!("{what}: Secrets belong in a *.example.yaml template"));
+        let secret: Secret = doc.typed("");
         let data = secret.data.unwrap_or_default();
-        problems.check(data.is_empty(), format!("{}: use stringData with CHANGE-ME placeholders, not base64 data", doc.what()));
+        problems.check(data.is_empty(), format!("{what}: use stringData with CHANGE-ME placeholders, not base64 data"));
         let string_data = secret.string_data.unwrap_or_default();
-        for (key, value) in &string_data {
-            problems.check(
-                value.contains("CHANGE-ME"),
-                format!("{}: stringData.{key} has no CHANGE-ME placeholder: a template must not carry a real value", doc.what()),
-            );
+        for (key, value) in string_data.iter().filter(|(_, value)| !value.contains("CHANGE-ME")) {
+            problems.push(format!("{what}: stringData.{key} is {value:?}, no CHANGE-ME placeholder: a template carries no real value"));
         }
         templates.insert(doc.name().to_string(), string_data);
     }
@@ -561,27 +581,21 @@ fn secrets_are_templates_only() {
         secret_refs(&doc.value, "", &mut refs);
         for (path, name, key) in refs {
             let has = templates.get(&name).map(|keys| keys.contains_key(&key));
-            problems
-                .check(has.is_some(), format!("{}: {path} names Secret {name:?}, which no *.example.yaml template provides", doc.what()));
+            problems.check(has.is_some(), format!("{}: {path} names Secret {name:?}, which no template provides", doc.what()));
             problems
                 .check(has != Some(false), format!("{}: {path} needs key {key:?} of Secret {name}, which its template lacks", doc.what()));
         }
     }
     // The edge's runtime config Secret carries deploy/runtime-config.toml, as its single key.
-    let spinapp = d.spinapp();
-    let name = spinapp
-        .str("/spec/runtimeConfig/loadFromSecret")
-        .unwrap_or_else(|| panic!("{}: spec.runtimeConfig.loadFromSecret is not set", spinapp.what()));
+    let spinapp = d.only("SpinApp", "");
+    let name = spinapp.str("/spec/runtimeConfig/loadFromSecret").expect("the SpinApp's spec.runtimeConfig.loadFromSecret is set");
     let keys = templates.get(name).cloned().unwrap_or_default();
     let what = format!("Secret template {name} (loadFromSecret of {})", spinapp.what());
-    problems.expect(
-        &format!("the keys of {what}"),
-        keys.keys().map(String::as_str).collect(),
-        vec!["runtime-config.toml"],
-        " (the spin-operator's single key)",
-    );
+    let why = " (the spin-operator's single key)";
+    problems.expect(&format!("the keys of {what}"), keys.keys().map(String::as_str).collect(), vec!["runtime-config.toml"], why);
     if let Some(config) = keys.get("runtime-config.toml") {
-        let same = config.parse::<toml::Table>().is_ok_and(|t| serde_json::to_value(t).unwrap() == d.toml("deploy/runtime-config.toml"));
+        let edge = d.toml("deploy/runtime-config.toml");
+        let same = config.parse::<toml::Table>().is_ok_and(|t| serde_json::to_value(t).unwrap() == edge);
         problems.check(same, format!("{what}: runtime-config.toml is not deploy/runtime-config.toml"));
     }
     problems.report("Secrets");
@@ -594,32 +608,25 @@ fn secrets_are_templates_only() {
 fn spinapp_provides_what_spin_toml_requires() {
     let d = deploy();
     let spin = d.toml("spin.toml");
-    let doc = d.spinapp();
+    let doc = d.only("SpinApp", "");
+    let what = doc.what();
     let bound: BTreeMap<&str, &Value> = items(&doc.value, "/spec/variables").iter().map(|v| (text(v, "/name").unwrap_or(""), v)).collect();
-    let from_secret = |name: &str| bound.get(name).is_some_and(|b| b.pointer("/valueFrom/secretKeyRef").is_some());
+    let from_secret = |name: &str| bound.get(name).is_some_and(|b| at(b, "/valueFrom/secretKeyRef").is_some());
     let mut problems = Problems::default();
     for (name, decl) in fields(&spin, "/variables") {
-        let is = |flag: &str| decl.get(flag) == Some(&Value::Bool(true));
-        problems.check(
-            !is("required") || bound.contains_key(name.as_str()),
-            format!("spin.toml variable {name} is required but {} does not set it", doc.what()),
-        );
-        let secret = is("secret") && bound.contains_key(name.as_str());
-        problems.check(
-            !secret || from_secret(name),
-            format!("{}: variable {name} is secret in spin.toml: bind it with valueFrom.secretKeyRef", doc.what()),
-        );
+        let (is_bound, is) = (bound.contains_key(name.as_str()), |flag: &str| decl.get(flag) == Some(&Value::Bool(true)));
+        problems.check(!is("required") || is_bound, format!("spin.toml variable {name} is required but {what} does not set it"));
+        let secret = is("secret") && is_bound;
+        problems
+            .check(!secret || from_secret(name), format!("{what}: variable {name} is secret in spin.toml: bind it with a secretKeyRef"));
     }
     for (name, binding) in &bound {
-        problems.check(
-            spin.pointer(&format!("/variables/{name}")).is_some(),
-            format!("{}: variable {name:?} is not declared in spin.toml [variables]", doc.what()),
-        );
+        problems.check(at(&spin, &format!("/variables/{name}")).is_some(), format!("{what}: variable {name:?} is not in spin.toml"));
         let sources = ["value", "valueFrom"].iter().filter(|k| binding.get(**k).is_some()).count();
-        problems.check(sources == 1, format!("{}: variable {name} needs exactly one of value / valueFrom", doc.what()));
+        problems.check(sources == 1, format!("{what}: variable {name} needs exactly one of value / valueFrom"));
     }
     for name in ["jwt_secret", "admin_email", "admin_password"] {
-        problems.check(from_secret(name), format!("{}: variable {name} must come from a Secret (valueFrom.secretKeyRef)", doc.what()));
+        problems.check(from_secret(name), format!("{what}: variable {name} must come from a Secret (valueFrom.secretKeyRef)"));
     }
     // Probes: routes of spin.toml. Readiness exercises the backends through /formats (no session
     // needed); liveness must answer without a session, and without backends unless it is
@@ -628,55 +635,34 @@ fn spinapp_provides_what_spin_toml_requires() {
         items(&spin, "/trigger/http").iter().filter_map(|t| Some((text(t, "/route")?, text(t, "/component")?))).collect();
     for probe in ["liveness", "readiness"] {
         let Some(path) = doc.str(&format!("/spec/checks/{probe}/httpGet/path")) else {
-            problems.push(format!("{}: spec.checks.{probe}.httpGet.path is not set", doc.what()));
+            problems.push(format!("{what}: spec.checks.{probe}.httpGet.path is not set"));
             continue;
         };
         let Some(component) = route_component(&routes, path) else {
-            problems.push(format!("{}: {probe} probe path {path} is no route of spin.toml", doc.what()));
+            problems.push(format!("{what}: {probe} probe path {path} is no route of spin.toml"));
             continue;
         };
         let backends =
             ["key_value_stores", "sqlite_databases"].iter().any(|k| !items(&spin, &format!("/component/{component}/{k}")).is_empty());
         let problem = match (probe, path) {
-            ("readiness", "/formats") | ("liveness", "/formats") => None,
-            ("readiness", _) => Some("use /formats, which needs no session and reaches the key-value store and the database".to_string()),
-            ("liveness", "/") if backends => Some(format!(
-                "component {component} serves it, which uses the key-value store or the database: an outage there would restart the edge"
-            )),
-            ("liveness", "/") => None,
-            _ => Some("use / (the web app's static page) or /formats, the routes known to answer 200 without a session".to_string()),
+            (_, "/formats") => continue,
+            ("liveness", "/") if !backends => continue,
+            ("liveness", "/") => {
+                format!("component {component} serves it with the key-value store or the database: their outage would restart the edge")
+            }
+            ("readiness", _) => "use /formats, which needs no session and reaches the key-value store and the database".to_string(),
+            _ => "use / (the web app's static page) or /formats, the routes known to answer 200 without a session".to_string(),
         };
-        if let Some(problem) = problem {
-            problems.push(format!("{}: {probe} probe path {path}: {problem}", doc.what()));
-        }
+        problems.push(format!("{what}: {probe} probe path {path}: {problem}"));
     }
     problems.report("SpinApp against spin.toml");
 }
 
 /// The component spin.toml routes `path` to: an exact route, else the longest `/prefix/...`.
 fn route_component<'a>(routes: &[(&str, &'a str)], path: &str) -> Option<&'a str> {
+    let prefix_of = |route: &str| route.strip_suffix("/...").filter(|p| path == *p || path.starts_with(&format!("{p}/"))).map(str::len);
     let exact = routes.iter().find(|(r, _)| *r == path).map(|(_, c)| *c);
-    exact.or_else(|| {
-        routes
-            .iter()
-            .filter_map(|(r, c)| {
-                let prefix = r.strip_suffix("/...")?;
-                (path == prefix || path.starts_with(&format!("{prefix}/"))).then_some((prefix.len(), *c))
-            })
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, c)| c)
-    })
-}
-
-/// The url of `[key_value_store.default]`, which must be Redis (shared by the edge and the workers).
-fn kv_url<'a>(table: &'a Value, file: &str) -> Option<&'a str> {
-    let store = table.pointer("/key_value_store/default")?;
-    assert_eq!(
-        text(store, "/type"),
-        Some("redis"),
-        "{file}: [key_value_store.default] must be type \"redis\" (shared between the edge and the workers)"
-    );
-    text(store, "/url")
+    exact.or_else(|| routes.iter().filter_map(|(r, c)| Some((prefix_of(r)?, *c))).max_by_key(|(len, _)| *len).map(|(_, c)| c))
 }
 
 #[test]
@@ -685,16 +671,14 @@ fn runtime_configs_cover_spin_toml_and_agree() {
     let spin = d.toml("spin.toml");
     let edge_file = "deploy/runtime-config.toml";
     let edge = d.toml(edge_file);
-    let replicas = d.spinapp().value.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let replicas = at(&d.only("SpinApp", "").value, "/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     let mut problems = Problems::default();
     for (section, field) in [("key_value_store", "key_value_stores"), ("sqlite_database", "sqlite_databases")] {
         for (component, decl) in fields(&spin, "/component") {
-            for label in items(decl, &format!("/{field}")).iter().filter_map(Value::as_str) {
-                let at = format!("{edge_file}: [{section}.{label}]");
-                let Some(store) = edge.pointer(&format!("/{section}/{label}")) else {
-                    problems.push(format!(
-                        "component {component} uses {field} label {label:?}, which {edge_file} does not configure ([{section}.{label}])"
-                    ));
+            for label in strings(decl, field) {
+                let place = format!("{edge_file}: [{section}.{label}]");
+                let Some(store) = at(&edge, &format!("/{section}/{label}")) else {
+                    problems.push(format!("component {component} uses {field} label {label:?}, which {place} does not configure"));
                     continue;
                 };
                 let kind = text(store, "/type").unwrap_or("");
@@ -703,48 +687,34 @@ fn runtime_configs_cover_spin_toml_and_agree() {
                     "libsql" => &["url", "token"],
                     "spin" => &[],
                     other => {
-                        problems.push(format!("{at} has unknown type {other:?}"));
+                        problems.push(format!("{place} has unknown type {other:?}"));
                         &[]
                     }
                 };
-                problems.check(
-                    kind != "spin" || replicas <= 1,
-                    format!("{at} type \"spin\" is a file inside one pod; with {replicas} edge replicas use a shared store"),
-                );
-                for key in need {
-                    problems
-                        .check(text(store, &format!("/{key}")).is_some_and(|v| !v.is_empty()), format!("{at} type {kind:?} needs {key}"));
+                let shared = kind != "spin" || replicas <= 1;
+                problems
+                    .check(shared, format!("{place} type \"spin\" is a file of one pod; with {replicas} edge replicas use a shared store"));
+                for key in need.iter().filter(|key| text(store, key).is_none_or(str::is_empty)) {
+                    problems.push(format!("{place} type {kind:?} needs {key}"));
                 }
             }
         }
     }
-    problems.expect(
-        &format!("{edge_file}: [sqlite_database.default] type"),
-        text(&edge, "/sqlite_database/default/type"),
-        Some("libsql"),
-        "",
-    );
-
-    // The worker's own runtime config: the same key-value store, nothing its host rejects.
-    let (_, worker) = d.worker();
-    let flags = worker_flags(&worker);
-    match mounted_config_file(d, &worker, flags.get("runtime-config-file").map_or("", String::as_str)) {
-        Err(e) => problems.push(e),
-        Ok(worker_file) => {
-            let table = d.toml(&worker_file);
-            let worker_url = kv_url(&table, &worker_file);
-            problems.check(worker_url.is_some(), format!("{worker_file}: the worker needs [key_value_store.default] with a url"));
-            problems.expect(
-                &format!("the worker's key-value store ({worker_file})"),
-                worker_url,
-                kv_url(&edge, edge_file),
-                &format!(" (the edge's, {edge_file})"),
-            );
-            for (label, db) in fields(&table, "/sqlite_database") {
-                let why = " (the worker's host accepts only type \"spin\": host-worker/src/runtime_config.rs)";
-                problems.expect(&format!("{worker_file}: [sqlite_database.{label}] type"), text(db, "/type"), Some("spin"), why);
-            }
-        }
+    // The worker's own runtime config (behind --runtime-config-file): the edge's key-value store,
+    // and nothing its host rejects.
+    let worker_file = "deploy/worker/runtime-config.toml";
+    let mounted = mounted_config_file(d, &place(d, "--runtime-config-file").unwrap_or_default());
+    problems.expect("the file behind --runtime-config-file", mounted, Ok(worker_file.to_string()), "");
+    #[rustfmt::skip]
+    problems.agree(d, &[
+        ("deploy/runtime-config.toml /key_value_store/default/type", "=redis", "the edge shares its key-value store with the workers"),
+        ("deploy/worker/runtime-config.toml /key_value_store/default/type", "=redis", "the workers share the edge's key-value store"),
+        ("deploy/worker/runtime-config.toml /key_value_store/default/url", "deploy/runtime-config.toml /key_value_store/default/url", "the workers read the edge's uploads and write what it serves"),
+        ("deploy/runtime-config.toml /sqlite_database/default/type", "=libsql", "the edge replicas share one database"),
+    ]);
+    for (label, db) in fields(&d.toml(worker_file), "/sqlite_database") {
+        let why = " (the worker's host accepts only type \"spin\": host-worker/src/runtime_config.rs)";
+        problems.expect(&format!("{worker_file}: [sqlite_database.{label}] type"), text(db, "/type"), Some("spin"), why);
     }
     problems.report("Runtime configs");
 }
@@ -795,14 +765,14 @@ impl Dockerfile {
     /// The last `keyword` instruction of the runtime stage, exec form (JSON array).
     fn exec_form(&self, keyword: &str) -> Vec<String> {
         let args = self.runtime_args(keyword).next().unwrap_or_else(|| panic!("{DOCKERFILE}: the runtime stage has no {keyword}"));
-        serde_json::from_str(args).unwrap_or_else(|_| {
-            panic!("{DOCKERFILE}: {keyword} must be in exec form (a JSON array) so that SIGTERM reaches mp3edge, not a shell: {args}")
-        })
+        let why = "so that SIGTERM reaches mp3edge, not a shell";
+        serde_json::from_str(args).unwrap_or_else(|_| panic!("{DOCKERFILE}: {keyword} must be in exec form (a JSON array) {why}: {args}"))
     }
-    /// The source (under the build context) that a COPY of the runtime stage puts at `dest`.
-    fn copied_into(&self, dest: &str) -> Option<&str> {
-        self.runtime_args("COPY").find_map(|args| match args.split_whitespace().filter(|p| !p.starts_with("--")).collect::<Vec<_>>()[..] {
-            [src, d] if d == dest => Some(src),
+    /// The (source, destination) pairs of the runtime stage's COPY instructions.
+    fn copies(&self) -> impl Iterator<Item = (&str, &str)> {
+        let parts = self.runtime_args("COPY").map(|args| args.split_whitespace().filter(|p| !p.starts_with("--")).collect::<Vec<_>>());
+        parts.filter_map(|p| match p[..] {
+            [src, dest] => Some((src, dest)),
             _ => None,
         })
     }
@@ -841,11 +811,8 @@ const RUNTIME_LIBRARIES: &[(&str, &str)] = &[
 /// A Makefile variable (`NAME := a b c`), split.
 fn makefile_list(name: &str) -> Vec<String> {
     let text = deploy().read("Makefile");
-    let line = text
-        .lines()
-        .find_map(|l| l.split_once(":=").filter(|(n, _)| n.trim() == name))
-        .unwrap_or_else(|| panic!("the Makefile has no `{name} :=`"));
-    line.1.split_whitespace().map(str::to_string).collect()
+    let line = text.lines().find_map(|l| l.split_once(":=").filter(|(n, _)| n.trim() == name));
+    line.unwrap_or_else(|| panic!("the Makefile has no `{name} :=`")).1.split_whitespace().map(str::to_string).collect()
 }
 
 /// Flags of `mp3edge worker` (kebab-case): the fields of `WorkerArgs` and of the structs it
@@ -854,8 +821,8 @@ fn known_worker_flags() -> BTreeSet<String> {
     // struct name -> (field, type of a #[command(flatten)] field)
     let mut structs: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
     let cargo = deploy().toml("Cargo.toml");
-    let members = items(&cargo, "/workspace/members").iter().filter_map(Value::as_str).map(|m| workspace_root().join(m).join("src"));
-    for path in members.filter(|src| src.is_dir()).flat_map(|src| files_under(&src, &["rs"])) {
+    let sources = strings(&cargo, "/workspace/members").into_iter().map(|m| workspace_root().join(m).join("src"));
+    for path in sources.filter(|src| src.is_dir()).flat_map(|src| files_under(&src, &["rs"])) {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let (mut current, mut flatten) = (None::<String>, false);
         for t in text.lines().map(str::trim) {
@@ -894,18 +861,16 @@ fn known_worker_flags() -> BTreeSet<String> {
 /// `--flag value` pairs of the worker's command line: the image's ENTRYPOINT (after
 /// `mp3edge worker`) followed by the Deployment's args (which replace the image's CMD).
 /// Panics with the reason on a malformed or repeated flag.
-fn worker_flags(deployment: &Deployment) -> BTreeMap<String, String> {
+fn worker_flags(d: &Deploy) -> BTreeMap<String, String> {
     let docker = dockerfile();
     let entrypoint = docker.exec_form("ENTRYPOINT");
-    let container = worker_container(deployment);
-    assert!(container.command.is_none(), "{WORKER}: container.command would replace the image's ENTRYPOINT; use args");
-    assert!(
-        entrypoint.len() >= 2 && entrypoint[0].ends_with("/mp3edge") && entrypoint[1] == "worker",
-        "{DOCKERFILE}: ENTRYPOINT must start with the mp3edge binary and `worker`: {entrypoint:?}"
-    );
-    let args = container.args.clone().unwrap_or_else(|| docker.exec_form("CMD"));
-    let mut tokens =
-        entrypoint[2..].iter().map(|t| (t, "the Dockerfile's ENTRYPOINT")).chain(args.iter().map(|t| (t, "the Deployment's args")));
+    let container = d.worker_container();
+    assert!(container.command.is_none(), "{}: container.command would replace the image's ENTRYPOINT; use args", d.worker().what());
+    let starts = entrypoint.len() >= 2 && entrypoint[0].ends_with("/mp3edge") && entrypoint[1] == "worker";
+    assert!(starts, "{DOCKERFILE}: ENTRYPOINT must start with the mp3edge binary and `worker`: {entrypoint:?}");
+    let args = container.args.unwrap_or_else(|| docker.exec_form("CMD"));
+    let entrypoint = entrypoint[2..].iter().map(|t| (t, "the Dockerfile's ENTRYPOINT"));
+    let mut tokens = entrypoint.chain(args.iter().map(|t| (t, "the Deployment's args")));
     let mut flags = BTreeMap::new();
     while let Some((token, source)) = tokens.next() {
         let flag = token.strip_prefix("--").unwrap_or_else(|| panic!("{source}: expected a --flag, found {token:?}"));
@@ -913,146 +878,91 @@ fn worker_flags(deployment: &Deployment) -> BTreeMap<String, String> {
             Some((n, v)) => (n.to_string(), v.to_string()),
             None => (flag.to_string(), tokens.next().unwrap_or_else(|| panic!("{source}: --{flag} has no value")).0.clone()),
         };
-        assert!(
-            flags.insert(name.clone(), value).is_none(),
-            "--{name} is given twice (ENTRYPOINT + args): `mp3edge worker` rejects a repeated flag"
-        );
+        let once = flags.insert(name.clone(), value).is_none();
+        assert!(once, "--{name} is given twice (ENTRYPOINT + args): `mp3edge worker` rejects a repeated flag");
     }
     flags
 }
 
-fn worker_container(deployment: &Deployment) -> &Container {
-    let containers = &deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers;
-    assert_eq!(containers.len(), 1, "{WORKER}: expected one container");
-    &containers[0]
-}
-
-/// The deploy/ file behind a file path of the worker container (a mounted, generated ConfigMap
-/// key; an optional ConfigMap of a projected volume does not count).
-fn mounted_config_file(d: &Deploy, deployment: &Deployment, path: &str) -> Result<String, String> {
-    let (dir, key) = path.rsplit_once('/').ok_or_else(|| format!("{WORKER}: {path:?} is no absolute file path"))?;
-    let mount = worker_container(deployment).volume_mounts.iter().flatten().find(|m| m.mount_path.trim_end_matches('/') == dir);
-    let mount = mount.ok_or_else(|| format!("{WORKER}: {path} is in no mounted volume (no volumeMount at {dir})"))?;
-    let volumes = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap().volumes.iter().flatten();
-    let volume = volumes.into_iter().find(|v| v.name == mount.name);
-    let projected = volume.iter().flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()));
-    let required = projected.filter_map(|s| s.config_map.as_ref()).filter(|cm| cm.optional != Some(true)).map(|cm| cm.name.clone());
-    let config_maps: Vec<String> =
-        volume.and_then(|v| v.config_map.as_ref()).map(|cm| cm.name.clone()).into_iter().chain(required).collect();
-    let generated = d.generated_config_maps();
-    let file = config_maps.iter().find_map(|name| generated.get(name)?.get(key));
-    file.cloned().ok_or_else(|| {
-        format!(
-            "{WORKER}: {path}: no ConfigMap of volume {} ({config_maps:?}) is generated with key {key} by deploy/kustomization.yaml",
-            mount.name
-        )
-    })
+/// The deploy/ file behind a file path of the worker container: a key of a generated ConfigMap
+/// that a mounted volume needs.
+fn mounted_config_file(d: &Deploy, path: &str) -> Result<String, String> {
+    let (dir, key) = path.rsplit_once('/').ok_or_else(|| format!("{path:?} is no absolute file path"))?;
+    let container = d.worker_container();
+    let mount = container.volume_mounts.iter().flatten().find(|m| m.mount_path.trim_end_matches('/') == dir);
+    let mount = mount.ok_or_else(|| format!("{path} is in no mounted volume of the worker (no volumeMount at {dir})"))?;
+    let volume = at(&d.worker().value, &format!("/spec/template/spec/volumes/[name={}]", mount.name)).unwrap_or(&Value::Null);
+    let (config_maps, generated) = (required_config_maps(volume), d.generated_config_maps());
+    let file = config_maps.iter().find_map(|name| generated.get(*name)?.get(key)).cloned();
+    file.ok_or_else(|| format!("{path}: no ConfigMap of volume {} ({config_maps:?}) is generated with key {key}", mount.name))
 }
 
 #[test]
 fn worker_ports_probes_and_flags_agree() {
     let d = deploy();
-    let (doc, deployment) = d.worker();
-    let what = doc.what();
+    let what = d.worker().what();
     let docker = dockerfile();
-    let flags = worker_flags(&deployment);
-    let container = worker_container(&deployment);
-    let pod = &deployment.spec.as_ref().unwrap().template;
-    let pod_spec = pod.spec.clone().unwrap_or_default();
+    let flags = worker_flags(d);
+    let container = d.worker_container();
     let mut problems = Problems::default();
 
     let known = known_worker_flags();
     for flag in flags.keys().filter(|f| !known.contains(*f)) {
         problems.push(format!("--{flag} is no flag of `mp3edge worker` (WorkerArgs and the structs it flattens have {known:?})"));
     }
-    // Admin endpoint: --admin-listen, EXPOSE, container port, probes, scrape annotations.
+    // The admin endpoint of --admin-listen: exposed, the container's port `admin`, probed, scraped.
     let admin = flags.get("admin-listen").map_or("", String::as_str);
-    let admin_port =
-        admin.rsplit_once(':').filter(|(host, _)| matches!(*host, "0.0.0.0" | "[::]")).and_then(|(_, p)| p.parse::<i32>().ok());
-    let Some(port) = admin_port else {
-        panic!("--admin-listen must be 0.0.0.0:PORT in the pod (the default 127.0.0.1:9090 is unreachable for probes), found {admin:?}")
+    let port = match admin.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]", port)) => port,
+        _ => panic!("--admin-listen must be 0.0.0.0:PORT in the pod (the default 127.0.0.1:9090 is unreachable for probes): {admin:?}"),
     };
-    let exposed: BTreeSet<i32> =
-        docker.runtime_args("EXPOSE").flat_map(str::split_whitespace).filter_map(|p| p.split('/').next()?.parse().ok()).collect();
-    problems.check(exposed.contains(&port), format!("{DOCKERFILE}: EXPOSE {exposed:?} lacks the admin port {port} of --admin-listen"));
-    let ports: Vec<i32> = container.ports.iter().flatten().map(|p| p.container_port).collect();
-    problems.check(ports.contains(&port), format!("{what}: container ports {ports:?} lack the admin port {port}"));
-    for (name, probe, path) in [
-        ("livenessProbe", &container.liveness_probe, "/healthz"),
-        ("readinessProbe", &container.readiness_probe, "/readyz"),
-        ("startupProbe", &container.startup_probe, "/healthz"),
-    ] {
-        let http = probe.as_ref().and_then(|p| p.http_get.as_ref());
-        problems.check(
-            http.is_some() || (name == "startupProbe" && probe.is_none()),
-            format!("{what}: {name} must be an httpGet probe on {path}"),
-        );
-        if let Some(http) = http {
-            problems.expect(&format!("{what}: {name} path"), http.path.as_deref(), Some(path), " (what the worker serves)");
-            let target = resolve_port(std::slice::from_ref(container), &http.port);
-            problems.expect(&format!("{what}: {name} port"), target, Some(port), " (--admin-listen)");
-        }
-    }
-    let annotations = pod.metadata.as_ref().and_then(|m| m.annotations.clone()).unwrap_or_default();
-    for (key, want) in [
-        ("prometheus.io/scrape", "true".to_string()),
-        ("prometheus.io/port", port.to_string()),
-        ("prometheus.io/path", "/metrics".to_string()),
-    ] {
-        problems.expect(&format!("{what}: pod annotation {key}"), annotations.get(key), Some(&want), "");
-    }
+    let exposed = docker.runtime_args("EXPOSE").flat_map(str::split_whitespace).any(|p| p.split('/').next() == Some(port));
+    problems.check(exposed, format!("{DOCKERFILE}: EXPOSE lacks the admin port {port} of --admin-listen"));
+    let user = docker.runtime_args("USER").next().and_then(|u| u.split(':').next()).filter(|u| u.parse::<u32>().is_ok_and(|u| u > 0));
+    let (admin_port, uid) = (format!("={port}"), format!("={}", user.expect("the image's last USER is a numeric non-root uid")));
+    let in_container = |path: &str| format!("{WORKER_CONTAINER}{path}");
+    let annotation = |key: &str| format!("Deployment mp3edge-worker /spec/template/metadata/annotations/prometheus.io~1{key}");
+    #[rustfmt::skip]
+    problems.agree(d, &[
+        (&in_container("/ports/[name=admin]/containerPort"), &admin_port, "the port of --admin-listen"),
+        (&in_container("/livenessProbe/httpGet/path"), "=/healthz", "what the worker serves"),
+        (&in_container("/readinessProbe/httpGet/path"), "=/readyz", "what the worker serves"),
+        (&in_container("/startupProbe/httpGet/path"), "=/healthz", "what the worker serves"),
+        (&in_container("/livenessProbe/httpGet/port"), "=admin", "the port of --admin-listen"),
+        (&in_container("/readinessProbe/httpGet/port"), "=admin", "the port of --admin-listen"),
+        (&in_container("/startupProbe/httpGet/port"), "=admin", "the port of --admin-listen"),
+        (&annotation("scrape"), "=true", "Prometheus scrapes the workers"),
+        (&annotation("path"), "=/metrics", "where the worker serves its metrics"),
+        (&annotation("port"), &admin_port, "the port of --admin-listen"),
+        ("Deployment mp3edge-worker /spec/template/spec/securityContext/runAsUser", &uid, "the image's USER, who owns its /data"),
+    ]);
     // Draining on SIGTERM needs time.
-    let grace = pod_spec.termination_grace_period_seconds.unwrap_or(30);
-    problems.check(
-        grace >= 60,
-        format!("{what}: terminationGracePeriodSeconds {grace} leaves the worker little time to finish its jobs on SIGTERM"),
-    );
+    let grace = at(&d.worker().value, "/spec/template/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+    problems.check(grace >= 60, format!("{what}: terminationGracePeriodSeconds {grace} leaves little time to finish the jobs on SIGTERM"));
     // The job queue's Redis comes from the environment, as on the edge.
-    problems.check(
-        !flags.contains_key("redis-host"),
-        format!("{what}: set SPIN_VARIABLE_REDIS_HOST instead of --redis-host (one setting, as on the edge)"),
-    );
+    let redis_flag = flags.contains_key("redis-host");
+    problems.check(!redis_flag, format!("{what}: set SPIN_VARIABLE_REDIS_HOST instead of --redis-host (one setting, as on the edge)"));
     // Files the flags name exist where the image or the pod puts them.
-    let converter = flags.get("converter").expect("the worker has no --converter");
-    let copied = docker.runtime_args("COPY").any(|c| c.split_whitespace().last() == Some(converter.as_str()));
-    problems.check(copied, format!("{DOCKERFILE}: no COPY puts the converter at {converter} (--converter)"));
+    let converter = flags.get("converter").expect("the worker has a --converter");
+    problems.check(docker.copies().any(|(_, dest)| dest == converter), format!("{DOCKERFILE}: no COPY puts the converter at {converter}"));
     let read_only = container.security_context.as_ref().and_then(|s| s.read_only_root_filesystem) == Some(true);
     let mounts: BTreeSet<&str> = container.volume_mounts.iter().flatten().map(|m| m.mount_path.trim_end_matches('/')).collect();
     let mounted = |flag: &str| flags.get(flag).is_some_and(|dir| mounts.contains(dir.trim_end_matches('/')));
     let data = flags.get("data-dir");
-    problems.check(
-        data.is_none() || !read_only || mounted("data-dir"),
-        format!("{what}: --data-dir {data:?} is on the read-only root filesystem: mount a volume there"),
-    );
-    problems.check(
-        mounted("plugins"),
-        format!("{what}: --plugins {:?} is no mounted volume: plugins could not be swapped without a new image", flags.get("plugins")),
-    );
-    if let Err(e) = mounted_config_file(d, &deployment, flags.get("runtime-config-file").map_or("", String::as_str)) {
-        problems.push(e);
-    }
-    // The image's user is the pod's.
-    let user = docker.runtime_args("USER").next();
-    match user.and_then(|u| u.split(':').next()?.parse::<i64>().ok()) {
-        None | Some(0) => problems.push(format!("{DOCKERFILE}: the runtime stage needs a numeric non-root USER, found {user:?}")),
-        Some(uid) => {
-            let run_as = pod_spec.security_context.and_then(|s| s.run_as_user);
-            problems.expect(&format!("{what}: securityContext.runAsUser"), run_as, Some(uid), " (the image's USER)");
-        }
-    }
+    let writable = data.is_none() || !read_only || mounted("data-dir");
+    problems.check(writable, format!("{what}: --data-dir {data:?} is on the read-only root filesystem: mount a volume there"));
+    let plugins = flags.get("plugins");
+    problems.check(mounted("plugins"), format!("{what}: --plugins {plugins:?} is no mounted volume: no plugin swap without a new image"));
     // Scaling on in-flight jobs targets the worker's concurrency.
-    let concurrency = flags.get("concurrency").and_then(|c| c.parse::<u32>().ok());
-    problems.check(
-        concurrency.is_some(),
-        format!("{what}: set --concurrency (the default, the node's core count, ignores the pod's CPU limit)"),
-    );
+    let concurrency = flags.get("concurrency");
+    problems.check(concurrency.is_some(), format!("{what}: set --concurrency (its default, the node's cores, ignores the CPU limit)"));
     for so in d.of_kind("ScaledObject") {
         for pending in items(&so.value, "/spec/triggers").iter().filter_map(|t| text(t, "/metadata/pendingEntriesCount")) {
             problems.expect(
                 &format!("{}: pendingEntriesCount", so.what()),
-                pending.parse::<u32>().ok(),
-                concurrency,
-                " (the worker's --concurrency)",
+                Some(pending),
+                concurrency.map(String::as_str),
+                " (--concurrency)",
             );
         }
     }
@@ -1067,50 +977,31 @@ fn worker_image_builds_what_the_plugins_need() {
     let (build_base, build) = &docker.0[0];
     let (runtime_base, runtime) = docker.runtime();
 
-    let rust_version = text(&d.toml("Cargo.toml"), "/workspace/package/rust-version").expect("workspace rust-version").to_string();
+    let rust_version = place(d, "Cargo.toml /workspace/package/rust-version").expect("workspace rust-version");
     let want = format!("rust:{rust_version}-bookworm");
-    problems.check(
-        build_base.starts_with(&want),
-        format!(
-            "{DOCKERFILE}: the build stage is FROM {build_base}, expected {want} (workspace rust-version, Debian 12 as scripts/setup.sh)"
-        ),
-    );
-    problems.expect(
-        &format!("{DOCKERFILE}: the runtime stage's base"),
-        runtime_base.as_str(),
-        "debian:bookworm-slim",
-        " (same Debian as the build: FFmpeg 5.1 ABI)",
-    );
+    let why = "workspace rust-version, Debian 12 as scripts/setup.sh";
+    problems.check(build_base.starts_with(&want), format!("{DOCKERFILE}: the build stage is FROM {build_base}, expected {want} ({why})"));
+    let why = " (the Debian of the build: FFmpeg 5.1's ABI)";
+    problems.expect(&format!("{DOCKERFILE}: the runtime stage's base"), runtime_base.as_str(), "debian:bookworm-slim", why);
     let (setup, conditional) = setup_sh_packages();
     let build_packages = apt_packages(build);
     let missing: Vec<&String> = setup.difference(&build_packages).collect();
     let foreign: Vec<&String> = build_packages.iter().filter(|p| !setup.contains(*p) && !conditional.contains(*p)).collect();
     problems.check(missing.is_empty() && foreign.is_empty(), format!(
-        "{DOCKERFILE}: the build stage's apt-get install must be scripts/setup.sh's APT_PACKAGES (plus what setup.sh adds conditionally, {conditional:?}): it lacks {missing:?} and has {foreign:?} besides"
+        "{DOCKERFILE}: the build stage installs scripts/setup.sh's APT_PACKAGES (and its conditional {conditional:?}): it lacks {missing:?} and has {foreign:?} besides"
     ));
-    problems.check(
-        build.iter().any(|(k, a)| k == "RUN" && a.contains("make build")),
-        format!("{DOCKERFILE}: the build stage must run `make build`"),
-    );
+    let make = build.iter().any(|(k, a)| k == "RUN" && a.contains("make build"));
+    problems.check(make, format!("{DOCKERFILE}: the build stage must run `make build`"));
     // The runtime libraries of the -dev packages the binary is built against, and nothing else.
-    let wanted: BTreeSet<String> = RUNTIME_LIBRARIES
-        .iter()
-        .filter(|(dev, _)| setup.contains(*dev))
-        .map(|(_, lib)| lib.to_string())
-        .chain(["ca-certificates".to_string()])
-        .collect();
-    for package in ["libavformat59", "libavcodec59", "libswresample4", "libavutil57"] {
-        problems.check(
-            wanted.contains(package),
-            format!("scripts/setup.sh no longer installs the FFmpeg 5.1 -dev package of {package}: update {DOCKERFILE} and this test"),
-        );
+    let libraries = RUNTIME_LIBRARIES.iter().filter(|(dev, _)| setup.contains(*dev)).map(|(_, lib)| lib.to_string());
+    let wanted: BTreeSet<String> = libraries.chain(["ca-certificates".to_string()]).collect();
+    for package in ["libavformat59", "libavcodec59", "libswresample4", "libavutil57"].iter().filter(|p| !wanted.contains(**p)) {
+        problems.push(format!(
+            "scripts/setup.sh no longer installs the FFmpeg 5.1 -dev package of {package}: update {DOCKERFILE} and this test"
+        ));
     }
-    problems.expect(
-        &format!("{DOCKERFILE}: the runtime stage's packages"),
-        apt_packages(runtime),
-        wanted,
-        " (the libraries the binary links, their -dev packages being in scripts/setup.sh, and ca-certificates)",
-    );
+    let why = " (the libraries the binary links, their -dev packages being in scripts/setup.sh, and ca-certificates)";
+    problems.expect(&format!("{DOCKERFILE}: the runtime stage's packages"), apt_packages(runtime), wanted, why);
     let build_text: String = build.iter().map(|(_, a)| a.as_str()).collect::<Vec<_>>().join("\n");
     let built = |file: &str| build_text.contains(&format!("target/wasm32-wasip2/release/{file}"));
     problems
@@ -1124,13 +1015,10 @@ fn worker_image_builds_what_the_plugins_need() {
     let test_plugins: BTreeSet<String> = makefile_list("TEST_PLUGINS").iter().map(|c| wasm(c)).collect();
     let formats_of = |file: &str| d.toml(file).get("formats").and_then(Value::as_object).cloned().unwrap_or_default();
     let local_formats: BTreeSet<String> = formats_of("plugins/codecs.toml").keys().cloned().collect();
-    let generated = d.generated_config_maps();
-    let config_map_codecs = generated.get(CODECS_CONFIG_MAP).and_then(|keys| keys.get("codecs.toml"));
-    let config_map_codecs = config_map_codecs
-        .unwrap_or_else(|| panic!("deploy/kustomization.yaml must generate ConfigMap {CODECS_CONFIG_MAP} with key codecs.toml"));
-    let image_codecs = docker
-        .copied_into("/app/plugins/codecs.toml")
-        .unwrap_or_else(|| panic!("{DOCKERFILE}: no COPY of a codec mapping to /app/plugins/codecs.toml"));
+    let config_map_codecs = d.generated_config_maps().get("mp3edge-codecs").and_then(|keys| keys.get("codecs.toml")).cloned();
+    let config_map_codecs = config_map_codecs.expect("deploy/kustomization.yaml generates ConfigMap mp3edge-codecs with key codecs.toml");
+    let image_codecs = docker.copies().find(|(_, dest)| *dest == "/app/plugins/codecs.toml").map(|(src, _)| src);
+    let image_codecs = image_codecs.unwrap_or_else(|| panic!("{DOCKERFILE}: no COPY of a codec mapping to /app/plugins/codecs.toml"));
     for (file, base) in [(config_map_codecs.as_str(), None), (image_codecs, Some("/app/plugins"))] {
         let formats = formats_of(file);
         problems.expect(
@@ -1153,33 +1041,21 @@ fn worker_image_builds_what_the_plugins_need() {
                 problems.push(format!("{file}: format {format}: {path} is not under /app/plugins, where the image has its plugins"));
                 continue;
             };
+            let known = plugins.contains_key(name);
             problems.check(!test_plugins.contains(name), format!("{file}: format {format} uses {name}, a deliberately broken test plugin"));
+            let makefile = plugins.values().collect::<Vec<_>>();
             problems.check(
-                test_plugins.contains(name) || plugins.contains_key(name),
-                format!(
-                    "{file}: format {format} uses {name}, which no crate of the Makefile's PLUGINS ({:?}) builds",
-                    plugins.values().collect::<Vec<_>>()
-                ),
+                known || test_plugins.contains(name),
+                format!("{file}: format {format} uses {name}, which none of {makefile:?} builds"),
             );
-            problems.check(
-                built(name),
-                format!("{DOCKERFILE}: the build stage does not take target/wasm32-wasip2/release/{name} (format {format} of {file})"),
-            );
+            problems
+                .check(built(name), format!("{DOCKERFILE}: the build stage does not take target/wasm32-wasip2/release/{name} ({file})"));
         }
     }
     // Formats the edge offers before a worker reports (spin.toml `formats`) have a plugin.
-    let offered = text(&d.toml("spin.toml"), "/variables/formats/default")
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .collect::<Vec<_>>();
-    for format in offered {
-        problems.check(
-            local_formats.contains(&format),
-            format!("spin.toml offers format {format:?}, which no codec mapping of the worker serves"),
-        );
+    let offered = text(&d.toml("spin.toml"), "/variables/formats/default").unwrap_or("").to_string();
+    for format in offered.split(',').map(str::trim).filter(|f| !f.is_empty() && !local_formats.contains(*f)) {
+        problems.push(format!("spin.toml offers format {format:?}, which no codec mapping of the worker serves"));
     }
     problems.report("Worker image");
 }
@@ -1187,100 +1063,68 @@ fn worker_image_builds_what_the_plugins_need() {
 // ------------------------------------------------------------------------------------------
 // Redis, KEDA, images
 
-/// `host:port` of a redis:// or rediss:// URL.
-fn url_host_port(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("redis://").or_else(|| url.strip_prefix("rediss://"))?;
-    rest.rsplit_once('@').map_or(rest, |(_, r)| r).split('/').next()
-}
-
 #[test]
 fn redis_settings_agree() {
     let d = deploy();
     let namespace = d.namespace();
-    let spinapp = d.spinapp();
-    let redis_host = items(&spinapp.value, "/spec/variables").iter().find(|v| text(v, "/name") == Some("redis_host"));
-    let redis_host = redis_host.unwrap_or_else(|| panic!("{}: variable redis_host must point at the in-cluster Redis", spinapp.what()));
-    let edge_host = text(redis_host, "/value")
-        .unwrap_or_else(|| panic!("{}: variable redis_host must be a literal value (the in-cluster Service)", spinapp.what()));
-    let (doc, deployment) = d.worker();
     let mut problems = Problems::default();
-
-    let worker_host =
-        worker_container(&deployment).env.iter().flatten().find(|e| e.name == "SPIN_VARIABLE_REDIS_HOST").and_then(|e| e.value.as_deref());
-    problems.expect(&format!("{}: SPIN_VARIABLE_REDIS_HOST", doc.what()), worker_host, Some(edge_host), " (the edge's redis_host)");
-    let edge_kv = d.toml("deploy/runtime-config.toml");
-    let edge_kv = kv_url(&edge_kv, "deploy/runtime-config.toml");
-    problems.expect(
-        "deploy/runtime-config.toml: the key-value store's host",
-        edge_kv.and_then(url_host_port),
-        Some(edge_host),
-        " (the job queue's Redis)",
-    );
+    let redis_container = "StatefulSet redis /spec/template/spec/containers/0";
+    let arg = |flag: &str| place(d, &format!("{redis_container}/args/[after={flag}]"));
+    #[rustfmt::skip]
+    problems.agree(d, &[
+        (&format!("{WORKER_CONTAINER}/env/[name=SPIN_VARIABLE_REDIS_HOST]/value"), "SpinApp /spec/variables/[name=redis_host]/value", "the workers' job queue is the edge's"),
+        (&format!("{redis_container}/args/[after=--appendonly]"), "=yes", "jobs and files must survive a restart"),
+        (&format!("{redis_container}/args/[after=--maxmemory-policy]"), "=noeviction", "its keys are jobs and files, not a cache"),
+    ]);
+    let edge_host = place(d, "SpinApp /spec/variables/[name=redis_host]/value");
+    let edge_host = edge_host.expect("the SpinApp's variable redis_host is the in-cluster Service, host:port (a literal value)");
+    let kv = place(d, "deploy/runtime-config.toml /key_value_store/default/url");
+    let kv_host = kv.as_deref().and_then(|url| url.strip_prefix("redis://").or_else(|| url.strip_prefix("rediss://")));
+    let kv_host = kv_host.map(|rest| rest.rsplit_once('@').map_or(rest, |(_, r)| r).split('/').next().unwrap());
+    let why = " (the key-value store is on the job queue's Redis)";
+    problems.expect("deploy/runtime-config.toml: the key-value store's host", kv_host, Some(edge_host.as_str()), why);
 
     // The Service behind redis_host, and the StatefulSet behind the Service.
-    let (host, port) = edge_host.rsplit_once(':').unwrap_or((edge_host, ""));
+    let (host, port) = edge_host.rsplit_once(':').unwrap_or((&edge_host, ""));
     let port: i32 = port.parse().unwrap_or(0);
-    let service_doc = d.one("Service", Some(host));
-    let spec = typed::<Service>(service_doc).spec.unwrap_or_default();
+    let service_doc = d.only("Service", host);
+    let spec = service_doc.typed::<Service>("").spec.unwrap_or_default();
     let service_port = spec.ports.iter().flatten().find(|p| p.port == port);
     problems.check(service_port.is_some(), format!("{}: no port {port} (redis_host is {edge_host})", service_doc.what()));
-    let set_doc = d.one("StatefulSet", Some("redis"));
-    let set_spec = typed::<StatefulSet>(set_doc).spec.unwrap();
-    problems.check(
-        labels_match(&spec.selector.clone().unwrap_or_default(), &set_spec.template),
-        format!("{}: selector does not match the pods of {}", service_doc.what(), set_doc.what()),
-    );
-    let redis = &pod_containers(&set_spec.template)[0];
+    let set_doc = d.only("StatefulSet", "redis");
+    let pod: PodTemplateSpec = set_doc.typed("/spec/template");
+    let selected = labels_match(&spec.selector.clone().unwrap_or_default(), &pod);
+    problems.check(selected, format!("{}: selector does not match the pods of {}", service_doc.what(), set_doc.what()));
+    let redis = &pod_containers(&pod)[0];
     if let Some(p) = service_port {
         let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
-        problems.check(
-            resolve_port(std::slice::from_ref(redis), &target) == Some(6379),
-            format!("{}: targetPort {target:?} does not reach Redis on 6379", service_doc.what()),
-        );
+        let reaches = resolve_port(std::slice::from_ref(redis), &target) == Some(6379);
+        problems.check(reaches, format!("{}: targetPort {target:?} does not reach Redis on 6379", service_doc.what()));
     }
-    let args: Vec<&String> = redis.command.iter().flatten().chain(redis.args.iter().flatten()).collect();
-    let arg = |name: &str| args.iter().position(|a| *a == name).and_then(|i| args.get(i + 1)).map(|a| a.as_str());
-    for (flag, want, why) in [
-        ("--appendonly", "yes", "jobs and files must survive a restart"),
-        ("--maxmemory-policy", "noeviction", "its keys are jobs and files, not a cache"),
-    ] {
-        problems.expect(&format!("{}: Redis's {flag}", set_doc.what()), arg(flag), Some(want), &format!(" ({why})"));
-    }
-    let claims: BTreeSet<&String> = set_spec.volume_claim_templates.iter().flatten().filter_map(|c| c.metadata.name.as_ref()).collect();
-    let dir = arg("--dir").unwrap_or("/data").trim_end_matches('/');
-    let mount = redis.volume_mounts.iter().flatten().find(|m| m.mount_path.trim_end_matches('/') == dir);
-    problems.check(
-        mount.is_some_and(|m| claims.contains(&m.name)),
-        format!("{}: Redis's --dir {dir} is not on a volumeClaimTemplate ({claims:?})", set_doc.what()),
-    );
+    let dir = arg("--dir").unwrap_or("/data".into());
+    let claims: Vec<&str> = items(&set_doc.value, "/spec/volumeClaimTemplates").iter().filter_map(|c| text(c, "/metadata/name")).collect();
+    let mount = redis.volume_mounts.iter().flatten().find(|m| m.mount_path.trim_end_matches('/') == dir.trim_end_matches('/'));
+    let persisted = mount.is_some_and(|m| claims.contains(&m.name.as_str()));
+    problems.check(persisted, format!("{}: Redis's --dir {dir} is not on a volumeClaimTemplate ({claims:?})", set_doc.what()));
     let limit = redis.resources.as_ref().and_then(|r| r.limits.as_ref()?.get("memory")).and_then(|q| bytes(&q.0));
-    let maxmemory = arg("--maxmemory").and_then(bytes);
-    problems.check(
-        maxmemory.zip(limit).is_some_and(|(max, limit)| max < limit),
-        format!("{}: set --maxmemory below the container's memory limit ({maxmemory:?} vs {limit:?} bytes)", set_doc.what()),
-    );
+    let maxmemory = arg("--maxmemory").as_deref().and_then(bytes);
+    let below = maxmemory.zip(limit).is_some_and(|(max, limit)| max < limit);
+    problems.check(below, format!("{}: set --maxmemory below the memory limit ({maxmemory:?} vs {limit:?} bytes)", set_doc.what()));
 
     // KEDA talks to the same Redis, from its own namespace.
+    let redis_image = redis.image.as_deref().unwrap_or("");
+    let major = redis_image.rsplit_once(':').and_then(|(_, tag)| tag.split(['.', '-']).next()?.parse::<u32>().ok());
+    let expected = [format!("{host}.{namespace}.svc.cluster.local:{port}"), format!("{host}.{namespace}.svc:{port}")];
     for so in d.of_kind("ScaledObject") {
         for trigger in items(&so.value, "/spec/triggers") {
             let address = text(trigger, "/metadata/address").unwrap_or("");
-            let expected = [format!("{host}.{namespace}.svc.cluster.local:{port}"), format!("{host}.{namespace}.svc:{port}")];
+            let why = "KEDA resolves names from its own namespace";
             problems.check(
                 expected.iter().any(|e| e == address),
-                format!(
-                    "{}: trigger address {address:?} should be {} (KEDA resolves names from its own namespace)",
-                    so.what(),
-                    expected[0]
-                ),
+                format!("{}: address {address:?}, expected {} ({why})", so.what(), expected[0]),
             );
-            if trigger.pointer("/metadata/lagCount").is_some() {
-                let image = redis.image.as_deref().unwrap_or("");
-                let major = image.rsplit_once(':').and_then(|(_, tag)| tag.split(['.', '-']).next()?.parse::<u32>().ok());
-                problems.check(
-                    major.is_some_and(|m| m >= 7),
-                    format!("{}: lagCount needs Redis >= 7, {} runs {image}", so.what(), set_doc.what()),
-                );
-            }
+            let lag = at(trigger, "/metadata/lagCount").is_none() || major.is_some_and(|m| m >= 7);
+            problems.check(lag, format!("{}: lagCount needs Redis >= 7, {} runs {redis_image}", so.what(), set_doc.what()));
         }
     }
     problems.report("Redis settings");
@@ -1308,16 +1152,18 @@ fn keda_scales_the_worker_on_the_job_stream() {
     use job_model::layout::{JOB_STREAM, SEGMENT_GROUP, SEGMENT_STREAM, WORKER_GROUP};
     let d = deploy();
     let mut problems = Problems::default();
-    // No KEDA CRD is available offline, so only the fields mp3edge relies on are checked here
-    // (the apiVersion by the schema test, which knows no other; the address by the Redis test).
+    // KEDA's CRD is not available offline, so this checks only the fields mp3edge relies on (its
+    // apiVersion is the schema test's, which knows no other; its Redis address the Redis test's).
     let objects: Vec<&Doc> = d.of_kind("ScaledObject").collect();
     assert!(!objects.is_empty(), "deploy/ has no KEDA ScaledObject");
-    for so in objects.iter().copied().chain(d.of_kind("HorizontalPodAutoscaler")) {
-        let target = (so.str("/spec/scaleTargetRef/kind").unwrap_or("Deployment"), so.str("/spec/scaleTargetRef/name"));
-        problems.expect(&format!("{}: spec.scaleTargetRef (kind, name)", so.what()), target, ("Deployment", Some(WORKER)), "");
-    }
+    #[rustfmt::skip]
+    problems.agree(d, &[
+        ("ScaledObject /spec/scaleTargetRef/name", "=mp3edge-worker", "KEDA scales the worker"),
+        ("ScaledObject /spec/scaleTargetRef/kind", "=Deployment", "KEDA scales the worker"),
+        ("HorizontalPodAutoscaler /spec/scaleTargetRef/name", "=mp3edge-worker", "the HPA alternative scales the worker"),
+    ]);
     for so in objects {
-        let count = |key: &str| so.value.pointer(key).and_then(Value::as_i64);
+        let count = |path: &str| at(&so.value, path).and_then(Value::as_i64);
         let (min, max) = (count("/spec/minReplicaCount").unwrap_or(0), count("/spec/maxReplicaCount").unwrap_or(100));
         problems.check(min <= max, format!("{}: minReplicaCount {min} > maxReplicaCount {max}", so.what()));
         let triggers = items(&so.value, "/spec/triggers");
@@ -1330,11 +1176,10 @@ fn keda_scales_the_worker_on_the_job_stream() {
             }
             let field = |k: &str| meta.get(k).copied().flatten();
             // The job stream with the workers' group, or the segment stream with theirs.
-            let group = if field("stream") == Some(SEGMENT_STREAM) { SEGMENT_GROUP } else { WORKER_GROUP };
-            problems.check(
-                matches!(field("stream"), Some(JOB_STREAM | SEGMENT_STREAM)),
-                format!("{at}: metadata.stream is {:?}, the job stream is {JOB_STREAM:?}", field("stream")),
-            );
+            let stream = field("stream");
+            let known = matches!(stream, Some(JOB_STREAM | SEGMENT_STREAM));
+            problems.check(known, format!("{at}: metadata.stream is {stream:?}, the job stream is {JOB_STREAM:?}"));
+            let group = if stream == Some(SEGMENT_STREAM) { SEGMENT_GROUP } else { WORKER_GROUP };
             problems.expect(
                 &format!("{at}: metadata.consumerGroup"),
                 field("consumerGroup"),
@@ -1345,16 +1190,11 @@ fn keda_scales_the_worker_on_the_job_stream() {
                 .into_iter()
                 .filter_map(|k| Some((k, field(k)?.parse().ok().filter(|n| *n > 0))))
                 .collect();
-            problems.check(
-                counts.len() == 1,
-                format!("{at}: set exactly one of pendingEntriesCount, lagCount, streamLength per trigger, found {counts:?}"),
-            );
-            problems.check(counts.iter().all(|(_, n)| n.is_some()), format!("{at}: {counts:?}: a count must be a positive integer string"));
+            problems.check(counts.len() == 1, format!("{at}: set one of pendingEntriesCount, lagCount, streamLength, found {counts:?}"));
+            problems.check(counts.iter().all(|(_, n)| n.is_some()), format!("{at}: {counts:?}: a count is a positive integer string"));
         }
-        problems.check(
-            triggers.iter().any(|t| t.pointer("/metadata/pendingEntriesCount").is_some()),
-            format!("{}: no trigger on pendingEntriesCount", so.what()),
-        );
+        let pending = triggers.iter().any(|t| at(t, "/metadata/pendingEntriesCount").is_some());
+        problems.check(pending, format!("{}: no trigger on pendingEntriesCount", so.what()));
     }
     problems.report("KEDA ScaledObject");
 }
@@ -1377,13 +1217,11 @@ fn images_agree_with_kustomization_and_readme() {
     // images entries: name -> (newName, newTag).
     let entries: BTreeMap<&str, (Option<&str>, Option<&str>)> =
         items(&k.value, "/images").iter().map(|e| (text(e, "/name").unwrap_or(""), (text(e, "/newName"), text(e, "/newTag")))).collect();
-    let (worker_doc, deployment) = d.worker();
-    let worker_image = worker_container(&deployment).image.clone().unwrap_or_default();
-    let spinapp = d.spinapp();
-    let edge_image = spinapp.str("/spec/image").unwrap_or("");
+    let worker_image = d.worker_container().image.unwrap_or_default();
+    let spinapp = d.only("SpinApp", "");
     let images = [
-        (format!("{} (worker image)", worker_doc.what()), worker_image.as_str(), format!("docker build -f {DOCKERFILE} -t ")),
-        (format!("{} (edge image)", spinapp.what()), edge_image, "spin registry push ".to_string()),
+        (format!("{} (worker image)", d.worker().what()), worker_image.as_str(), format!("docker build -f {DOCKERFILE} -t ")),
+        (format!("{} (edge image)", spinapp.what()), spinapp.str("/spec/image").unwrap_or(""), "spin registry push ".to_string()),
     ];
     for (what, image, how) in &images {
         let (name, tag) = split_image(image);
@@ -1395,21 +1233,12 @@ fn images_agree_with_kustomization_and_readme() {
             problems.push(format!("{}: no images entry named {name} (for {what})", k.file));
             continue;
         };
-        problems.check(
-            new_tag.is_none_or(|t| t == tag),
-            format!("{}: images {name} newTag {new_tag:?} differs from {what}'s tag {tag}", k.file),
-        );
-        let effective = format!("{}:{}", new_name.unwrap_or(name), new_tag.unwrap_or(tag));
-        problems.check(
-            readme.contains(&format!("{how}{effective}")),
-            format!("deploy/README.md does not show `{how}{effective}` (the image {what} uses)"),
-        );
+        problems.check(new_tag.is_none_or(|t| t == tag), format!("{}: images {name} newTag {new_tag:?} is not {what}'s tag {tag}", k.file));
+        let command = format!("{how}{}:{}", new_name.unwrap_or(name), new_tag.unwrap_or(tag));
+        problems.check(readme.contains(&command), format!("deploy/README.md does not show `{command}` (the image {what} uses)"));
     }
-    for name in entries.keys() {
-        problems.check(
-            images.iter().any(|(_, i, _)| split_image(i).0 == *name),
-            format!("{}: images entry {name} matches no image of the worker or the edge", k.file),
-        );
+    for name in entries.keys().filter(|name| !images.iter().any(|(_, i, _)| split_image(i).0 == **name)) {
+        problems.push(format!("{}: images entry {name} matches no image of the worker or the edge", k.file));
     }
     problems.check(readme.contains("kubectl apply -k deploy/"), "deploy/README.md does not show `kubectl apply -k deploy/`".into());
     problems.report("Images");
@@ -1429,13 +1258,8 @@ fn kustomize_builds_when_kubectl_is_installed() {
         }
     };
     assert!(output.status.success(), "kubectl kustomize deploy/ failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let built: Vec<Value> = parse_yaml_docs(&String::from_utf8_lossy(&output.stdout))
-        .expect("kustomize output parses")
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .collect();
-    let built: Vec<Doc> =
-        built.into_iter().enumerate().map(|(index, value)| Doc { file: "kubectl kustomize deploy/".into(), index, value }).collect();
+    let built = parse_yaml_docs(&String::from_utf8_lossy(&output.stdout)).expect("kustomize output parses");
+    let built: Vec<Doc> = docs_of("kubectl kustomize deploy/", built).collect();
     let namespace = d.namespace();
     let mut problems = Problems::default();
     for object in built.iter().filter(|o| o.kind() != "Namespace") {
@@ -1446,17 +1270,9 @@ fn kustomize_builds_when_kubectl_is_installed() {
         validate(object, &mut problems);
     }
     for object in built.iter().filter(|o| o.kind() == "Deployment") {
-        let deployment: Deployment = typed(object);
-        for volume in deployment.spec.unwrap().template.spec.unwrap().volumes.unwrap_or_default() {
-            let projected = volume.projected.iter().flat_map(|p| p.sources.iter().flatten()).filter_map(|s| s.config_map.as_ref());
-            let projected = projected.map(|cm| (&cm.name, cm.optional));
-            for (name, _) in
-                volume.config_map.iter().map(|cm| (&cm.name, cm.optional)).chain(projected).filter(|(_, optional)| *optional != Some(true))
-            {
-                problems.check(
-                    config_maps.contains(name.as_str()),
-                    format!("{}: volume {} needs ConfigMap {name}, which the build does not contain", object.what(), volume.name),
-                );
+        for volume in items(&object.value, "/spec/template/spec/volumes") {
+            for name in required_config_maps(volume).into_iter().filter(|name| !config_maps.contains(name)) {
+                problems.push(format!("{}: volume {:?} needs ConfigMap {name}, which the build lacks", object.what(), volume.get("name")));
             }
         }
     }
