@@ -81,6 +81,13 @@ impl OggStream {
         std::mem::take(&mut self.out)
     }
 
+    /// Ends the stream ([`OggStream::finish`]) and hands out the rest as a session's end: the
+    /// pages not taken yet, and no header patch (an Ogg stream needs none).
+    pub fn end(&mut self) -> codec_plugin_kit::Finished {
+        self.finish();
+        codec_plugin_kit::Finished { tail: self.take(), patch: None }
+    }
+
     fn write_page(&mut self, flags: u8) {
         let mut flags = flags;
         if self.continued {
