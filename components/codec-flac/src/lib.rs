@@ -233,17 +233,13 @@ impl FlacSession {
 
 impl Codec for FlacSession {
     fn info() -> CodecInfo {
+        // Any sample rate, up to 655350 Hz.
         CodecInfo {
-            name: "flac".into(),
-            extension: "flac".into(),
-            content_type: "audio/flac".into(),
-            sample_rates: Vec::new(), // any, up to 655350 Hz
             max_channels: MAX_CHANNELS,
-            bitrates: Vec::new(),
-            vbr: false,
             levels: LEVELS.collect(),
             bit_depths: BIT_DEPTHS.to_vec(),
             cover: true,
+            ..CodecInfo::new("flac", "flac", "audio/flac")
         }
     }
 

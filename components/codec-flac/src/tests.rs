@@ -305,3 +305,8 @@ fn unusual_rates_are_carried() {
         assert_eq!((r, back), (rate, pcm), "{rate} Hz");
     }
 }
+
+#[test]
+fn info_offers_what_start_accepts() {
+    codec_plugin_kit::testing::info_offers_what_start_accepts::<FlacSession>(44100);
+}

@@ -102,16 +102,12 @@ impl M4aSession {
 impl Codec for M4aSession {
     fn info() -> CodecInfo {
         CodecInfo {
-            name: "aac-fdk".into(),
-            extension: "m4a".into(),
-            content_type: "audio/mp4".into(),
             sample_rates: SAMPLE_RATES.to_vec(),
             max_channels: MAX_CHANNELS,
             bitrates: BITRATES_KBPS.to_vec(),
-            levels: Vec::new(),
-            bit_depths: vec![16],
-            cover: true,
             vbr: true,
+            cover: true,
+            ..CodecInfo::new("aac-fdk", "m4a", "audio/mp4")
         }
     }
 

@@ -393,3 +393,8 @@ fn every_listed_rate_takes_every_vbr_quality() {
         }
     }
 }
+
+#[test]
+fn info_offers_what_start_accepts() {
+    codec_plugin_kit::testing::info_offers_what_start_accepts::<M4aSession>(44100);
+}

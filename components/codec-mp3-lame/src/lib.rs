@@ -125,16 +125,12 @@ impl Mp3Session {
 impl Codec for Mp3Session {
     fn info() -> CodecInfo {
         CodecInfo {
-            name: "mp3-lame".into(),
-            extension: "mp3".into(),
-            content_type: "audio/mpeg".into(),
             sample_rates: SAMPLE_RATES.to_vec(),
             max_channels: 2,
             bitrates: BITRATES_KBPS.to_vec(),
-            levels: Vec::new(),
-            bit_depths: vec![16],
-            cover: true,
             vbr: true,
+            cover: true,
+            ..CodecInfo::new("mp3-lame", "mp3", "audio/mpeg")
         }
     }
 

@@ -249,3 +249,8 @@ fn cover_genre_and_track_frames() {
             .contains("cover picture")
     );
 }
+
+#[test]
+fn info_offers_what_start_accepts() {
+    codec_plugin_kit::testing::info_offers_what_start_accepts::<Mp3Session>(44100);
+}

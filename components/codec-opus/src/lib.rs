@@ -199,16 +199,12 @@ impl OpusSession {
 impl Codec for OpusSession {
     fn info() -> CodecInfo {
         CodecInfo {
-            name: "opus".into(),
-            extension: "opus".into(),
-            content_type: "audio/ogg".into(),
             sample_rates: vec![SAMPLE_RATE],
             max_channels: MAX_CHANNELS,
             bitrates: BITRATES_KBPS.to_vec(),
-            levels: Vec::new(),
             bit_depths: BIT_DEPTHS.to_vec(),
             cover: true,
-            vbr: false,
+            ..CodecInfo::new("opus", "opus", "audio/ogg")
         }
     }
 

@@ -109,6 +109,26 @@ pub struct CodecInfo {
     pub cover: bool,
 }
 
+impl CodecInfo {
+    /// A codec `name` writing `extension` files of `content_type`, with the plainest offer: any
+    /// sample rate, up to 8 channels, 16-bit samples, and no bitrates, VBR, levels or cover. A
+    /// plugin states what it offers beyond that: `CodecInfo { vbr: true, ..CodecInfo::new(…) }`.
+    pub fn new(name: &str, extension: &str, content_type: &str) -> Self {
+        CodecInfo {
+            name: name.into(),
+            extension: extension.into(),
+            content_type: content_type.into(),
+            sample_rates: Vec::new(),
+            max_channels: 8,
+            bitrates: Vec::new(),
+            vbr: false,
+            levels: Vec::new(),
+            bit_depths: vec![16],
+            cover: false,
+        }
+    }
+}
+
 /// An encoder, as a plugin provides it: natively for its tests, and as the WIT `encoder`
 /// export through [`export_codec!`].
 pub trait Codec: Sized + 'static {
@@ -173,3 +193,23 @@ pub mod component;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_count_whole_frames_and_name_the_codec_otherwise() {
+        assert_eq!(frames("x", 12, 6), Ok(2));
+        assert_eq!(frames("x", 0, 2), Ok(0));
+        assert_eq!(frames("opus", 7, 2), Err("opus: 7 samples do not divide into 2 channels".to_string()));
+    }
+
+    #[test]
+    fn samples_scale_to_the_unit_range() {
+        assert_eq!((i16::MIN.to_f32(), 0i16.to_f32(), 16_384i16.to_f32()), (-1.0, 0.0, 0.5));
+        assert_eq!(i16::MAX.to_f32(), 32_767.0 / 32_768.0);
+        assert_eq!(((-8_388_608i32).to_f32(), 4_194_304i32.to_f32()), (-1.0, 0.5));
+        assert_eq!(8_388_607i32.to_f32(), 8_388_607.0 / 8_388_608.0);
+    }
+}

@@ -3,7 +3,7 @@
 //! that removes itself, and FFmpeg's reading of an output (an independent decoder: it applies
 //! the containers' trimming as players do).
 
-use crate::{Codec, Finished};
+use crate::{Codec, EncoderConfig, Finished};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -78,4 +78,42 @@ pub fn ffprobe(path: &Path) -> String {
     let out = Command::new("ffprobe").args(["-v", "error", "-show_streams", "-show_format", "-of", "json"]).arg(path).output().expect("ffprobe runs");
     assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// What `C::info()` offers, `C::start` takes (the host validates a job's options against the
+/// offer, so a gap would fail jobs it accepted): every listed sample rate (or `any_rate` when
+/// any is taken) and every channel count up to the most; at 48 kHz (or the one listed rate)
+/// stereo, each bitrate, VBR 0 and 9, each level and each bit depth. One channel more than the
+/// most is refused with a reason.
+pub fn info_offers_what_start_accepts<C: Codec>(any_rate: u32) {
+    let info = C::info();
+    let rates = if info.sample_rates.is_empty() { vec![any_rate] } else { info.sample_rates.clone() };
+    let base = EncoderConfig { sample_rate: if rates.contains(&48_000) { 48_000 } else { rates[0] }, channels: 2, ..EncoderConfig::default() };
+    let start = |config: EncoderConfig, what: String| {
+        if let Err(e) = C::start(config) {
+            panic!("{} offers {what} but refuses it: {e}", info.name);
+        }
+    };
+    for &sample_rate in &rates {
+        for channels in 1..=info.max_channels {
+            start(EncoderConfig { sample_rate, channels, ..base.clone() }, format!("{sample_rate} Hz with {channels} channels"));
+        }
+    }
+    for &kbps in &info.bitrates {
+        start(EncoderConfig { bitrate_kbps: Some(kbps), ..base.clone() }, format!("{kbps} kbps"));
+    }
+    if info.vbr {
+        for q in [0, 9] {
+            start(EncoderConfig { vbr_quality: Some(q), ..base.clone() }, format!("VBR {q}"));
+        }
+    }
+    for &level in &info.levels {
+        start(EncoderConfig { level: Some(level), ..base.clone() }, format!("level {level}"));
+    }
+    for &bits_per_sample in &info.bit_depths {
+        start(EncoderConfig { bits_per_sample, ..base.clone() }, format!("{bits_per_sample}-bit samples"));
+    }
+    let too_many = info.max_channels + 1;
+    let refusal = C::start(EncoderConfig { channels: too_many, ..base }).err().unwrap_or_else(|| panic!("{} takes {too_many} channels", info.name));
+    assert!(refusal.contains("channels"), "{refusal}");
 }

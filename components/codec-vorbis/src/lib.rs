@@ -214,17 +214,14 @@ impl VorbisSession {
 
 impl Codec for VorbisSession {
     fn info() -> CodecInfo {
+        // Any sample rate: from 8 kHz to 192 kHz.
         CodecInfo {
-            name: "vorbis".into(),
-            extension: "ogg".into(),
-            content_type: "audio/ogg".into(),
-            sample_rates: Vec::new(), // any from 8 kHz to 192 kHz
             max_channels: MAX_CHANNELS,
             bitrates: BITRATES_KBPS.to_vec(),
-            levels: Vec::new(),
+            vbr: true,
             bit_depths: BIT_DEPTHS.to_vec(),
             cover: true,
-            vbr: true,
+            ..CodecInfo::new("vorbis", "ogg", "audio/ogg")
         }
     }
 

@@ -78,3 +78,8 @@ fn bad_config_and_input_are_errors() {
     let mut s = VorbisSession::new(&config(44_100, 2)).unwrap();
     assert!(s.encode(&[1, 2, 3]).unwrap_err().contains("channels"));
 }
+
+#[test]
+fn info_offers_what_start_accepts() {
+    codec_plugin_kit::testing::info_offers_what_start_accepts::<VorbisSession>(44100);
+}

@@ -127,17 +127,10 @@ impl WavSession {
 
 impl Codec for WavSession {
     fn info() -> CodecInfo {
+        // Any sample rate: from 8 kHz to 192 kHz.
         CodecInfo {
-            name: "wav".into(),
-            extension: "wav".into(),
-            content_type: "audio/wav".into(),
-            sample_rates: Vec::new(), // any (8 kHz to 192 kHz)
             max_channels: MAX_CHANNELS,
-            bitrates: Vec::new(),
-            levels: Vec::new(),
-            bit_depths: vec![16],
-            cover: false,
-            vbr: false,
+            ..CodecInfo::new("wav", "wav", "audio/wav")
         }
     }
 
@@ -246,5 +239,10 @@ mod tests {
         assert!(WavSession::new(44100, 9).is_err());
         let mut s = WavSession::new(44100, 2).unwrap();
         assert!(s.encode(&[1, 2, 3]).unwrap_err().contains("channels"));
+    }
+
+    #[test]
+    fn info_offers_what_start_accepts() {
+        codec_plugin_kit::testing::info_offers_what_start_accepts::<WavSession>(44100);
     }
 }

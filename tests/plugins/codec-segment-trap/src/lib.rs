@@ -10,18 +10,7 @@ struct Raw;
 
 impl Codec for Raw {
     fn info() -> CodecInfo {
-        CodecInfo {
-            name: "segment-trap".into(),
-            extension: "raw".into(),
-            content_type: "application/octet-stream".into(),
-            sample_rates: Vec::new(),
-            max_channels: 8,
-            bitrates: Vec::new(),
-            levels: Vec::new(),
-            bit_depths: vec![16],
-            cover: false,
-            vbr: false,
-        }
+        CodecInfo::new("segment-trap", "raw", "application/octet-stream")
     }
 
     fn start(_: EncoderConfig) -> Result<Self, String> {
