@@ -3,16 +3,12 @@
 //! box parser here, so neither the layout nor the exact length is judged by the writer itself.
 
 use super::*;
+use codec_plugin_kit::testing::ffmpeg_decode;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn sine(rate: u32, channels: u8, frames: usize) -> Vec<i16> {
-    (0..frames)
-        .flat_map(|i| {
-            let t = i as f32 / rate as f32;
-            (0..channels).map(move |c| ((t * (440.0 + 220.0 * c as f32) * std::f32::consts::TAU).sin() * 12_000.0) as i16)
-        })
-        .collect()
+    codec_plugin_kit::testing::tone(rate, channels, frames, 440.0, 220.0)
 }
 
 /// Silence with one click at `at` in every channel: where it lands after decoding shows that
@@ -50,18 +46,6 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-/// FFmpeg's full decode: interleaved s16.
-fn ffmpeg_decode(path: &PathBuf) -> Vec<i16> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg is installed (make setup)");
-    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }
 
 /// `ffprobe`'s `key=value` lines for the audio stream, the format and their tags.
@@ -221,15 +205,7 @@ fn tags_and_cover_are_read_back_by_ffprobe() {
             .unwrap();
         assert!(made.success());
         let cfg = EncoderConfig {
-            tags: Tags {
-                title: Some("Ünïcødé – 日本語".into()),
-                artist: Some("mp3edge".into()),
-                album: Some("Tests".into()),
-                year: Some("2026".into()),
-                comment: Some("generated".into()),
-                genre: Some("Ambient".into()),
-                track: Some("3/12".into()),
-            },
+            tags: codec_plugin_kit::testing::every_tag(),
             cover: Some(Picture { mime_type: mime.into(), width: 32, height: 24, data: std::fs::read(&picture).unwrap() }),
             ..config(44100, 1)
         };

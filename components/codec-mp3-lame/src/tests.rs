@@ -5,14 +5,7 @@ use std::io::Cursor;
 
 fn sine(rate: u32, channels: u8, secs: f32) -> Vec<i16> {
     let frames = (rate as f32 * secs) as usize;
-    (0..frames)
-        .flat_map(|i| {
-            let t = i as f32 / rate as f32;
-            (0..channels).map(move |c| {
-                ((t * (440.0 + 220.0 * c as f32) * std::f32::consts::TAU).sin() * 12_000.0) as i16
-            })
-        })
-        .collect()
+    codec_plugin_kit::testing::tone(rate, channels, frames, 440.0, 220.0)
 }
 
 fn config(sample_rate: u32, channels: u8) -> EncoderConfig {

@@ -21,17 +21,9 @@ fn encode(cfg: &EncoderConfig, pcm: &[i16]) -> (Vec<u8>, u64) {
     (testing::encode_session(s, cfg.channels, pcm), pre_skip)
 }
 
-/// Pages as (flags, granule, first bytes of the body).
-fn pages(mut bytes: &[u8]) -> Vec<(u8, u64, Vec<u8>)> {
-    let mut pages = Vec::new();
-    while !bytes.is_empty() {
-        assert_eq!(&bytes[..4], b"OggS");
-        let n = bytes[26] as usize;
-        let len = 27 + n + bytes[27..27 + n].iter().map(|&l| l as usize).sum::<usize>();
-        pages.push((bytes[5], u64::from_le_bytes(bytes[6..14].try_into().unwrap()), bytes[27 + n..len.min(27 + n + 19)].to_vec()));
-        bytes = &bytes[len..];
-    }
-    pages
+/// Pages as (flags, granule, body), their CRCs checked.
+fn pages(bytes: &[u8]) -> Vec<(u8, u64, Vec<u8>)> {
+    testing::read_pages(bytes).into_iter().map(|(flags, granule, _, _, body)| (flags, granule, body)).collect()
 }
 
 #[test]

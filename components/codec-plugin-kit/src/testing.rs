@@ -3,19 +3,37 @@
 //! that removes itself, and FFmpeg's reading of an output (an independent decoder: it applies
 //! the containers' trimming as players do).
 
-use crate::{Codec, EncoderConfig, Finished};
+use crate::{Codec, EncoderConfig, Finished, Tags};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A tone per channel (330 Hz, then 110 Hz higher for each further channel) at 12000 of 32767:
-/// `frames` interleaved frames at `rate`.
-pub fn sine(rate: u32, channels: u8, frames: usize) -> Vec<i16> {
+/// A tone per channel, `base_hz` on the first and `step_hz` higher on each further one, at
+/// 12000 of 32767: `frames` interleaved frames at `rate`.
+pub fn tone(rate: u32, channels: u8, frames: usize, base_hz: f32, step_hz: f32) -> Vec<i16> {
     (0..frames)
         .flat_map(|i| {
             let t = i as f32 / rate as f32;
-            (0..channels).map(move |c| ((t * (330.0 + 110.0 * c as f32) * std::f32::consts::TAU).sin() * 12_000.0) as i16)
+            (0..channels).map(move |c| ((t * (base_hz + step_hz * c as f32) * std::f32::consts::TAU).sin() * 12_000.0) as i16)
         })
         .collect()
+}
+
+/// [`tone`] from 330 Hz in steps of 110 Hz.
+pub fn sine(rate: u32, channels: u8, frames: usize) -> Vec<i16> {
+    tone(rate, channels, frames, 330.0, 110.0)
+}
+
+/// Every tag, the title in three scripts: what the tag tests write and read back.
+pub fn every_tag() -> Tags {
+    Tags {
+        title: Some("Ünïcødé – 日本語".into()),
+        artist: Some("mp3edge".into()),
+        album: Some("Tests".into()),
+        year: Some("2026".into()),
+        comment: Some("generated".into()),
+        genre: Some("Ambient".into()),
+        track: Some("3/12".into()),
+    }
 }
 
 /// A 1×1 PNG, made here so no file is needed.

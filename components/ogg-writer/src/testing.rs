@@ -3,8 +3,10 @@
 //! must find the tags and the cover, and decode exactly the length that went in, also for
 //! 24-bit input and for none at all.
 
-use codec_plugin_kit::testing::{PNG_1X1, TempFile, encode_in_chunks, ffmpeg_frames, ffprobe, sine};
-use codec_plugin_kit::{Codec, EncoderConfig, Picture, Tags};
+use codec_plugin_kit::testing::{PNG_1X1, TempFile, encode_in_chunks, every_tag, ffmpeg_frames, ffprobe, sine};
+use codec_plugin_kit::{Codec, EncoderConfig, Picture};
+
+pub use crate::pages::{Page, read_pages};
 
 /// Feeds `pcm` to `session` in uneven chunks (4001 frames), as the converter's blocks come,
 /// and returns the whole stream; an Ogg stream has no header patch.
@@ -19,19 +21,28 @@ pub fn encode<C: Codec>(config: &EncoderConfig, pcm: &[i16]) -> Vec<u8> {
     encode_session(C::start(config.clone()).expect("valid config"), config.channels, pcm)
 }
 
-/// Tags in every script and a PNG cover, on one second of stereo at `rate`: ffprobe reads each
-/// back as a Vorbis comment (the cover as an attached picture), and the audio is still exact.
+/// Every tag and a PNG cover, on one second of stereo at `rate`: ffprobe reads each back as a
+/// Vorbis comment (the cover as an attached picture), and the audio is still exact.
 pub fn tags_and_cover_are_read_back_by_ffprobe<C: Codec>(rate: u32) {
     let config = EncoderConfig {
         sample_rate: rate,
         channels: 2,
-        tags: Tags { title: Some("Tïtle".into()), artist: Some("Artist".into()), genre: Some("Jazz".into()), track: Some("3/12".into()), year: Some("2024".into()), ..Tags::default() },
+        tags: every_tag(),
         cover: Some(Picture { mime_type: "image/png".into(), width: 1, height: 1, data: PNG_1X1.to_vec() }),
         ..EncoderConfig::default()
     };
     let file = TempFile::new(&format!("tags.{}", C::info().extension), &encode::<C>(&config, &sine(rate, 2, rate as usize)));
     let probe = ffprobe(file.path()).to_lowercase();
-    for expected in ["\"title\": \"tïtle\"", "\"artist\": \"artist\"", "\"genre\": \"jazz\"", "\"track\": \"3/12\"", "\"date\": \"2024\"", "\"attached_pic\": 1"] {
+    for expected in [
+        "\"title\": \"ünïcødé – 日本語\"",
+        "\"artist\": \"mp3edge\"",
+        "\"album\": \"tests\"",
+        "\"date\": \"2026\"",
+        "\"comment\": \"generated\"",
+        "\"genre\": \"ambient\"",
+        "\"track\": \"3/12\"",
+        "\"attached_pic\": 1",
+    ] {
         assert!(probe.contains(expected), "{expected} in {probe}");
     }
     assert_eq!(ffmpeg_frames(file.path(), 2), rate as usize);
