@@ -9,8 +9,8 @@
 //! SEEKTABLE of placeholder points; frames follow as blocks fill up. At the end, the exact
 //! STREAMINFO and the filled seek table are the `finish` patch at offset 0 — they sit before the
 //! tags and the cover, so the patch is at most [`MAX_PATCH_BYTES`] long and always falls within
-//! the converter's first output chunk. [`FlacSession`] is plain Rust, tested natively;
-//! `component` is the WebAssembly glue, compiled only for wasm targets.
+//! the converter's first output chunk. [`FlacSession`] is plain Rust, tested natively, and a
+//! [`Codec`]; the kit's `export_codec!` makes it the component's `encoder` on wasm.
 
 /// flacenc estimates its predictors with `mul_add`, and WebAssembly has no fused multiply-add:
 /// each one compiled to a call of libm's `fma`, an exact software emulation (with `scalbn`)
@@ -31,11 +31,10 @@ pub extern "C" fn fmaf(a: f32, b: f32, c: f32) -> f32 {
     a * b + c
 }
 
-#[cfg(target_family = "wasm")]
-mod component;
 #[cfg(test)]
 mod tests;
 
+use codec_plugin_kit::{Codec, CodecInfo};
 use flacenc::bitsink::MemSink;
 use flacenc::component::{BitRepr, ChannelAssignment, Frame, FrameHeader, FrameOffset, StreamInfo};
 use flacenc::config;
@@ -43,7 +42,9 @@ use flacenc::error::Verify;
 use flacenc::source::{Context, Fill, FrameBuf};
 
 /// The session result types are the plugin kit's, shared by every codec.
-pub use codec_plugin_kit::{Finished, HeaderPatch, Picture as Cover, Tags};
+pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch, Picture as Cover, Tags};
+
+codec_plugin_kit::export_codec!(FlacSession);
 
 /// Highest sample rate FLAC's STREAMINFO and frame headers can state (10 Hz units × 65535).
 pub const MAX_SAMPLE_RATE: u32 = 655_350;
@@ -76,21 +77,6 @@ const PICTURE: u8 = 6;
 const MAX_BLOCK_LEN: usize = (1 << 24) - 1;
 /// Sample number of a placeholder seek point.
 const PLACEHOLDER: u64 = u64::MAX;
-
-/// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub sample_rate: u32,
-    pub channels: u8,
-    /// 16 or 24.
-    pub bits_per_sample: u8,
-    /// 0 (fastest) – 8 (smallest); `None` is [`DEFAULT_LEVEL`].
-    pub level: Option<u8>,
-    /// Frames per channel to come, when known; spaces the seek points.
-    pub total_frames: Option<u64>,
-    pub tags: Tags,
-    pub cover: Option<Cover>,
-}
 
 /// The encoder settings of a level, after libFLAC's presets as far as `flacenc` has the knobs:
 /// levels 0–2 use 1152-sample blocks and fixed predictors only (order ≤ 2 without stereo
@@ -169,9 +155,12 @@ pub struct FlacSession {
 }
 
 impl FlacSession {
-    /// Validates `config`; the header comes out with the first `encode` (or `finish`).
-    pub fn new(config: Config) -> Result<Self, String> {
-        let Config { sample_rate, channels, bits_per_sample, level, total_frames, ref tags, ref cover } = config;
+    /// Validates `config`; the header comes out with the first `encode` (or `finish`). Of the
+    /// configuration it reads the layout, the sample depth (16 or 24), the level (0 fastest – 8
+    /// smallest; `None` is [`DEFAULT_LEVEL`]), the announced length (it spaces the seek points),
+    /// the tags and the cover.
+    pub fn new(config: EncoderConfig) -> Result<Self, String> {
+        let EncoderConfig { sample_rate, channels, bits_per_sample, level, total_frames, ref tags, ref cover, .. } = config;
         if !(1..=MAX_SAMPLE_RATE).contains(&sample_rate) {
             return Err(format!("flac: sample rate {sample_rate} Hz out of range (1 to {MAX_SAMPLE_RATE})"));
         }
@@ -240,9 +229,26 @@ impl FlacSession {
             sink: MemSink::new(),
         })
     }
+}
+
+impl Codec for FlacSession {
+    fn info() -> CodecInfo {
+        // Any sample rate, up to 655350 Hz.
+        CodecInfo {
+            max_channels: MAX_CHANNELS,
+            levels: LEVELS.collect(),
+            bit_depths: BIT_DEPTHS.to_vec(),
+            cover: true,
+            ..CodecInfo::new("flac", "flac", "audio/flac")
+        }
+    }
+
+    fn start(config: EncoderConfig) -> Result<Self, String> {
+        FlacSession::new(config)
+    }
 
     /// Encodes interleaved 16-bit PCM (a session of 16 bits per sample).
-    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
         if self.bits_per_sample != 16 {
             return Err("flac: this session takes 24-bit samples (encode-wide)".into());
         }
@@ -250,7 +256,7 @@ impl FlacSession {
     }
 
     /// Encodes interleaved 24-bit PCM (−8388608 ..= 8388607; a session of 24 bits per sample).
-    pub fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+    fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
         if self.bits_per_sample != 24 {
             return Err("flac: this session takes 16-bit samples (encode)".into());
         }
@@ -260,10 +266,27 @@ impl FlacSession {
         self.push(pcm.iter().copied(), pcm.len())
     }
 
-    fn push(&mut self, samples: impl Iterator<Item = i32>, len: usize) -> Result<Vec<u8>, String> {
-        if !len.is_multiple_of(self.channels) {
-            return Err(format!("flac: {len} samples do not divide into {} channels", self.channels));
+    /// Encodes the last (short) block; the tail and the patch with the final STREAMINFO (exact
+    /// total samples, MD5 of the PCM) and the filled seek table.
+    fn finish(mut self) -> Result<Finished, String> {
+        let mut tail = self.header.take().unwrap_or_default();
+        if self.frame_number >= (1 << 31) {
+            return Err("flac: stream too long (more than 2^31 frames)".into());
         }
+        self.flush_block(&mut tail)?;
+        let total = self.samples_done;
+        let md5 = if total == 0 { [0; 16] } else { self.context.md5_digest() };
+        // No frame at all: STREAMINFO still needs valid (non-zero) block sizes.
+        let mut patch = b"fLaC".to_vec();
+        metadata_block(&mut patch, STREAMINFO, false, &streaminfo_bytes(&self.stream_info, self.sample_rate, self.block_size, total, md5))?;
+        metadata_block(&mut patch, SEEKTABLE, false, &seektable_bytes(&self.seek_points(total), self.seek_slots))?;
+        Ok(Finished { tail, patch: Some(HeaderPatch { offset: 0, bytes: patch }) })
+    }
+}
+
+impl FlacSession {
+    fn push(&mut self, samples: impl Iterator<Item = i32>, len: usize) -> Result<Vec<u8>, String> {
+        codec_plugin_kit::frames("flac", len, self.channels)?;
         let mut out = self.header.take().unwrap_or_default();
         let block = self.block_size * self.channels;
         for s in samples {
@@ -319,23 +342,6 @@ impl FlacSession {
         self.frame_bytes += bytes.len() as u64;
         out.extend_from_slice(bytes);
         Ok(())
-    }
-
-    /// Encodes the last (short) block; the tail and the patch with the final STREAMINFO (exact
-    /// total samples, MD5 of the PCM) and the filled seek table.
-    pub fn finish(mut self) -> Result<Finished, String> {
-        let mut tail = self.header.take().unwrap_or_default();
-        if self.frame_number >= (1 << 31) {
-            return Err("flac: stream too long (more than 2^31 frames)".into());
-        }
-        self.flush_block(&mut tail)?;
-        let total = self.samples_done;
-        let md5 = if total == 0 { [0; 16] } else { self.context.md5_digest() };
-        // No frame at all: STREAMINFO still needs valid (non-zero) block sizes.
-        let mut patch = b"fLaC".to_vec();
-        metadata_block(&mut patch, STREAMINFO, false, &streaminfo_bytes(&self.stream_info, self.sample_rate, self.block_size, total, md5))?;
-        metadata_block(&mut patch, SEEKTABLE, false, &seektable_bytes(&self.seek_points(total), self.seek_slots))?;
-        Ok(Finished { tail, patch: Some(HeaderPatch { offset: 0, bytes: patch }) })
     }
 
     /// The seek points to write: the first frame at or after each multiple of the spacing,

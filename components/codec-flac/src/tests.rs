@@ -22,20 +22,12 @@ fn signal(rate: u32, channels: u8, frames: usize, bits: u8) -> Vec<i32> {
         .collect()
 }
 
-fn config(rate: u32, channels: u8, bits: u8) -> Config {
-    Config {
-        sample_rate: rate,
-        channels,
-        bits_per_sample: bits,
-        level: None,
-        total_frames: None,
-        tags: Tags::default(),
-        cover: None,
-    }
+fn config(rate: u32, channels: u8, bits: u8) -> EncoderConfig {
+    EncoderConfig { sample_rate: rate, channels, bits_per_sample: bits, ..EncoderConfig::default() }
 }
 
 /// Encodes in uneven chunks, as the converter does, and applies the patch; also the patch length.
-fn encode(cfg: Config, pcm: &[i32]) -> (Vec<u8>, usize) {
+fn encode(cfg: EncoderConfig, pcm: &[i32]) -> (Vec<u8>, usize) {
     let (channels, bits) = (usize::from(cfg.channels), cfg.bits_per_sample);
     let mut s = FlacSession::new(cfg).expect("valid config");
     let mut out = Vec::new();
@@ -124,7 +116,7 @@ fn every_level_is_lossless_and_higher_levels_are_smaller() {
     let pcm = signal(44100, 2, 44100 * 4, 16);
     let sizes: Vec<usize> = LEVELS
         .map(|level| {
-            let (flac, _) = encode(Config { level: Some(level), ..config(44100, 2, 16) }, &pcm);
+            let (flac, _) = encode(EncoderConfig { level: Some(level), ..config(44100, 2, 16) }, &pcm);
             assert_eq!(decode(&flac).4, pcm, "level {level}");
             flac.len()
         })
@@ -139,7 +131,7 @@ fn seek_table_points_at_frames() {
     let frames = rate as usize * 95; // 95 s: points at 0, 10, …, 90 s
     let pcm = signal(rate, 1, frames, 16);
     for total_frames in [None, Some(frames as u64)] {
-        let (flac, patch_len) = encode(Config { total_frames, ..config(rate, 1, 16) }, &pcm);
+        let (flac, patch_len) = encode(EncoderConfig { total_frames, ..config(rate, 1, 16) }, &pcm);
         let (list, first_frame) = blocks(&flac);
         assert_eq!(list.iter().map(|b| b.0).collect::<Vec<_>>(), [STREAMINFO, SEEKTABLE, VORBIS_COMMENT]);
         assert_eq!(patch_len, 4 + 38 + 4 + list[1].2.len(), "the patch ends with the seek table");
@@ -175,7 +167,7 @@ fn seek_table_stays_bounded_for_long_streams() {
     // 3 hours announced at 48 kHz, mono silence (cheap to encode): at most MAX_SEEK_POINTS.
     let rate = 48000u32;
     let frames = u64::from(rate) * 3 * 3600;
-    let mut s = FlacSession::new(Config { total_frames: Some(frames), ..config(rate, 1, 16) }).unwrap();
+    let mut s = FlacSession::new(EncoderConfig { total_frames: Some(frames), ..config(rate, 1, 16) }).unwrap();
     let second = vec![0i16; rate as usize];
     let mut len = 0;
     for _ in 0..3 * 3600 {
@@ -211,26 +203,18 @@ fn seek_points_spread_over_streams_longer_than_announced_slots() {
 
 #[test]
 fn vorbis_comments_and_front_cover() {
-    let tags = Tags {
-        title: Some("Tïtle".into()),
-        artist: Some("Artist".into()),
-        album: Some("Album".into()),
-        year: Some("2024".into()),
-        comment: Some("a comment".into()),
-        genre: Some("Jazz".into()),
-        track: Some("3/12".into()),
-    };
+    let tags = codec_plugin_kit::testing::every_tag();
     let cover = Cover { mime_type: "image/png".into(), width: 2, height: 3, data: vec![0x89, b'P', b'N', b'G', 1, 2, 3] };
     let pcm = signal(44100, 2, 10000, 16);
-    let (flac, _) = encode(Config { tags, cover: Some(cover.clone()), ..config(44100, 2, 16) }, &pcm);
+    let (flac, _) = encode(EncoderConfig { tags, cover: Some(cover.clone()), ..config(44100, 2, 16) }, &pcm);
     let r = claxon::FlacReader::new(std::io::Cursor::new(&flac)).unwrap();
     let get = |k: &str| r.get_tag(k).next().map(str::to_owned);
-    assert_eq!(get("TITLE").as_deref(), Some("Tïtle"));
-    assert_eq!(get("ARTIST").as_deref(), Some("Artist"));
-    assert_eq!(get("ALBUM").as_deref(), Some("Album"));
-    assert_eq!(get("DATE").as_deref(), Some("2024"));
-    assert_eq!(get("COMMENT").as_deref(), Some("a comment"));
-    assert_eq!(get("GENRE").as_deref(), Some("Jazz"));
+    assert_eq!(get("TITLE").as_deref(), Some("Ünïcødé – 日本語"));
+    assert_eq!(get("ARTIST").as_deref(), Some("mp3edge"));
+    assert_eq!(get("ALBUM").as_deref(), Some("Tests"));
+    assert_eq!(get("DATE").as_deref(), Some("2026"));
+    assert_eq!(get("COMMENT").as_deref(), Some("generated"));
+    assert_eq!(get("GENRE").as_deref(), Some("Ambient"));
     assert_eq!(get("TRACKNUMBER").as_deref(), Some("3"));
     assert_eq!(get("TRACKTOTAL").as_deref(), Some("12"));
     assert_eq!(get("ENCODER").as_deref(), Some(VENDOR));
@@ -288,13 +272,13 @@ fn header_comes_first_and_the_patch_completes_it() {
 
 #[test]
 fn bad_input_is_a_readable_error() {
-    let err = |c: Config| FlacSession::new(c).err().unwrap();
+    let err = |c: EncoderConfig| FlacSession::new(c).err().unwrap();
     assert!(err(config(0, 2, 16)).contains("sample rate"));
     assert!(err(config(655_351, 2, 16)).contains("sample rate"));
     assert!(err(config(44100, 0, 16)).contains("channels"));
     assert!(err(config(44100, 9, 16)).contains("channels"));
     assert!(err(config(44100, 2, 20)).contains("20-bit"));
-    assert!(err(Config { level: Some(9), ..config(44100, 2, 16) }).contains("level 9"));
+    assert!(err(EncoderConfig { level: Some(9), ..config(44100, 2, 16) }).contains("level 9"));
     let mut s = FlacSession::new(config(44100, 2, 16)).unwrap();
     assert!(s.encode(&[1, 2, 3]).unwrap_err().contains("channels"));
     assert!(s.encode_wide(&[1, 2]).unwrap_err().contains("16-bit"));
@@ -312,4 +296,9 @@ fn unusual_rates_are_carried() {
         let (r, _, _, _, back) = decode(&flac);
         assert_eq!((r, back), (rate, pcm), "{rate} Hz");
     }
+}
+
+#[test]
+fn info_offers_what_start_accepts() {
+    codec_plugin_kit::testing::info_offers_what_start_accepts::<FlacSession>(44100);
 }

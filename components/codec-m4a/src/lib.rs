@@ -4,7 +4,8 @@
 //! [`M4aSession`] ties the encoder ([`aac`], the only place that calls fdk-aac) to the container
 //! ([`mp4`], the plugin's own writer): the `ftyp`/`mdat` head goes out with the first bytes,
 //! access units as fdk-aac produces them, and `moov` in the finish tail, with a patch that sizes
-//! `mdat`. Both are plain Rust, tested natively; `component` is the WebAssembly glue.
+//! `mdat`. Both are plain Rust, tested natively; the session is a [`Codec`], which the kit's
+//! `export_codec!` makes the component's `encoder` on wasm.
 //!
 //! Exact length: the edit list skips the encoder's priming and presents exactly the frames the
 //! session received. Players that apply the whole edit (Apple's, browsers) trim the padding at
@@ -16,15 +17,14 @@
 pub mod aac;
 pub mod mp4;
 
-#[cfg(target_family = "wasm")]
-mod component;
-
 use aac::{AacEncoder, RateControl};
+use codec_plugin_kit::{Codec, CodecInfo};
 use mp4::{Mp4Writer, Track};
 
-pub use mp4::{Cover, Tags};
-/// The session result types are the plugin kit's, shared by every codec.
-pub use codec_plugin_kit::{Finished, HeaderPatch};
+/// The session's types are the plugin kit's, shared by every codec.
+pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch, Picture, Tags};
+
+codec_plugin_kit::export_codec!(M4aSession);
 
 /// The sampling rates AAC-LC defines (ISO 14496-3) and fdk-aac encodes.
 pub const SAMPLE_RATES: [u32; 12] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000];
@@ -36,21 +36,6 @@ pub const BITRATES_KBPS: [u32; 12] = [32, 48, 64, 80, 96, 112, 128, 160, 192, 22
 pub const DEFAULT_KBPS_PER_CHANNEL: u32 = 96;
 /// Most channels accepted (the converter downmixes more).
 pub const MAX_CHANNELS: u8 = 2;
-
-/// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
-#[derive(Clone, Debug, Default)]
-pub struct Config {
-    pub sample_rate: u32,
-    pub channels: u8,
-    /// CBR bitrate (kbps); ignored when `vbr_quality` is set.
-    pub bitrate_kbps: Option<u32>,
-    /// VBR quality, 0 (best) to 9 (smallest).
-    pub vbr_quality: Option<u8>,
-    /// Frames per channel the session will receive, if known ahead.
-    pub total_frames: Option<u64>,
-    pub tags: Tags,
-    pub cover: Option<Cover>,
-}
 
 /// One m4a encoding run.
 pub struct M4aSession {
@@ -66,13 +51,15 @@ pub struct M4aSession {
     /// Silent frames put before the audio to align its end (see the module doc).
     lead_in: u64,
     tags: Tags,
-    cover: Option<Cover>,
+    cover: Option<Picture>,
 }
 
 impl M4aSession {
-    /// Validates `config` and sets fdk-aac up; an invalid configuration is a readable error.
-    pub fn new(config: Config) -> Result<Self, String> {
-        let Config { sample_rate, channels, bitrate_kbps, vbr_quality, total_frames, tags, cover } = config;
+    /// Validates `config` and sets fdk-aac up; an invalid configuration is a readable error. Of
+    /// the configuration it reads the layout, the VBR quality or else the CBR bitrate (kbps), the
+    /// length when known ahead, the tags and the cover.
+    pub fn new(config: EncoderConfig) -> Result<Self, String> {
+        let EncoderConfig { sample_rate, channels, bitrate_kbps, vbr_quality, total_frames, tags, cover, .. } = config;
         if !SAMPLE_RATES.contains(&sample_rate) {
             return Err(format!("m4a: unsupported sample rate {sample_rate} Hz (supported: {SAMPLE_RATES:?})"));
         }
@@ -110,19 +97,33 @@ impl M4aSession {
         }
         Ok(session)
     }
+}
+
+impl Codec for M4aSession {
+    fn info() -> CodecInfo {
+        CodecInfo {
+            sample_rates: SAMPLE_RATES.to_vec(),
+            max_channels: MAX_CHANNELS,
+            bitrates: BITRATES_KBPS.to_vec(),
+            vbr: true,
+            cover: true,
+            ..CodecInfo::new("aac-fdk", "m4a", "audio/mp4")
+        }
+    }
+
+    fn start(config: EncoderConfig) -> Result<Self, String> {
+        M4aSession::new(config)
+    }
 
     /// Encodes interleaved PCM; returns the bytes produced so far (the file's head first).
-    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
-        if !pcm.len().is_multiple_of(self.channels) {
-            return Err(format!("m4a: {} samples do not divide into {} channels", pcm.len(), self.channels));
-        }
-        self.frames += (pcm.len() / self.channels) as u64;
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        self.frames += codec_plugin_kit::frames("m4a", pcm.len(), self.channels)? as u64;
         self.encode_pcm(pcm)?;
         Ok(std::mem::take(&mut self.pending))
     }
 
     /// Flushes fdk-aac; the tail is the last access units and `moov`, the patch sizes `mdat`.
-    pub fn finish(mut self) -> Result<Finished, String> {
+    fn finish(mut self) -> Result<Finished, String> {
         let mut tail = std::mem::take(&mut self.pending);
         let mut failed = None;
         let writer = &mut self.writer;
@@ -147,7 +148,9 @@ impl M4aSession {
         tail.extend(moov);
         Ok(Finished { tail, patch: Some(HeaderPatch { offset: patch.offset, bytes: patch.bytes }) })
     }
+}
 
+impl M4aSession {
     /// Encodes into `pending`, recording each access unit in the sample table.
     fn encode_pcm(&mut self, pcm: &[i16]) -> Result<(), String> {
         let mut failed = None;

@@ -25,15 +25,8 @@ pub struct Track<'a> {
     pub play_frames: u64,
 }
 
-pub use codec_plugin_kit::Tags;
-
-/// A cover picture for `covr`.
-#[derive(Clone, Debug)]
-pub struct Cover {
-    /// `image/jpeg` or `image/png`.
-    pub mime_type: String,
-    pub data: Vec<u8>,
-}
+/// The tags for `ilst`, and the cover for `covr` (JPEG or PNG; its size is not stored).
+pub use codec_plugin_kit::{Picture, Tags};
 
 /// Bytes to write over the start of the output at the end.
 pub struct Patch {
@@ -81,7 +74,7 @@ impl Mp4Writer {
 
     /// The patch that sizes `mdat` (a 32-bit box after `free`, or a 64-bit box over `free` and
     /// the old header when it exceeds 4 GiB) and the `moov` box to append.
-    pub fn finish(&self, track: &Track, tags: &Tags, cover: Option<&Cover>) -> (Patch, Vec<u8>) {
+    pub fn finish(&self, track: &Track, tags: &Tags, cover: Option<&Picture>) -> (Patch, Vec<u8>) {
         let small = 8 + self.payload_len;
         let patch = match u32::try_from(small) {
             Ok(size) => [boxed(b"free", Vec::new()), size.to_be_bytes().to_vec(), b"mdat".to_vec()].concat(),
@@ -90,7 +83,7 @@ impl Mp4Writer {
         (Patch { offset: self.free_at, bytes: patch }, self.moov(track, tags, cover))
     }
 
-    fn moov(&self, track: &Track, tags: &Tags, cover: Option<&Cover>) -> Vec<u8> {
+    fn moov(&self, track: &Track, tags: &Tags, cover: Option<&Picture>) -> Vec<u8> {
         let media_duration = self.sizes.len() as u64 * u64::from(track.frame_length);
         let mut moov = mvhd(track.sample_rate, track.play_frames);
         moov.extend(boxed(b"trak", [tkhd(track.play_frames), edts(track), self.mdia(track, media_duration)].concat()));
@@ -255,7 +248,7 @@ fn meta(ilst: Vec<u8>) -> Vec<u8> {
 
 /// The iTunes items that have a value: `©nam ©ART ©alb ©day ©cmt ©gen trkn covr` and the
 /// encoder in `©too`; empty when there is nothing but the encoder to say.
-fn ilst(tags: &Tags, cover: Option<&Cover>) -> Vec<u8> {
+fn ilst(tags: &Tags, cover: Option<&Picture>) -> Vec<u8> {
     let text = |s: &Option<String>| s.as_deref().map(clean).filter(|s| !s.is_empty());
     let mut items = Vec::new();
     for (name, value) in [

@@ -3,16 +3,12 @@
 //! box parser here, so neither the layout nor the exact length is judged by the writer itself.
 
 use super::*;
+use codec_plugin_kit::testing::ffmpeg_decode;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn sine(rate: u32, channels: u8, frames: usize) -> Vec<i16> {
-    (0..frames)
-        .flat_map(|i| {
-            let t = i as f32 / rate as f32;
-            (0..channels).map(move |c| ((t * (440.0 + 220.0 * c as f32) * std::f32::consts::TAU).sin() * 12_000.0) as i16)
-        })
-        .collect()
+    codec_plugin_kit::testing::tone(rate, channels, frames, 440.0, 220.0)
 }
 
 /// Silence with one click at `at` in every channel: where it lands after decoding shows that
@@ -23,13 +19,13 @@ fn click(channels: u8, frames: usize, at: usize) -> Vec<i16> {
     pcm
 }
 
-fn config(sample_rate: u32, channels: u8) -> Config {
-    Config { sample_rate, channels, ..Config::default() }
+fn config(sample_rate: u32, channels: u8) -> EncoderConfig {
+    EncoderConfig { sample_rate, channels, ..EncoderConfig::default() }
 }
 
 /// Encodes in uneven chunks, as a streaming caller would, and applies the patch, which must fall
 /// inside the first 16 KiB (the converter's first output chunk is at least that).
-fn encode(cfg: Config, pcm: &[i16]) -> Vec<u8> {
+fn encode(cfg: EncoderConfig, pcm: &[i16]) -> Vec<u8> {
     let channels = cfg.channels as usize;
     let mut s = M4aSession::new(cfg).expect("valid config");
     let mut out = Vec::new();
@@ -50,18 +46,6 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-/// FFmpeg's full decode: interleaved s16.
-fn ffmpeg_decode(path: &PathBuf) -> Vec<i16> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg is installed (make setup)");
-    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }
 
 /// `ffprobe`'s `key=value` lines for the audio stream, the format and their tags.
@@ -135,7 +119,7 @@ fn two_seconds_decode_to_exactly_88200_frames_when_the_length_is_known() {
     let dir = tempfile::tempdir().unwrap();
     let frames = 88_200;
     let pcm = click(2, frames, 10_000);
-    let cfg = Config { total_frames: Some(frames as u64), ..config(44100, 2) };
+    let cfg = EncoderConfig { total_frames: Some(frames as u64), ..config(44100, 2) };
     let path = write(&dir, "known.m4a", &encode(cfg, &pcm));
     let decoded = ffmpeg_decode(&path);
     assert_eq!(decoded.len() / 2, frames, "FFmpeg decodes exactly the source's frames");
@@ -220,17 +204,9 @@ fn tags_and_cover_are_read_back_by_ffprobe() {
             .status()
             .unwrap();
         assert!(made.success());
-        let cfg = Config {
-            tags: Tags {
-                title: Some("Ünïcødé – 日本語".into()),
-                artist: Some("mp3edge".into()),
-                album: Some("Tests".into()),
-                year: Some("2026".into()),
-                comment: Some("generated".into()),
-                genre: Some("Ambient".into()),
-                track: Some("3/12".into()),
-            },
-            cover: Some(Cover { mime_type: mime.into(), data: std::fs::read(&picture).unwrap() }),
+        let cfg = EncoderConfig {
+            tags: codec_plugin_kit::testing::every_tag(),
+            cover: Some(Picture { mime_type: mime.into(), width: 32, height: 24, data: std::fs::read(&picture).unwrap() }),
             ..config(44100, 1)
         };
         let path = write(&dir, &format!("tagged-{ext}.m4a"), &encode(cfg, &sine(44100, 1, 4410)));
@@ -264,11 +240,11 @@ fn no_tags_no_udta_and_odd_track_numbers_are_left_out() {
     let file = encode(config(44100, 2), &sine(44100, 2, 2048));
     let moov = find(&file, "moov");
     assert!(boxes(moov, 0, moov.len()).iter().all(|b| &b.0 != b"udta"));
-    let cfg = Config { tags: Tags { track: Some("seven".into()), ..Tags::default() }, ..config(44100, 2) };
+    let cfg = EncoderConfig { tags: Tags { track: Some("seven".into()), ..Tags::default() }, ..config(44100, 2) };
     let file = encode(cfg, &sine(44100, 2, 2048));
     let moov = find(&file, "moov");
     assert!(boxes(moov, 0, moov.len()).iter().all(|b| &b.0 != b"udta"), "no tag worth writing");
-    let cfg = Config { tags: Tags { track: Some("7".into()), ..Tags::default() }, ..config(44100, 2) };
+    let cfg = EncoderConfig { tags: Tags { track: Some("7".into()), ..Tags::default() }, ..config(44100, 2) };
     let path = write(&dir, "track7.m4a", &encode(cfg, &sine(44100, 2, 2048)));
     assert_eq!(ffprobe(&path).get("tag:track").map(String::as_str), Some("7"));
 }
@@ -284,22 +260,22 @@ fn bitrate_sets_the_size_and_vbr_modes_work() {
             s / 2 + ((state >> 16) as i16) / 6
         })
         .collect();
-    let size = |cfg: Config| {
+    let size = |cfg: EncoderConfig| {
         let file = encode(cfg, &pcm);
         let (_, _, mdat) = boxes(&file, 0, file.len())[2];
         mdat as f64 * 8.0 / 4.0 / 1000.0
     };
     let mut last = 0.0;
     for kbps in [64, 128, 192, 320] {
-        let got = size(Config { bitrate_kbps: Some(kbps), ..config(44100, 2) });
+        let got = size(EncoderConfig { bitrate_kbps: Some(kbps), ..config(44100, 2) });
         assert!(got > last, "{kbps} kbps gives more than the previous step ({got} ≤ {last})");
         assert!(got < f64::from(kbps) * 1.15, "{kbps} kbps: {got} kbps");
         last = got;
     }
     let default = size(config(44100, 2));
     assert!((150.0..220.0).contains(&default), "default stereo ≈ 192 kbps: {default}");
-    let best = size(Config { vbr_quality: Some(0), ..config(44100, 2) });
-    let smallest = size(Config { vbr_quality: Some(9), ..config(44100, 2) });
+    let best = size(EncoderConfig { vbr_quality: Some(0), ..config(44100, 2) });
+    let smallest = size(EncoderConfig { vbr_quality: Some(9), ..config(44100, 2) });
     assert!(best > smallest * 1.5, "VBR 0 ({best}) well above VBR 9 ({smallest})");
 }
 
@@ -318,7 +294,7 @@ fn every_listed_rate_and_bitrate_encodes() {
     }
     for kbps in BITRATES_KBPS {
         for (rate, channels) in [(8000, 1), (44100, 2), (96000, 2)] {
-            let cfg = Config { bitrate_kbps: Some(kbps), ..config(rate, channels) };
+            let cfg = EncoderConfig { bitrate_kbps: Some(kbps), ..config(rate, channels) };
             M4aSession::new(cfg).unwrap_or_else(|e| panic!("{rate} Hz × {channels}, {kbps} kbps: {e}"));
         }
     }
@@ -357,13 +333,13 @@ fn mdat_past_4_gib_becomes_a_64_bit_box_with_co64() {
 
 #[test]
 fn bad_input_is_an_error() {
-    let err = |cfg: Config| M4aSession::new(cfg).err().expect("an error");
+    let err = |cfg: EncoderConfig| M4aSession::new(cfg).err().expect("an error");
     assert!(err(config(44000, 2)).contains("sample rate"));
     assert!(err(config(44100, 3)).contains("channels"));
     assert!(err(config(44100, 0)).contains("channels"));
-    assert!(err(Config { bitrate_kbps: Some(100), ..config(44100, 2) }).contains("bitrate"));
-    assert!(err(Config { bitrate_kbps: Some(10_000), ..config(44100, 2) }).contains("bitrate"));
-    assert!(err(Config { vbr_quality: Some(10), ..config(44100, 2) }).contains("VBR quality"));
+    assert!(err(EncoderConfig { bitrate_kbps: Some(100), ..config(44100, 2) }).contains("bitrate"));
+    assert!(err(EncoderConfig { bitrate_kbps: Some(10_000), ..config(44100, 2) }).contains("bitrate"));
+    assert!(err(EncoderConfig { vbr_quality: Some(10), ..config(44100, 2) }).contains("VBR quality"));
     let mut s = M4aSession::new(config(44100, 2)).unwrap();
     assert!(s.encode(&[1, 2, 3]).unwrap_err().contains("channels"));
     assert!(s.encode(&[1, 2]).is_ok());
@@ -385,11 +361,16 @@ fn every_listed_rate_takes_every_vbr_quality() {
     for rate in SAMPLE_RATES {
         for channels in [1, 2] {
             for q in 0..=9 {
-                let cfg = Config { vbr_quality: Some(q), ..config(rate, channels) };
+                let cfg = EncoderConfig { vbr_quality: Some(q), ..config(rate, channels) };
                 let mut s = M4aSession::new(cfg).unwrap_or_else(|e| panic!("{rate} Hz × {channels}, VBR {q}: {e}"));
                 s.encode(&sine(rate, channels, 4096)).unwrap();
                 s.finish().unwrap();
             }
         }
     }
+}
+
+#[test]
+fn info_offers_what_start_accepts() {
+    codec_plugin_kit::testing::info_offers_what_start_accepts::<M4aSession>(44100);
 }

@@ -1,8 +1,9 @@
 //! MP3 codec plugin: interleaved s16 PCM in, MP3 (LAME) out, with an ID3v2 tag at the start
 //! and a Xing/LAME info frame that the caller patches in at the end for exact durations.
 //!
-//! The encoder itself ([`Mp3Session`]) is plain Rust so it is tested natively; `component`
-//! is the thin WebAssembly component glue, compiled only for wasm targets.
+//! The encoder itself ([`Mp3Session`]) is plain Rust so it is tested natively, and a [`Codec`],
+//! which the kit's `export_codec!` makes the component's `encoder` on wasm; `component` adds
+//! the `segments` export (wasm only).
 
 #[cfg(target_family = "wasm")]
 mod component;
@@ -11,6 +12,7 @@ pub mod joiner;
 pub mod segment;
 mod xing;
 
+use codec_plugin_kit::{Codec, CodecInfo};
 use mp3lame_encoder::{
     BuildError, Builder, Encoder, FlushGap, InterleavedPcm, MonoPcm, Quality, VbrMode, ffi,
     max_required_buffer_size,
@@ -31,36 +33,12 @@ pub const DEFAULT_BITRATE_KBPS: u32 = 192;
 /// Longest text copied into an ID3 frame, in characters.
 const MAX_TAG_CHARS: usize = 250;
 
-/// Descriptive metadata written as an ID3v2 tag.
-#[derive(Clone, Debug, Default)]
-pub struct Tags {
-    pub title: Option<String>,
-    pub artist: Option<String>,
-    pub album: Option<String>,
-    pub year: Option<String>,
-    pub comment: Option<String>,
-    /// TCON: a genre name (or an ID3v1 genre number).
-    pub genre: Option<String>,
-    /// TRCK: `3` or `3/12`.
-    pub track: Option<String>,
-    /// APIC: a JPEG, PNG or GIF file's bytes, as the front cover.
-    pub picture: Option<Vec<u8>>,
-}
+/// The session's types are the plugin kit's, shared by every codec. The tags become an ID3v2
+/// tag (the genre as TCON, a name or an ID3v1 genre number; the track as TRCK), the cover's
+/// bytes (JPEG, PNG or GIF) its APIC front cover.
+pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch, Picture, Tags};
 
-/// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub sample_rate: u32,
-    pub channels: u8,
-    /// CBR bitrate; ignored when `vbr_quality` is set.
-    pub bitrate_kbps: Option<u32>,
-    /// VBR quality, 0 (best) to 9 (smallest).
-    pub vbr_quality: Option<u8>,
-    pub tags: Tags,
-}
-
-/// The session result types are the plugin kit's, shared by every codec.
-pub use codec_plugin_kit::{Finished, HeaderPatch};
+codec_plugin_kit::export_codec!(Mp3Session);
 
 /// One MP3 encoding run.
 pub struct Mp3Session {
@@ -71,20 +49,24 @@ pub struct Mp3Session {
 }
 
 impl Mp3Session {
-    /// Validates `config` and sets LAME up; an invalid configuration is a readable error.
-    pub fn new(config: &Config) -> Result<Self, String> {
-        Self::start(config, true)
+    /// Validates `config` and sets LAME up; an invalid configuration is a readable error. Of
+    /// the configuration it reads the layout, the VBR quality or else the CBR bitrate, the tags
+    /// and the cover.
+    pub fn new(config: &EncoderConfig) -> Result<Self, String> {
+        Self::open(config, true)
     }
 
     /// Like [`Mp3Session::new`]; without `header`, the output has neither the ID3v2 tag nor
     /// the info frame (a segment after the first, see [`segment`]).
-    pub fn start(config: &Config, header: bool) -> Result<Self, String> {
-        let Config {
+    pub fn open(config: &EncoderConfig, header: bool) -> Result<Self, String> {
+        let EncoderConfig {
             sample_rate,
             channels,
             bitrate_kbps,
             vbr_quality,
             ref tags,
+            ref cover,
+            ..
         } = *config;
         if !SAMPLE_RATES.contains(&sample_rate) {
             return Err(format!(
@@ -128,7 +110,7 @@ impl Mp3Session {
             }
         }
         if header {
-            set_id3v2(&mut b, tags)?;
+            set_id3v2(&mut b, tags, cover.as_ref())?;
         }
         let encoder = b.build().map_err(lame("configuration"))?;
         let first_frame = encoder.id3v2_tag_size() as u64;
@@ -138,16 +120,27 @@ impl Mp3Session {
             first_frame,
         })
     }
+}
+
+impl Codec for Mp3Session {
+    fn info() -> CodecInfo {
+        CodecInfo {
+            sample_rates: SAMPLE_RATES.to_vec(),
+            max_channels: 2,
+            bitrates: BITRATES_KBPS.to_vec(),
+            vbr: true,
+            cover: true,
+            ..CodecInfo::new("mp3-lame", "mp3", "audio/mpeg")
+        }
+    }
+
+    fn start(config: EncoderConfig) -> Result<Self, String> {
+        Mp3Session::new(&config)
+    }
 
     /// Encodes interleaved PCM and returns the MP3 bytes produced so far (possibly none).
-    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
-        if !pcm.len().is_multiple_of(self.channels) {
-            return Err(format!(
-                "mp3: {} samples do not divide into {} channels",
-                pcm.len(),
-                self.channels
-            ));
-        }
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        codec_plugin_kit::frames("mp3", pcm.len(), self.channels)?;
         let mut out = Vec::new();
         // LAME takes a C int sample count; feed huge inputs in pieces.
         for chunk in pcm.chunks(self.channels << 20) {
@@ -166,7 +159,7 @@ impl Mp3Session {
     /// Flushes the encoder; the patch overwrites LAME's placeholder info frame, which now
     /// knows the frame count, byte size and encoder delay/padding. There is no patch when
     /// LAME wrote no info frame (CBR frames too small to hold one, e.g. ≤ 48 kbps at 44.1 kHz).
-    pub fn finish(mut self) -> Result<Finished, String> {
+    fn finish(mut self) -> Result<Finished, String> {
         let mut tail = Vec::with_capacity(max_required_buffer_size(0) + self.first_frame as usize);
         self.encoder
             .flush_to_vec::<FlushGap>(&mut tail)
@@ -216,8 +209,9 @@ fn check_lame(code: std::ffi::c_int, what: &str) -> Result<(), String> {
     }
 }
 
-/// Adds the tags as an ID3v2 tag (UTF-16 text frames, so any script survives; no ID3v1).
-fn set_id3v2(b: &mut Builder, tags: &Tags) -> Result<(), String> {
+/// Adds the tags and the cover as an ID3v2 tag (UTF-16 text frames, so any script survives; no
+/// ID3v1).
+fn set_id3v2(b: &mut Builder, tags: &Tags, cover: Option<&Picture>) -> Result<(), String> {
     let frames = [
         (c"TIT2", &tags.title),
         (c"TPE1", &tags.artist),
@@ -232,7 +226,7 @@ fn set_id3v2(b: &mut Builder, tags: &Tags) -> Result<(), String> {
             .filter(|s| !s.is_empty())
             .map(ucs2)
     };
-    let picture = tags.picture.as_deref().filter(|p| !p.is_empty());
+    let picture = cover.map(|p| p.data.as_slice()).filter(|p| !p.is_empty());
     if frames.iter().all(|(_, v)| text(v).is_none())
         && text(&tags.comment).is_none()
         && picture.is_none()

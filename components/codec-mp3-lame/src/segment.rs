@@ -11,7 +11,8 @@
 //! input and LAME's encoder delay is the same for all, frame `g` of a segment is frame
 //! `first_frame / frame_samples + g` of a serial encode.
 
-use crate::{Config, Mp3Session};
+use crate::{EncoderConfig, Mp3Session};
+use codec_plugin_kit::Codec;
 
 /// How far before and after its own range a segment's encoder is fed, in MP3 frames: enough
 /// for the psychoacoustic model, the block-switching decision and the bit reservoir to settle
@@ -102,7 +103,7 @@ pub struct SegmentEncoder {
 }
 
 impl SegmentEncoder {
-    pub fn start(config: &Config, first_frame: u64, lead_in: u32) -> Result<Self, String> {
+    pub fn start(config: &EncoderConfig, first_frame: u64, lead_in: u32) -> Result<Self, String> {
         let granule = u64::from(frame_samples(config.sample_rate));
         if !first_frame.is_multiple_of(granule) || !u64::from(lead_in).is_multiple_of(granule) {
             return Err(format!(
@@ -110,7 +111,7 @@ impl SegmentEncoder {
             ));
         }
         Ok(SegmentEncoder {
-            session: Mp3Session::start(config, first_frame == 0)?,
+            session: Mp3Session::open(config, first_frame == 0)?,
             channels: usize::from(config.channels),
             first_frame,
             lead_in,

@@ -11,8 +11,8 @@ fn config(
     channels: u8,
     bitrate_kbps: Option<u32>,
     vbr_quality: Option<u8>,
-) -> Config {
-    Config {
+) -> EncoderConfig {
+    EncoderConfig {
         sample_rate,
         channels,
         bitrate_kbps,
@@ -21,6 +21,7 @@ fn config(
             title: Some("Seams".into()),
             ..Tags::default()
         },
+        ..EncoderConfig::default()
     }
 }
 
@@ -61,7 +62,7 @@ fn apply(out: &mut [u8], patch: &Option<HeaderPatch>) {
     }
 }
 
-fn serial(cfg: &Config, pcm: &[i16]) -> Vec<u8> {
+fn serial(cfg: &EncoderConfig, pcm: &[i16]) -> Vec<u8> {
     let mut s = Mp3Session::new(cfg).unwrap();
     let mut out = s.encode(pcm).unwrap();
     let f = s.finish().unwrap();
@@ -71,7 +72,7 @@ fn serial(cfg: &Config, pcm: &[i16]) -> Vec<u8> {
 }
 
 /// Encodes `pcm` as segments of `segment_frames` PCM frames and joins them.
-fn segmented(cfg: &Config, pcm: &[i16], segment_frames: u64) -> Vec<u8> {
+fn segmented(cfg: &EncoderConfig, pcm: &[i16], segment_frames: u64) -> Vec<u8> {
     let ch = usize::from(cfg.channels);
     let total = (pcm.len() / ch) as u64;
     let lead = u64::from(LEAD_FRAMES * frame_samples(cfg.sample_rate));
@@ -171,7 +172,7 @@ fn delay_of(source: &[i16], decoded: &[i16], channels: usize) -> usize {
         .unwrap()
 }
 
-fn check(cfg: &Config, pcm: &[i16], segment_frames: u64) {
+fn check(cfg: &EncoderConfig, pcm: &[i16], segment_frames: u64) {
     let ch = usize::from(cfg.channels);
     let one = serial(cfg, pcm);
     let joined = segmented(cfg, pcm, segment_frames);
@@ -206,7 +207,7 @@ fn check(cfg: &Config, pcm: &[i16], segment_frames: u64) {
 
 /// The input encoded as one segment is the serial encode byte for byte, apart from the seek
 /// table (LAME samples it from bitrates) and the tag's CRC over it.
-fn assert_one_segment_is_serial(cfg: &Config, pcm: &[i16], segment_frames: u64) {
+fn assert_one_segment_is_serial(cfg: &EncoderConfig, pcm: &[i16], segment_frames: u64) {
     let one = serial(cfg, pcm);
     let joined = segmented(cfg, pcm, segment_frames);
     let x = one.windows(4).position(|w| w == b"Info").unwrap();
@@ -321,7 +322,7 @@ fn noise_cbr_stereo_441_many_segments() {
 #[test]
 fn a_frame_grows_by_its_padding_slot_then_by_bitrate() {
     let cfg = config(44100, 2, Some(192), None);
-    let mut s = Mp3Session::start(&cfg, false).unwrap();
+    let mut s = Mp3Session::open(&cfg, false).unwrap();
     let mut out = s.encode(&signal(44100, 2, 1.0, true)).unwrap();
     out.extend(s.finish().unwrap().tail);
     let frame = crate::frames::parse_all(&out, 0).into_iter().find(|f| f.len == 626).expect("an unpadded frame");

@@ -5,33 +5,24 @@ use std::io::Cursor;
 
 fn sine(rate: u32, channels: u8, secs: f32) -> Vec<i16> {
     let frames = (rate as f32 * secs) as usize;
-    (0..frames)
-        .flat_map(|i| {
-            let t = i as f32 / rate as f32;
-            (0..channels).map(move |c| {
-                ((t * (440.0 + 220.0 * c as f32) * std::f32::consts::TAU).sin() * 12_000.0) as i16
-            })
-        })
-        .collect()
+    codec_plugin_kit::testing::tone(rate, channels, frames, 440.0, 220.0)
 }
 
-fn config(sample_rate: u32, channels: u8) -> Config {
-    Config {
+fn config(sample_rate: u32, channels: u8) -> EncoderConfig {
+    EncoderConfig {
         sample_rate,
         channels,
-        bitrate_kbps: None,
-        vbr_quality: None,
-        tags: Tags::default(),
+        ..EncoderConfig::default()
     }
 }
 
 /// Encodes in uneven chunks, as a streaming caller would, and applies the patch.
-fn encode(cfg: &Config, pcm: &[i16]) -> (Vec<u8>, HeaderPatch) {
+fn encode(cfg: &EncoderConfig, pcm: &[i16]) -> (Vec<u8>, HeaderPatch) {
     let (out, patch) = encode_opt(cfg, pcm);
     (out, patch.expect("an info frame patch"))
 }
 
-fn encode_opt(cfg: &Config, pcm: &[i16]) -> (Vec<u8>, Option<HeaderPatch>) {
+fn encode_opt(cfg: &EncoderConfig, pcm: &[i16]) -> (Vec<u8>, Option<HeaderPatch>) {
     let mut s = Mp3Session::new(cfg).expect("valid config");
     let mut out = Vec::new();
     for chunk in pcm.chunks(cfg.channels as usize * 4001) {
@@ -153,7 +144,7 @@ fn every_listed_rate_and_bitrate_works() {
     // and leaves the info frame out when frames are too small to hold it.
     for (rate, max) in [(8000, 64), (22050, 160), (48000, 320)] {
         for kbps in BITRATES_KBPS {
-            let cfg = Config {
+            let cfg = EncoderConfig {
                 bitrate_kbps: Some(kbps),
                 ..config(rate, 1)
             };
@@ -184,26 +175,26 @@ fn unicode_tags_and_empty_input() {
 
 #[test]
 fn bad_input_is_an_error() {
-    let err = |cfg: Config| Mp3Session::new(&cfg).err().expect("an error");
+    let err = |cfg: EncoderConfig| Mp3Session::new(&cfg).err().expect("an error");
     assert!(err(config(12345, 2)).contains("sample rate"));
     assert!(err(config(44100, 3)).contains("channels"));
     assert!(err(config(44100, 0)).contains("channels"));
     assert!(
-        err(Config {
+        err(EncoderConfig {
             bitrate_kbps: Some(7),
             ..config(44100, 2)
         })
         .contains("bitrate")
     );
     assert!(
-        err(Config {
+        err(EncoderConfig {
             bitrate_kbps: Some(1000),
             ..config(44100, 2)
         })
         .contains("bitrate")
     );
     assert!(
-        err(Config {
+        err(EncoderConfig {
             vbr_quality: Some(10),
             ..config(44100, 2)
         })
@@ -222,7 +213,13 @@ fn cover_genre_and_track_frames() {
         .into_iter()
         .chain((0..2000).map(|i| (i % 251) as u8))
         .collect();
-    cfg.tags.picture = Some(jpeg.clone());
+    let cover = |data: Vec<u8>| Picture {
+        mime_type: "image/jpeg".into(),
+        width: 1,
+        height: 1,
+        data,
+    };
+    cfg.cover = Some(cover(jpeg.clone()));
     cfg.tags.genre = Some("Podcast".into());
     cfg.tags.track = Some("3/12".into());
     let (mp3, _) = encode(&cfg, &sine(44100, 1, 0.5));
@@ -237,11 +234,16 @@ fn cover_genre_and_track_frames() {
     );
     assert!(find(&mp3, b"TCON").is_some() && find(&mp3, b"TRCK").is_some());
     // Not an image: refused with a reason.
-    cfg.tags.picture = Some(b"not a picture".to_vec());
+    cfg.cover = Some(cover(b"not a picture".to_vec()));
     assert!(
         Mp3Session::new(&cfg)
             .err()
             .unwrap()
             .contains("cover picture")
     );
+}
+
+#[test]
+fn info_offers_what_start_accepts() {
+    codec_plugin_kit::testing::info_offers_what_start_accepts::<Mp3Session>(44100);
 }

@@ -5,19 +5,19 @@
 //! packet is 20 ms, the input is padded with silence so the encoder's delay is flushed out, and
 //! the last page's granule position is the real sample count plus the pre-skip, so decoders
 //! drop both the priming and the padding. More than two channels use channel mapping family
-//! 1 (Vorbis order, surround streams). [`OpusSession`] is plain Rust, tested natively;
-//! `component` is the WebAssembly component glue, compiled only for wasm targets.
+//! 1 (Vorbis order, surround streams). [`OpusSession`] is plain Rust, tested natively, and a
+//! [`Codec`]; the kit's `export_codec!` makes it the component's `encoder` on wasm.
 
-#[cfg(target_family = "wasm")]
-mod component;
-
+use codec_plugin_kit::{Codec, CodecInfo, Sample};
 use ogg_writer::{OggStream, comment_packet, comments, to_vorbis_order};
 use opusic_sys as ffi;
 use std::ffi::{CStr, c_int};
 use std::ptr::NonNull;
 
-pub use codec_plugin_kit::{Finished, HeaderPatch};
+pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch};
 pub use ogg_writer::{MAX_CHANNELS, Picture, Tags};
+
+codec_plugin_kit::export_codec!(OpusSession);
 
 /// The only input rate: Opus runs at 48 kHz inside, and the converter resamples to it.
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -33,19 +33,6 @@ pub const BITRATES_KBPS: [u32; 13] = [8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 1
 const MAX_PACKET_PER_STREAM: usize = 1275 * 3 + 7;
 /// The Ogg stream's serial number: one stream per file, so any fixed value is unique.
 const SERIAL: u32 = 0x4f70_7573;
-
-/// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
-#[derive(Clone, Debug, Default)]
-pub struct Config {
-    pub sample_rate: u32,
-    pub channels: u8,
-    /// Total bitrate in kbps (VBR around it); `None`: [`default_bitrate_kbps`].
-    pub bitrate_kbps: Option<u32>,
-    /// 16, or 24 when the PCM comes through [`OpusSession::encode_wide`].
-    pub bits_per_sample: u8,
-    pub tags: Tags,
-    pub cover: Option<Picture>,
-}
 
 /// The bitrate used when none is asked for: 64 kbps a channel (128 for stereo), at most 510
 /// (libopus's ceiling; surround sources get more than `?bitrate=` can ask for).
@@ -81,8 +68,10 @@ pub struct OpusSession {
 
 impl OpusSession {
     /// Validates `config`, sets libopus up and writes the two header pages (OpusHead, OpusTags),
-    /// which the first `encode` returns.
-    pub fn new(config: &Config) -> Result<Self, String> {
+    /// which the first `encode` returns. Of the configuration it reads the layout, the total
+    /// bitrate in kbps (VBR around it; `None`: [`default_bitrate_kbps`]), the sample depth, the
+    /// tags and the cover.
+    pub fn new(config: &EncoderConfig) -> Result<Self, String> {
         if config.sample_rate != SAMPLE_RATE {
             return Err(format!("opus: sample rate {} Hz not supported (48000 Hz only)", config.sample_rate));
         }
@@ -167,45 +156,17 @@ impl OpusSession {
         self.pre_skip
     }
 
-    /// Encodes interleaved 16-bit PCM; returns the Ogg pages finished so far (the headers,
-    /// first).
-    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
-        self.encode_scaled(pcm, |s| f32::from(s) / 32_768.0)
-    }
-
-    /// Encodes interleaved 24-bit PCM (`bits_per_sample` 24): libopus takes floats, so the
-    /// extra bits reach the encoder.
-    pub fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
-        self.encode_scaled(pcm, |s| s as f32 / 8_388_608.0)
-    }
-
-    fn encode_scaled<T: Copy>(&mut self, pcm: &[T], to_float: impl Fn(T) -> f32) -> Result<Vec<u8>, String> {
-        if !pcm.len().is_multiple_of(self.channels) {
-            return Err(format!("opus: {} samples do not divide into {} channels", pcm.len(), self.channels));
-        }
-        self.received += (pcm.len() / self.channels) as u64;
-        self.pending.extend(to_vorbis_order(pcm, self.channels as u8).into_iter().map(to_float));
+    /// Encodes interleaved PCM, 16- or 24-bit: libopus takes floats, so a 24-bit source's
+    /// extra bits reach the encoder. Returns the Ogg pages finished so far (the headers, first).
+    fn encode_samples<S: Sample>(&mut self, pcm: &[S]) -> Result<Vec<u8>, String> {
+        self.received += codec_plugin_kit::frames("opus", pcm.len(), self.channels)? as u64;
+        self.pending.extend(to_vorbis_order(pcm, self.channels as u8).into_iter().map(S::to_f32));
         let whole = self.pending.len() / (FRAME * self.channels) * FRAME * self.channels;
         let ready: Vec<f32> = self.pending.drain(..whole).collect();
         for frame in ready.chunks_exact(FRAME * self.channels) {
             self.encode_frame(frame, self.granule + FRAME as u64)?;
         }
         Ok(self.ogg.take())
-    }
-
-    /// Pads the input with silence until the encoder's delay is out, writes the last packets
-    /// and ends the stream with the granule position of the real end: received + pre-skip.
-    pub fn finish(mut self) -> Result<Finished, String> {
-        let end = self.received + self.pre_skip;
-        while self.granule < end {
-            let mut frame = std::mem::take(&mut self.pending);
-            frame.resize(FRAME * self.channels, 0.0);
-            // The last packet's granule is the real end, which tells decoders to trim the
-            // padding (RFC 7845 §4.4).
-            self.encode_frame(&frame, (self.granule + FRAME as u64).min(end))?;
-        }
-        self.ogg.finish();
-        Ok(Finished { tail: self.ogg.take(), patch: None })
     }
 
     /// Encodes one 20 ms frame (Vorbis order) into a packet that ends at `granule`; pages end
@@ -232,6 +193,45 @@ impl OpusSession {
             self.ogg.flush();
         }
         Ok(())
+    }
+}
+
+impl Codec for OpusSession {
+    fn info() -> CodecInfo {
+        CodecInfo {
+            sample_rates: vec![SAMPLE_RATE],
+            max_channels: MAX_CHANNELS,
+            bitrates: BITRATES_KBPS.to_vec(),
+            bit_depths: BIT_DEPTHS.to_vec(),
+            cover: true,
+            ..CodecInfo::new("opus", "opus", "audio/ogg")
+        }
+    }
+
+    fn start(config: EncoderConfig) -> Result<Self, String> {
+        OpusSession::new(&config)
+    }
+
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        self.encode_samples(pcm)
+    }
+
+    fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+        self.encode_samples(pcm)
+    }
+
+    /// Pads the input with silence until the encoder's delay is out, writes the last packets
+    /// and ends the stream with the granule position of the real end: received + pre-skip.
+    fn finish(mut self) -> Result<Finished, String> {
+        let end = self.received + self.pre_skip;
+        while self.granule < end {
+            let mut frame = std::mem::take(&mut self.pending);
+            frame.resize(FRAME * self.channels, 0.0);
+            // The last packet's granule is the real end, which tells decoders to trim the
+            // padding (RFC 7845 §4.4).
+            self.encode_frame(&frame, (self.granule + FRAME as u64).min(end))?;
+        }
+        Ok(self.ogg.end())
     }
 }
 

@@ -8,20 +8,20 @@
 //! (the platform's `vbr` 0 best … 9 smallest is Vorbis quality 1.0 … 0.1, i.e. `oggenc -q10` …
 //! `-q1`) or an average bitrate; Vorbis comments with `METADATA_BLOCK_PICTURE`. libvorbis's last
 //! granule position is the exact sample count, so decoders drop the last block's padding.
-//! [`VorbisSession`] is plain Rust, tested natively; `component` is the WebAssembly component
-//! glue, compiled only for wasm targets.
-
-#[cfg(target_family = "wasm")]
-mod component;
+//! [`VorbisSession`] is plain Rust, tested natively, and a [`Codec`]; the kit's `export_codec!`
+//! makes it the component's `encoder` on wasm.
 
 use aotuv_lancer_vorbis_sys as vorbis;
+use codec_plugin_kit::{Codec, CodecInfo, Sample};
 use ogg_next_sys::ogg_packet;
 use ogg_writer::{OggStream, comments, vorbis_order};
 use std::ffi::{CStr, CString, c_int, c_long};
 use std::mem::MaybeUninit;
 
-pub use codec_plugin_kit::{Finished, HeaderPatch};
+pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch};
 pub use ogg_writer::{MAX_CHANNELS, Picture, Tags};
+
+codec_plugin_kit::export_codec!(VorbisSession);
 
 /// Sample rates accepted: libvorbis's quality setups cover 8 kHz to 192 kHz.
 pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8000..=192_000;
@@ -35,21 +35,6 @@ pub const DEFAULT_VBR_QUALITY: u8 = 5;
 const SERIAL: u32 = 0x566f_7262;
 /// PCM handed to libvorbis at once, in frames (its buffers grow with the block given).
 const BLOCK: usize = 4096;
-
-/// What an encoding session is asked to do (mirrors the WIT `encoder-config`).
-#[derive(Clone, Debug, Default)]
-pub struct Config {
-    pub sample_rate: u32,
-    pub channels: u8,
-    /// Average bitrate in kbps; ignored when `vbr_quality` is set.
-    pub bitrate_kbps: Option<u32>,
-    /// VBR quality, 0 (best) to 9 (smallest).
-    pub vbr_quality: Option<u8>,
-    /// 16, or 24 when the PCM comes through [`VorbisSession::encode_wide`].
-    pub bits_per_sample: u8,
-    pub tags: Tags,
-    pub cover: Option<Picture>,
-}
 
 /// The Vorbis quality (−0.1 … 1.0 scale) for the platform's `vbr` 0 … 9: 1.0 … 0.1.
 pub fn vorbis_quality(vbr: u8) -> Result<f32, String> {
@@ -98,8 +83,10 @@ pub struct VorbisSession {
 
 impl VorbisSession {
     /// Validates `config`, sets libvorbis up and writes the three header packets (on pages of
-    /// their own, as the Ogg Vorbis mapping requires), which the first `encode` returns.
-    pub fn new(config: &Config) -> Result<Self, String> {
+    /// their own, as the Ogg Vorbis mapping requires), which the first `encode` returns. Of the
+    /// configuration it reads the layout, the VBR quality or else the average bitrate, the
+    /// sample depth, the tags and the cover.
+    pub fn new(config: &EncoderConfig) -> Result<Self, String> {
         let (rate, channels) = (config.sample_rate, config.channels);
         if !SAMPLE_RATES.contains(&rate) {
             return Err(format!("vorbis: sample rate {rate} Hz out of range ({SAMPLE_RATES:?})"));
@@ -169,22 +156,10 @@ impl VorbisSession {
         Ok(Self { lib, ogg, channels: channels.into(), rate: rate.into(), packets: 0, page_start: 0 })
     }
 
-    /// Encodes interleaved 16-bit PCM; returns the Ogg pages finished so far (the headers,
-    /// first).
-    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
-        self.encode_scaled(pcm, |s| f32::from(s) / 32_768.0)
-    }
-
-    /// Encodes interleaved 24-bit PCM (`bits_per_sample` 24): libvorbis takes floats, so the
-    /// extra bits reach the encoder.
-    pub fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
-        self.encode_scaled(pcm, |s| s as f32 / 8_388_608.0)
-    }
-
-    fn encode_scaled<T: Copy>(&mut self, pcm: &[T], to_float: impl Fn(T) -> f32) -> Result<Vec<u8>, String> {
-        if !pcm.len().is_multiple_of(self.channels) {
-            return Err(format!("vorbis: {} samples do not divide into {} channels", pcm.len(), self.channels));
-        }
+    /// Encodes interleaved PCM, 16- or 24-bit: libvorbis takes floats, so a 24-bit source's
+    /// extra bits reach the encoder. Returns the Ogg pages finished so far (the headers, first).
+    fn encode_samples<S: Sample>(&mut self, pcm: &[S]) -> Result<Vec<u8>, String> {
+        codec_plugin_kit::frames("vorbis", pcm.len(), self.channels)?;
         let order = vorbis_order(self.channels as u8);
         for block in pcm.chunks(BLOCK * self.channels) {
             let frames = block.len() / self.channels;
@@ -195,7 +170,7 @@ impl VorbisSession {
                 for (c, &from) in order.iter().enumerate() {
                     let to = std::slice::from_raw_parts_mut(*buffers.add(c), frames);
                     for (t, &s) in to.iter_mut().zip(block.iter().skip(from).step_by(self.channels)) {
-                        *t = to_float(s);
+                        *t = s.to_f32();
                     }
                 }
                 vorbis::vorbis_analysis_wrote(&mut self.lib.dsp, frames as c_int);
@@ -203,16 +178,6 @@ impl VorbisSession {
             self.write_packets()?;
         }
         Ok(self.ogg.take())
-    }
-
-    /// Tells libvorbis the input is over: its last packet carries the exact end as granule
-    /// position, and the stream ends on that page.
-    pub fn finish(mut self) -> Result<Finished, String> {
-        // SAFETY: a live DSP state; 0 frames marks the end of input.
-        unsafe { vorbis::vorbis_analysis_wrote(&mut self.lib.dsp, 0) };
-        self.write_packets()?;
-        self.ogg.finish();
-        Ok(Finished { tail: self.ogg.take(), patch: None })
     }
 
     /// Takes every packet libvorbis has ready and pages it: the first audio packet alone on its
@@ -244,6 +209,41 @@ impl VorbisSession {
             }
         }
         Ok(())
+    }
+}
+
+impl Codec for VorbisSession {
+    fn info() -> CodecInfo {
+        // Any sample rate: from 8 kHz to 192 kHz.
+        CodecInfo {
+            max_channels: MAX_CHANNELS,
+            bitrates: BITRATES_KBPS.to_vec(),
+            vbr: true,
+            bit_depths: BIT_DEPTHS.to_vec(),
+            cover: true,
+            ..CodecInfo::new("vorbis", "ogg", "audio/ogg")
+        }
+    }
+
+    fn start(config: EncoderConfig) -> Result<Self, String> {
+        VorbisSession::new(&config)
+    }
+
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        self.encode_samples(pcm)
+    }
+
+    fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+        self.encode_samples(pcm)
+    }
+
+    /// Tells libvorbis the input is over: its last packet carries the exact end as granule
+    /// position, and the stream ends on that page.
+    fn finish(mut self) -> Result<Finished, String> {
+        // SAFETY: a live DSP state; 0 frames marks the end of input.
+        unsafe { vorbis::vorbis_analysis_wrote(&mut self.lib.dsp, 0) };
+        self.write_packets()?;
+        Ok(self.ogg.end())
     }
 }
 

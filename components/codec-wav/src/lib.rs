@@ -3,11 +3,10 @@
 //! hound writes the header with zero sizes first and fixes them by seeking back at the end;
 //! [`Sink`] turns that into streaming: appended bytes are handed out by each `encode`, and the
 //! rewritten header becomes the `finish` patch at offset 0. [`WavSession`] is plain Rust, tested
-//! natively; `component` is the WebAssembly component glue, compiled only for wasm targets.
+//! natively, and a [`Codec`]; the kit's `export_codec!` makes it the component's `encoder` on
+//! wasm.
 
-#[cfg(target_family = "wasm")]
-mod component;
-
+use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig};
 use hound::{SampleFormat, WavSpec, WavWriter};
 use std::cell::RefCell;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -20,6 +19,8 @@ pub const MAX_CHANNELS: u8 = 8;
 
 /// The session result types are the plugin kit's, shared by every codec.
 pub use codec_plugin_kit::{Finished, HeaderPatch};
+
+codec_plugin_kit::export_codec!(WavSession);
 
 /// hound's output stream. hound writes the header (44 bytes, or 68 as WAVE_FORMAT_EXTENSIBLE
 /// for more than 2 channels), appends samples, and at the end seeks back to rewrite the sizes.
@@ -122,16 +123,25 @@ impl WavSession {
             channels: channels.into(),
         })
     }
+}
+
+impl Codec for WavSession {
+    fn info() -> CodecInfo {
+        // Any sample rate: from 8 kHz to 192 kHz.
+        CodecInfo {
+            max_channels: MAX_CHANNELS,
+            ..CodecInfo::new("wav", "wav", "audio/wav")
+        }
+    }
+
+    /// Reads the layout only: the samples stay 16-bit PCM.
+    fn start(config: EncoderConfig) -> Result<Self, String> {
+        WavSession::new(config.sample_rate, config.channels)
+    }
 
     /// Appends interleaved PCM; returns the bytes produced so far (the header, first time).
-    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
-        if !pcm.len().is_multiple_of(self.channels) {
-            return Err(format!(
-                "wav: {} samples do not divide into {} channels",
-                pcm.len(),
-                self.channels
-            ));
-        }
+    fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
+        codec_plugin_kit::frames("wav", pcm.len(), self.channels)?;
         // RIFF sizes are 32-bit: the data chunk must stay below 4 GiB.
         let data_bytes = u64::from(self.writer.len()) * 2 + pcm.len() as u64 * 2;
         if data_bytes > u64::from(u32::MAX) - 68 {
@@ -146,7 +156,7 @@ impl WavSession {
     }
 
     /// Lets hound fix the header sizes; the corrected header is the patch at offset 0.
-    pub fn finish(self) -> Result<Finished, String> {
+    fn finish(self) -> Result<Finished, String> {
         self.writer.finalize().map_err(|e| format!("wav: {e}"))?;
         let s = &mut *self.sink.0.borrow_mut();
         let header = HeaderPatch {
@@ -229,5 +239,10 @@ mod tests {
         assert!(WavSession::new(44100, 9).is_err());
         let mut s = WavSession::new(44100, 2).unwrap();
         assert!(s.encode(&[1, 2, 3]).unwrap_err().contains("channels"));
+    }
+
+    #[test]
+    fn info_offers_what_start_accepts() {
+        codec_plugin_kit::testing::info_offers_what_start_accepts::<WavSession>(44100);
     }
 }

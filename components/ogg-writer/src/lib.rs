@@ -3,10 +3,13 @@
 //! the Vorbis comment list built from the platform's tags ([`comments`]), the FLAC picture block
 //! behind `METADATA_BLOCK_PICTURE` ([`picture_block_base64`]), and the reordering of the
 //! decoder's channel layout into Vorbis channel order ([`vorbis_order`]), which both Ogg Vorbis
-//! and Opus mapping family 1 use. Plain Rust, no I/O.
+//! and Opus mapping family 1 use. Plain Rust, no I/O (but for `testing`, the tests both
+//! plugins run, compiled for their native tests only).
 
 mod comments;
 mod pages;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use comments::{Picture, Tags, comment_packet, comments, picture_block_base64};
 pub use pages::OggStream;

@@ -81,6 +81,13 @@ impl OggStream {
         std::mem::take(&mut self.out)
     }
 
+    /// Ends the stream ([`OggStream::finish`]) and hands out the rest as a session's end: the
+    /// pages not taken yet, and no header patch (an Ogg stream needs none).
+    pub fn end(&mut self) -> codec_plugin_kit::Finished {
+        self.finish();
+        codec_plugin_kit::Finished { tail: self.take(), patch: None }
+    }
+
     fn write_page(&mut self, flags: u8) {
         let mut flags = flags;
         if self.continued {
@@ -122,35 +129,38 @@ fn crc32(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0, |crc, &b| (crc << 8) ^ table[((crc >> 24) as u8 ^ b) as usize])
 }
 
+/// A page as read back by [`read_pages`]: (flags, granule, sequence, lacing, body).
+#[cfg(any(test, feature = "testing"))]
+pub type Page = (u8, u64, u32, Vec<u8>, Vec<u8>);
+
+/// The pages of an Ogg stream, for tests: each must start with `OggS` and carry its CRC.
+#[cfg(any(test, feature = "testing"))]
+pub fn read_pages(mut bytes: &[u8]) -> Vec<Page> {
+    let mut pages = Vec::new();
+    while !bytes.is_empty() {
+        assert_eq!(&bytes[..4], b"OggS");
+        let n = bytes[26] as usize;
+        let lacing = bytes[27..27 + n].to_vec();
+        let len = 27 + n + lacing.iter().map(|&l| l as usize).sum::<usize>();
+        let mut page = bytes[..len].to_vec();
+        let crc = u32::from_le_bytes(page[22..26].try_into().unwrap());
+        page[22..26].fill(0);
+        assert_eq!(crc32(&page), crc, "page CRC");
+        pages.push((
+            bytes[5],
+            u64::from_le_bytes(bytes[6..14].try_into().unwrap()),
+            u32::from_le_bytes(bytes[18..22].try_into().unwrap()),
+            lacing,
+            bytes[27 + n..len].to_vec(),
+        ));
+        bytes = &bytes[len..];
+    }
+    pages
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A page as read back: (flags, granule, sequence, lacing, body).
-    type Page = (u8, u64, u32, Vec<u8>, Vec<u8>);
-
-    fn pages(mut bytes: &[u8]) -> Vec<Page> {
-        let mut pages = Vec::new();
-        while !bytes.is_empty() {
-            assert_eq!(&bytes[..4], b"OggS");
-            let n = bytes[26] as usize;
-            let lacing = bytes[27..27 + n].to_vec();
-            let len = 27 + n + lacing.iter().map(|&l| l as usize).sum::<usize>();
-            let mut page = bytes[..len].to_vec();
-            let crc = u32::from_le_bytes(page[22..26].try_into().unwrap());
-            page[22..26].fill(0);
-            assert_eq!(crc32(&page), crc, "page CRC");
-            pages.push((
-                bytes[5],
-                u64::from_le_bytes(bytes[6..14].try_into().unwrap()),
-                u32::from_le_bytes(bytes[18..22].try_into().unwrap()),
-                lacing,
-                bytes[27 + n..len].to_vec(),
-            ));
-            bytes = &bytes[len..];
-        }
-        pages
-    }
 
     #[test]
     fn crc_matches_the_reference_value() {
@@ -166,7 +176,7 @@ mod tests {
         s.packet(&[1; 10], 960);
         s.packet(&[2; 255], 1920);
         s.finish();
-        let p = pages(&s.take());
+        let p = read_pages(&s.take());
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].0, p[0].1, p[0].2), (FLAG_FIRST, 0, 0));
         assert_eq!(p[1].0, FLAG_LAST);
@@ -184,7 +194,7 @@ mod tests {
         s.flush();
         s.packet(&[9; 3], 48000);
         s.finish();
-        let p = pages(&s.take());
+        let p = read_pages(&s.take());
         let body: Vec<u8> = p.iter().take_while(|pg| pg.4 != [9; 3]).flat_map(|pg| pg.4.clone()).collect();
         assert_eq!(body, big);
         assert!(p.len() > 3);

@@ -3,25 +3,14 @@
 //! the raw PCM. Wasm-only (empty natively).
 #![cfg(target_family = "wasm")]
 
-use codec_plugin_kit::component::mp3edge::codec::types::Finished as WitFinished;
+use codec_plugin_kit::component::{EncoderConfig as WitConfig, Finished as WitFinished};
 use codec_plugin_kit::{Codec, CodecInfo, EncoderConfig, Finished};
 
 struct Raw;
 
 impl Codec for Raw {
     fn info() -> CodecInfo {
-        CodecInfo {
-            name: "segment-trap".into(),
-            extension: "raw".into(),
-            content_type: "application/octet-stream".into(),
-            sample_rates: Vec::new(),
-            max_channels: 8,
-            bitrates: Vec::new(),
-            levels: Vec::new(),
-            bit_depths: vec![16],
-            cover: false,
-            vbr: false,
-        }
+        CodecInfo::new("segment-trap", "raw", "application/octet-stream")
     }
 
     fn start(_: EncoderConfig) -> Result<Self, String> {
@@ -56,7 +45,7 @@ impl wit::Guest for Segments {
     type SegmentEncoder = Segment;
     type Joiner = Joiner;
 
-    fn plan(_: EncoderConfig) -> Option<wit::SegmentPlan> {
+    fn plan(_: WitConfig) -> Option<wit::SegmentPlan> {
         Some(wit::SegmentPlan { granule: 1, lead_in: 0, lead_out: 0 })
     }
 }
@@ -64,7 +53,7 @@ impl wit::Guest for Segments {
 struct Segment(u64);
 
 impl wit::GuestSegmentEncoder for Segment {
-    fn start(_: EncoderConfig, first_frame: u64, _: u32) -> Result<wit::SegmentEncoder, String> {
+    fn start(_: WitConfig, first_frame: u64, _: u32) -> Result<wit::SegmentEncoder, String> {
         Ok(wit::SegmentEncoder::new(Segment(first_frame)))
     }
 
@@ -83,7 +72,7 @@ impl wit::GuestSegmentEncoder for Segment {
 struct Joiner;
 
 impl wit::GuestJoiner for Joiner {
-    fn start(_: EncoderConfig) -> Result<wit::Joiner, String> {
+    fn start(_: WitConfig) -> Result<wit::Joiner, String> {
         Ok(wit::Joiner::new(Joiner))
     }
 

@@ -8,18 +8,7 @@ struct Hostile;
 
 impl Codec for Hostile {
     fn info() -> CodecInfo {
-        CodecInfo {
-            name: "trap".into(),
-            extension: "bin".into(),
-            content_type: "application/octet-stream".into(),
-            sample_rates: Vec::new(),
-            max_channels: 8,
-            bitrates: Vec::new(),
-            levels: Vec::new(),
-            bit_depths: vec![16],
-            cover: false,
-            vbr: false,
-        }
+        CodecInfo::new("trap", "bin", "application/octet-stream")
     }
 
     fn start(_: EncoderConfig) -> Result<Self, String> {
