@@ -521,6 +521,8 @@ async fn password_change_guesses_are_throttled_like_log_ins() {
     // Log-ins and password checks share the count: the thief's log-in is slowed too.
     throttled(login(&thief, "pw@example.com", "pw-password-1").await).await;
     // The owner changes it from the usual address, with the password the thief never changed.
-    assert_eq!(change(&usual, "pw-password-1", "owner-password-2").await.unwrap().status(), 204);
+    assert_eq!(change(&usual, "pw-password-1", "owner-password-2").await.unwrap().status(), 200);
     assert_eq!(login_status(&usual, "pw@example.com", "owner-password-2").await, 200);
+    // And the stolen session ends with the old password.
+    error_body(validate(&usual, &stolen).await, 401).await;
 }
