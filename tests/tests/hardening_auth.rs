@@ -193,8 +193,11 @@ async fn admins_deactivate_promote_and_demote_users_with_immediate_effect() {
     error_body(c.http.get(c.url("/users/me")).bearer_auth(&user).send().await.unwrap(), 401).await;
     error_body(c.http.get(c.url("/jobs")).bearer_auth(&user).send().await.unwrap(), 401).await;
     error_body(login(&c, "a+b@example.com", "plus-password-1").await, 401).await;
-    // Activated again.
+    // Activated again: the sessions from before stay ended; a new log-in works.
     assert_eq!(patch_user(&c, &admin, "a+b@example.com", json!({"active": true})).await.status(), 200);
+    let ended = error_body(validate(&c, &user).await, 401).await;
+    assert!(ended["detail"].as_str().unwrap().starts_with("this session has ended"), "{ended}");
+    let user = c.login("a+b@example.com", "plus-password-1").await;
     assert_eq!(validate(&c, &user).await.status(), 200);
 
     // Promoted, then demoted: the demoted admin's token is no longer an admin's.
