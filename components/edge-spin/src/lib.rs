@@ -1,7 +1,7 @@
 //! HTTP plumbing shared by the Spin edge components (`auth`, `gateway`): the copied request
 //! head, replies and JSON error bodies, bounded request-body reads and draining, a timer on the
-//! WASI clock, CORS, the shared SQLite database and who is calling ([`session`]). The decisions without I/O live in `edge-http`; this crate does the
-//! Spin/WASI side.
+//! WASI clock, CORS, the shared SQLite database and who is calling ([`session`]). The decisions
+//! without I/O live in `edge-http` and `edge-auth`; this crate does the Spin/WASI side.
 
 mod body;
 mod cors;
