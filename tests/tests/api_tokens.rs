@@ -470,3 +470,59 @@ async fn altered_copies_of_a_real_token_are_refused() {
     assert_eq!(me(&c, &token).await.status(), 200);
     assert_eq!(list(&c, &session).await[0]["name"], "real");
 }
+
+/// The body of an event stream until `needle` (or `None` after `timeout`), and whether the
+/// stream ended within two seconds after it.
+async fn read_until(res: reqwest::Response, needle: &str, timeout: Duration) -> (Option<String>, bool) {
+    use futures::StreamExt;
+    let mut body = res.bytes_stream();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !seen.contains(needle) {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return (None, false),
+        }
+    }
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(2), body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => break true,
+            Err(_) => break false,
+        }
+    };
+    (Some(seen), ended)
+}
+
+#[tokio::test]
+async fn open_event_streams_end_when_their_token_is_revoked_or_their_session_signed_out() {
+    let p = no_worker();
+    let c = Client::new(&p);
+    let session = c.new_user("live@example.com").await;
+    let watcher = c.login("live@example.com", PASSWORD).await;
+    let created = new_token(&c, &session, "watcher").await;
+    let (id, token) = (created["id"].as_str().unwrap().to_string(), created["token"].as_str().unwrap().to_string());
+    // No worker: the job stays queued and its streams stay open.
+    let (_, fixture) = good_inputs().into_iter().find(|(n, _)| n.starts_with("mp4")).unwrap();
+    let job = c.upload_file(&session, &fixture.path, fixture.content_type, "format=mp3").await;
+    let follow = |query: String| c.http.get(c.url(&format!("/jobs/{job}/events{query}"))).send();
+    // The API token in the query (as EventSource sends it), the session in the header.
+    let by_token = follow(format!("?access_token={token}")).await.unwrap();
+    let by_session = c.http.get(c.url(&format!("/jobs/{job}/events"))).bearer_auth(&watcher).send().await.unwrap();
+    assert_eq!((by_token.status().as_u16(), by_session.status().as_u16()), (200, 200));
+    let by_token = tokio::spawn(read_until(by_token, "event: revoked", Duration::from_secs(10)));
+    let by_session = tokio::spawn(read_until(by_session, "event: revoked", Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let res = c.http.delete(c.url(&format!("/users/me/tokens/{id}"))).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(c.http.post(c.url("/logout")).bearer_auth(&watcher).send().await.unwrap().status(), 204);
+    for (who, stream) in [("API token", by_token), ("session", by_session)] {
+        let (seen, ended) = stream.await.unwrap();
+        let seen = seen.unwrap_or_else(|| panic!("the {who}'s stream went on after it ended"));
+        assert!(seen.contains("event: queued"), "{seen}");
+        assert!(seen.contains("your session or token ended"), "{seen}");
+        assert!(ended, "the {who}'s stream ended: {seen}");
+    }
+    // The session that revoked and the job are untouched.
+    assert_eq!(c.job(&session, &job).await["status"], "queued");
+}
