@@ -408,7 +408,9 @@ async fn malformed_creations_are_refused_precisely_and_store_nothing() {
 
 #[tokio::test]
 async fn parallel_creations_at_the_cap_keep_exactly_fifty() {
-    let p = no_worker();
+    // All ten in the auth component at once (it takes 4 by default).
+    let args = vec!["--component-concurrency".into(), "auth=10".into()];
+    let p = Platform::start_with(PlatformOptions { no_worker: true, args, ..Default::default() }).unwrap();
     let c = Client::new(&p);
     let session = c.new_user("cap@example.com").await;
     for n in 0..45 {
