@@ -182,7 +182,7 @@ test('sign in, upload a video, follow it, download the mp3, see it in the list',
   // The script: ES modules served as they are, revalidated (cheaply, by their ETag).
   const modules = await page.evaluate(() => [...document.querySelectorAll('script[type=module], link[rel=modulepreload]')]
     .map((e) => new URL(e.src || e.href).pathname));
-  assert.equal(modules.length, 10, modules.join(', '));
+  assert.equal(modules.length, 11, modules.join(', '));
   for (const path of modules) {
     const module = await page.request.get(BASE_URL + path);
     assert.equal(module.status(), 200, path);
@@ -553,12 +553,20 @@ test('an admin manages users, a user changes their password, and sign-out reache
   assert.equal(await message.textContent(), `Deleted the account ${doomed}.`);
   await checkAccessibility(page, 'the users view');
 
-  // A second tab shares the session; signing out in one signs out both.
+  // A second tab shares the session; signing out in one signs out both, and the server ends
+  // the session (`POST /logout`): a copy of the token opens nothing.
   const second = await context.newPage();
   await second.goto(BASE_URL + '/');
   await second.locator('#app-view').waitFor({ state: 'visible' });
+  const adminToken = await page.evaluate(() => localStorage.getItem('mp3edge.token'));
+  const loggedOut = page.waitForResponse((r) => new URL(r.url()).pathname === '/logout');
   await page.click('#sign-out');
+  const logout = await loggedOut;
+  assert.equal(logout.status(), 204);
+  assert.equal(logout.request().method(), 'POST');
+  assert.equal(logout.request().headers().authorization, `Bearer ${adminToken}`);
   await second.locator('#login-form').waitFor({ state: 'visible' });
+  assert.equal((await fetch(`${BASE_URL}/users/me`, { headers: { authorization: `Bearer ${adminToken}` } })).status, 401);
 
   // The new user changes their password; the old one stops working.
   await signIn(page, email, 'first-password-1');
@@ -569,8 +577,18 @@ test('an admin manages users, a user changes their password, and sign-out reache
   await page.waitForFunction(() => /not changed/.test(document.getElementById('message').textContent));
   await page.fill('#current-password', 'first-password-1');
   await page.fill('#new-password', 'second-password-2');
+  const before = await page.evaluate(() => localStorage.getItem('mp3edge.token'));
   await page.click('[data-testid=password-submit]');
   await page.waitForFunction(() => /has been changed/.test(document.getElementById('message').textContent));
+  // The session the change was made with has ended; the page goes on with the new one.
+  const after = await page.evaluate(() => localStorage.getItem('mp3edge.token'));
+  assert.notEqual(after, before);
+  const meWith = async (token) => (await fetch(`${BASE_URL}/users/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+  assert.equal(await meWith(before), 401);
+  assert.equal(await meWith(after), 200);
+  await navigate(page, 'Conversions');
+  await navigate(page, 'Account');
+  assert.equal(await page.locator('#app-view').isVisible(), true, 'still signed in');
   assert.equal(await page.locator('#nav').getByRole('link', { name: 'Users' }).isVisible(), true, 'made admin above');
   const login = (password) => page.evaluate(async ([e, p]) => (await fetch('/login', {
     // No credentials mode: a 401 with WWW-Authenticate would otherwise open the browser's prompt.
@@ -1187,6 +1205,76 @@ test('presets: the options saved under a name, picked again after a reload, and 
   await page.waitForFunction(() => document.getElementById('message').textContent === 'Preset FLAC archive deleted.');
   assert.deepEqual(deletes, ['/users/me/presets/FLAC%20archive']);
   await presets.waitFor({ state: 'hidden' });
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test('API tokens: created with a name and an expiry, shown once and copied, listed with their last use, revoked', { timeout: 90_000 }, async () => {
+  // bypassCSP: axe-core is injected into the page for the accessibility check.
+  const { context, page, problems } = await open({ bypassCSP: true });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE_URL });
+  await signIn(page, ACCOUNT_EMAIL, PASSWORD);
+  await navigate(page, 'Account');
+  const message = page.locator('[data-testid=message]');
+  const tokens = page.locator('[data-testid=token]');
+  await page.locator('[data-testid=tokens-empty]').waitFor({ state: 'visible' });
+  assert.equal(await tokens.count(), 0);
+
+  // A name the server refuses: its reason is shown, nothing is created.
+  await page.evaluate(() => { document.getElementById('token-name').value = 'bad\u202ename'; });
+  await page.click('[data-testid=token-create]');
+  await page.waitForFunction(() => document.getElementById('message').classList.contains('error'));
+  assert.equal(await message.textContent(), 'No token created. The server could not accept that: the name contains the control or formatting character U+202E.');
+  assert.equal(await tokens.count(), 0);
+
+  await page.fill('#token-name', 'Nightly backup');
+  await page.selectOption('#token-expiry', '30');
+  const created = page.waitForResponse((r) => new URL(r.url()).pathname === '/users/me/tokens' && r.request().method() === 'POST');
+  await page.click('[data-testid=token-create]');
+  const res = await created;
+  assert.equal(res.status(), 201);
+  assert.deepEqual(res.request().postDataJSON(), { name: 'Nightly backup', expires_in_days: 30 });
+  const secret = (await res.json()).token;
+  assert.match(secret, /^mp3e_[A-Za-z0-9_-]{43}$/);
+  await page.locator('[data-testid=token-secret-box]').waitFor({ state: 'visible' });
+  assert.equal(await page.inputValue('#token-secret'), secret);
+  await page.waitForFunction(() => document.getElementById('message').textContent === 'Token Nightly backup created. Copy it now: it is not shown again.');
+  await page.click('[data-testid=token-copy]');
+  await page.waitForFunction(() => document.getElementById('message').textContent === 'Token copied.');
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+  const row = tokens.filter({ hasText: 'Nightly backup' });
+  await row.waitFor();
+  assert.match(await row.locator('[data-testid=token-meta]').textContent(), /^created .+ · expires .+ · never used$/);
+
+  // A script uses it; the secret is gone from the page after a reload, and the list says when
+  // it was last used.
+  const withToken = async () => (await fetch(`${BASE_URL}/jobs`, { headers: { authorization: `Bearer ${secret}` } })).status;
+  assert.equal(await withToken(), 200);
+  await page.reload();
+  await page.locator('#account-view').waitFor({ state: 'visible' });
+  await row.waitFor();
+  assert.equal(await page.locator('[data-testid=token-secret-box]').isVisible(), false);
+  assert.equal(await page.inputValue('#token-secret'), '');
+  assert.equal(await page.content().then((html) => html.includes(secret)), false, 'the secret is nowhere in the page');
+  assert.match(await row.locator('[data-testid=token-meta]').textContent(), /^created .+ · expires .+ · last used .+$/);
+  await checkAccessibility(page, 'the account view with a token');
+
+  // Revoking asks first; Cancel keeps it, Revoke ends it at once.
+  const dialog = page.locator('[data-testid=confirm-dialog]');
+  await row.getByRole('button', { name: 'Revoke: Nightly backup' }).click();
+  await dialog.waitFor({ state: 'visible' });
+  assert.equal(await dialog.locator('h2').textContent(), 'Revoke the token Nightly backup?');
+  await dialog.locator('[data-testid=confirm-cancel]').click();
+  await dialog.waitFor({ state: 'hidden' });
+  assert.equal(await withToken(), 200);
+  const revoked = page.waitForResponse((r) => r.request().method() === 'DELETE');
+  await row.getByRole('button', { name: 'Revoke: Nightly backup' }).click();
+  await dialog.locator('[data-testid=confirm-ok]').click();
+  assert.equal((await revoked).status(), 204);
+  await row.waitFor({ state: 'detached' });
+  assert.equal(await message.textContent(), 'Token Nightly backup revoked.');
+  await page.locator('[data-testid=tokens-empty]').waitFor({ state: 'visible' });
+  assert.equal(await withToken(), 401);
   await context.close();
   assert.deepEqual(problems, []);
 });

@@ -140,7 +140,11 @@ async fn users_commands_manage_accounts_of_a_running_server() {
 
     let out = users(&["passwd", "cli@example.com"], "a brand new password\n");
     assert!(out.status.success(), "{}", text(&out));
-    c.login("cli@example.com", "a brand new password").await;
+    // A new password ends the sessions from before it.
+    let ended = c.http.get(c.url("/users/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ended.status(), 401);
+    let token = c.login("cli@example.com", "a brand new password").await;
+    assert_eq!(c.http.get(c.url("/users/me")).bearer_auth(&token).send().await.unwrap().status(), 200);
 
     // Disabled: the token in hand stops working at once.
     let out = users(&["disable", "cli@example.com"], "");

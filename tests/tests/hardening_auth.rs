@@ -193,8 +193,11 @@ async fn admins_deactivate_promote_and_demote_users_with_immediate_effect() {
     error_body(c.http.get(c.url("/users/me")).bearer_auth(&user).send().await.unwrap(), 401).await;
     error_body(c.http.get(c.url("/jobs")).bearer_auth(&user).send().await.unwrap(), 401).await;
     error_body(login(&c, "a+b@example.com", "plus-password-1").await, 401).await;
-    // Activated again.
+    // Activated again: the sessions from before stay ended; a new log-in works.
     assert_eq!(patch_user(&c, &admin, "a+b@example.com", json!({"active": true})).await.status(), 200);
+    let ended = error_body(validate(&c, &user).await, 401).await;
+    assert!(ended["detail"].as_str().unwrap().starts_with("this session has ended"), "{ended}");
+    let user = c.login("a+b@example.com", "plus-password-1").await;
     assert_eq!(validate(&c, &user).await.status(), 200);
 
     // Promoted, then demoted: the demoted admin's token is no longer an admin's.
@@ -521,6 +524,8 @@ async fn password_change_guesses_are_throttled_like_log_ins() {
     // Log-ins and password checks share the count: the thief's log-in is slowed too.
     throttled(login(&thief, "pw@example.com", "pw-password-1").await).await;
     // The owner changes it from the usual address, with the password the thief never changed.
-    assert_eq!(change(&usual, "pw-password-1", "owner-password-2").await.unwrap().status(), 204);
+    assert_eq!(change(&usual, "pw-password-1", "owner-password-2").await.unwrap().status(), 200);
     assert_eq!(login_status(&usual, "pw@example.com", "owner-password-2").await, 200);
+    // And the stolen session ends with the old password.
+    error_body(validate(&usual, &stolen).await, 401).await;
 }

@@ -94,6 +94,16 @@ async fn the_description_validates_covers_every_route_and_every_status_seen() {
         ("GET", "/formats".into(), None, None),
         ("GET", "/".into(), None, None),
         ("GET", "/openapi.json".into(), None, None),
+        ("GET", "/users/me/tokens".into(), Some(&token), None),
+        ("POST", "/users/me/tokens".into(), Some(&token), Some(("application/json", json(serde_json::json!({"name": "spec", "expires_in_days": 7}))))),
+        ("POST", "/users/me/tokens".into(), Some(&token), Some(("application/json", json(serde_json::json!({"name": ""}))))),
+        ("DELETE", format!("/users/me/tokens/{}", "0".repeat(24)), Some(&token), None),
+        ("GET", "/users/spec%40example.com/tokens".into(), Some(&admin), None),
+        ("GET", "/users/spec%40example.com/tokens".into(), Some(&other), None),
+        ("DELETE", format!("/users/spec%40example.com/tokens/{}", "0".repeat(24)), Some(&admin), None),
+        // Last: it ends the session it is sent with.
+        ("POST", "/logout".into(), Some(&other), None),
+        ("POST", "/logout".into(), Some(&other), None),
     ];
     for (method, path, bearer, body) in cases {
         let mut req = c.http.request(method.parse().unwrap(), c.url(&path));

@@ -12,8 +12,6 @@ pub struct User {
     pub password_hash: String,
     pub admin: bool,
     pub active: bool,
-    /// Unix seconds.
-    pub created_at: u64,
 }
 
 #[derive(Serialize)]
@@ -26,13 +24,12 @@ pub struct UserInfo {
 
 pub fn find_user(db: &Connection, email: &str) -> Result<Option<User>, ApiError> {
     let result = db
-        .execute("SELECT password_hash, admin, active, created_at FROM users WHERE email = ?1", &[Value::Text(email.into())])
+        .execute("SELECT password_hash, admin, active FROM users WHERE email = ?1", &[Value::Text(email.into())])
         .map_err(db_error)?;
     Ok(result.rows().next().map(|row| User {
         password_hash: row.get::<&str>("password_hash").unwrap_or_default().to_string(),
         admin: row.get("admin").unwrap_or(false),
         active: row.get("active").unwrap_or(false),
-        created_at: row.get("created_at").unwrap_or(0),
     }))
 }
 

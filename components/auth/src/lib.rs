@@ -1,15 +1,19 @@
-//! The `auth` component: log-in with failed-login throttling (`/login`), token validation
-//! (`/validate`), user management (`/users`, `/users/{email}`) and the caller's own settings
-//! (`/users/me`, their presets and their webhook's test event) over the shared SQLite database.
+//! The `auth` component: log-in with failed-login throttling (`/login`), signing out
+//! (`/logout`), token validation (`/validate`), user management (`/users`, `/users/{email}`),
+//! personal API tokens (`/users/me/tokens`, `/users/{email}/tokens`) and the caller's own
+//! settings (`/users/me`, their presets and their webhook's test event) over the shared SQLite
+//! database.
 
 mod callback_test;
 mod config;
 mod db;
 mod login;
+mod logout;
 mod presets;
 mod redis;
 mod removal;
 mod throttle;
+mod tokens;
 mod usage;
 mod users;
 mod validate;
@@ -58,15 +62,21 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 /// The methods a path supports (`None`: no such resource).
 fn methods(path: &str) -> Option<&'static str> {
     match path {
-        "/login" | "/validate" => Some("POST"),
+        "/login" | "/logout" | "/validate" => Some("POST"),
         "/users" => Some("GET, POST"),
         "/users/me" => Some("GET, PUT"),
         "/users/me/password" => Some("PUT"),
         "/users/me/presets" => Some("GET"),
         "/users/me/callback/test" => Some("POST"),
+        "/users/me/tokens" => Some("GET, POST"),
         path if preset_path(path).is_some() => Some("PUT, DELETE"),
-        path if user_path(path).is_some() => Some("PATCH, DELETE"),
-        _ => None,
+        path if token_path(path).is_some() => Some("DELETE"),
+        path => match user_tokens_path(path) {
+            Some((_, None)) => Some("GET"),
+            Some((_, Some(_))) => Some("DELETE"),
+            None if user_path(path).is_some() => Some("PATCH, DELETE"),
+            None => None,
+        },
     }
 }
 
@@ -75,6 +85,8 @@ async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
     match (head.path.as_str(), &head.method) {
         ("/login", Method::Post) => login::handle(&ctx, head),
         ("/login", _) => Err(ApiError::method_not_allowed("POST")),
+        ("/logout", Method::Post) => logout::handle(&ctx, head),
+        ("/logout", _) => Err(ApiError::method_not_allowed("POST")),
         ("/validate", Method::Post) => validate::handle(&ctx, head),
         ("/validate", _) => Err(ApiError::method_not_allowed("POST")),
         ("/users", Method::Get) => users::list(&ctx, head),
@@ -89,6 +101,19 @@ async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
         ("/users/me/presets", _) => Err(ApiError::method_not_allowed("GET")),
         ("/users/me/callback/test", Method::Post) => callback_test::request(&ctx, &users::require_user(&ctx, head)?.0),
         ("/users/me/callback/test", _) => Err(ApiError::method_not_allowed("POST")),
+        ("/users/me/tokens", Method::Get) => tokens::list_own(&ctx, head),
+        ("/users/me/tokens", Method::Post) => tokens::create(&ctx, head, body).await,
+        ("/users/me/tokens", _) => Err(ApiError::method_not_allowed("GET, POST")),
+        (path, method) if token_path(path).is_some() => match method {
+            Method::Delete => tokens::revoke_own(&ctx, head, token_path(path).unwrap_or_default()),
+            _ => Err(ApiError::method_not_allowed("DELETE")),
+        },
+        (path, method) if user_tokens_path(path).is_some() => match (user_tokens_path(path).unwrap_or_default(), method) {
+            ((email, None), Method::Get) => tokens::list_of_user(&ctx, head, email),
+            ((_, None), _) => Err(ApiError::method_not_allowed("GET")),
+            ((email, Some(id)), Method::Delete) => tokens::revoke_of_user(&ctx, head, email, id),
+            ((_, Some(_)), _) => Err(ApiError::method_not_allowed("DELETE")),
+        },
         (path, method) if preset_path(path).is_some() => {
             let name = preset_path(path).unwrap_or_default();
             match method {
@@ -109,6 +134,25 @@ async fn route(head: &Head, body: &mut BodyStream) -> ApiResult {
 /// The (still percent-encoded) name in `/users/me/presets/{name}`.
 fn preset_path(path: &str) -> Option<&str> {
     path.strip_prefix("/users/me/presets/").filter(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+/// The id in `/users/me/tokens/{id}`.
+fn token_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/users/me/tokens/").filter(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+/// The (still percent-encoded) address in `/users/{email}/tokens`, and the id in
+/// `/users/{email}/tokens/{id}`.
+fn user_tokens_path(path: &str) -> Option<(&str, Option<&str>)> {
+    let rest = path.strip_prefix("/users/")?;
+    let (email, rest) = rest.split_once('/')?;
+    if email.is_empty() || email == "me" {
+        return None;
+    }
+    match rest.strip_prefix("tokens")? {
+        "" => Some((email, None)),
+        id => id.strip_prefix('/').filter(|id| !id.is_empty() && !id.contains('/')).map(|id| (email, Some(id))),
+    }
 }
 
 /// The (still percent-encoded) address in `/users/{email}`.

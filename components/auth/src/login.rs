@@ -6,7 +6,7 @@
 
 use crate::throttle::Attempt;
 use crate::{Ctx, db};
-use edge_auth::HeaderError;
+use edge_auth::{HeaderError, SessionStamp};
 use edge_auth::devices;
 use edge_spin::{ApiError, ApiResult, Head, Reply};
 
@@ -19,6 +19,15 @@ const WRONG_CREDENTIALS: &str = "unknown user, wrong password or deactivated acc
 
 fn unauthorized(error: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(401, error, detail).header("www-authenticate", "Basic realm=\"mp3edge\"")
+}
+
+/// A new session token for `email`, under the user's current session version and with an id
+/// of its own (what `POST /logout` ends).
+pub fn issue_session(ctx: &Ctx, email: &str, admin: bool) -> Result<String, ApiError> {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|e| ApiError::internal("no randomness available", e))?;
+    let stamp = SessionStamp::new(edge_spin::session::session_version(&ctx.db, email)?, random);
+    ctx.config.tokens.issue(email, admin, &stamp).map_err(|e| ApiError::internal("could not issue a token", e))
 }
 
 pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
@@ -44,8 +53,7 @@ pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
         return Err(unauthorized("invalid credentials", WRONG_CREDENTIALS));
     };
     attempt.succeeded(ctx, &email)?;
-    let token =
-        ctx.config.tokens.issue(&email, user.admin).map_err(|e| ApiError::internal("could not issue a token", e))?;
+    let token = issue_session(ctx, &email, user.admin)?;
     let device = match attempt.device {
         Some(device) => device,
         None => {

@@ -21,11 +21,11 @@ struct NewUser {
     admin: bool,
 }
 
-/// The caller's e-mail and whether they are an administrator: 401 unless the bearer is a valid
-/// token of an active user.
+/// The caller's e-mail and whether they are an administrator: 401 unless the bearer is a
+/// session or API token that still holds.
 pub fn require_user(ctx: &Ctx, head: &Head) -> Result<(String, bool), ApiError> {
-    let claims = validate::current_claims(ctx, head)?;
-    Ok((claims.email, claims.admin))
+    let caller = validate::current_caller(ctx, head)?;
+    Ok((caller.email, caller.admin))
 }
 
 /// 401 unless the bearer is a valid token of an active user, 403 unless that user is an admin.
@@ -113,9 +113,13 @@ struct PasswordChange {
 }
 
 /// `PUT /users/me/password`: the caller changes their own password, proving the current one
-/// (throttled as a log-in is: a stolen session token must not make it a password oracle).
+/// (throttled as a log-in is: a stolen session token must not make it a password oracle). Not
+/// with an API token. The new password ends every session of the user (the database moves
+/// their session version on, see `edge_http::schema`); the answer is a new session token
+/// `{"token"}` so that the client that made the change stays signed in.
 pub async fn change_password(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
-    let (email, _) = require_user(ctx, head)?;
+    let caller = validate::require_session(ctx, head, "change the password")?;
+    let email = caller.email;
     if media_type(head.header("content-type").unwrap_or("")) != "application/json" {
         return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
     }
@@ -134,7 +138,8 @@ pub async fn change_password(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> A
     attempt.succeeded(ctx, &email)?;
     edge_auth::check_password(&change.new_password, &email).map_err(|detail| ApiError::bad_request("invalid password", detail))?;
     db::set_password_hash(&ctx.db, &email, &db::hash_new_password(&change.new_password)?)?;
-    Ok(Reply::empty(204))
+    let token = crate::login::issue_session(ctx, &email, caller.admin)?;
+    Ok(Reply::json(200, &serde_json::json!({ "token": token })).for_log(Some(&email), None))
 }
 
 pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
@@ -171,8 +176,9 @@ struct Change {
 }
 
 /// `PATCH /users/{email}` with `{"active"?: bool, "admin"?: bool, "unlock"?: true}`: 200 with the
-/// user as it is now. A deactivated user's tokens stop working at once (every route checks the
-/// user's row); a demoted administrator's tokens lose their administrator rights at once.
+/// user as it is now. A deactivated user's sessions end and their API tokens are deleted at
+/// once (by the database's triggers, see `edge_http::schema`), so reactivating them revives
+/// neither; a demoted administrator's credentials lose their administrator rights at once.
 pub async fn update(ctx: &Ctx, head: &Head, body: &mut BodyStream, raw_email: &str) -> ApiResult {
     require_admin(ctx, head)?;
     if media_type(head.header("content-type").unwrap_or("")) != "application/json" {

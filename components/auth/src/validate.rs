@@ -1,40 +1,42 @@
-//! `POST /validate`: checks a bearer token and returns its claims as they stand now (the
-//! token's user must still exist and be active, and is an administrator only if both the token
-//! and the user's current row say so); also the bearer check the other routes build on.
+//! `POST /validate`: checks a bearer credential and returns what it stands for now (the
+//! credential's user must still exist and be active, the session or token must not have ended,
+//! and the caller is an administrator only if the user's current row says so, and for a
+//! session token the token too); also the bearer check the other routes build on
+//! (`edge_spin::session`).
 
-use crate::{Ctx, db};
-use edge_auth::{HeaderError, VerifiedClaims};
+use crate::Ctx;
+use edge_spin::session::{Caller, Credential};
 use edge_spin::{ApiError, ApiResult, Head, Reply};
 
 pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
-    Ok(Reply::json(200, &current_claims(ctx, head)?))
+    let caller = current_caller(ctx, head)?;
+    let body = match &caller.credential {
+        Credential::Session { iat, exp, .. } => serde_json::json!({
+            "email": caller.email, "admin": caller.admin, "iat": iat, "exp": exp, "kind": "session",
+        }),
+        Credential::ApiToken { id, created_at, expires_at } => serde_json::json!({
+            "email": caller.email, "admin": caller.admin, "iat": created_at, "exp": expires_at, "kind": "api_token", "token_id": id,
+        }),
+    };
+    Ok(Reply::json(200, &body))
 }
 
-fn unauthorized(error: &'static str, detail: String) -> ApiError {
-    ApiError::new(401, error, detail).header("www-authenticate", "Bearer realm=\"mp3edge\"")
+/// The request's bearer credential checked against the database: the caller, or a 401.
+pub fn current_caller(ctx: &Ctx, head: &Head) -> Result<Caller, ApiError> {
+    edge_spin::session::authenticate(&ctx.db, &ctx.config.tokens, head, None, ctx.now)
 }
 
-/// The verified claims of the request's `Authorization: Bearer` token, or a 401. Says nothing
-/// about the user's current state: see [`current_claims`].
-pub fn claims(ctx: &Ctx, head: &Head) -> Result<VerifiedClaims, ApiError> {
-    let token = edge_auth::parse_bearer(head.header("authorization")).map_err(|e| match e {
-        HeaderError::Missing => unauthorized("missing credentials", e.to_string()),
-        _ => unauthorized("invalid token", e.to_string()),
-    })?;
-    ctx.config.tokens.verify(token).map_err(|e| unauthorized("invalid token", e.to_string()))
-}
-
-/// The token's claims checked against the `users` table: 401 unless the user exists and is
-/// active; `admin` only if the user is an administrator now as well as in the token.
-pub fn current_claims(ctx: &Ctx, head: &Head) -> Result<VerifiedClaims, ApiError> {
-    let mut claims = claims(ctx, head)?;
-    claims.email = claims.email.to_lowercase();
-    match db::find_user(&ctx.db, &claims.email)? {
-        // A token issued before its user was (re)created is a deleted account's.
-        Some(user) if user.active && claims.iat >= user.created_at => {
-            claims.admin = claims.admin && user.admin;
-            Ok(claims)
-        }
-        _ => Err(unauthorized("invalid token", "the token's user is unknown or deactivated".into())),
+/// As [`current_caller`], but a 403 for an API token: what it must not do (`what`, e.g.
+/// "create API tokens") needs a session from signing in with the password, so a leaked token
+/// can neither multiply itself nor take the account over.
+pub fn require_session(ctx: &Ctx, head: &Head, what: &str) -> Result<Caller, ApiError> {
+    let caller = current_caller(ctx, head)?;
+    if caller.is_api_token() {
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            format!("an API token cannot {what}; sign in with your password (POST /login) and use that session"),
+        ));
     }
+    Ok(caller)
 }

@@ -12,7 +12,13 @@
 //! * [`throttle`]: failed-login throttling decisions per (account, client) pair, account and
 //!   client, and which of them an attempt counts against.
 //! * [`devices`]: device tokens, which tell an account's own clients from strangers'.
+//! * [`api_tokens`]: personal API tokens' secrets, hashes, names and lifetimes.
+//!
+//! A token carries the user's session version (`sv`) and an id of its own (`jti`): the edge
+//! refuses a token whose version is not the user's current one (a password change or a
+//! deactivation moves it on, ending every earlier session) or whose id was signed out.
 
+pub mod api_tokens;
 pub mod devices;
 pub mod links;
 pub mod throttle;
@@ -28,9 +34,13 @@ use serde::{Deserialize, Serialize};
 pub struct UserClaims {
     pub email: String,
     pub admin: bool,
+    /// The user's session version when the token was issued (absent in tokens from before
+    /// versions existed: version 0).
+    #[serde(default)]
+    pub sv: u64,
 }
 
-/// What `/validate` returns: the custom claims plus the registered times.
+/// A verified token's claims: the custom claims plus the registered times and id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedClaims {
     pub email: String,
@@ -39,6 +49,26 @@ pub struct VerifiedClaims {
     pub iat: u64,
     /// Expires at, Unix seconds.
     pub exp: u64,
+    /// The user's session version it was issued under.
+    pub sv: u64,
+    /// The token's own id (`jti`), by which signing out ends it alone; absent in tokens from
+    /// before ids were given.
+    pub jti: Option<String>,
+}
+
+/// What a new session token stands for besides its user: the user's current session version
+/// and an id of its own (random, from the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStamp {
+    pub version: u64,
+    pub id: String,
+}
+
+impl SessionStamp {
+    /// A stamp with an id made of `random` bytes (32 hex digits).
+    pub fn new(version: u64, random: [u8; 16]) -> SessionStamp {
+        SessionStamp { version, id: random.iter().map(|b| format!("{b:02x}")).collect() }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,10 +109,17 @@ impl TokenAuthority {
         Ok(TokenAuthority { key: HS256Key::from_bytes(secret), lifetime: Duration::from_secs(lifetime_secs) })
     }
 
-    /// A signed token for `email`, valid for the configured lifetime from now.
-    pub fn issue(&self, email: &str, admin: bool) -> Result<String, AuthError> {
-        let claims = Claims::with_custom_claims(UserClaims { email: email.to_string(), admin }, self.lifetime);
+    /// A signed token for `email`, valid for the configured lifetime from now, under the
+    /// session version and with the id of `stamp`.
+    pub fn issue(&self, email: &str, admin: bool, stamp: &SessionStamp) -> Result<String, AuthError> {
+        let claims = Claims::with_custom_claims(UserClaims { email: email.to_string(), admin, sv: stamp.version }, self.lifetime)
+            .with_jwt_id(&stamp.id);
         self.key.authenticate(claims).map_err(|e| AuthError::Issue(e.to_string()))
+    }
+
+    /// The configured lifetime, in seconds.
+    pub fn lifetime_secs(&self) -> u64 {
+        self.lifetime.as_secs()
     }
 
     /// Checks signature, algorithm, `exp`, `iat` and the maximum lifetime.
@@ -109,7 +146,14 @@ impl TokenAuthority {
         if exp.as_secs().saturating_sub(iat.as_secs()) > self.lifetime.as_secs() {
             return Err(AuthError::InvalidToken("token lifetime exceeds the configured maximum".into()));
         }
-        Ok(VerifiedClaims { email: claims.custom.email, admin: claims.custom.admin, iat: iat.as_secs(), exp: exp.as_secs() })
+        Ok(VerifiedClaims {
+            email: claims.custom.email,
+            admin: claims.custom.admin,
+            iat: iat.as_secs(),
+            exp: exp.as_secs(),
+            sv: claims.custom.sv,
+            jti: claims.jwt_id,
+        })
     }
 }
 
@@ -273,6 +317,10 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
+    fn stamp() -> SessionStamp {
+        SessionStamp::new(0, [9; 16])
+    }
+
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
     }
@@ -280,18 +328,20 @@ mod tests {
     #[test]
     fn issued_tokens_verify() {
         let auth = TokenAuthority::new(SECRET, 3600).unwrap();
-        let token = auth.issue("a@example.com", true).unwrap();
+        let token = auth.issue("a@example.com", true, &SessionStamp::new(7, [0xab; 16])).unwrap();
         let claims = auth.verify(&token).unwrap();
         assert_eq!(claims.email, "a@example.com");
         assert!(claims.admin);
         assert_eq!(claims.exp - claims.iat, 3600);
+        assert_eq!(claims.sv, 7);
+        assert_eq!(claims.jti.as_deref(), Some("ab".repeat(16).as_str()));
     }
 
     #[test]
     fn wrong_key_and_tampering_are_rejected() {
         let auth = TokenAuthority::new(SECRET, 3600).unwrap();
         let other = TokenAuthority::new(b"another-secret-of-enough-length!", 3600).unwrap();
-        let token = auth.issue("a@example.com", false).unwrap();
+        let token = auth.issue("a@example.com", false, &stamp()).unwrap();
         assert!(matches!(other.verify(&token), Err(AuthError::InvalidToken(_))));
         let mut parts: Vec<String> = token.split('.').map(String::from).collect();
         parts[1] = b64(r#"{"email":"a@example.com","admin":true,"iat":1,"exp":99999999999}"#);
@@ -313,21 +363,34 @@ mod tests {
     fn expired_and_timeless_tokens_are_rejected() {
         let auth = TokenAuthority::new(SECRET, 3600).unwrap();
         let key = HS256Key::from_bytes(SECRET);
-        let mut claims = Claims::with_custom_claims(UserClaims { email: "a@example.com".into(), admin: false }, Duration::from_secs(60));
+        let mut claims = Claims::with_custom_claims(UserClaims { email: "a@example.com".into(), admin: false, sv: 0 }, Duration::from_secs(60));
         claims.issued_at = Some(Duration::from_secs(1_000_000));
         claims.expires_at = Some(Duration::from_secs(1_000_060));
         assert!(auth.verify(&key.authenticate(claims).unwrap()).is_err());
 
-        let mut timeless = Claims::with_custom_claims(UserClaims { email: "a@example.com".into(), admin: false }, Duration::from_secs(60));
+        let mut timeless = Claims::with_custom_claims(UserClaims { email: "a@example.com".into(), admin: false, sv: 0 }, Duration::from_secs(60));
         timeless.expires_at = None;
         assert_eq!(auth.verify(&key.authenticate(timeless).unwrap()), Err(AuthError::MissingTimes));
+    }
+
+    #[test]
+    fn tokens_from_before_session_versions_are_version_0_without_an_id() {
+        #[derive(Serialize, Deserialize)]
+        struct Old {
+            email: String,
+            admin: bool,
+        }
+        let key = HS256Key::from_bytes(SECRET);
+        let old = key.authenticate(Claims::with_custom_claims(Old { email: "a@example.com".into(), admin: false }, Duration::from_secs(60))).unwrap();
+        let claims = TokenAuthority::new(SECRET, 3600).unwrap().verify(&old).unwrap();
+        assert_eq!((claims.sv, claims.jti), (0, None));
     }
 
     #[test]
     fn tokens_longer_than_the_lifetime_are_rejected() {
         let long = TokenAuthority::new(SECRET, 7200).unwrap();
         let short = TokenAuthority::new(SECRET, 60).unwrap();
-        assert!(short.verify(&long.issue("a@example.com", false).unwrap()).is_err());
+        assert!(short.verify(&long.issue("a@example.com", false, &stamp()).unwrap()).is_err());
     }
 
     #[test]

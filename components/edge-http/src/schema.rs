@@ -1,8 +1,15 @@
-//! The SQLite schema the edge components share (users, login throttling, the job index and
-//! user settings and presets), in one place so auth and gateway can never disagree. Every statement is a
-//! cheap no-op once applied, so each component runs them on open.
+//! The SQLite schema the edge components share (users, login throttling, the job index,
+//! user settings and presets, API tokens and session versions), in one place so auth, gateway and
+//! `mp3edge users` can never disagree. Every statement is a cheap no-op once applied, so each
+//! component runs them on open.
+//!
+//! When sessions end is kept by the database itself, in triggers, so it holds whoever changes a
+//! user (the auth component or `mp3edge users` at the console): a deactivation or a new password
+//! moves the user's session version on (every session token issued before stops working), and
+//! a deactivation or deletion deletes the user's API tokens, so a reactivated account starts
+//! without any of its old credentials.
 
-pub const STATEMENTS: [&str; 9] = [
+pub const STATEMENTS: [&str; 17] = [
     "CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, password_hash TEXT NOT NULL, \
      admin INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS login_failures (subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, \
@@ -20,4 +27,27 @@ pub const STATEMENTS: [&str; 9] = [
     // A user's saved conversion settings (`/users/me/presets`): upload options as JSON.
     "CREATE TABLE IF NOT EXISTS user_presets (email TEXT NOT NULL, name TEXT NOT NULL, params TEXT NOT NULL, \
      updated_at INTEGER NOT NULL, PRIMARY KEY (email, name))",
+    // Personal API tokens: only the secret's SHA-256 is kept (`edge_auth::api_tokens`).
+    "CREATE TABLE IF NOT EXISTS api_tokens (id TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL, \
+     secret_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER)",
+    "CREATE INDEX IF NOT EXISTS api_tokens_by_email ON api_tokens (email, created_at)",
+    // A user's session version (0 without a row): session tokens carry the version they were
+    // issued under and are refused once it moved on.
+    "CREATE TABLE IF NOT EXISTS user_sessions (email TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    // Session tokens ended one by one (`POST /logout`), by their id, until they would have
+    // expired anyway (then the row is purged).
+    "CREATE TABLE IF NOT EXISTS ended_sessions (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ended_sessions_by_expiry ON ended_sessions (expires_at)",
+    "CREATE TRIGGER IF NOT EXISTS users_deactivated AFTER UPDATE OF active ON users \
+     WHEN OLD.active = 1 AND NEW.active = 0 BEGIN \
+     DELETE FROM api_tokens WHERE email = NEW.email; \
+     INSERT OR IGNORE INTO user_sessions (email, version) VALUES (NEW.email, 0); \
+     UPDATE user_sessions SET version = version + 1 WHERE email = NEW.email; END",
+    "CREATE TRIGGER IF NOT EXISTS users_password_changed AFTER UPDATE OF password_hash ON users \
+     WHEN OLD.password_hash IS NOT NEW.password_hash BEGIN \
+     INSERT OR IGNORE INTO user_sessions (email, version) VALUES (NEW.email, 0); \
+     UPDATE user_sessions SET version = version + 1 WHERE email = NEW.email; END",
+    "CREATE TRIGGER IF NOT EXISTS users_deleted AFTER DELETE ON users BEGIN \
+     DELETE FROM api_tokens WHERE email = OLD.email; \
+     DELETE FROM user_sessions WHERE email = OLD.email; END",
 ];

@@ -1,13 +1,14 @@
 //! HTTP plumbing shared by the Spin edge components (`auth`, `gateway`): the copied request
 //! head, replies and JSON error bodies, bounded request-body reads and draining, a timer on the
-//! WASI clock, CORS, and the shared SQLite database. The decisions without I/O live in `edge-http`; this crate does the
-//! Spin/WASI side.
+//! WASI clock, CORS, the shared SQLite database and who is calling ([`session`]). The decisions
+//! without I/O live in `edge-http` and `edge-auth`; this crate does the Spin/WASI side.
 
 mod body;
 mod cors;
 mod database;
 mod head;
 mod reply;
+pub mod session;
 mod time;
 
 pub use body::{BodyStream, drain, read_body};

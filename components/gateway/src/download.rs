@@ -40,7 +40,7 @@ pub fn handle_signed(ctx: &Ctx, head: &Head, id: &str) -> ApiResult {
     ctx.config.links.verify(id, expires, &sig, ctx.now).map_err(|e| forbidden(&e.to_string()))?;
     let store = open_store()?;
     let job = read_job(&store, id)?.ok_or_else(ApiError::not_found)?;
-    if crate::db::active_user_is_admin(&ctx.db, &job.owner, ctx.now)?.is_none() {
+    if !crate::db::is_active_user(&ctx.db, &job.owner)? {
         return Err(forbidden("the link no longer works: the account that shared it is deactivated"));
     }
     serve(store, head, job)

@@ -92,7 +92,8 @@ pub fn handle(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
         .header("retry-after", "5"));
     }
     let lease = Lease { accounts, owner: caller.email.clone(), id: stream_id };
-    let allowance = Duration::from_secs(caller.token_expires_at.saturating_sub(ctx.now));
+    // An API token that never expires: the stream ends with the job (or the token's revocation).
+    let allowance = Duration::from_secs(caller.expires_at().map_or(u64::MAX, |at| at.saturating_sub(ctx.now)));
     let db = crate::db::open()?;
     let events = JobEvents { store, db, caller: caller.clone(), job, lease: Some(lease), allowance };
     Ok(Reply::new(200, Body::stream(|sink| events.stream(sink)))
@@ -159,10 +160,10 @@ impl JobEvents {
                 lease.renew();
                 renewed = monotonic_clock::now();
             }
-            if let Ok(false) = caller.still_sees(&db, &last.owner) {
+            if let Ok(false) = crate::session::still_sees(&caller, &db, &last.owner) {
                 let revoked = serde_json::json!({
                     "job_id": id,
-                    "error": "you may no longer follow this job: your account was deactivated or lost its rights",
+                    "error": "you may no longer follow this job: your account was deactivated or lost its rights, or your session or token ended",
                 });
                 if let Err(e) = sink.send(sse::event("revoked", None, &revoked.to_string()).into_bytes()).await {
                     eprintln!("event stream of job {id} ended: {e:?}");

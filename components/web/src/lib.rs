@@ -31,7 +31,7 @@ macro_rules! module {
         Asset::embed(include_bytes!(concat!("../assets/js/", $name)), "text/javascript; charset=utf-8", REVALIDATE)
     };
 }
-static MODULES: [(&str, Asset); 10] = [
+static MODULES: [(&str, Asset); 11] = [
     ("/js/main.js", module!("main.js")),
     ("/js/api.js", module!("api.js")),
     ("/js/ui.js", module!("ui.js")),
@@ -41,6 +41,7 @@ static MODULES: [(&str, Asset); 10] = [
     ("/js/upload.js", module!("upload.js")),
     ("/js/jobs.js", module!("jobs.js")),
     ("/js/account.js", module!("account.js")),
+    ("/js/tokens.js", module!("tokens.js")),
     ("/js/users.js", module!("users.js")),
 ];
 const APP_CSS: Asset = Asset::embed(include_bytes!("../assets/app.css"), "text/css; charset=utf-8", REVALIDATE);

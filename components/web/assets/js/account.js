@@ -1,10 +1,11 @@
 /**
  * The user's account: storage used against the quota (also shown under the upload form), the
  * webhook (`default_callback`) with a test event and the last deliveries to it from recent
- * conversions, and the password.
+ * conversions, and the password (its change answers a new session token, which the page
+ * goes on with: every earlier one has ended). API tokens are `tokens.js`'s.
  */
 
-import { api, describe, errorBody, jsonRequest, loadMe, session } from './api.js';
+import { api, describe, errorBody, jsonRequest, loadMe, session, setToken } from './api.js';
 import { formatDate, formatSize, make, say } from './ui.js';
 
 const usage = document.getElementById('usage');
@@ -155,13 +156,16 @@ document.getElementById('password-form').addEventListener('submit', async (event
   try {
     const res = await jsonRequest('PUT', '/users/me/password', { current_password: current.value, new_password: next.value });
     if (res.status === 401) { session.onExpired(); return; }
-    if (res.status !== 204) {
+    if (res.status !== 200) {
       const body = await errorBody(res);
       say(`Password not changed: ${(body && body.detail) || res.status}.`, 'error');
       return;
     }
+    // Every earlier session has ended, this page's too: it goes on with the new one.
+    const { token } = await res.json();
+    setToken(token, session.email);
     event.target.reset();
-    say('Your password has been changed.', 'ok');
+    say('Your password has been changed. You stay signed in here; other devices are signed out.', 'ok');
   } catch {
     say(`Password not changed. ${describe(0)}`, 'error');
   }

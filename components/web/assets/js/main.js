@@ -4,7 +4,7 @@
  * the one script from elsewhere (a global `tus`, loaded before this).
  */
 
-import { TOKEN_KEY, describe, errorBody, session, setToken } from './api.js';
+import { TOKEN_KEY, api, describe, errorBody, session, setToken } from './api.js';
 import { say } from './ui.js';
 import * as nav from './nav.js';
 import { OptionsPanel, loadFormats } from './options.js';
@@ -13,6 +13,7 @@ import { initUpload, showUnfinished, stopUploads } from './upload.js';
 import { initRetry, loadJobs, resetJobs } from './jobs.js';
 import { forgetAccount, refreshUsage, showAccount } from './account.js';
 import { forgetUsers, loadUsers } from './users.js';
+import { forgetTokens, loadTokens } from './tokens.js';
 
 const who = document.getElementById('who');
 const userEmail = document.getElementById('user-email');
@@ -31,7 +32,7 @@ initUpload(panel);
 initPresets(panel);
 loadFormats();
 
-nav.onShow('account', showAccount);
+nav.onShow('account', () => { showAccount(); loadTokens(); });
 nav.onShow('users', () => { loadUsers(); });
 
 async function showSignedIn() {
@@ -60,6 +61,7 @@ function signOut() {
   resetJobs();
   forgetPresets();
   forgetAccount();
+  forgetTokens();
   forgetUsers();
   showSignedOut();
 }
@@ -107,12 +109,21 @@ window.addEventListener('storage', (event) => {
     session.token = event.newValue;
     showSignedIn();
   }
+  // A new session after a password change in another tab (the old one has ended).
+  if (event.newValue && session.token && event.newValue !== session.token) session.token = event.newValue;
 });
 
-document.getElementById('sign-out').addEventListener('click', () => {
+// The server ends the session too (`POST /logout`), so a copy of the token is worth nothing;
+// the page signs out whether or not the server could be reached.
+document.getElementById('sign-out').addEventListener('click', async () => {
+  const ending = api('/logout', { method: 'POST' }).catch(() => null);
   signOut();
   say('Signed out.');
   emailInput.focus();
+  const res = await ending;
+  if (!res || (res.status !== 204 && res.status !== 401)) {
+    say('Signed out on this page; the server could not be told, so the session ends when it expires.', 'error');
+  }
 });
 
 if (session.token) showSignedIn(); else showSignedOut();
