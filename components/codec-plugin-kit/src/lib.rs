@@ -24,6 +24,7 @@ pub struct Finished {
 /// The descriptive tags a core is given: the WIT `tags`, without WIT, so every core shares one
 /// type and is tested natively.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Tags {
     pub title: Option<String>,
     pub artist: Option<String>,
