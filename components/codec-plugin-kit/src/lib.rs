@@ -22,19 +22,8 @@ pub struct Finished {
 }
 
 /// The descriptive tags a core is given: the WIT `tags`, without WIT, so every core shares one
-/// type and is tested natively.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Tags {
-    pub title: Option<String>,
-    pub artist: Option<String>,
-    pub album: Option<String>,
-    pub year: Option<String>,
-    pub comment: Option<String>,
-    pub genre: Option<String>,
-    /// `3` or `3/12`.
-    pub track: Option<String>,
-}
+/// type and is tested natively (the host's FFmpeg reader uses the same type).
+pub use audio_tags::Tags;
 
 /// A cover picture a core is given: the WIT `picture`, without WIT.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -90,7 +90,7 @@ pub struct StreamInfo {
 
 /// The source's descriptive tags: the plugins' own type, so what FFmpeg reads is what a plugin
 /// writes.
-pub use codec_plugin_kit::Tags;
+pub use audio_tags::Tags;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MediaInfo {

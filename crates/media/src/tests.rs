@@ -108,33 +108,16 @@ pub(super) fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-const VIDEO_2S: [&str; 4] = [
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc=size=160x120:rate=10:duration=2",
-];
+const VIDEO_2S: [&str; 4] = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2"];
 const SINE_2S: [&str; 4] = ["-f", "lavfi", "-i", "sine=frequency=440:duration=2"];
+const SINE_2S_48K: [&str; 4] = ["-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=48000"];
 const TAGS: [&str; 10] = [
-    "-metadata",
-    "title=Test Title",
-    "-metadata",
-    "artist=Some Artist",
-    "-metadata",
-    "album=An Album",
-    "-metadata",
-    "date=2021-06-01",
-    "-metadata",
-    "comment=hello",
+    "-metadata", "title=Test Title", "-metadata", "artist=Some Artist", "-metadata", "album=An Album",
+    "-metadata", "date=2021-06-01", "-metadata", "comment=hello",
 ];
-const X264: [&str; 6] = [
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-pix_fmt",
-    "yuv420p",
-];
+const X264: [&str; 6] = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"];
+/// One AAC frame at 44.1 kHz: the trailing padding FFmpeg 5.1 leaves on AAC from MP4/MOV.
+const AAC_PAD: f64 = 1024.0 / 44100.0;
 
 fn args<'a>(parts: &[&[&'a str]]) -> Vec<&'a str> {
     parts.concat()
@@ -150,9 +133,6 @@ fn assert_secs(d: &Decoded, expected: f64, padding: f64) {
         "decoded {got:.4} s, expected {expected} s (+ up to {padding} s of codec padding)"
     );
 }
-
-/// One AAC frame at 44.1 kHz: the trailing padding FFmpeg 5.1 leaves on AAC from MP4/MOV.
-const AAC_PAD: f64 = 1024.0 / 44100.0;
 
 /// Frames the ffmpeg CLI decodes from `path` (first audio track) at `rate`/`channels`: the
 /// same libraries, so the decoder must return exactly as much audio.
@@ -182,417 +162,306 @@ fn assert_not_silent(d: &Decoded) {
     assert!(peak > 1000, "audio is (nearly) silent: peak {peak}");
 }
 
+/// How long a decoded fixture must be.
+enum Length {
+    /// `secs` of audio, plus at most `padding` seconds the codec or container adds.
+    Secs(f64, f64),
+    /// Exactly this many frames.
+    Frames(usize),
+    /// What the ffmpeg CLI decodes from the same file at the output format, within `slack`
+    /// frames.
+    LikeTheCli(usize),
+}
+
+/// One fixture of the container suite: how the ffmpeg CLI makes it, what is asked of the
+/// decoder, and what must come out.
+struct Case<'a> {
+    file: &'a str,
+    make: Vec<&'a str>,
+    request: OutputRequest,
+    /// Container and codec as `MediaInfo` names them.
+    found: (&'a str, &'a str),
+    /// The source's rate and channels, when the case is about them.
+    source: Option<(u32, u8)>,
+    /// The output's rate and channels, when the case is about them.
+    output: Option<(u32, u8)>,
+    tags: &'a [(&'a str, &'a str)],
+    length: Length,
+    /// A mono source upmixed: both channels carry the same signal.
+    same_channels: bool,
+    /// Random access must not degenerate into re-reading the file many times.
+    bounded_reads: bool,
+}
+
+impl Default for Case<'_> {
+    fn default() -> Self {
+        Case {
+            file: "",
+            make: Vec::new(),
+            request: OutputRequest::default(),
+            found: ("", ""),
+            source: None,
+            output: None,
+            tags: &[],
+            length: Length::Secs(2.0, 0.0),
+            same_channels: false,
+            bounded_reads: false,
+        }
+    }
+}
+
+fn tag<'t>(tags: &'t Tags, name: &str) -> Option<&'t str> {
+    match name {
+        "title" => tags.title.as_deref(),
+        "artist" => tags.artist.as_deref(),
+        "album" => tags.album.as_deref(),
+        "year" => tags.year.as_deref(),
+        "comment" => tags.comment.as_deref(),
+        other => panic!("no tag {other} in the suite"),
+    }
+}
+
+/// Makes each case's fixture in `dir`, decodes it and checks it; returns the decoded output of
+/// the last case for checks of its own.
+fn check(dir: &Path, cases: Vec<Case>) -> Decoded {
+    let mut last = None;
+    for case in cases {
+        let what = case.file;
+        let d = decode_ok(ffmpeg(dir, case.file, &case.make), case.request.clone());
+        assert_eq!((d.info.container.as_str(), d.info.codec.as_str()), case.found, "{what}");
+        if let Some(source) = case.source {
+            assert_eq!((d.info.sample_rate, d.info.channels), source, "{what}: the source");
+        }
+        if let Some(output) = case.output {
+            assert_eq!(d.format, output, "{what}: the output");
+        }
+        for (name, value) in case.tags {
+            assert_eq!(tag(&d.info.tags, name), Some(*value), "{what}: tag {name}");
+        }
+        match case.length {
+            Length::Secs(secs, padding) => assert_secs(&d, secs, padding),
+            Length::Frames(frames) => assert_eq!(d.frames(), frames, "{what}: exact length"),
+            Length::LikeTheCli(slack) => {
+                let cli = cli_frames(&dir.join(case.file), d.format.0, d.format.1);
+                assert!(d.frames().abs_diff(cli) <= slack, "{what}: {} frames, the CLI gives {cli}", d.frames());
+            }
+        }
+        if case.same_channels {
+            assert!(d.pcm.chunks(2).all(|f| f[0] == f[1]), "{what}: both channels the same");
+        }
+        if case.bounded_reads {
+            eprintln!("{what}: {} chunk reads for {} chunks", d.reads, d.chunks);
+            assert!(d.reads <= 3 * d.chunks + 8, "{what}: {} chunk reads for {} chunks", d.reads, d.chunks);
+        }
+        assert_not_silent(&d);
+        last = Some(d);
+    }
+    last.expect("at least one case")
+}
+
+fn to(sample_rate: Option<u32>, channels: Option<u8>) -> OutputRequest {
+    OutputRequest { sample_rate, channels, ..Default::default() }
+}
+
 #[test]
 fn demux_mp4_moov_at_end_with_tags() {
     let dir = tmp();
-    let data = ffmpeg(
-        dir.path(),
-        "a.mp4",
-        &args(&[
-            &VIDEO_2S,
-            &SINE_2S,
-            &X264,
-            &["-c:a", "aac", "-ac", "2"],
-            &TAGS,
-        ]),
-    );
-    let moov_at_end =
-        data.windows(4).position(|w| w == b"moov") > data.windows(4).position(|w| w == b"mdat");
-    assert!(moov_at_end);
-    let d = decode_ok(data, OutputRequest::default());
-    assert_eq!(d.info.container, "mp4");
-    assert_eq!(d.info.codec, "aac");
-    assert_eq!(
-        (d.info.sample_rate, d.info.channels, d.info.audio_streams),
-        (44100, 2, 1)
-    );
-    assert_eq!(d.format, (44100, 2));
+    let data = ffmpeg(dir.path(), "probe.mp4", &args(&[&VIDEO_2S, &SINE_2S, &X264, &["-c:a", "aac", "-ac", "2"]]));
+    let moov_at_end = data.windows(4).position(|w| w == b"moov") > data.windows(4).position(|w| w == b"mdat");
+    assert!(moov_at_end, "the fixture must have its index at the end");
+    let d = check(dir.path(), vec![Case {
+        file: "a.mp4",
+        make: args(&[&VIDEO_2S, &SINE_2S, &X264, &["-c:a", "aac", "-ac", "2"], &TAGS]),
+        found: ("mp4", "aac"),
+        source: Some((44100, 2)),
+        output: Some((44100, 2)),
+        tags: &[("title", "Test Title"), ("artist", "Some Artist"), ("album", "An Album"), ("year", "2021"), ("comment", "hello")],
+        length: Length::LikeTheCli(0),
+        bounded_reads: true,
+        ..Default::default()
+    }]);
+    assert_eq!(d.info.audio_streams, 1);
     let duration = d.info.duration_secs.unwrap();
     assert!((duration - 2.0).abs() < 0.05, "duration {duration}");
-    let tags = &d.info.tags;
-    assert_eq!(tags.title.as_deref(), Some("Test Title"));
-    assert_eq!(tags.artist.as_deref(), Some("Some Artist"));
-    assert_eq!(tags.album.as_deref(), Some("An Album"));
-    assert_eq!(tags.year.as_deref(), Some("2021"));
-    assert_eq!(tags.comment.as_deref(), Some("hello"));
     assert_secs(&d, 2.0, AAC_PAD);
-    assert_eq!(d.frames(), cli_frames(&dir.path().join("a.mp4"), 44100, 2));
-    assert_not_silent(&d);
-    eprintln!(
-        "moov at end: {} chunk reads for {} chunks",
-        d.reads, d.chunks
-    );
-    // Random access must not degenerate into re-reading the file many times.
-    assert!(
-        d.reads <= 3 * d.chunks + 8,
-        "{} chunk reads for {} chunks",
-        d.reads,
-        d.chunks
-    );
 }
 
 #[test]
 fn demux_mp4_faststart_and_resample() {
     let dir = tmp();
-    let data = ffmpeg(
-        dir.path(),
-        "a.mp4",
-        &args(&[
-            &VIDEO_2S,
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:duration=2:sample_rate=48000",
-            ],
-            &X264,
-            &[
-                "-c:a",
-                "aac",
-                "-ac",
-                "6",
-                "-movflags",
-                "+faststart",
-                "-metadata",
-                "title=Fast",
-            ],
-        ]),
-    );
-    let d = decode_ok(
-        data,
-        OutputRequest {
-            sample_rate: Some(44100),
-            channels: Some(2),
-            ..Default::default()
-        },
-    );
-    assert_eq!(d.info.container, "mp4");
-    assert_eq!((d.info.sample_rate, d.info.channels), (48000, 6));
-    assert_eq!(d.info.tags.title.as_deref(), Some("Fast"));
-    assert_eq!(d.format, (44100, 2));
-    assert_secs(&d, 2.0, 1024.0 / 48000.0);
-    let cli = cli_frames(&dir.path().join("a.mp4"), 44100, 2);
-    assert!(
-        d.frames().abs_diff(cli) <= 2,
-        "{} frames, the CLI gives {cli}",
-        d.frames()
-    );
-    assert_not_silent(&d);
-    assert!(
-        d.reads <= 3 * d.chunks + 8,
-        "{} chunk reads for {} chunks",
-        d.reads,
-        d.chunks
-    );
+    check(dir.path(), vec![Case {
+        file: "a.mp4",
+        make: args(&[&VIDEO_2S, &SINE_2S_48K, &X264, &["-c:a", "aac", "-ac", "6", "-movflags", "+faststart", "-metadata", "title=Fast"]]),
+        request: to(Some(44100), Some(2)),
+        found: ("mp4", "aac"),
+        source: Some((48000, 6)),
+        output: Some((44100, 2)),
+        tags: &[("title", "Fast")],
+        length: Length::LikeTheCli(2),
+        bounded_reads: true,
+        ..Default::default()
+    }]);
 }
 
 #[test]
 fn demux_webm_mkv_mov() {
     let dir = tmp();
-    let webm = ffmpeg(
-        dir.path(),
-        "a.webm",
-        &args(&[
-            &VIDEO_2S,
-            &SINE_2S,
-            &[
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-                "-b:v",
-                "100k",
-                "-c:a",
-                "libopus",
-            ],
-            &TAGS,
-        ]),
-    );
-    let d = decode_ok(webm, OutputRequest::default());
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("webm", "opus")
-    );
-    assert_eq!((d.info.sample_rate, d.info.channels), (48000, 1));
-    assert_eq!(d.info.tags.artist.as_deref(), Some("Some Artist"));
-    assert_secs(&d, 2.0, 0.0);
-    assert_not_silent(&d);
-
-    let mkv = ffmpeg(
-        dir.path(),
-        "a.mkv",
-        &args(&[&VIDEO_2S, &SINE_2S, &X264, &["-c:a", "libvorbis"], &TAGS]),
-    );
-    let d = decode_ok(
-        mkv,
-        OutputRequest {
-            sample_rate: None,
-            channels: Some(2),
+    let vp9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "100k"];
+    check(dir.path(), vec![
+        Case {
+            file: "a.webm",
+            make: args(&[&VIDEO_2S, &SINE_2S, &vp9, &["-c:a", "libopus"], &TAGS]),
+            found: ("webm", "opus"),
+            source: Some((48000, 1)),
+            tags: &[("artist", "Some Artist")],
             ..Default::default()
         },
-    );
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("matroska", "vorbis")
-    );
-    assert_eq!(d.format, (44100, 2));
-    assert_eq!(d.info.tags.title.as_deref(), Some("Test Title"));
-    // Vorbis in Matroska: FFmpeg 5.1 keeps the last packet's padding (the CLI too).
-    assert_secs(&d, 2.0, 0.015);
-    // Mono upmixed to stereo: both channels carry the same signal.
-    assert!(d.pcm.chunks(2).all(|f| f[0] == f[1]));
-    assert_not_silent(&d);
-
-    let mov = ffmpeg(
-        dir.path(),
-        "a.mov",
-        &args(&[
-            &VIDEO_2S,
-            &SINE_2S,
-            &["-c:v", "mpeg4", "-c:a", "aac"],
-            &TAGS,
-        ]),
-    );
-    let d = decode_ok(mov, OutputRequest::default());
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("mov", "aac")
-    );
-    assert_eq!(d.info.tags.title.as_deref(), Some("Test Title"));
-    assert_secs(&d, 2.0, AAC_PAD);
+        Case {
+            file: "a.mkv",
+            make: args(&[&VIDEO_2S, &SINE_2S, &X264, &["-c:a", "libvorbis"], &TAGS]),
+            request: to(None, Some(2)),
+            found: ("matroska", "vorbis"),
+            output: Some((44100, 2)),
+            tags: &[("title", "Test Title")],
+            // Vorbis in Matroska: FFmpeg 5.1 keeps the last packet's padding (the CLI too).
+            length: Length::Secs(2.0, 0.015),
+            same_channels: true,
+            ..Default::default()
+        },
+        Case {
+            file: "a.mov",
+            make: args(&[&VIDEO_2S, &SINE_2S, &["-c:v", "mpeg4", "-c:a", "aac"], &TAGS]),
+            found: ("mov", "aac"),
+            tags: &[("title", "Test Title")],
+            length: Length::Secs(2.0, AAC_PAD),
+            ..Default::default()
+        },
+    ]);
 }
 
 #[test]
 fn demux_avi_ts_flv() {
     let dir = tmp();
-    let avi = ffmpeg(
-        dir.path(),
-        "a.avi",
-        &args(&[
-            &VIDEO_2S,
-            &SINE_2S,
-            &["-c:v", "mpeg4", "-c:a", "libmp3lame"],
-            &TAGS,
-        ]),
-    );
-    let d = decode_ok(avi, OutputRequest::default());
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("avi", "mp3")
-    );
-    assert_eq!(d.info.tags.title.as_deref(), Some("Test Title"));
-    // MP3 in AVI carries no gapless info: the encoder delay/padding stays (< 2 MP3 frames).
-    assert_secs(&d, 2.0, 2.0 * 1152.0 / 44100.0);
-    assert_not_silent(&d);
-
-    let ts = ffmpeg(
-        dir.path(),
-        "a.ts",
-        &args(&[&VIDEO_2S, &SINE_2S, &X264, &["-c:a", "aac"]]),
-    );
-    let d = decode_ok(
-        ts,
-        OutputRequest {
-            sample_rate: Some(22050),
-            channels: None,
+    // MP3 in AVI or FLV carries no gapless info: the encoder delay/padding stays (< 2 frames).
+    let mp3_pad = 2.0 * 1152.0 / 44100.0;
+    check(dir.path(), vec![
+        Case {
+            file: "a.avi",
+            make: args(&[&VIDEO_2S, &SINE_2S, &["-c:v", "mpeg4", "-c:a", "libmp3lame"], &TAGS]),
+            found: ("avi", "mp3"),
+            tags: &[("title", "Test Title")],
+            length: Length::Secs(2.0, mp3_pad),
             ..Default::default()
         },
-    );
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("mpegts", "aac")
-    );
-    assert_eq!(d.format, (22050, 1));
-    // Raw ADTS in TS keeps the AAC priming frame (1024 samples at 44.1 kHz).
-    assert_secs(&d, 2.0, 2.0 * AAC_PAD);
-    assert_not_silent(&d);
-
-    let flv = ffmpeg(
-        dir.path(),
-        "a.flv",
-        &args(&[&VIDEO_2S, &SINE_2S, &["-c:v", "flv", "-c:a", "libmp3lame"]]),
-    );
-    let d = decode_ok(flv, OutputRequest::default());
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("flv", "mp3")
-    );
-    assert_secs(&d, 2.0, 2.0 * 1152.0 / 44100.0);
-    assert_not_silent(&d);
+        Case {
+            file: "a.ts",
+            make: args(&[&VIDEO_2S, &SINE_2S, &X264, &["-c:a", "aac"]]),
+            request: to(Some(22050), None),
+            found: ("mpegts", "aac"),
+            output: Some((22050, 1)),
+            // Raw ADTS in TS keeps the AAC priming frame (1024 samples at 44.1 kHz).
+            length: Length::Secs(2.0, 2.0 * AAC_PAD),
+            ..Default::default()
+        },
+        Case {
+            file: "a.flv",
+            make: args(&[&VIDEO_2S, &SINE_2S, &["-c:v", "flv", "-c:a", "libmp3lame"]]),
+            found: ("flv", "mp3"),
+            length: Length::Secs(2.0, mp3_pad),
+            ..Default::default()
+        },
+    ]);
 }
 
 #[test]
 fn demux_audio_only_formats() {
     let dir = tmp();
-    let wav = ffmpeg(
-        dir.path(),
-        "a.wav",
-        &args(&[&[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=2:sample_rate=48000",
-            "-ac",
-            "6",
-            "-c:a",
-            "pcm_s16le",
-        ]]),
-    );
-    let d = decode_ok(
-        wav,
-        OutputRequest {
-            sample_rate: Some(44100),
-            channels: Some(2),
+    check(dir.path(), vec![
+        Case {
+            file: "a.wav",
+            make: args(&[&SINE_2S_48K, &["-ac", "6", "-c:a", "pcm_s16le"]]),
+            request: to(Some(44100), Some(2)),
+            found: ("wav", "pcm_s16le"),
+            source: Some((48000, 6)),
+            output: Some((44100, 2)),
+            // PCM resampled with the resampler flushed: exact length.
+            length: Length::Frames(88200),
             ..Default::default()
         },
-    );
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("wav", "pcm_s16le")
-    );
-    assert_eq!((d.info.sample_rate, d.info.channels), (48000, 6));
-    assert_eq!(d.format, (44100, 2));
-    assert_eq!(
-        d.frames(),
-        88200,
-        "PCM resampled with the resampler flushed: exact length"
-    );
-    assert_not_silent(&d);
-
-    let mp3 = ffmpeg(
-        dir.path(),
-        "a.mp3",
-        &args(&[&SINE_2S, &["-c:a", "libmp3lame"], &TAGS]),
-    );
-    let d = decode_ok(mp3, OutputRequest::default());
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("mp3", "mp3")
-    );
-    assert_eq!(d.info.tags.album.as_deref(), Some("An Album"));
-    assert_eq!(d.info.tags.year.as_deref(), Some("2021"));
-    assert_secs(&d, 2.0, 0.0);
-
-    let ogg = ffmpeg(
-        dir.path(),
-        "a.ogg",
-        &args(&[&SINE_2S, &["-c:a", "libvorbis"], &TAGS]),
-    );
-    let d = decode_ok(ogg, OutputRequest::default());
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("ogg", "vorbis")
-    );
-    assert_eq!(d.info.tags.title.as_deref(), Some("Test Title"));
-    assert_eq!(d.info.tags.comment.as_deref(), Some("hello"));
-    assert_secs(&d, 2.0, 0.0);
-
-    let m4a = ffmpeg(
-        dir.path(),
-        "a.m4a",
-        &args(&[&SINE_2S, &["-c:a", "aac"], &TAGS]),
-    );
-    let d = decode_ok(m4a, OutputRequest::default());
-    assert_eq!(
-        (d.info.container.as_str(), d.info.codec.as_str()),
-        ("m4a", "aac")
-    );
-    assert_eq!(d.info.tags.artist.as_deref(), Some("Some Artist"));
-    assert_secs(&d, 2.0, AAC_PAD);
+        Case {
+            file: "a.mp3",
+            make: args(&[&SINE_2S, &["-c:a", "libmp3lame"], &TAGS]),
+            found: ("mp3", "mp3"),
+            tags: &[("album", "An Album"), ("year", "2021")],
+            ..Default::default()
+        },
+        Case {
+            file: "a.ogg",
+            make: args(&[&SINE_2S, &["-c:a", "libvorbis"], &TAGS]),
+            found: ("ogg", "vorbis"),
+            tags: &[("title", "Test Title"), ("comment", "hello")],
+            ..Default::default()
+        },
+        Case {
+            file: "a.m4a",
+            make: args(&[&SINE_2S, &["-c:a", "aac"], &TAGS]),
+            found: ("m4a", "aac"),
+            tags: &[("artist", "Some Artist")],
+            length: Length::Secs(2.0, AAC_PAD),
+            ..Default::default()
+        },
+    ]);
 }
 
 #[test]
 fn demux_mono_22k_to_stereo_44k_and_short_clip() {
     let dir = tmp();
-    let wav = ffmpeg(
-        dir.path(),
-        "a.wav",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=1:sample_rate=22050",
-            "-c:a",
-            "pcm_s16le",
-        ],
-    );
-    let d = decode_ok(
-        wav,
-        OutputRequest {
-            sample_rate: Some(44100),
-            channels: Some(2),
+    check(dir.path(), vec![
+        Case {
+            file: "a.wav",
+            make: vec!["-f", "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=22050", "-c:a", "pcm_s16le"],
+            request: to(Some(44100), Some(2)),
+            found: ("wav", "pcm_s16le"),
+            source: Some((22050, 1)),
+            output: Some((44100, 2)),
+            length: Length::Frames(44100),
+            same_channels: true,
             ..Default::default()
         },
-    );
-    assert_eq!((d.info.sample_rate, d.info.channels), (22050, 1));
-    assert_eq!(d.format, (44100, 2));
-    assert_eq!(d.frames(), 44100);
-    assert!(d.pcm.chunks(2).all(|f| f[0] == f[1]));
-    assert_not_silent(&d);
-
-    let clip = ffmpeg(
-        dir.path(),
-        "clip.mp4",
-        &args(&[
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=160x120:rate=10:duration=0.3",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:duration=0.3",
-            ],
-            &X264,
-            &["-c:a", "aac"],
-        ]),
-    );
-    let d = decode_ok(clip, OutputRequest::default());
-    assert_secs(&d, 0.3, AAC_PAD);
-    assert_not_silent(&d);
+        Case {
+            file: "clip.mp4",
+            make: args(&[
+                &["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=0.3"],
+                &["-f", "lavfi", "-i", "sine=frequency=440:duration=0.3"],
+                &X264,
+                &["-c:a", "aac"],
+            ]),
+            found: ("mp4", "aac"),
+            length: Length::Secs(0.3, AAC_PAD),
+            ..Default::default()
+        },
+    ]);
 }
 
 #[test]
 fn demux_picks_default_of_two_audio_tracks() {
     let dir = tmp();
-    let mkv = ffmpeg(
-        dir.path(),
-        "two.mkv",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=1:sample_rate=22050",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=880:duration=1:sample_rate=48000",
-            "-map",
-            "0:a",
-            "-map",
-            "1:a",
-            "-c:a",
-            "aac",
-            "-ac:a:1",
-            "2",
-            "-disposition:a:0",
-            "0",
-            "-disposition:a:1",
-            "default",
+    let d = check(dir.path(), vec![Case {
+        file: "two.mkv",
+        make: vec![
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=22050",
+            "-f", "lavfi", "-i", "sine=frequency=880:duration=1:sample_rate=48000",
+            "-map", "0:a", "-map", "1:a", "-c:a", "aac", "-ac:a:1", "2",
+            "-disposition:a:0", "0", "-disposition:a:1", "default",
         ],
-    );
-    let d = decode_ok(mkv, OutputRequest::default());
+        found: ("matroska", "aac"),
+        // The track flagged default.
+        source: Some((48000, 2)),
+        // AAC in Matroska: neither priming nor padding is signalled in FFmpeg 5.1's muxer.
+        length: Length::Secs(1.0, 2048.0 / 48000.0),
+        ..Default::default()
+    }]);
     assert_eq!(d.info.audio_streams, 2);
-    assert_eq!(
-        (d.info.sample_rate, d.info.channels),
-        (48000, 2),
-        "the track flagged default"
-    );
-    // AAC in Matroska: neither priming nor padding is signalled in FFmpeg 5.1's muxer.
-    assert_secs(&d, 1.0, 2048.0 / 48000.0);
 }
 
 fn open_err(data: Vec<u8>) -> String {
