@@ -82,34 +82,3 @@ pub(crate) fn images_agree_with_kustomization_and_readme() {
     problems.check(readme.contains("kubectl apply -k deploy/"), "deploy/README.md does not show `kubectl apply -k deploy/`".into());
     problems.report("Images");
 }
-
-pub(crate) fn kustomize_builds_when_kubectl_is_installed() {
-    let d = deploy();
-    let output = match std::process::Command::new("kubectl").arg("kustomize").arg(d.root.join("deploy")).output() {
-        Ok(output) => output,
-        Err(e) => {
-            eprintln!("skipped: kubectl is not available ({e}); the other checks still cover deploy/");
-            return;
-        }
-    };
-    assert!(output.status.success(), "kubectl kustomize deploy/ failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let built = parse_yaml_docs(&String::from_utf8_lossy(&output.stdout)).expect("kustomize output parses");
-    let built: Vec<Doc> = docs_of("kubectl kustomize deploy/", built).collect();
-    let namespace = d.namespace();
-    let mut problems = Problems::default();
-    for object in built.iter().filter(|o| o.kind() != "Namespace") {
-        problems.expect(&format!("{}: metadata.namespace", object.what()), object.str("/metadata/namespace"), Some(namespace.as_str()), "");
-    }
-    let config_maps: BTreeSet<&str> = built.iter().filter(|o| o.kind() == "ConfigMap").map(Doc::name).collect();
-    for object in built.iter().filter(|o| o.kind() == "ConfigMap") {
-        validate(object, &mut problems);
-    }
-    for object in built.iter().filter(|o| o.kind() == "Deployment") {
-        for volume in items(&object.value, "/spec/template/spec/volumes") {
-            for name in required_config_maps(volume).into_iter().filter(|name| !config_maps.contains(name)) {
-                problems.push(format!("{}: volume {:?} needs ConfigMap {name}, which the build lacks", object.what(), volume.get("name")));
-            }
-        }
-    }
-    problems.report("kubectl kustomize deploy/");
-}
