@@ -64,19 +64,7 @@ fn sqlite(p: &Platform) -> rusqlite::Connection {
 }
 
 fn users_cli(p: &Platform, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = mp3edge_command()
-        .arg("users")
-        .args(args)
-        .arg("--data-dir")
-        .arg(p.data_dir.path().join("state"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = p.users_command(args, stdin);
     assert!(out.status.success(), "mp3edge users {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
@@ -473,29 +461,6 @@ async fn altered_copies_of_a_real_token_are_refused() {
     assert_eq!(list(&c, &session).await[0]["name"], "real");
 }
 
-/// The body of an event stream until `needle` (or `None` after `timeout`), and whether the
-/// stream ended within two seconds after it.
-async fn read_until(res: reqwest::Response, needle: &str, timeout: Duration) -> (Option<String>, bool) {
-    use futures::StreamExt;
-    let mut body = res.bytes_stream();
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !seen.contains(needle) {
-        match tokio::time::timeout_at(deadline, body.next()).await {
-            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-            _ => return (None, false),
-        }
-    }
-    let ended = loop {
-        match tokio::time::timeout(Duration::from_secs(2), body.next()).await {
-            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-            Ok(_) => break true,
-            Err(_) => break false,
-        }
-    };
-    (Some(seen), ended)
-}
-
 #[tokio::test]
 async fn open_event_streams_end_when_their_token_is_revoked_or_their_session_signed_out() {
     let p = no_worker();
@@ -512,8 +477,8 @@ async fn open_event_streams_end_when_their_token_is_revoked_or_their_session_sig
     let by_token = follow(format!("?access_token={token}")).await.unwrap();
     let by_session = c.http.get(c.url(&format!("/jobs/{job}/events"))).bearer_auth(&watcher).send().await.unwrap();
     assert_eq!((by_token.status().as_u16(), by_session.status().as_u16()), (200, 200));
-    let by_token = tokio::spawn(read_until(by_token, "event: revoked", Duration::from_secs(10)));
-    let by_session = tokio::spawn(read_until(by_session, "event: revoked", Duration::from_secs(10)));
+    let by_token = tokio::spawn(events_until(by_token, "event: revoked", Duration::from_secs(10)));
+    let by_session = tokio::spawn(events_until(by_session, "event: revoked", Duration::from_secs(10)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let res = c.http.delete(c.url(&format!("/users/me/tokens/{id}"))).bearer_auth(&session).send().await.unwrap();
     assert_eq!(res.status(), 204);

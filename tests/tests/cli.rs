@@ -105,22 +105,7 @@ fn convert_exit_codes_say_what_went_wrong_and_leave_nothing_behind() {
 async fn users_commands_manage_accounts_of_a_running_server() {
     let p = Platform::start();
     let c = Client::new(&p);
-    let state = p.data_dir.path().join("state");
-    let users = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(mp3edge_bin())
-            .arg("users")
-            .args(args)
-            .arg("--data-dir")
-            .arg(&state)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let users = |args: &[&str], stdin: &str| p.users_command(args, stdin);
     let out = users(&["add", "Cli@Example.com"], "a long enough password\n");
     assert!(out.status.success(), "{}", text(&out));
     let token = c.login("cli@example.com", "a long enough password").await;

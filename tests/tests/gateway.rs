@@ -328,7 +328,7 @@ async fn a_200_mib_streamed_upload_keeps_component_memory_bounded() {
     const MIB: usize = 1 << 20;
     const SIZE_MIB: usize = 200;
     // Each instance's peak memory is logged at debug level.
-    let env = vec![("MP3EDGE_LOG".to_string(), "info,mp3edge::http_trigger=debug".to_string())];
+    let env = vec![("MP3EDGE_LOG".to_string(), "info,spin_host::http_trigger=debug".to_string())];
     let p = Platform::start_with(PlatformOptions { env, ..kv_on_redis() }).unwrap();
     let c = Client::new(&p);
     let token = c.new_user("big@example.com").await;

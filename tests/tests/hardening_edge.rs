@@ -517,30 +517,6 @@ async fn parallel_uploads_near_the_quota_get_as_many_through_as_fit() {
     }
 }
 
-/// Reads an event stream until `needle` has arrived (`Some(text so far)`) or `timeout` passes
-/// (`None`), then until the stream ends, for at most another two seconds: `true` when it ended.
-async fn read_events(res: reqwest::Response, needle: &str, timeout: Duration) -> (Option<String>, bool) {
-    use futures::StreamExt;
-    let mut body = res.bytes_stream();
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !seen.contains(needle) {
-        match tokio::time::timeout_at(deadline, body.next()).await {
-            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-            Ok(_) => return (None, true),
-            Err(_) => return (None, false),
-        }
-    }
-    let ended = loop {
-        match tokio::time::timeout(Duration::from_secs(2), body.next()).await {
-            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-            Ok(_) => break true,
-            Err(_) => break false,
-        }
-    };
-    (Some(seen), ended)
-}
-
 async fn patch_user(c: &Client, admin: &str, email: &str, body: serde_json::Value) {
     let res = c.http.patch(c.url(&format!("/users/{email}"))).bearer_auth(admin).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
@@ -582,8 +558,8 @@ async fn deactivation_reaches_signed_links_and_open_event_streams() {
     let admins = follow(helper.clone()).await;
     assert_eq!((own.status(), admins.status()), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
     let (own, admins) = (
-        tokio::spawn(read_events(own, "event: revoked", Duration::from_secs(10))),
-        tokio::spawn(read_events(admins, "event: revoked", Duration::from_secs(10))),
+        tokio::spawn(events_until(own, "event: revoked", Duration::from_secs(10))),
+        tokio::spawn(events_until(admins, "event: revoked", Duration::from_secs(10))),
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
 

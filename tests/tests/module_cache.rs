@@ -16,7 +16,7 @@ fn convert(cache: &Path, dir: &Path, output: &str) -> Output {
         .args(["convert", "clip.mp4", output])
         .current_dir(dir)
         .env("MP3EDGE_MODULE_CACHE", cache)
-        .env("MP3EDGE_LOG", "mp3edge::engine=info,mp3edge::module_cache=warn")
+        .env("MP3EDGE_LOG", "spin_host::engine=info,spin_host::module_cache=warn")
         .env("NO_COLOR", "1")
         .output()
         .expect("mp3edge runs");
