@@ -133,7 +133,7 @@ mod tests {
 
     /// A registry of the built mp3 plugin on an engine with room for `instances` instances.
     async fn registry(instances: u32) -> (Arc<CodecRegistry>, tempfile::TempDir) {
-        let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/codec_mp3_lame.wasm");
+        let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm32-wasip2/release/codec_mp3_lame.wasm");
         assert!(plugin.is_file(), "{} is built by `make components`", plugin.display());
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("codecs.toml"), format!("[formats.mp3]\nplugin = {:?}\n", plugin.canonicalize().unwrap())).unwrap();

@@ -244,7 +244,7 @@ command = "true"
 
     #[test]
     fn the_projects_own_manifest_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
         let m = Manifest::load(&path).unwrap();
         assert!(m.http_triggers.iter().any(|t| t.route == "/login"));
     }

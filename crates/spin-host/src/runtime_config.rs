@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn the_projects_runtime_configs_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime-config");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime-config");
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {

@@ -502,7 +502,7 @@ pub(crate) mod tests {
     /// This test binary as the media process (running only [`media_process_entry`]), so the
     /// tests go through a real confined process as the worker does.
     pub(super) fn test_binary() -> SandboxConfig {
-        let args = ["--exact", "demux::sandbox::tests::media_process_entry", "--ignored", "--nocapture", "--test-threads", "1"];
+        let args = ["--exact", "sandbox::tests::media_process_entry", "--ignored", "--nocapture", "--test-threads", "1"];
         SandboxConfig {
             program: std::env::current_exe().unwrap(),
             args: args.iter().map(OsString::from).collect(),
