@@ -1,7 +1,8 @@
 // The whole browser suite in one Node process, so that one Chromium (support.mjs) serves every
 // test and the tests run one after another in this order, as they share the platform's users:
-// the journey first, as it expects its user to own nothing else; the others in any order, but
-// within each file in the file's order. tests/tests/browser.rs runs `node --test suite.mjs`.
+// the journey first, as it expects its user to own nothing else; layout after the uploads, so
+// that its accessibility check sees the conversions list with every kind of row they leave;
+// within each file, the file's order. tests/tests/browser.rs runs `node --test suite.mjs`.
 // Each file also runs on its own (`node --test upload.test.mjs`).
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -9,10 +10,10 @@ import { readdirSync } from 'node:fs';
 const FILES = [
   'journey.test.mjs',
   'conversions.test.mjs',
-  'layout.test.mjs',
   'users.test.mjs',
   'upload.test.mjs',
   'form.test.mjs',
+  'layout.test.mjs',
   'account.test.mjs',
 ];
 
