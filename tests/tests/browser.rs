@@ -1,6 +1,8 @@
 //! The browser app end to end: the real platform, and the page driven in headless Debian
-//! Chromium by `tests/browser/web.test.mjs` (Node's test runner + playwright-core, with axe-core
-//! for the accessibility check). Screenshots and the downloaded audio land in
+//! Chromium by the test files in `tests/browser/` (Node's test runner + playwright-core, with
+//! axe-core for the accessibility check), one file a view or concern, all run in one Node
+//! process by `tests/browser/suite.mjs`: one platform and one browser for all of them, the tests
+//! one after another in the suite's order. Screenshots and the downloaded audio land in
 //! `target/test-artifacts/`.
 
 use std::path::Path;
@@ -65,7 +67,7 @@ async fn the_web_app_signs_in_converts_and_downloads_in_a_real_browser() {
     let run = tokio::process::Command::new(&node)
         .current_dir(&root)
         .args(["--test", "--test-reporter=spec"])
-        .arg(browser_dir.join("web.test.mjs"))
+        .arg(browser_dir.join("suite.mjs"))
         .env("BASE_URL", &p.base_url)
         .env("EMAIL", email)
         .env("PASSWORD", "user-password-1")
