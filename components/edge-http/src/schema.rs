@@ -51,3 +51,46 @@ pub const STATEMENTS: [&str; 17] = [
      DELETE FROM api_tokens WHERE email = OLD.email; \
      DELETE FROM user_sessions WHERE email = OLD.email; END",
 ];
+
+/// The schema's version, derived from its statements (FNV-1a over their text, folded to 31 bits):
+/// a database whose `PRAGMA user_version` says this already has every statement applied, so a
+/// component's request runs one statement instead of all of them. It changes whenever a
+/// statement does, so no one has to remember to bump it.
+pub const VERSION: i64 = version_of(&STATEMENTS);
+
+/// [`VERSION`] of any list of statements.
+pub const fn version_of(statements: &[&str]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut s = 0;
+    while s < statements.len() {
+        let bytes = statements[s].as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+            i += 1;
+        }
+        // A separator, so moving text from one statement to the next changes the version too.
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        s += 1;
+    }
+    // `user_version` is a signed 32-bit integer; 0 is a database no schema was applied to.
+    let folded = ((hash >> 32) ^ hash) & 0x7fff_ffff;
+    if folded == 0 { 1 } else { folded as i64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_follows_every_statement() {
+        assert_eq!(VERSION, version_of(&STATEMENTS));
+        assert!(VERSION > 0 && VERSION <= i64::from(i32::MAX));
+        let mut changed = STATEMENTS;
+        changed[16] = "CREATE TABLE IF NOT EXISTS other (x)";
+        assert_ne!(version_of(&changed), VERSION);
+        assert_ne!(version_of(&["ab", "c"]), version_of(&["a", "bc"]));
+    }
+}

@@ -9,11 +9,18 @@ pub fn db_error(e: Error) -> ApiError {
     ApiError::internal("database error", e)
 }
 
-/// Opens the `default` database and makes sure the schema exists.
+/// Opens the `default` database and makes sure the schema exists: when its `user_version` is
+/// not this schema's, every statement runs (each a no-op if applied already) and the version is
+/// recorded; otherwise one read was all it took.
 pub fn open_database() -> Result<Connection, ApiError> {
     let db = Connection::open("default").map_err(db_error)?;
-    for statement in edge_http::schema::STATEMENTS {
-        db.execute(statement, &[]).map_err(db_error)?;
+    let version = db.execute("PRAGMA user_version", &[]).map_err(db_error)?;
+    let applied = version.rows().next().and_then(|row| row.get::<i64>("user_version"));
+    if applied != Some(edge_http::schema::VERSION) {
+        for statement in edge_http::schema::STATEMENTS {
+            db.execute(statement, &[]).map_err(db_error)?;
+        }
+        db.execute(&format!("PRAGMA user_version = {}", edge_http::schema::VERSION), &[]).map_err(db_error)?;
     }
     Ok(db)
 }
