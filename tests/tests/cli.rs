@@ -63,9 +63,9 @@ fn convert_exit_codes_say_what_went_wrong_and_leave_nothing_behind() {
     // The command line is wrong: 2, with the reason.
     for (args, expect) in [
         (vec!["convert", "missing.mp4"], "cannot read missing.mp4"),
-        (vec!["convert", "tone.wav", "--format", "xyz"], "no plugin serves format \"xyz\""),
-        (vec!["convert", "tone.wav", "--format", "../x"], "not a format name"),
-        (vec!["convert", "tone.wav", "--bitrate", "7"], "--bitrate"),
+        (vec!["convert", "tone.wav", "--format", "xyz"], "unsupported format: format must be one of: "),
+        (vec!["convert", "tone.wav", "--format", "../x"], "unsupported format: format must be one of: "),
+        (vec!["convert", "tone.wav", "--bitrate", "7"], "invalid bitrate: "),
         (vec!["convert", "tone.wav", "--bitrate", "128", "--vbr", "2"], "not both"),
         (vec!["convert", "tone.wav", "--format", "wav", "--bitrate", "128"], "bitrate"),
         (vec!["convert", "tone.wav", "tone.wav", "--format", "wav"], "the input itself"),
