@@ -326,7 +326,8 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
     }
     if !batch {
         return match failures.pop() {
-            Some((_, reason)) => Err(ConvertError::Failed(reason.clone())),
+            Some((_, Failure::Refused(reason))) => Err(ConvertError::Usage(anyhow::anyhow!("{reason}"))),
+            Some((_, failure)) => Err(ConvertError::Failed(failure.reason().to_string())),
             None => Ok(()),
         };
     }
@@ -335,7 +336,7 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
         println!("{summary}");
         return Ok(());
     }
-    let reasons: Vec<String> = failures.iter().map(|(task, reason)| format!("\n  {}: {reason}", task.label)).collect();
+    let reasons: Vec<String> = failures.iter().map(|(task, failure)| format!("\n  {}: {}", task.label, failure.reason())).collect();
     Err(ConvertError::Failed(format!("{} of {count} failed:{}\n{summary}", failures.len(), reasons.concat())))
 }
 
@@ -346,8 +347,29 @@ struct Done {
     elapsed: f64,
 }
 
+/// Why one input was not converted.
+enum Failure {
+    /// Its URL is not one imports may fetch: a command-line error when it is the only input.
+    Refused(String),
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure::Failed(reason)
+    }
+}
+
+impl Failure {
+    fn reason(&self) -> &str {
+        match self {
+            Failure::Refused(reason) | Failure::Failed(reason) => reason,
+        }
+    }
+}
+
 /// Converts one input; `Err` is why it could not be.
-async fn convert_one(shared: &Shared, task: &Task, progress: &Progress) -> Result<Done, String> {
+async fn convert_one(shared: &Shared, task: &Task, progress: &Progress) -> Result<Done, Failure> {
     let started = Instant::now();
     let describe = |e: anyhow::Error| format!("{e:#}");
     // A URL is fetched into an unnamed file of our own first, under the same rules as the
@@ -371,7 +393,7 @@ async fn convert_one(shared: &Shared, task: &Task, progress: &Progress) -> Resul
         }
     };
     if size == 0 {
-        return Err(format!("{} is empty", task.label));
+        return Err(format!("{} is empty", task.label).into());
     }
     // A file is written next to OUT and renamed at the end, so a failure never leaves half a
     // file at OUT; standard output gets the audio only once it is whole.
@@ -446,16 +468,16 @@ async fn convert_one(shared: &Shared, task: &Task, progress: &Progress) -> Resul
     watch.abort();
     let job = match store.get(&layout::job_key(&job_id)).await.map_err(describe)? {
         Some(bytes) => Job::from_json(&bytes).map_err(|e| e.to_string())?,
-        None => return Err("the job record vanished".into()),
+        None => return Err(Failure::Failed("the job record vanished".into())),
     };
     let out = match (job.status, job.output) {
         (JobStatus::Done, Some(out)) => out,
-        _ => return Err(job.error.or(attempt.err()).unwrap_or_else(|| "the conversion did not finish".into())),
+        _ => return Err(Failure::Failed(job.error.or(attempt.err()).unwrap_or_else(|| "the conversion did not finish".into()))),
     };
     match &task.sink {
         Sink::File(path) => {
             if path.exists() && !shared.force {
-                return Err(format!("{} appeared while converting; kept it (pass --force to replace it)", path.display()));
+                return Err(format!("{} appeared while converting; kept it (pass --force to replace it)", path.display()).into());
             }
             std::fs::rename(partial_path(path), path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             drop(partial);
@@ -484,21 +506,22 @@ fn spool_stdin(limit: u64) -> Result<(std::fs::File, u64), String> {
 }
 
 /// Fetches `url` into `into` under the outbound rules of imports (`import::fetch`).
-async fn download(url: &url::Url, allowed_hosts: &str, into: &mut std::fs::File) -> Result<(), String> {
-    let fetcher = job_worker::import::fetch::Fetcher::new(allowed_hosts).map_err(|e| format!("--url-import-allowed-hosts: {e:#}"))?;
+async fn download(url: &url::Url, allowed_hosts: &str, into: &mut std::fs::File) -> Result<(), Failure> {
+    let fetcher = job_worker::import::fetch::Fetcher::new(allowed_hosts)
+        .map_err(|e| Failure::Refused(format!("--url-import-allowed-hosts: {e:#}")))?;
     let (_, mut response) = match fetcher.open(url).await {
         Ok(opened) => opened,
-        Err(job_worker::import::fetch::FetchError::Refused(reason)) => return Err(format!("url not allowed: {reason}")),
-        Err(job_worker::import::fetch::FetchError::Failed(reason)) => return Err(reason),
+        Err(job_worker::import::fetch::FetchError::Refused(reason)) => return Err(Failure::Refused(format!("url not allowed: {reason}"))),
+        Err(job_worker::import::fetch::FetchError::Failed(reason)) => return Err(Failure::Failed(reason)),
     };
     if !response.status().is_success() {
-        return Err(format!("the link answered HTTP {}", response.status().as_u16()));
+        return Err(format!("the link answered HTTP {}", response.status().as_u16()).into());
     }
     loop {
         match response.chunk().await {
             Ok(Some(bytes)) => into.write_all(&bytes).map_err(|e| format!("writing the download: {e}"))?,
             Ok(None) => break,
-            Err(e) => return Err(job_worker::import::fetch::describe(&e, url)),
+            Err(e) => return Err(job_worker::import::fetch::describe(&e, url).into()),
         }
     }
     Ok(())
