@@ -230,6 +230,19 @@ fn dash_reads_standard_input_and_writes_nothing_but_audio_to_standard_output() {
     let got = mp3edge_piped(&["convert", "-"], dir.path(), bytes.clone());
     assert_eq!(got.status.code(), Some(2), "{}", text(&got));
     assert!(stderr(&got).contains("standard input has no name"), "{}", text(&got));
+    // … standard output on a terminal (`script` gives the command a pseudo-terminal) …
+    let got = Command::new("script")
+        .args(["-qec", &format!("{} convert clip.mp4 - --format mp3", mp3edge_bin().display()), "/dev/null"])
+        .current_dir(dir.path())
+        .env("MP3EDGE_MODULE_CACHE", workspace_root().join("target/test-module-cache"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    assert_eq!(got.status.code(), Some(2), "{}", text(&got));
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).replace("\r\n", "\n"),
+        "mp3edge: standard output is a terminal, not a place for audio\nhint: redirect it (`> out.mp3`) or give OUT\n"
+    );
     // … standard input past the largest upload, and a pipe of no media (exit 1), with no audio.
     let got = mp3edge_piped(&["convert", "-", "--format", "mp3", "-", "--max-upload-bytes", "1000"], dir.path(), bytes);
     assert_eq!(got.status.code(), Some(1), "{}", text(&got));
