@@ -299,6 +299,17 @@ fn several_inputs_convert_together_into_a_directory_with_a_summary() {
     assert_eq!(got.status.code(), Some(2), "{}", text(&got));
     assert!(stderr(&got).contains("out2/a.opus exists"), "{}", text(&got));
 
+    // --jobs 1: one at a time (each input done before the next starts); --jobs 3: together
+    // (every input started before the first is done).
+    let got = mp3edge(&["convert", "a.mp4", "b.webm", "c.mkv", "-o", "serial", "--jobs", "1"], dir.path());
+    assert!(got.status.success(), "{}", text(&got));
+    let events: Vec<&str> = stderr(&got).lines().filter(|l| l.starts_with("converting ") || l.ends_with(": 100%")).map(|l| if l.starts_with("converting ") { "start" } else { "done" }).collect::<Vec<_>>();
+    assert_eq!(events, ["start", "done", "start", "done", "start", "done"], "{}", text(&got));
+    let got = mp3edge(&["convert", "a.mp4", "b.webm", "c.mkv", "-o", "together", "--jobs", "3"], dir.path());
+    assert!(got.status.success(), "{}", text(&got));
+    let events: Vec<&str> = stderr(&got).lines().filter(|l| l.starts_with("converting ") || l.ends_with(": 100%")).map(|l| if l.starts_with("converting ") { "start" } else { "done" }).collect::<Vec<_>>();
+    assert_eq!(events, ["start", "start", "start", "done", "done", "done"], "{}", text(&got));
+
     // The command line is checked before anything runs: exit 2.
     fixture_as("webm vp9+opus", dir.path(), "a.webm");
     for (args, expect) in [
