@@ -1,14 +1,12 @@
 //! The audio flags of `mp3edge convert` and the output's format. The flags carry the HTTP API's
 //! option names and take its values: each goes through the same `job_model::options` parser as
 //! `POST /upload`'s query, and a refusal reads as the API's 400 (`invalid rate: rate must be one
-//! of …`). How the options combine (bitrate or vbr, true_peak with normalize, end after start)
-//! is checked with the gateway's wording, since the gateway component cannot be linked into the
-//! host. The format comes from OUT's extension as the loaded plugins declare their extensions.
+//! of …`): parsing and combining are `job_model::options::from_params`, the gateway's own. The
+//! format comes from OUT's extension as the loaded plugins declare their extensions.
 
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use job_model::naming::{parse_bitrate, parse_vbr_quality};
 use job_model::{ConversionOptions, FormatInfo, options};
 
 /// Extensions that are another spelling of a plugin's: the three-letter `.aif` of `.aiff`.
@@ -68,47 +66,32 @@ pub struct AudioFlags {
     pub cover: Option<String>,
 }
 
-/// One flag through its parser; a refusal reads `invalid NAME: detail`, as the API's 400.
-fn param<T>(name: &str, raw: &Option<String>, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>> {
-    raw.as_deref().map(parse).transpose().map_err(|detail| anyhow::anyhow!("invalid {name}: {detail}"))
-}
-
 impl AudioFlags {
-    /// The options of a conversion to `format` (already chosen), checked as an upload's query.
+    /// The flag of option `name` of the API, as given.
+    fn value(&self, name: &str) -> Option<String> {
+        match name {
+            "bitrate" => self.bitrate.clone(),
+            "vbr" => self.vbr.clone(),
+            "level" => self.level.clone(),
+            "start" => self.start.clone(),
+            "end" => self.end.clone(),
+            "rate" => self.rate.clone(),
+            "channels" => self.channels.clone(),
+            "track" => self.track.clone(),
+            "normalize" => self.normalize.clone(),
+            "true_peak" => self.true_peak.clone(),
+            "title" => self.title.clone(),
+            "artist" => self.artist.clone(),
+            "album" => self.album.clone(),
+            "cover" => self.cover.clone(),
+            _ => None,
+        }
+    }
+
+    /// The options of a conversion to `format` (already chosen), parsed and combined by the
+    /// same code as an upload's query, so a refusal reads as the API's 400.
     pub fn options(&self, format: &str) -> Result<ConversionOptions> {
-        let bitrate_kbps = param("bitrate", &self.bitrate, parse_bitrate)?;
-        let vbr_quality = param("vbr", &self.vbr, parse_vbr_quality)?;
-        if bitrate_kbps.is_some() && vbr_quality.is_some() {
-            bail!("conflicting options: ask for either ?bitrate= (constant) or ?vbr= (variable), not both");
-        }
-        let start_secs = param("start", &self.start, |raw| options::parse_time("start", raw))?;
-        let end_secs = param("end", &self.end, |raw| options::parse_time("end", raw))?;
-        options::check_trim(start_secs, end_secs).map_err(|detail| anyhow::anyhow!("invalid trim: {detail}"))?;
-        let target = param("normalize", &self.normalize, options::parse_loudness_target)?;
-        let true_peak = param("true_peak", &self.true_peak, options::parse_true_peak)?;
-        if true_peak.is_some() && target.is_none() {
-            bail!("conflicting options: true_peak is the ceiling of ?normalize=; give both");
-        }
-        let normalize = target.map(|target_lufs| options::Normalize {
-            target_lufs,
-            true_peak_dbtp: true_peak.unwrap_or(options::DEFAULT_TRUE_PEAK),
-        });
-        Ok(ConversionOptions {
-            bitrate_kbps,
-            vbr_quality,
-            level: param("level", &self.level, options::parse_level)?,
-            start_secs,
-            end_secs,
-            sample_rate: param("rate", &self.rate, options::parse_rate)?,
-            channels: param("channels", &self.channels, options::parse_channels)?,
-            track: param("track", &self.track, options::parse_track)?,
-            normalize,
-            title: param("title", &self.title, |raw| options::parse_tag("title", raw))?,
-            artist: param("artist", &self.artist, |raw| options::parse_tag("artist", raw))?,
-            album: param("album", &self.album, |raw| options::parse_tag("album", raw))?,
-            cover: param("cover", &self.cover, options::parse_cover)?.unwrap_or(true),
-            ..ConversionOptions::new(format)
-        })
+        options::from_params(format.to_string(), &|name| self.value(name)).map_err(|refusal| anyhow::anyhow!("{refusal}"))
     }
 }
 
