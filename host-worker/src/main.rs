@@ -40,7 +40,8 @@ enum Command {
     Up(up::UpArgs),
     /// Run only the conversion worker (beside `spin up`, or as a Kubernetes pod).
     Worker(worker::WorkerArgs),
-    /// Convert one local file with the platform's converter and plugins; no server needed.
+    /// Convert local files, URLs or standard input with the platform's converter and plugins;
+    /// no server needed.
     Convert(convert::ConvertArgs),
     /// Manage accounts in a data directory (add, list, passwd, disable, enable).
     Users(users::UsersArgs),

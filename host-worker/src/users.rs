@@ -3,6 +3,9 @@
 //! script creating accounts). It writes the same SQLite database the auth component uses, with
 //! the same schema (`edge_http::schema`), the same rules (`edge_auth::check_email`,
 //! `check_password`) and the same argon2id hashes, so a running server sees changes at once.
+//! The data directory is found as `up` finds it (`--data-dir`, else the application
+//! directory's `.mp3edge`), and the database it opened is named on standard error, so an
+//! operator sees which server's accounts they are changing.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -61,14 +64,25 @@ fn open(args: &UsersArgs) -> Result<Connection> {
     if !data_dir.is_dir() {
         bail!("no data directory at {}\nhint: pass --data-dir DIR (the one `mp3edge up` uses)", data_dir.display());
     }
+    // As `up` resolves it, so a runtime config's relative paths name the same files.
+    let data_dir = data_dir.canonicalize()?;
     let config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &data_dir)?;
     let path = config.sqlite_databases.get("default").context("the runtime config has no default database")?;
     let db = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    eprintln!("accounts of {} (data directory {})", path.display(), data_dir.display());
     db.busy_timeout(std::time::Duration::from_secs(5))?;
     for statement in edge_http::schema::STATEMENTS {
         db.execute_batch(statement)?;
     }
     Ok(db)
+}
+
+/// `2026-12-07 13:05 UTC`: a record's Unix seconds as a person reads them.
+fn utc_minute(unix_secs: i64) -> String {
+    match chrono::DateTime::from_timestamp(unix_secs, 0) {
+        Some(time) => time.format("%Y-%m-%d %H:%M UTC").to_string(),
+        None => format!("{unix_secs} (Unix seconds)"),
+    }
 }
 
 /// A new password: asked twice without echo on a terminal, else standard input's first line.
@@ -126,10 +140,10 @@ pub fn run(args: UsersArgs) -> Result<()> {
             let rows = statement.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? != 0, row.get::<_, i64>(2)? != 0, row.get::<_, i64>(3)?))
             })?;
-            println!("{:<40} {:<6} {:<8} created (unix)", "email", "admin", "active");
+            println!("{:<40} {:<6} {:<8} created", "email", "admin", "active");
             for row in rows {
                 let (email, admin, active, created) = row?;
-                println!("{email:<40} {:<6} {:<8} {created}", if admin { "yes" } else { "no" }, if active { "yes" } else { "no" });
+                println!("{email:<40} {:<6} {:<8} {}", if admin { "yes" } else { "no" }, if active { "yes" } else { "no" }, utc_minute(created));
             }
         }
         UsersCommand::Passwd { email } => {

@@ -63,9 +63,9 @@ fn convert_exit_codes_say_what_went_wrong_and_leave_nothing_behind() {
     // The command line is wrong: 2, with the reason.
     for (args, expect) in [
         (vec!["convert", "missing.mp4"], "cannot read missing.mp4"),
-        (vec!["convert", "tone.wav", "--format", "xyz"], "no plugin serves format \"xyz\""),
-        (vec!["convert", "tone.wav", "--format", "../x"], "not a format name"),
-        (vec!["convert", "tone.wav", "--bitrate", "7"], "--bitrate"),
+        (vec!["convert", "tone.wav", "--format", "xyz"], "unsupported format: format must be one of: "),
+        (vec!["convert", "tone.wav", "--format", "../x"], "unsupported format: format must be one of: "),
+        (vec!["convert", "tone.wav", "--bitrate", "7"], "invalid bitrate: "),
         (vec!["convert", "tone.wav", "--bitrate", "128", "--vbr", "2"], "not both"),
         (vec!["convert", "tone.wav", "--format", "wav", "--bitrate", "128"], "bitrate"),
         (vec!["convert", "tone.wav", "tone.wav", "--format", "wav"], "the input itself"),
@@ -101,6 +101,33 @@ fn convert_exit_codes_say_what_went_wrong_and_leave_nothing_behind() {
     assert!(text(&out).contains("empty"), "{}", text(&out));
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of Unix seconds, by the proleptic Gregorian calendar (days since
+/// 1970-01-01 to a civil date through 400-year eras), independently of the command's code.
+fn utc_minute(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+}
+
+#[test]
+fn utc_minutes_of_known_instants() {
+    assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+    assert_eq!(utc_minute(951_782_400), "2000-02-29 00:00 UTC");
+    assert_eq!(utc_minute(1_796_649_900), "2026-12-07 13:25 UTC");
+}
+
 #[tokio::test]
 async fn users_commands_manage_accounts_of_a_running_server() {
     let p = Platform::start();
@@ -122,6 +149,15 @@ async fn users_commands_manage_accounts_of_a_running_server() {
 
     let out = users(&["list"], "");
     assert!(out.status.success() && text(&out).contains("cli@example.com") && text(&out).contains(ADMIN_EMAIL), "{}", text(&out));
+    // The store it opened, on standard error; dates as people read them, in UTC.
+    let store = p.data_dir.path().join("state").canonicalize().unwrap();
+    let opened = String::from_utf8_lossy(&out.stderr);
+    assert!(opened.starts_with("accounts of ") && opened.ends_with(&format!(" (data directory {})\n", store.display())), "{opened}");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let line = listed.lines().find(|l| l.starts_with("cli@example.com ")).unwrap_or_else(|| panic!("{listed}"));
+    let created = line.split_whitespace().skip(3).collect::<Vec<_>>().join(" ");
+    let (before, after) = (utc_minute(unix_now() - 120), utc_minute(unix_now()));
+    assert!(created.len() == "2026-12-07 13:05 UTC".len() && before <= created && created <= after, "{created:?} not in {before}..{after}: {listed}");
 
     let out = users(&["passwd", "cli@example.com"], "a brand new password\n");
     assert!(out.status.success(), "{}", text(&out));
@@ -271,4 +307,24 @@ fn help_is_grouped_by_topic_and_every_flag_is_described() {
             assert!(!next.trim().is_empty() && !is_flag(next), "{command}: undescribed flag: {line}\n{help}");
         }
     }
+}
+
+#[test]
+fn users_finds_the_data_directory_as_up_does_and_says_which_store_it_opened() {
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(app.path().join("spin.toml"), "").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // No state yet: exit 2 and where it looked.
+    let out = mp3edge(&["users", "list", "--app-dir", app.path().to_str().unwrap()], elsewhere.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(&format!("no data directory at {}", app.path().join(".mp3edge").display())), "{}", text(&out));
+    // The application directory's `.mp3edge`, as `up` would use it.
+    std::fs::create_dir(app.path().join(".mp3edge")).unwrap();
+    let out = mp3edge(&["users", "list", "--app-dir", app.path().to_str().unwrap()], elsewhere.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let state = app.path().join(".mp3edge").canonicalize().unwrap();
+    let opened = String::from_utf8_lossy(&out.stderr);
+    assert!(opened.starts_with(&format!("accounts of {}/", state.display())), "{opened}");
+    assert!(opened.ends_with(&format!(" (data directory {})\n", state.display())), "{opened}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{:<40} {:<6} {:<8} created\n", "email", "admin", "active"));
 }

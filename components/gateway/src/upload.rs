@@ -11,7 +11,7 @@ use edge_spin::{ApiError, ApiResult, BodyStream, Head, media_type};
 use futures::{Stream, StreamExt};
 use spin_sdk::key_value::Store;
 use job_model::layout::{job_id_from_bits, job_key};
-use job_model::naming::{is_valid_format_name, parse_bitrate, parse_vbr_quality, sanitize_source_name};
+use job_model::naming::{is_valid_format_name, sanitize_source_name};
 use job_model::{ConversionOptions, Job, StoredFile, options};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -73,28 +73,6 @@ impl Params for std::collections::BTreeMap<String, String> {
     }
 }
 
-/// One optional parameter through its parser; a refusal is a 400 titled `invalid NAME`.
-fn param<T>(params: &dyn Params, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ApiError> {
-    let error = match name {
-        "bitrate" => "invalid bitrate",
-        "vbr" => "invalid vbr",
-        "level" => "invalid level",
-        "start" => "invalid start",
-        "end" => "invalid end",
-        "rate" => "invalid rate",
-        "channels" => "invalid channels",
-        "track" => "invalid track",
-        "normalize" => "invalid normalize",
-        "true_peak" => "invalid true_peak",
-        "title" => "invalid title",
-        "artist" => "invalid artist",
-        "album" => "invalid album",
-        "cover" => "invalid cover",
-        _ => "invalid option",
-    };
-    params.param(name).map(|raw| parse(&raw)).transpose().map_err(|detail| ApiError::bad_request(error, detail))
-}
-
 /// The conversion options of an upload (or a retry): `?format=`, `?bitrate=`, `?vbr=`,
 /// `?level=`, the audio options (`start`, `end`, `rate`, `channels`, `track`, `normalize`,
 /// `true_peak`) and the tag and cover overrides (`title`, `artist`, `album`, `cover`).
@@ -105,39 +83,7 @@ pub fn conversion_options(ctx: &Ctx, head: &dyn Params) -> Result<ConversionOpti
         let names: Vec<&str> = formats.iter().map(|f| f.format.as_str()).collect();
         return Err(ApiError::bad_request("unsupported format", format!("format must be one of: {}", names.join(", "))));
     };
-    let bitrate_kbps = param(head, "bitrate", parse_bitrate)?;
-    let vbr_quality = param(head, "vbr", parse_vbr_quality)?;
-    if bitrate_kbps.is_some() && vbr_quality.is_some() {
-        return Err(ApiError::bad_request("conflicting options", "ask for either ?bitrate= (constant) or ?vbr= (variable), not both"));
-    }
-    let start_secs = param(head, "start", |raw| options::parse_time("start", raw))?;
-    let end_secs = param(head, "end", |raw| options::parse_time("end", raw))?;
-    options::check_trim(start_secs, end_secs).map_err(|detail| ApiError::bad_request("invalid trim", detail))?;
-    let target = param(head, "normalize", options::parse_loudness_target)?;
-    let true_peak = param(head, "true_peak", options::parse_true_peak)?;
-    if true_peak.is_some() && target.is_none() {
-        return Err(ApiError::bad_request("conflicting options", "true_peak is the ceiling of ?normalize=; give both"));
-    }
-    let normalize = target.map(|target_lufs| options::Normalize {
-        target_lufs,
-        true_peak_dbtp: true_peak.unwrap_or(options::DEFAULT_TRUE_PEAK),
-    });
-    let options = ConversionOptions {
-        format,
-        bitrate_kbps,
-        vbr_quality,
-        level: param(head, "level", options::parse_level)?,
-        start_secs,
-        end_secs,
-        sample_rate: param(head, "rate", options::parse_rate)?,
-        channels: param(head, "channels", options::parse_channels)?,
-        track: param(head, "track", options::parse_track)?,
-        normalize,
-        title: param(head, "title", |raw| options::parse_tag("title", raw))?,
-        artist: param(head, "artist", |raw| options::parse_tag("artist", raw))?,
-        album: param(head, "album", |raw| options::parse_tag("album", raw))?,
-        cover: param(head, "cover", options::parse_cover)?.unwrap_or(true),
-    };
+    let options = options::from_params(format, &|name| head.param(name)).map_err(|r| ApiError::bad_request(r.error, r.detail))?;
     info.check_options(&options).map_err(|detail| ApiError::bad_request("unsupported option", detail))?;
     Ok(options)
 }

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ConversionOptions;
+
 /// Longest source this service accepts a time for (100 hours), in seconds.
 pub const MAX_TIME_SECS: f64 = 360_000.0;
 
@@ -220,6 +222,83 @@ pub fn parse_level(raw: &str) -> Result<u8, String> {
         Ok(level) if level <= MAX_LEVEL => Ok(level),
         _ => Err(format!("level must be a whole number from 0 to {MAX_LEVEL}, got {raw:?}")),
     }
+}
+
+/// Why an upload's options were refused: the API error's title (`invalid rate`, `conflicting
+/// options`, …) and its detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub error: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.detail)
+    }
+}
+
+/// The title of a refused value of option `name`.
+fn invalid(name: &str) -> &'static str {
+    match name {
+        "bitrate" => "invalid bitrate",
+        "vbr" => "invalid vbr",
+        "level" => "invalid level",
+        "start" => "invalid start",
+        "end" => "invalid end",
+        "rate" => "invalid rate",
+        "channels" => "invalid channels",
+        "track" => "invalid track",
+        "normalize" => "invalid normalize",
+        "true_peak" => "invalid true_peak",
+        "title" => "invalid title",
+        "artist" => "invalid artist",
+        "album" => "invalid album",
+        "cover" => "invalid cover",
+        _ => "invalid option",
+    }
+}
+
+/// The options of a conversion to `format` from raw values by option name, as `POST /upload`'s
+/// query, a resumable upload's metadata and `mp3edge convert`'s flags give them: each value
+/// through its parser, and how they combine checked (a bitrate or a VBR quality, `true_peak`
+/// only with `normalize`, the end after the start). Whether the format's plugin takes them is
+/// the caller's to check (`FormatInfo::check_options`), as is the format's name.
+pub fn from_params(format: String, param: &dyn Fn(&str) -> Option<String>) -> Result<ConversionOptions, Refusal> {
+    fn one<T>(param: &dyn Fn(&str) -> Option<String>, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, Refusal> {
+        param(name).map(|raw| parse(&raw)).transpose().map_err(|detail| Refusal { error: invalid(name), detail })
+    }
+    let conflict = |detail: &str| Refusal { error: "conflicting options", detail: detail.into() };
+    let bitrate_kbps = one(param, "bitrate", crate::naming::parse_bitrate)?;
+    let vbr_quality = one(param, "vbr", crate::naming::parse_vbr_quality)?;
+    if bitrate_kbps.is_some() && vbr_quality.is_some() {
+        return Err(conflict("ask for either ?bitrate= (constant) or ?vbr= (variable), not both"));
+    }
+    let start_secs = one(param, "start", |raw| parse_time("start", raw))?;
+    let end_secs = one(param, "end", |raw| parse_time("end", raw))?;
+    check_trim(start_secs, end_secs).map_err(|detail| Refusal { error: "invalid trim", detail })?;
+    let target = one(param, "normalize", parse_loudness_target)?;
+    let true_peak = one(param, "true_peak", parse_true_peak)?;
+    if true_peak.is_some() && target.is_none() {
+        return Err(conflict("true_peak is the ceiling of ?normalize=; give both"));
+    }
+    let normalize = target.map(|target_lufs| Normalize { target_lufs, true_peak_dbtp: true_peak.unwrap_or(DEFAULT_TRUE_PEAK) });
+    Ok(ConversionOptions {
+        bitrate_kbps,
+        vbr_quality,
+        level: one(param, "level", parse_level)?,
+        start_secs,
+        end_secs,
+        sample_rate: one(param, "rate", parse_rate)?,
+        channels: one(param, "channels", parse_channels)?,
+        track: one(param, "track", parse_track)?,
+        normalize,
+        title: one(param, "title", |raw| parse_tag("title", raw))?,
+        artist: one(param, "artist", |raw| parse_tag("artist", raw))?,
+        album: one(param, "album", |raw| parse_tag("album", raw))?,
+        cover: one(param, "cover", parse_cover)?.unwrap_or(true),
+        ..ConversionOptions::new(format)
+    })
 }
 
 #[cfg(test)]
