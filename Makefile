@@ -13,6 +13,9 @@ TEST_PLUGINS := codec-trap codec-spin-loop codec-memory-bomb codec-segment-trap
 # Libraries that only build for wasm (spin-sdk host interfaces); their pure parts are tested
 # natively in edge-http.
 WASM_LIBS := edge-spin
+# The API description (built into the web component by its build script) turns on the API
+# types' `openapi` feature: tested in a build of its own, so the host's build keeps its features.
+API_DESCRIPTION := api-description
 WASM_CRATES := $(COMPONENTS) $(PLUGINS) $(TEST_PLUGINS)
 
 setup:
@@ -38,13 +41,14 @@ up: build
 # The host is built here with every test target; `crates/workspace-hack` makes `make build`
 # resolve the same features, which `check-one-build.sh` holds it to (otherwise Wasmtime and the
 # rest compile twice: 8 minutes of CI on 2 cores).
-NATIVE_CRATES := --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS))
+NATIVE_CRATES := --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS) $(API_DESCRIPTION))
 test: components
 	$(CARGO) build --release $(NATIVE_CRATES) --all-targets
 	./scripts/check-one-build.sh
 	./scripts/conformance-components.sh
 	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir test || exit 1; done
 	rm -rf target/observed-requests
+	$(CARGO) test --release -p $(API_DESCRIPTION)
 	$(CARGO) test --release $(NATIVE_CRATES)
 	$(CARGO) test --release $(NATIVE_CRATES) --test openapi -- --ignored
 

@@ -80,10 +80,20 @@ if [ ! -f "$WEB/node_modules/.package-lock.json" ] || [ "$WEB/package-lock.json"
   npm ci --prefix "$WEB" --no-audit --no-fund
 fi
 
-# A real OpenAPI validator for the API description's test, in a virtualenv inside the clone.
+# A real OpenAPI validator and a client generator (generators no one here wrote) for the API
+# description's tests, in a virtualenv inside the clone; a marker file names the versions.
 OPENAPI_VENV="$(cd "$(dirname "$0")/.." && pwd)/tests/openapi/.venv"
-if [ ! -x "$OPENAPI_VENV/bin/openapi-spec-validator" ]; then
-  echo "setup: installing openapi-spec-validator (PyPI) in tests/openapi/.venv"
+if [ ! -f "$OPENAPI_VENV/.validator-0.7.1-generator-0.29.1" ]; then
+  echo "setup: installing openapi-spec-validator and openapi-python-client (PyPI) in tests/openapi/.venv"
   python3 -m venv "$OPENAPI_VENV"
-  "$OPENAPI_VENV/bin/pip" install -q --disable-pip-version-check openapi-spec-validator==0.7.1
+  "$OPENAPI_VENV/bin/pip" install -q --disable-pip-version-check openapi-spec-validator==0.7.1 openapi-python-client==0.29.1
+  touch "$OPENAPI_VENV/.validator-0.7.1-generator-0.29.1"
+fi
+
+# openapi-typescript and TypeScript (npm) for the same tests, again whenever the lock changes.
+OPENAPI_NODE="$(cd "$(dirname "$0")/.." && pwd)/tests/openapi"
+if [ ! -f "$OPENAPI_NODE/node_modules/.package-lock.json" ] \
+  || [ "$OPENAPI_NODE/package-lock.json" -nt "$OPENAPI_NODE/node_modules/.package-lock.json" ]; then
+  echo "setup: installing openapi-typescript and typescript (npm) in tests/openapi"
+  npm ci --prefix "$OPENAPI_NODE" --no-audit --no-fund
 fi

@@ -8,6 +8,7 @@
 //! * [`Client`] (`client`): the HTTP conversations with the platform; [`error_body`].
 //! * `process`: the binary under test, free ports, waiting and stopping; `observed`: the
 //!   requests the suite's platforms answered, for the API description's check.
+//! * [`api_spec`]: the served API description, and answers checked against it.
 //! * [`fixtures`], [`probe`], [`audio`], [`suite`], [`options_suite`]: media made and read back
 //!   by FFmpeg, and the suites every output format passes.
 //!
@@ -24,6 +25,7 @@ mod redis_server;
 mod smtp;
 mod worker;
 
+pub mod api_spec;
 pub mod audio;
 pub mod fixtures;
 pub mod options_suite;

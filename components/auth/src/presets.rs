@@ -11,7 +11,7 @@ use crate::Ctx;
 use crate::db::db_error;
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
 use job_model::options;
-use serde::{Deserialize, Serialize};
+use api_model::auth::{Preset, PresetBody};
 use spin_sdk::sqlite::Value;
 
 /// Most presets one user keeps.
@@ -20,19 +20,6 @@ pub const MAX_PRESETS: u64 = 50;
 const MAX_NAME_CHARS: usize = 64;
 /// Largest accepted `PUT` body.
 const MAX_BODY: usize = 16 * 1024;
-
-#[derive(Serialize)]
-struct Preset {
-    name: String,
-    params: BTreeMap<String, String>,
-    updated_at: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PresetBody {
-    params: BTreeMap<String, serde_json::Value>,
-}
 
 /// The preset name in the path, decoded and checked: 1–64 characters, no control or
 /// direction-changing characters, no leading or trailing space.

@@ -14,30 +14,12 @@ use crate::db::db_error;
 use crate::{Ctx, db, validate};
 use edge_auth::api_tokens::{self, MAX_TOKENS_PER_USER};
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
-use serde::{Deserialize, Serialize};
+use api_model::auth::{ApiToken, NewApiToken, NewApiTokenRequest};
 use spin_sdk::sqlite::Value;
 
 /// Largest accepted `POST` body.
 const MAX_BODY: usize = 4 * 1024;
 const DAY_SECS: u64 = 24 * 3600;
-
-/// A token as lists show it (never its secret).
-#[derive(Serialize)]
-struct TokenInfo {
-    id: String,
-    name: String,
-    created_at: u64,
-    expires_at: Option<u64>,
-    last_used_at: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewToken {
-    name: String,
-    /// Checked by `api_tokens::check_expiry_days`, for a precise refusal.
-    expires_in_days: Option<serde_json::Value>,
-}
 
 fn int(n: u64) -> Value {
     Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
@@ -51,7 +33,7 @@ pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult 
         return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
     }
     let body = read_body(head, body, MAX_BODY).await?;
-    let new: NewToken = serde_json::from_slice(&body).map_err(|e| {
+    let new: NewApiTokenRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid body", format!("expected {{\"name\": \"…\", \"expires_in_days\"?: 1–3650}}: {e}"))
     })?;
     let name = api_tokens::check_name(&new.name).map_err(|detail| ApiError::bad_request("invalid name", detail))?;
@@ -100,13 +82,13 @@ pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult 
     }
     Ok(Reply::json(
         201,
-        &serde_json::json!({ "id": id, "name": name, "token": secret, "created_at": ctx.now, "expires_at": expires_at }),
+        &NewApiToken { id, name, token: secret, created_at: ctx.now, expires_at },
     )
     .header("cache-control", "no-store")
     .for_log(Some(&caller.email), None))
 }
 
-fn tokens_of(ctx: &Ctx, email: &str) -> Result<Vec<TokenInfo>, ApiError> {
+fn tokens_of(ctx: &Ctx, email: &str) -> Result<Vec<ApiToken>, ApiError> {
     let result = ctx
         .db
         .execute(
@@ -116,7 +98,7 @@ fn tokens_of(ctx: &Ctx, email: &str) -> Result<Vec<TokenInfo>, ApiError> {
         .map_err(db_error)?;
     Ok(result
         .rows()
-        .map(|row| TokenInfo {
+        .map(|row| ApiToken {
             id: row.get::<&str>("id").unwrap_or_default().to_string(),
             name: row.get::<&str>("name").unwrap_or_default().to_string(),
             created_at: row.get("created_at").unwrap_or(0),

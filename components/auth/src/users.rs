@@ -8,18 +8,11 @@ use crate::throttle::{self, Attempt};
 use crate::redis::Redis;
 use crate::{Ctx, db, validate};
 use edge_spin::{ApiError, ApiResult, BodyStream, Head, Reply, media_type, read_body};
-use serde::Deserialize;
+use api_model::auth::{CreatedUser, Me, NewSession, NewUser, PasswordChange, Settings, User, UserChange};
 
 /// Largest accepted `POST /users` body.
 const MAX_BODY: usize = 64 * 1024;
 
-#[derive(Deserialize)]
-struct NewUser {
-    email: String,
-    password: String,
-    #[serde(default)]
-    admin: bool,
-}
 
 /// The caller's e-mail and whether they are an administrator: 401 unless the bearer is a
 /// session or API token that still holds.
@@ -36,17 +29,17 @@ pub fn require_admin(ctx: &Ctx, head: &Head) -> Result<String, ApiError> {
     }
 }
 
-fn me_json(ctx: &Ctx, email: &str, admin: bool, default_callback: Option<String>) -> Result<serde_json::Value, ApiError> {
+fn me_json(ctx: &Ctx, email: &str, admin: bool, default_callback: Option<String>) -> Result<Me, ApiError> {
     let redis = Redis::open(&ctx.config.redis_host)?;
-    Ok(serde_json::json!({
-        "email": email,
-        "admin": admin,
-        "default_callback": default_callback,
-        "used_bytes": crate::usage::used_bytes(&redis, email)?,
-        "quota_bytes": ctx.config.user_quota_bytes,
-        "max_upload_bytes": ctx.config.max_upload_bytes,
-        "callback_test": crate::callback_test::status(&redis, email)?,
-    }))
+    Ok(Me {
+        email: email.to_string(),
+        admin,
+        default_callback,
+        used_bytes: crate::usage::used_bytes(&redis, email)?,
+        quota_bytes: ctx.config.user_quota_bytes,
+        max_upload_bytes: ctx.config.max_upload_bytes,
+        callback_test: crate::callback_test::status(&redis, email)?,
+    })
 }
 
 pub fn me(ctx: &Ctx, head: &Head) -> ApiResult {
@@ -54,12 +47,6 @@ pub fn me(ctx: &Ctx, head: &Head) -> ApiResult {
     Ok(Reply::json(200, &me_json(ctx, &email, admin, db::default_callback(&ctx.db, &email)?)?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    /// `null` removes it.
-    default_callback: Option<String>,
-}
 
 pub async fn update_me(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
     let (email, admin) = require_user(ctx, head)?;
@@ -91,26 +78,20 @@ pub fn list(ctx: &Ctx, head: &Head) -> ApiResult {
 
 /// A user as the administrators' list shows them: the record, what they hold, their quota and
 /// until when log-in throttling holds them (what `unlock` clears).
-fn user_view(ctx: &Ctx, redis: &Redis, user: db::UserInfo) -> Result<serde_json::Value, ApiError> {
+fn user_view(ctx: &Ctx, redis: &Redis, user: db::UserInfo) -> Result<User, ApiError> {
     let locked_until = throttle::locked_until(&ctx.db, &user.email, &ctx.config.limits, ctx.now)?;
-    Ok(serde_json::json!({
-        "email": user.email,
-        "admin": user.admin,
-        "active": user.active,
-        "created_at": user.created_at,
-        "locked": locked_until.is_some(),
-        "locked_until": locked_until,
-        "used_bytes": crate::usage::used_bytes(redis, &user.email)?,
-        "quota_bytes": ctx.config.user_quota_bytes,
-    }))
+    Ok(User {
+        used_bytes: crate::usage::used_bytes(redis, &user.email)?,
+        email: user.email,
+        admin: user.admin,
+        active: user.active,
+        created_at: user.created_at,
+        locked: locked_until.is_some(),
+        locked_until,
+        quota_bytes: ctx.config.user_quota_bytes,
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PasswordChange {
-    current_password: String,
-    new_password: String,
-}
 
 /// `PUT /users/me/password`: the caller changes their own password, proving the current one
 /// (throttled as a log-in is: a stolen session token must not make it a password oracle). Not
@@ -139,7 +120,7 @@ pub async fn change_password(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> A
     edge_auth::check_password(&change.new_password, &email).map_err(|detail| ApiError::bad_request("invalid password", detail))?;
     db::set_password_hash(&ctx.db, &email, &db::hash_new_password(&change.new_password)?)?;
     let token = crate::login::issue_session(ctx, &email, caller.admin)?;
-    Ok(Reply::json(200, &serde_json::json!({ "token": token })).for_log(Some(&email), None))
+    Ok(Reply::json(200, &NewSession { token }).for_log(Some(&email), None))
 }
 
 pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult {
@@ -163,17 +144,9 @@ pub async fn create(ctx: &Ctx, head: &Head, body: &mut BodyStream) -> ApiResult 
     if !db::insert_user(&ctx.db, &email, hash, new.admin, ctx.now)? {
         return Err(conflict());
     }
-    Ok(Reply::json(201, &serde_json::json!({ "email": email, "admin": new.admin })))
+    Ok(Reply::json(201, &CreatedUser { email, admin: new.admin }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Change {
-    active: Option<bool>,
-    admin: Option<bool>,
-    /// `true` clears the account's failed-login throttling.
-    unlock: Option<bool>,
-}
 
 /// `PATCH /users/{email}` with `{"active"?: bool, "admin"?: bool, "unlock"?: true}`: 200 with the
 /// user as it is now. A deactivated user's sessions end and their API tokens are deleted at
@@ -185,7 +158,7 @@ pub async fn update(ctx: &Ctx, head: &Head, body: &mut BodyStream, raw_email: &s
         return Err(ApiError::new(415, "unsupported media type", "the body must be application/json"));
     }
     let body = read_body(head, body, MAX_BODY).await?;
-    let change: Change = serde_json::from_slice(&body).map_err(|e| {
+    let change: UserChange = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid body", format!("expected {{\"active\"?: bool, \"admin\"?: bool, \"unlock\"?: true}}: {e}"))
     })?;
     let unlock = match change.unlock {

@@ -5,18 +5,29 @@
 //! (`edge_spin::session`).
 
 use crate::Ctx;
+use api_model::auth::{Claims, CredentialKind};
 use edge_spin::session::{Caller, Credential};
 use edge_spin::{ApiError, ApiResult, Head, Reply};
 
 pub fn handle(ctx: &Ctx, head: &Head) -> ApiResult {
     let caller = current_caller(ctx, head)?;
     let body = match &caller.credential {
-        Credential::Session { iat, exp, .. } => serde_json::json!({
-            "email": caller.email, "admin": caller.admin, "iat": iat, "exp": exp, "kind": "session",
-        }),
-        Credential::ApiToken { id, created_at, expires_at } => serde_json::json!({
-            "email": caller.email, "admin": caller.admin, "iat": created_at, "exp": expires_at, "kind": "api_token", "token_id": id,
-        }),
+        Credential::Session { iat, exp, .. } => Claims {
+            email: caller.email.clone(),
+            admin: caller.admin,
+            iat: *iat,
+            exp: Some(*exp),
+            kind: CredentialKind::Session,
+            token_id: None,
+        },
+        Credential::ApiToken { id, created_at, expires_at } => Claims {
+            email: caller.email.clone(),
+            admin: caller.admin,
+            iat: *created_at,
+            exp: *expires_at,
+            kind: CredentialKind::ApiToken,
+            token_id: Some(id.clone()),
+        },
     };
     Ok(Reply::json(200, &body))
 }

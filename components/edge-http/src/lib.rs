@@ -6,6 +6,7 @@
 //! * [`cors`]: which origins may read the API from a browser, and the headers that say so;
 //! * [`sse`]: Server-Sent Events frames, and when a live stream sends, keeps alive or gives up.
 
+pub mod accept;
 pub mod client;
 pub mod cors;
 pub mod query;

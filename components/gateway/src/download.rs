@@ -56,7 +56,7 @@ pub fn link(ctx: &Ctx, caller: &Caller, id: &str) -> ApiResult {
     let expires_at = ctx.now + ctx.config.download_link_secs;
     let sig = ctx.config.links.sign(&job.id, expires_at);
     let url = format!("{}?expires={expires_at}&sig={sig}", download_url(&job.id));
-    Ok(Reply::json(200, &serde_json::json!({ "url": url, "expires_at": expires_at })))
+    Ok(Reply::json(200, &api_model::jobs::SignedLink { url, expires_at }))
 }
 
 fn serve(store: spin_sdk::key_value::Store, head: &Head, job: Job) -> ApiResult {
@@ -98,8 +98,9 @@ fn serve(store: spin_sdk::key_value::Store, head: &Head, job: Job) -> ApiResult 
         Body::stream(|sink| range.stream(sink))
     };
     let reply = validators(Reply::new(status, body))
-        .header("content-type", &output.file.content_type)
+        .header("content-type", edge_http::accept::served_type(head.header("accept"), &output.file.content_type))
         .header("content-length", (end - start).to_string())
+        .header("vary", "accept")
         .header("content-disposition", content_disposition(&file_name));
     Ok(match content_range {
         Some(value) => reply.header("content-range", value),

@@ -55,11 +55,7 @@ pub async fn url_from_json(body: &mut BodyStream) -> Result<String, ApiError> {
             return Err(ApiError::new(413, "too large", format!("a JSON body of an import is at most {MAX_JSON_BYTES} bytes")));
         }
     }
-    #[derive(serde::Deserialize)]
-    struct Import {
-        url: String,
-    }
-    serde_json::from_slice::<Import>(&bytes)
+    serde_json::from_slice::<api_model::jobs::ImportRequest>(&bytes)
         .map(|import| import.url)
         .map_err(|e| ApiError::bad_request("invalid json", format!("send {{\"url\": \"https://…\"}}: {e}")))
 }

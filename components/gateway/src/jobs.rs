@@ -5,6 +5,7 @@ use crate::Ctx;
 use crate::accounts::Accounts;
 use crate::chunks::open_store;
 use crate::session::Caller;
+use api_model::jobs::JobView;
 use edge_spin::{ApiError, ApiResult, Head, Reply};
 use job_model::lifecycle::{self, RetryClaim};
 use job_model::{Job, JobStatus};
@@ -14,18 +15,11 @@ use spin_sdk::key_value::Store;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
-pub fn status_url(id: &str) -> String {
-    format!("/jobs/{id}")
-}
-
-pub fn download_url(id: &str) -> String {
-    format!("/jobs/{id}/audio")
-}
+pub use api_model::jobs::{download_url, status_url};
 
 /// `202 Accepted` for a job put on the queue: where to follow it and where its audio will be.
 pub fn accepted(id: &str) -> Reply {
-    let body = serde_json::json!({ "job_id": id, "status_url": status_url(id), "download_url": download_url(id) });
-    Reply::json(202, &body).header("location", status_url(id)).for_log(None, Some(id))
+    Reply::json(202, &api_model::jobs::Accepted::new(id)).header("location", status_url(id)).for_log(None, Some(id))
 }
 
 /// The stored record (`None` if it is missing or unreadable).
@@ -45,18 +39,8 @@ pub fn visible_job(store: &Store, caller: &Caller, id: &str) -> Result<Job, ApiE
 }
 
 /// The record as stored, plus the URLs of its status and download.
-fn view(job: &Job) -> serde_json::Value {
-    let mut value = serde_json::to_value(job).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        object.insert("status_url".into(), status_url(&job.id).into());
-        object.insert("download_url".into(), download_url(&job.id).into());
-        object.insert("retryable".into(), job.retryable().into());
-    }
-    value
-}
-
 pub fn show(caller: &Caller, id: &str) -> ApiResult {
-    Ok(Reply::json(200, &view(&visible_job(&open_store()?, caller, id)?)))
+    Ok(Reply::json(200, &JobView::new(visible_job(&open_store()?, caller, id)?)))
 }
 
 pub fn list(ctx: &Ctx, caller: &Caller, head: &Head) -> ApiResult {
@@ -66,7 +50,7 @@ pub fn list(ctx: &Ctx, caller: &Caller, head: &Head) -> ApiResult {
     let mut jobs = Vec::new();
     for id in accounts.job_ids(&caller.email, offset, limit)? {
         if let Some(job) = read_job(&store, &id)? {
-            jobs.push(view(&job));
+            jobs.push(JobView::new(job));
         }
     }
     Ok(Reply::json(200, &jobs))

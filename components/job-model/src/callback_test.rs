@@ -32,6 +32,7 @@ pub struct CallbackTestRequest {
 }
 
 /// What `GET /users/me` shows as `callback_test`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackTestStatus {
     pub requested_at: u64,

@@ -19,6 +19,7 @@ pub mod range;
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a conversion job.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -49,6 +50,7 @@ impl JobStatus {
 }
 
 /// How the uploaded source is stored: `chunks` values of at most `chunk_size` bytes each.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredFile {
     pub size: u64,
@@ -58,6 +60,7 @@ pub struct StoredFile {
 }
 
 /// The converted audio, once the worker has stored it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputFile {
     #[serde(flatten)]
@@ -72,6 +75,7 @@ pub struct OutputFile {
 }
 
 /// Conversion options chosen at upload time (parsed by [`options`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversionOptions {
     /// Output format name, e.g. `mp3` or `wav` (mapped to a codec plugin by the worker).
@@ -148,6 +152,7 @@ impl ConversionOptions {
 /// The storage rules a job was accepted under, recorded on it at upload so that the worker
 /// enforces the edge's settings without reading them, and a later change of settings does not
 /// rewrite the rules of jobs already stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobPolicy {
     /// A finished job is deleted this many seconds after it ended.
@@ -171,6 +176,7 @@ impl Default for JobPolicy {
 }
 
 /// The job record, stored as JSON under [`layout::job_key`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub id: String,
@@ -239,6 +245,7 @@ pub struct Job {
 }
 
 /// One try at telling the owner that a job ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationAttempt {
     /// `email` or `webhook`.
@@ -347,6 +354,7 @@ pub struct Completion {
 }
 
 /// An output format as the worker's plugins provide it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormatInfo {
     /// What users ask for (`?format=`).

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One audio stream of the source.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioStream {
     /// Position among the file's audio streams, from 0: what `?track=` takes.
@@ -21,6 +22,7 @@ pub struct AudioStream {
 }
 
 /// The source as the worker found it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceMedia {
     pub container: String,
@@ -34,6 +36,7 @@ pub struct SourceMedia {
 
 /// The outcome of loudness normalization (EBU R128 / ITU-R BS.1770). Loudness and peaks are
 /// absent for silence (below the meter's absolute gate; no gain is applied then).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoudnessReport {
     pub target_lufs: f64,

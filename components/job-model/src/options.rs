@@ -34,6 +34,7 @@ pub const MAX_LEVEL: u8 = 12;
 
 /// Loudness normalization (EBU R128 / ITU-R BS.1770): a measuring pass, then one gain, held
 /// under the true-peak ceiling.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Normalize {
     /// Integrated loudness to reach, LUFS (e.g. -16 podcasts, -23 broadcast).

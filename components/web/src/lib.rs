@@ -46,7 +46,7 @@ static MODULES: [(&str, Asset); 11] = [
 ];
 const APP_CSS: Asset = Asset::embed(include_bytes!("../assets/app.css"), "text/css; charset=utf-8", REVALIDATE);
 /// The API's OpenAPI 3.1 description.
-const OPENAPI: Asset = Asset::embed(include_bytes!("../assets/openapi.json"), "application/json", REVALIDATE);
+const OPENAPI: Asset = Asset::embed(include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json")), "application/json", REVALIDATE);
 const FAVICON: Asset = Asset::embed(include_bytes!("../assets/favicon.svg"), "image/svg+xml", "public, max-age=86400");
 /// tus-js-client's browser build (npm, copied in by `build.rs`): the page's resumable uploads.
 const TUS_JS: Asset = Asset::embed(include_bytes!(concat!(env!("OUT_DIR"), "/tus.min.js")), "text/javascript; charset=utf-8", REVALIDATE);
