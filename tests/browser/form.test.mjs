@@ -101,6 +101,22 @@ test('the options are built from GET /formats: codecs named, only the rates a pl
   assert.deepEqual(info.opus.sample_rates, [48000]);
   assert.equal(await page.locator('#options [data-field=level]').isVisible(), false, 'no compression level for Opus');
 
+  // MP3: the bitrates the chosen rate carries (144 kbps only at the MPEG-2 rates); as the
+  // source, those 44.1 and 48 kHz both carry.
+  await page.selectOption('#format', 'mp3');
+  const vbr = async (list) => [...list, ...(await values('#bitrate')).filter((v) => v.startsWith('vbr:'))];
+  assert.deepEqual(await values('#bitrate'), await vbr(info.mp3.bitrates_by_rate['44100'].map(String)));
+  assert.ok(!(await values('#bitrate')).includes('144'), 'no 144 kbps at the source rate');
+  await page.click('#advanced-toggle');
+  await page.selectOption('#opt-rate', '22050');
+  assert.deepEqual(await values('#bitrate'), await vbr(info.mp3.bitrates_by_rate['22050'].map(String)));
+  assert.ok((await values('#bitrate')).includes('144') && !(await values('#bitrate')).includes('192'));
+  await page.selectOption('#bitrate', '144');
+  await page.selectOption('#opt-rate', '48000');
+  assert.equal(await page.inputValue('#bitrate'), '192', 'a bitrate the new rate lacks falls back to the default');
+  await page.selectOption('#opt-rate', '');
+  await page.click('#advanced-toggle');
+
   // FLAC: "Lossless" rather than a bitrate, and its compression levels.
   await page.selectOption('#format', 'flac');
   assert.equal(await page.locator('#bitrate').textContent(), 'Lossless');

@@ -379,3 +379,57 @@ async fn wav_passes_the_options_suite() {
     })
     .await;
 }
+
+/// The bitrate of every MPEG audio frame of an MP3 file after its first (LAME's info frame),
+/// read from the frame headers.
+fn mp3_frame_bitrates(bytes: &[u8]) -> Vec<u32> {
+    const MPEG1: [u32; 15] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
+    const MPEG2: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+    let mut at = 0;
+    if bytes.starts_with(b"ID3") {
+        let size = bytes[6..10].iter().fold(0usize, |n, &b| (n << 7) | usize::from(b & 0x7f));
+        at = 10 + size;
+    }
+    let mut rates = Vec::new();
+    while at + 4 <= bytes.len() && bytes[at] == 0xff && bytes[at + 1] & 0xe0 == 0xe0 {
+        let mpeg1 = bytes[at + 1] & 0x18 == 0x18;
+        let kbps = if mpeg1 { MPEG1 } else { MPEG2 }[usize::from(bytes[at + 2] >> 4).min(14)];
+        let rate = [[11025, 12000, 8000], [22050, 24000, 16000], [44100, 48000, 32000]]
+            [match bytes[at + 1] & 0x18 { 0x18 => 2, 0x10 => 1, _ => 0 }][usize::from((bytes[at + 2] >> 2) & 3).min(2)];
+        let padding = usize::from((bytes[at + 2] >> 1) & 1);
+        let length = (if mpeg1 { 144_000 } else { 72_000 } * kbps / rate) as usize + padding;
+        rates.push(kbps);
+        if length == 0 {
+            break;
+        }
+        at += length;
+    }
+    rates.into_iter().skip(1).collect()
+}
+
+#[tokio::test]
+async fn bitrates_follow_the_output_rate() {
+    let s = Session::start("bitrates@example.com").await;
+    let mp3 = s.client.published_format("mp3", |f| f["format"] == "mp3" && f["bitrates_by_rate"].is_object()).await;
+    let at = |rate: &str| mp3["bitrates_by_rate"][rate].as_array().unwrap().iter().map(|k| k.as_u64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(at("44100"), [32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320], "{mp3}");
+    assert_eq!(at("22050"), [32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160], "{mp3}");
+    assert_eq!(at("8000"), [32, 40, 48, 56, 64], "{mp3}");
+    // Asked for at a rate that cannot carry it: refused before it is a job.
+    s.refused("format=mp3&bitrate=144&rate=44100", "unsupported option", "mp3 at 44100 Hz takes a bitrate of 32, 40").await;
+    s.refused("format=mp3&bitrate=320&rate=22050", "unsupported option", "mp3 at 22050 Hz takes").await;
+    // At a rate that carries it, every frame has it.
+    let (job, p, out) = s.convert_ok(&good("mp4 h264+aac"), "video/mp4", "format=mp3&bitrate=144&rate=22050&cover=none").await;
+    assert_eq!((p.sample_rate, job["options"]["bitrate_kbps"].as_u64()), (22050, Some(144)), "{job}");
+    let frames = mp3_frame_bitrates(&std::fs::read(&out).unwrap());
+    assert!(frames.len() > 50 && frames.iter().all(|&k| k == 144), "{frames:?}");
+    // Without a rate, the 44.1 kHz source's decides, and the job fails saying why.
+    let job = s.convert(&good("mp4 h264+aac"), "video/mp4", "format=mp3&bitrate=144").await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("144 kbps is not an MP3 bitrate at 44100 Hz") && error.contains("128, 160"), "{error}");
+    // A listed bitrate at the source's rate is what the file has.
+    let (_, _, out) = s.convert_ok(&good("mp4 h264+aac"), "video/mp4", "format=mp3&bitrate=160&cover=none").await;
+    let frames = mp3_frame_bitrates(&std::fs::read(&out).unwrap());
+    assert!(frames.len() > 50 && frames.iter().all(|&k| k == 160), "{frames:?}");
+}

@@ -28,8 +28,23 @@ pub const SAMPLE_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 320
 pub const BITRATES_KBPS: [u32; 15] = [
     32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320,
 ];
-/// CBR bitrate used when the config asks for neither a bitrate nor VBR.
+/// CBR bitrate used when the config asks for neither a bitrate nor VBR (or the highest one
+/// under it that the sample rate carries).
 pub const DEFAULT_BITRATE_KBPS: u32 = 192;
+
+/// The bitrates of [`BITRATES_KBPS`] an MP3 stream carries at `sample_rate` (empty at a rate
+/// MP3 lacks): MPEG-1 layer III (32, 44.1, 48 kHz) has no 144 kbps, MPEG-2 (16, 22.05, 24 kHz)
+/// stops at 160 and MPEG-2.5 (8, 11.025, 12 kHz) at 64. Asked for another, LAME would quietly
+/// use the nearest, so a session refuses it instead.
+pub fn bitrates_at(sample_rate: u32) -> Vec<u32> {
+    let carried = |kbps: u32| match sample_rate {
+        32000 | 44100 | 48000 => kbps != 144,
+        16000 | 22050 | 24000 => kbps <= 160,
+        8000 | 11025 | 12000 => kbps <= 64,
+        _ => false,
+    };
+    BITRATES_KBPS.iter().copied().filter(|&kbps| carried(kbps)).collect()
+}
 /// Longest text copied into an ID3 frame, in characters.
 const MAX_TAG_CHARS: usize = 250;
 
@@ -94,10 +109,24 @@ impl Mp3Session {
                 b.set_vbr_quality(q).map_err(lame("VBR quality"))?;
             }
             (None, kbps) => {
-                let kbps = kbps.unwrap_or(DEFAULT_BITRATE_KBPS);
+                let carried = bitrates_at(sample_rate);
+                let kbps = match kbps {
+                    Some(kbps) => kbps,
+                    None => carried
+                        .iter()
+                        .copied()
+                        .filter(|&k| k <= DEFAULT_BITRATE_KBPS)
+                        .max()
+                        .unwrap_or(DEFAULT_BITRATE_KBPS),
+                };
                 if !BITRATES_KBPS.contains(&kbps) {
                     return Err(format!(
                         "mp3: unsupported bitrate {kbps} kbps (supported: {BITRATES_KBPS:?})"
+                    ));
+                }
+                if !carried.contains(&kbps) {
+                    return Err(format!(
+                        "mp3: {kbps} kbps is not an MP3 bitrate at {sample_rate} Hz (it takes {carried:?} kbps there)"
                     ));
                 }
                 b.set_vbr_mode(VbrMode::Off).map_err(lame("CBR mode"))?;

@@ -140,25 +140,43 @@ fn every_listed_rate_and_bitrate_works() {
         assert_eq!(decode(&mp3).0, rate);
         assert!(find(&patch.bytes, b"Info").is_some());
     }
-    // LAME uses the nearest bitrate a rate allows (MPEG-2.5 tops out at 64 kbps, MPEG-2 at 160),
-    // and leaves the info frame out when frames are too small to hold it.
-    for (rate, max) in [(8000, 64), (22050, 160), (48000, 320)] {
+    // Every bitrate a rate carries is the one the stream has; every other is refused with
+    // the ones it carries, never quietly replaced by the nearest (MPEG-2.5 tops out at
+    // 64 kbps, MPEG-2 at 160, MPEG-1 lacks 144). The info frame is left out when frames are
+    // too small to hold it.
+    for rate in SAMPLE_RATES {
+        let carried = bitrates_at(rate);
+        assert!(!carried.is_empty(), "{rate} Hz carries no bitrate");
         for kbps in BITRATES_KBPS {
             let cfg = EncoderConfig {
                 bitrate_kbps: Some(kbps),
                 ..config(rate, 1)
             };
+            if !carried.contains(&kbps) {
+                let refused = Mp3Session::new(&cfg).err().unwrap_or_else(|| panic!("{rate} Hz {kbps} kbps accepted"));
+                assert_eq!(refused, format!("mp3: {kbps} kbps is not an MP3 bitrate at {rate} Hz (it takes {carried:?} kbps there)"));
+                continue;
+            }
             let (mp3, patch) = encode_opt(&cfg, &sine(rate, 1, 0.2));
-            let got = decode(&mp3).3 as u32;
-            assert!(
-                got == kbps.min(max) || (kbps == 144 && got == 128),
-                "{rate} Hz {kbps} kbps: got {got}"
-            );
+            assert_eq!(decode(&mp3).3 as u32, kbps, "{rate} Hz {kbps} kbps");
             assert!(
                 patch.is_some() || kbps < 64,
                 "{rate} Hz {kbps} kbps: no info frame"
             );
         }
+    }
+    assert_eq!(bitrates_at(44100), [32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]);
+    assert_eq!(bitrates_at(22050), [32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160]);
+    assert_eq!(bitrates_at(11025), [32, 40, 48, 56, 64]);
+    assert!(bitrates_at(96000).is_empty());
+}
+
+/// Without a bitrate, a rate that cannot carry 192 kbps gets the highest it carries under it.
+#[test]
+fn the_default_bitrate_is_one_the_rate_carries() {
+    for (rate, want) in [(44100, 192), (22050, 160), (8000, 64)] {
+        let (mp3, _) = encode_opt(&config(rate, 1), &sine(rate, 1, 0.2));
+        assert_eq!(decode(&mp3).3 as u32, want, "{rate} Hz");
     }
 }
 

@@ -117,8 +117,10 @@ pub fn info_offers_what_start_accepts<C: Codec>(any_rate: u32) {
             start(EncoderConfig { sample_rate, channels, ..base.clone() }, format!("{sample_rate} Hz with {channels} channels"));
         }
     }
+    // A bitrate may depend on the rate (MP3's `bitrate-rules`): each is taken at one rate at least.
     for &kbps in &info.bitrates {
-        start(EncoderConfig { bitrate_kbps: Some(kbps), ..base.clone() }, format!("{kbps} kbps"));
+        let taken = rates.iter().any(|&sample_rate| C::start(EncoderConfig { bitrate_kbps: Some(kbps), sample_rate, ..base.clone() }).is_ok());
+        assert!(taken, "{} offers {kbps} kbps but refuses it at every rate it takes", info.name);
     }
     if info.vbr {
         for q in [0, 9] {

@@ -26,6 +26,7 @@ pub fn available(config: &Config) -> Result<Vec<FormatInfo>, ApiError> {
                 extension: format.clone(),
                 content_type: content_type_for_format(format).to_string(),
                 bitrates: None,
+                bitrates_by_rate: None,
                 vbr: None,
                 sample_rates: None,
                 max_channels: None,

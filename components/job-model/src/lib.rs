@@ -367,6 +367,11 @@ pub struct FormatInfo {
     /// has published its plugins; empty: the format takes no bitrate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrates: Option<Vec<u32>>,
+    /// For a format whose bitrates depend on the output's sample rate (MP3), the ones it takes
+    /// at each rate, by rate in Hz; absent: every one of `bitrates` at every rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::BTreeMap<String, Vec<u32>>>, example = json!({"22050": [32, 64, 128, 144, 160], "44100": [32, 64, 128, 160, 192, 320]})))]
+    pub bitrates_by_rate: Option<std::collections::BTreeMap<u32, Vec<u32>>>,
     /// Whether `?vbr=` applies (`None`: not known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vbr: Option<bool>,
@@ -385,7 +390,14 @@ pub struct FormatInfo {
 }
 
 impl FormatInfo {
-    /// Checks a conversion's options against what the format's plugin declares.
+    /// The bitrates the format takes at `rate`, when they depend on it.
+    pub fn bitrates_at(&self, rate: u32) -> Option<&[u32]> {
+        self.bitrates_by_rate.as_ref()?.get(&rate).map(Vec::as_slice)
+    }
+
+    /// Checks a conversion's options against what the format's plugin declares. A bitrate the
+    /// output's rate cannot carry is refused when the rate is asked for; without `rate`, the
+    /// source's rate decides, and the worker fails a job whose source rate cannot carry it.
     pub fn check_options(&self, options: &ConversionOptions) -> Result<(), String> {
         if let (Some(kbps), Some(bitrates)) = (options.bitrate_kbps, &self.bitrates) {
             if bitrates.is_empty() {
@@ -395,6 +407,13 @@ impl FormatInfo {
                 let list: Vec<String> = bitrates.iter().map(u32::to_string).collect();
                 return Err(format!("{} takes a bitrate of {} kbps, not {kbps}", self.format, list.join(", ")));
             }
+        }
+        if let (Some(kbps), Some(rate)) = (options.bitrate_kbps, options.sample_rate)
+            && let Some(carried) = self.bitrates_at(rate)
+            && !carried.contains(&kbps)
+        {
+            let list: Vec<String> = carried.iter().map(u32::to_string).collect();
+            return Err(format!("{} at {rate} Hz takes a bitrate of {} kbps, not {kbps}", self.format, list.join(", ")));
         }
         if options.vbr_quality.is_some() && self.vbr == Some(false) {
             return Err(format!("{} has no variable bitrate (vbr)", self.format));
@@ -490,7 +509,8 @@ mod tests {
             codec: "mp3-lame".into(),
             extension: "mp3".into(),
             content_type: "audio/mpeg".into(),
-            bitrates: Some(vec![32, 128, 320]),
+            bitrates: Some(vec![32, 128, 144, 320]),
+            bitrates_by_rate: Some([(22050, vec![32, 128, 144]), (44100, vec![32, 128, 320])].into_iter().collect()),
             vbr: Some(true),
             sample_rates: Some(vec![22050, 44100, 48000]),
             max_channels: Some(2),
@@ -507,7 +527,14 @@ mod tests {
         assert!(flac.check_options(&ConversionOptions { level: Some(9), ..options(None, None) }).unwrap_err().contains("0, 5, 8"));
         assert!(mp3.check_options(&options(Some(128), None)).is_ok());
         assert!(mp3.check_options(&options(None, Some(2))).is_ok());
-        assert!(mp3.check_options(&options(Some(8), None)).unwrap_err().contains("32, 128, 320"));
+        assert!(mp3.check_options(&options(Some(8), None)).unwrap_err().contains("32, 128, 144, 320"));
+        // A bitrate the asked-for rate cannot carry; without a rate the source's decides.
+        let at = |kbps, rate| ConversionOptions { sample_rate: Some(rate), ..options(Some(kbps), None) };
+        assert_eq!(mp3.check_options(&at(144, 44100)).unwrap_err(), "mp3 at 44100 Hz takes a bitrate of 32, 128, 320 kbps, not 144");
+        assert!(mp3.check_options(&at(144, 22050)).is_ok());
+        assert!(mp3.check_options(&at(320, 22050)).unwrap_err().contains("at 22050 Hz"));
+        assert!(mp3.check_options(&options(Some(144), None)).is_ok());
+        assert!(mp3.check_options(&at(320, 48000)).is_ok(), "a rate without rules takes every bitrate");
         let wav = FormatInfo { format: "wav".into(), bitrates: Some(vec![]), vbr: Some(false), ..mp3.clone() };
         assert!(wav.check_options(&options(Some(128), None)).unwrap_err().contains("no bitrate"));
         assert!(wav.check_options(&options(None, Some(2))).is_err());

@@ -30,8 +30,9 @@ use spin_host::state::ComponentState;
 
 /// How the edge (and `mp3edge convert`) sees a format: its plugin's description, for the format
 /// list and the checks of upload options.
-pub fn format_info(format: String, info: CodecInfo) -> job_model::FormatInfo {
+pub fn format_info(format: String, info: CodecInfo, bitrates_by_rate: &std::collections::BTreeMap<u32, Vec<u32>>) -> job_model::FormatInfo {
     job_model::FormatInfo {
+        bitrates_by_rate: (!bitrates_by_rate.is_empty()).then(|| bitrates_by_rate.clone()),
         format,
         codec: info.name,
         extension: info.extension,

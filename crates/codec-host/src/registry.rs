@@ -72,6 +72,8 @@ pub struct LoadedPlugin {
     pub info: CodecInfo,
     /// The plugin exports `segments`.
     pub segments: bool,
+    /// The bitrates it takes at each rate, for a plugin with `bitrate-rules` (else empty).
+    pub bitrates_by_rate: BTreeMap<u32, Vec<u32>>,
 }
 
 #[derive(Default)]
@@ -157,15 +159,21 @@ impl CodecRegistry {
 
     async fn load(&self, path: &Path) -> Result<LoadedPlugin> {
         let component = self.runtime.compile(path)?;
-        let info = sandbox::describe(self, &component).await?;
+        let (info, bitrates_by_rate) = sandbox::describe(self, &component).await?;
         let segments = component.get_export_index(None, sandbox::SEGMENTS_EXPORT).is_some();
-        Ok(LoadedPlugin { component, info, segments })
+        Ok(LoadedPlugin { component, info, segments, bitrates_by_rate })
     }
 
     /// Formats available now, with their plugin's description.
     pub fn formats(&self) -> Vec<(String, CodecInfo)> {
         let loaded = self.loaded.lock().expect("registry lock");
         loaded.formats.iter().map(|(f, p)| (f.clone(), p.info.clone())).collect()
+    }
+
+    /// Formats available now, as the edge and `mp3edge convert` check options against them.
+    pub fn format_infos(&self) -> Vec<job_model::FormatInfo> {
+        let loaded = self.loaded.lock().expect("registry lock");
+        loaded.formats.iter().map(|(f, p)| super::format_info(f.clone(), p.info.clone(), &p.bitrates_by_rate)).collect()
     }
 
     /// Shares segments through `queue` from now on (a worker sets it once, at start).

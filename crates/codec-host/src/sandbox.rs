@@ -1,6 +1,7 @@
 //! One plugin instance in a store of its own: WASI with nothing granted, a memory cap and a
 //! deadline per call. Any trap ends the session with a readable reason.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::registry::CodecRegistry;
+use host_world::bitrate_rules::BitrateRulesExport;
 use host_world::plugin::CodecPlugin;
 use host_world::segmented_plugin::SegmentedCodecPlugin;
 use host_world::segmented_plugin::exports::mp3edge::codec::segments::SegmentPlan;
@@ -31,6 +33,8 @@ impl WasiView for PluginState {
 
 /// The export a plugin that encodes in segments has.
 pub const SEGMENTS_EXPORT: &str = "mp3edge:codec/segments@0.1.0";
+/// The export of a plugin whose bitrates depend on the sample rate.
+pub const BITRATE_RULES_EXPORT: &str = "mp3edge:codec/bitrate-rules@0.1.0";
 
 /// Plugins get WASI 0.2 only (so a Rust or C plugin links), with nothing behind it: no
 /// preopened directories, no sockets, no environment; stderr is kept for panic messages.
@@ -63,7 +67,6 @@ fn new_store(registry: &CodecRegistry) -> (Store<PluginState>, Arc<Mutex<Instant
     (store, call_started)
 }
 
-/// Instantiates a plugin once to ask what it is.
 /// Why an encoder could not start.
 pub enum StartError {
     /// No room in the worker's instance pool right now: the attempt is retried.
@@ -72,10 +75,28 @@ pub enum StartError {
     Failed(String),
 }
 
-pub async fn describe(registry: &CodecRegistry, component: &Component) -> Result<CodecInfo> {
+/// Instantiates a plugin once to ask what it is: its description, and for a plugin with
+/// `bitrate-rules` the bitrates it takes at each rate it takes (for stereo, or mono when that
+/// is all it takes).
+pub async fn describe(registry: &CodecRegistry, component: &Component) -> Result<(CodecInfo, BTreeMap<u32, Vec<u32>>)> {
     let (mut store, _) = new_store(registry);
-    let plugin = CodecPlugin::instantiate_async(&mut store, component, &registry.linker).await?;
-    Ok(plugin.mp3edge_codec_encoder().call_info(&mut store).await?)
+    let instance = registry.linker.instantiate_async(&mut store, component).await?;
+    let plugin = CodecPlugin::new(&mut store, &instance)?;
+    let info = plugin.mp3edge_codec_encoder().call_info(&mut store).await?;
+    let mut by_rate = BTreeMap::new();
+    if component.get_export_index(None, BITRATE_RULES_EXPORT).is_some() {
+        let rules = BitrateRulesExport::new(&mut store, &instance)?;
+        let rates = if info.sample_rates.is_empty() { job_model::options::STANDARD_RATES.to_vec() } else { info.sample_rates.clone() };
+        for rate in rates {
+            let channels = info.max_channels.clamp(1, 2);
+            let mut bitrates = rules.mp3edge_codec_bitrate_rules().call_bitrates_at(&mut store, rate, channels).await?;
+            bitrates.retain(|kbps| info.bitrates.contains(kbps));
+            bitrates.sort_unstable();
+            bitrates.dedup();
+            by_rate.insert(rate, bitrates);
+        }
+    }
+    Ok((info, by_rate))
 }
 
 /// What every call into a plugin instance goes through: its deadline restarts, a trap leaves

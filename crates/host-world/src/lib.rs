@@ -49,6 +49,15 @@ pub mod plugin {
     });
 }
 
+/// The optional `bitrate-rules` export of a codec plugin, read when the host loads it.
+pub mod bitrate_rules {
+    wasmtime::component::bindgen!({
+        path: "../../wit/codec",
+        world: "mp3edge:codec/bitrate-rules-export",
+        exports: { default: async },
+    });
+}
+
 /// A codec plugin that also exports `segments` (see `codec_host::segmented`).
 pub mod segmented_plugin {
     wasmtime::component::bindgen!({

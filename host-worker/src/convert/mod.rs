@@ -233,8 +233,7 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
     preparing.finish();
     let component = loaded?;
 
-    let formats: Vec<job_model::FormatInfo> =
-        registry.formats().into_iter().map(|(name, info)| codec_host::format_info(name, info)).collect();
+    let formats: Vec<job_model::FormatInfo> = registry.format_infos();
     let named_output = match &out {
         Out::File(path) => Some(path.as_path()),
         _ => None,

@@ -21,6 +21,20 @@ export const OPTION_PARAMS = ['format', 'bitrate', 'vbr', 'level', 'start', 'end
 /** The options folded under "Advanced options" (reset after each batch unless kept). */
 const ADVANCED = ['start', 'end', 'rate', 'channels', 'track', 'normalize', 'true_peak', 'title', 'artist', 'album', 'cover'];
 
+/**
+ * The constant bitrates `info` (an entry of `GET /formats`) takes at `rate` (Hz, '' for the
+ * source's). A format whose bitrates depend on the rate (`bitrates_by_rate`, MP3) offers at the
+ * source's rate those every common source rate (44.1 and 48 kHz) carries.
+ */
+export function bitratesAt(info, rate) {
+  const all = info && Array.isArray(info.bitrates) ? info.bitrates : FALLBACK_BITRATES;
+  const byRate = info && info.bitrates_by_rate;
+  if (!byRate) return all;
+  if (rate) return byRate[rate] ?? all;
+  const common = ['44100', '48000'].filter((hz) => Array.isArray(byRate[hz]));
+  return all.filter((kbps) => common.every((hz) => byRate[hz].includes(kbps)));
+}
+
 /** Whether `info` (an entry of `GET /formats`) takes no bitrate. */
 export function isLossless(info, format) {
   if (info && Array.isArray(info.bitrates)) return info.bitrates.length === 0;
@@ -124,6 +138,7 @@ export class OptionsPanel {
     this.count = root.querySelector('.advanced-count');
     this.controls.format.addEventListener('change', () => this.update());
     this.controls.normalize.addEventListener('change', () => this.update());
+    this.controls.rate.addEventListener('change', () => this.update());
     root.addEventListener('input', () => this.showCount());
     root.addEventListener('change', () => this.showCount());
     panels.push(this);
@@ -152,10 +167,14 @@ export class OptionsPanel {
     // Bitrate: the plugin's constant bitrates and, if it has VBR, the variable qualities; a
     // lossless format says so instead.
     const lossless = isLossless(info, format);
+    // Sample rates: the plugin's (empty: any the server takes).
+    const rates = info && Array.isArray(info.sample_rates) && info.sample_rates.length
+      ? SERVER_RATES.filter((hz) => info.sample_rates.includes(hz)) : SERVER_RATES;
+    fill(rate, [['', 'As the source'], ...rates.map((hz) => [hz, rateLabel(hz)])], rate.value);
     if (lossless) {
       fill(bitrate, [['', 'Lossless']], '');
     } else {
-      const kbps = info && Array.isArray(info.bitrates) ? info.bitrates : FALLBACK_BITRATES;
+      const kbps = bitratesAt(info, rate.value);
       const vbr = !info || info.vbr !== false ? VBR_CHOICES : [];
       const choices = [...kbps.map((k) => [k, `${k} kbps`]), ...vbr.map(([q, text]) => [`vbr:${q}`, text])];
       const previous = bitrate.value;
@@ -171,10 +190,6 @@ export class OptionsPanel {
     fill(level, [['', 'Default'], ...levels.map((n) => [n, `${n}${n === levels[0] ? ' (fastest)' : n === levels[levels.length - 1] ? ' (smallest)' : ''}`])], level.value);
     this.levelField.hidden = levels.length === 0;
     level.disabled = levels.length === 0;
-    // Sample rates: the plugin's (empty: any the server takes).
-    const rates = info && Array.isArray(info.sample_rates) && info.sample_rates.length
-      ? SERVER_RATES.filter((hz) => info.sample_rates.includes(hz)) : SERVER_RATES;
-    fill(rate, [['', 'As the source'], ...rates.map((hz) => [hz, rateLabel(hz)])], rate.value);
     const most = info && info.max_channels ? info.max_channels : 2;
     fill(channels, [['', 'As the source'], [1, 'Mono'], ...(most >= 2 ? [[2, 'Stereo']] : [])], channels.value);
     // The peak ceiling belongs to the normalization.

@@ -128,12 +128,7 @@ impl RedisTrigger {
         match self.codecs.refresh().await {
             Ok(false) => {}
             Ok(true) => {
-                let formats: Vec<FormatInfo> = self
-                    .codecs
-                    .formats()
-                    .into_iter()
-                    .map(|(format, info)| codec_host::format_info(format, info))
-                    .collect();
+                let formats: Vec<FormatInfo> = self.codecs.format_infos();
                 let json = serde_json::to_vec(&formats).expect("formats serialize");
                 if let Err(e) = self.store.set(layout::FORMATS_KEY, &json).await {
                     tracing::warn!(error = %format!("{e:#}"), "could not publish the format list");
