@@ -428,6 +428,13 @@ async fn bitrates_follow_the_output_rate() {
     assert_eq!(job["status"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(error.contains("144 kbps is not an MP3 bitrate at 44100 Hz") && error.contains("128, 160"), "{error}");
+    // AAC's ceiling (6 bits per sample and channel) and libvorbis's setups, likewise.
+    let m4a = s.client.published_format("m4a", |f| f["format"] == "m4a" && f["bitrates_by_rate"].is_object()).await;
+    assert_eq!(m4a["bitrates_by_rate"]["8000"], serde_json::json!([32, 48, 64, 80, 96]), "{m4a}");
+    s.refused("format=m4a&bitrate=320&rate=8000", "unsupported option", "m4a at 8000 Hz takes a bitrate of 32, 48, 64, 80, 96 kbps, not 320").await;
+    let ogg = s.client.published_format("ogg", |f| f["format"] == "ogg" && f["bitrates_by_rate"].is_object()).await;
+    assert!(!ogg["bitrates_by_rate"]["8000"].as_array().unwrap().contains(&serde_json::json!(320)), "{ogg}");
+    s.refused("format=ogg&bitrate=320&rate=8000", "unsupported option", "ogg at 8000 Hz takes a bitrate of").await;
     // A listed bitrate at the source's rate is what the file has.
     let (_, _, out) = s.convert_ok(&good("mp4 h264+aac"), "video/mp4", "format=mp3&bitrate=160&cover=none").await;
     let frames = mp3_frame_bitrates(&std::fs::read(&out).unwrap());

@@ -9,7 +9,8 @@ use std::ptr;
 /// How the encoder spends bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateControl {
-    /// Constant bitrate, in bits per second (fdk-aac keeps it within what the rate allows).
+    /// Constant bitrate, in bits per second (one the rate and channels allow: see
+    /// `crate::bitrates_at`).
     Constant(u32),
     /// fdk-aac's variable bitrate modes, 1 (smallest) to 5 (best).
     Variable(u8),
@@ -73,6 +74,19 @@ impl AacEncoder {
         // SAFETY: a call with no buffers applies the parameters (documented initialisation).
         let init = unsafe { fdk::aacEncEncode(encoder.handle, ptr::null(), ptr::null(), ptr::null(), ptr::null_mut()) };
         check(init, "this combination of sample rate, channels and bitrate")?;
+        // fdk-aac lowers a bitrate over what the rate and channels allow; refused instead, so a
+        // file never has another bitrate than the one asked for.
+        if let RateControl::Constant(bps) = rate {
+            // SAFETY: a live, initialised handle.
+            let effective = unsafe { fdk::aacEncoder_GetParam(encoder.handle, fdk::AACENC_PARAM_AACENC_BITRATE) };
+            if effective != bps {
+                return Err(format!(
+                    "m4a: {} kbps is more than AAC carries at {sample_rate} Hz with {channels} channel(s) (at most {} kbps)",
+                    bps / 1000,
+                    effective / 1000
+                ));
+            }
+        }
         // SAFETY: an all-zero InfoStruct is valid plain data; fdk-aac fills it.
         let mut info: fdk::AACENC_InfoStruct = unsafe { std::mem::zeroed() };
         check(unsafe { fdk::aacEncInfo(encoder.handle, &mut info) }, "reading the encoder info")?;
@@ -228,3 +242,4 @@ fn check(status: fdk::AACENC_ERROR, what: &str) -> Result<(), String> {
     };
     Err(format!("m4a: fdk-aac refused {what}: {reason} (0x{status:02x})"))
 }
+

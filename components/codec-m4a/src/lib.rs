@@ -25,6 +25,25 @@ use mp4::{Mp4Writer, Track};
 pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch, Picture, Tags};
 
 codec_plugin_kit::export_codec!(M4aSession);
+codec_plugin_kit::export_bitrate_rules!(M4aSession);
+
+/// The constant bitrates of [`BITRATES_KBPS`] AAC-LC carries at `sample_rate` with `channels`:
+/// at most 6 bits per sample and channel (fdk-aac's 6144-bit frame per channel over 1024
+/// samples), e.g. 96 kbps for 8 kHz stereo. Asked for more, fdk-aac would quietly lower it, so
+/// a session refuses it instead.
+pub fn bitrates_at(sample_rate: u32, channels: u8) -> Vec<u32> {
+    if !SAMPLE_RATES.contains(&sample_rate) || !(1..=MAX_CHANNELS).contains(&channels) {
+        return Vec::new();
+    }
+    let most = 6 * u64::from(sample_rate) * u64::from(channels);
+    BITRATES_KBPS.iter().copied().filter(|&kbps| u64::from(kbps) * 1000 <= most).collect()
+}
+
+impl codec_plugin_kit::BitrateRules for M4aSession {
+    fn bitrates_at(sample_rate: u32, channels: u8) -> Vec<u32> {
+        bitrates_at(sample_rate, channels)
+    }
+}
 
 /// The sampling rates AAC-LC defines (ISO 14496-3) and fdk-aac encodes.
 pub const SAMPLE_RATES: [u32; 12] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000];
@@ -71,7 +90,12 @@ impl M4aSession {
             (None, Some(kbps)) if !BITRATES_KBPS.contains(&kbps) => {
                 return Err(format!("m4a: unsupported bitrate {kbps} kbps (supported: {BITRATES_KBPS:?})"));
             }
-            (None, kbps) => RateControl::Constant(kbps.unwrap_or(DEFAULT_KBPS_PER_CHANNEL * u32::from(channels)) * 1000),
+            (None, Some(kbps)) => RateControl::Constant(kbps * 1000),
+            (None, None) => {
+                let default = DEFAULT_KBPS_PER_CHANNEL * u32::from(channels);
+                let carried = bitrates_at(sample_rate, channels).into_iter().filter(|&k| k <= default).max();
+                RateControl::Constant(carried.unwrap_or(default) * 1000)
+            }
         };
         let encoder = AacEncoder::new(sample_rate, channels, rate)?;
         let (writer, head) = Mp4Writer::new();

@@ -292,8 +292,8 @@ fn every_listed_rate_and_bitrate_encodes() {
             assert_eq!(p["duration_ts"], frames.to_string(), "{rate} Hz");
         }
     }
-    for kbps in BITRATES_KBPS {
-        for (rate, channels) in [(8000, 1), (44100, 2), (96000, 2)] {
+    for (rate, channels) in [(8000, 1), (44100, 2), (96000, 2)] {
+        for kbps in bitrates_at(rate, channels) {
             let cfg = EncoderConfig { bitrate_kbps: Some(kbps), ..config(rate, channels) };
             M4aSession::new(cfg).unwrap_or_else(|e| panic!("{rate} Hz × {channels}, {kbps} kbps: {e}"));
         }
@@ -373,4 +373,29 @@ fn every_listed_rate_takes_every_vbr_quality() {
 #[test]
 fn info_offers_what_start_accepts() {
     codec_plugin_kit::testing::info_offers_what_start_accepts::<M4aSession>(44100);
+}
+
+/// The bitrates published per rate are exactly those fdk-aac encodes unchanged: each one a
+/// session starts with, every other refused (fdk-aac would lower it) with the rate's ceiling.
+#[test]
+fn bitrates_at_is_what_fdk_aac_keeps() {
+    for rate in SAMPLE_RATES {
+        for channels in 1..=MAX_CHANNELS {
+            let carried = bitrates_at(rate, channels);
+            for kbps in BITRATES_KBPS {
+                let started = M4aSession::new(EncoderConfig { bitrate_kbps: Some(kbps), ..config(rate, channels) });
+                match (carried.contains(&kbps), started) {
+                    (true, Ok(_)) => {}
+                    (false, Err(e)) => assert!(e.contains(&format!("{kbps} kbps is more than AAC carries at {rate} Hz")), "{e}"),
+                    (listed, Ok(_)) => panic!("{rate} Hz {channels} ch {kbps} kbps: started, listed {listed}"),
+                    (listed, Err(e)) => panic!("{rate} Hz {channels} ch {kbps} kbps: {e}, listed {listed}"),
+                }
+            }
+            // Without a bitrate, the highest the rate carries up to 96 kbps per channel.
+            assert!(M4aSession::new(config(rate, channels)).is_ok(), "{rate} Hz {channels} ch default");
+        }
+    }
+    assert_eq!(bitrates_at(8000, 2), [32, 48, 64, 80, 96]);
+    assert_eq!(bitrates_at(44100, 1), [32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256]);
+    assert_eq!(bitrates_at(48000, 2), BITRATES_KBPS);
 }

@@ -1,6 +1,6 @@
 //! WebAssembly component glue that is this plugin's own: the segment encoder and joiner as the
-//! `segments` interface, and the bitrates each sample rate carries as `bitrate-rules` (the
-//! `encoder` export is the kit's `export_codec!`, in `lib.rs`).
+//! `segments` interface (the `encoder` and `bitrate-rules` exports are the kit's
+//! `export_codec!` and `export_bitrate_rules!`, in `lib.rs`).
 
 use crate::{EncoderConfig, Mp3Session, joiner, segment};
 use codec_plugin_kit::component::mp3edge::codec::types as wit_types;
@@ -99,21 +99,3 @@ impl wit::GuestJoiner for JoinerResource {
 
 segments_export::export!(Segments with_types_in segments_export);
 
-/// The `bitrate-rules` export: MP3's bitrates depend on the MPEG version the rate selects.
-mod bitrate_rules_export {
-    wit_bindgen::generate!({
-        path: "../../wit/codec",
-        world: "mp3edge:codec/bitrate-rules-export@0.1.0",
-    });
-    pub use exports::mp3edge::codec::bitrate_rules::*;
-}
-
-struct BitrateRules;
-
-impl bitrate_rules_export::Guest for BitrateRules {
-    fn bitrates_at(sample_rate: u32, channels: u8) -> Vec<u32> {
-        if (1..=2).contains(&channels) { crate::bitrates_at(sample_rate) } else { Vec::new() }
-    }
-}
-
-bitrate_rules_export::export!(BitrateRules with_types_in bitrate_rules_export);

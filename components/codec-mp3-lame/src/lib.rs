@@ -54,6 +54,14 @@ const MAX_TAG_CHARS: usize = 250;
 pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch, Picture, Tags};
 
 codec_plugin_kit::export_codec!(Mp3Session);
+codec_plugin_kit::export_bitrate_rules!(Mp3Session);
+
+/// MP3's bitrates depend on the MPEG version the rate selects ([`bitrates_at`]).
+impl codec_plugin_kit::BitrateRules for Mp3Session {
+    fn bitrates_at(sample_rate: u32, channels: u8) -> Vec<u32> {
+        if (1..=2).contains(&channels) { bitrates_at(sample_rate) } else { Vec::new() }
+    }
+}
 
 /// One MP3 encoding run.
 pub struct Mp3Session {

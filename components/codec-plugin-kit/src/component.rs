@@ -1,6 +1,7 @@
 //! The WIT side (wasm only): the `mp3edge:codec/codec-plugin` bindings, the conversions between
 //! the WIT records and the kit's plain types, and the adapter that exports any [`Codec`] as the
-//! `encoder` interface, with the session bookkeeping.
+//! `encoder` interface, with the session bookkeeping; [`rules`] exports a codec's
+//! [`BitrateRules`](crate::BitrateRules) as the optional `bitrate-rules` interface.
 
 use crate::Codec;
 use std::cell::RefCell;
@@ -83,5 +84,27 @@ impl<C: Codec> wit::GuestSession for Session<C> {
 
     fn finish(&self) -> Result<Finished, String> {
         Ok(self.0.take().ok_or_else(Self::finished)?.finish()?.into())
+    }
+}
+
+/// The optional `bitrate-rules` export (see [`export_bitrate_rules!`](crate::export_bitrate_rules!)).
+pub mod rules {
+    use std::marker::PhantomData;
+
+    wit_bindgen::generate!({
+        path: "../../wit/codec",
+        world: "mp3edge:codec/bitrate-rules-export@0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "export_rules",
+        default_bindings_module: "codec_plugin_kit::component::rules",
+    });
+
+    /// The exported rules of codec `C`.
+    pub struct Rules<C>(PhantomData<C>);
+
+    impl<C: crate::BitrateRules> exports::mp3edge::codec::bitrate_rules::Guest for Rules<C> {
+        fn bitrates_at(sample_rate: u32, channels: u8) -> Vec<u32> {
+            C::bitrates_at(sample_rate, channels)
+        }
     }
 }

@@ -138,6 +138,26 @@ pub trait Codec: Sized + 'static {
     fn finish(self) -> Result<Finished, String>;
 }
 
+/// A codec whose constant bitrates depend on the output's sample rate (and channels): exported
+/// as the optional `bitrate-rules` interface by [`export_bitrate_rules!`], so the host publishes
+/// them per rate and a request the codec cannot honour is refused before it is a job.
+pub trait BitrateRules {
+    /// The bitrates of `CodecInfo::bitrates` that `start` accepts at `sample_rate` with
+    /// `channels`, ascending (empty at a rate the codec does not take).
+    fn bitrates_at(sample_rate: u32, channels: u8) -> Vec<u32>;
+}
+
+/// Exports `$codec`'s [`BitrateRules`] as the component's `bitrate-rules` interface (wasm only).
+#[macro_export]
+macro_rules! export_bitrate_rules {
+    ($codec:ty) => {
+        #[cfg(target_family = "wasm")]
+        type ExportedBitrateRules = $crate::component::rules::Rules<$codec>;
+        #[cfg(target_family = "wasm")]
+        $crate::component::rules::export_rules!(ExportedBitrateRules with_types_in $crate::component::rules);
+    };
+}
+
 /// The frames in `samples` interleaved samples of `channels` channels, or the error every
 /// codec gives (prefixed with `codec`) when they do not divide.
 pub fn frames(codec: &str, samples: usize, channels: usize) -> Result<usize, String> {

@@ -22,6 +22,37 @@ pub use codec_plugin_kit::{EncoderConfig, Finished, HeaderPatch};
 pub use ogg_writer::{MAX_CHANNELS, Picture, Tags};
 
 codec_plugin_kit::export_codec!(VorbisSession);
+codec_plugin_kit::export_bitrate_rules!(VorbisSession);
+
+/// The average bitrates of [`BITRATES_KBPS`] libvorbis has a setup for at `rate` with
+/// `channels` (its managed-bitrate tables cover a band per rate, e.g. none over 192 kbps at
+/// 22.05 kHz stereo), asked of libvorbis itself: a setup is only computed, nothing encoded.
+pub fn bitrates_at(rate: u32, channels: u8) -> Vec<u32> {
+    if !SAMPLE_RATES.contains(&rate) || !(1..=MAX_CHANNELS).contains(&channels) {
+        return Vec::new();
+    }
+    BITRATES_KBPS
+        .iter()
+        .copied()
+        .filter(|&kbps| {
+            // SAFETY: a zeroed `vorbis_info` is what `vorbis_info_init` expects to fill; it is
+            // cleared before it goes out of scope; the other arguments are plain numbers.
+            unsafe {
+                let mut info: vorbis::vorbis_info = MaybeUninit::zeroed().assume_init();
+                vorbis::vorbis_info_init(&mut info);
+                let rc = vorbis::vorbis_encode_setup_managed(&mut info, c_long::from(channels), c_long::from(rate as i32), -1, c_long::from(kbps as i32) * 1000, -1);
+                vorbis::vorbis_info_clear(&mut info);
+                rc == 0
+            }
+        })
+        .collect()
+}
+
+impl codec_plugin_kit::BitrateRules for VorbisSession {
+    fn bitrates_at(sample_rate: u32, channels: u8) -> Vec<u32> {
+        bitrates_at(sample_rate, channels)
+    }
+}
 
 /// Sample rates accepted: libvorbis's quality setups cover 8 kHz to 192 kHz.
 pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8000..=192_000;

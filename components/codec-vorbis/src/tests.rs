@@ -83,3 +83,24 @@ fn bad_config_and_input_are_errors() {
 fn info_offers_what_start_accepts() {
     codec_plugin_kit::testing::info_offers_what_start_accepts::<VorbisSession>(44100);
 }
+
+/// The bitrates published per rate are exactly those a session starts with (libvorbis has a
+/// managed setup for them); every other is refused.
+#[test]
+fn bitrates_at_is_what_libvorbis_sets_up() {
+    for rate in job_rates() {
+        for channels in 1..=2u8 {
+            let carried = bitrates_at(rate, channels);
+            for kbps in BITRATES_KBPS {
+                let started = VorbisSession::new(&EncoderConfig { sample_rate: rate, channels, bitrate_kbps: Some(kbps), ..EncoderConfig::default() });
+                assert_eq!(started.is_ok(), carried.contains(&kbps), "{rate} Hz {channels} ch {kbps} kbps");
+            }
+        }
+    }
+    assert!(bitrates_at(44100, 2).contains(&320) && !bitrates_at(8000, 2).contains(&320));
+}
+
+/// The rates a job's `rate` may name.
+fn job_rates() -> [u32; 13] {
+    [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000]
+}
