@@ -30,7 +30,11 @@ components: setup
 host: setup
 	$(CARGO) build --release -p host-worker
 
+# Ends by compiling every component the platform loads (edge components, converter, codec
+# plugins) for this machine's Wasmtime engine, beside each .wasm (`mp3edge precompile`), so that a
+# first `mp3edge up`, `convert` or `worker` loads native code instead of compiling for seconds.
 build: components host
+	./target/release/mp3edge precompile
 
 up: build
 	./target/release/mp3edge up

@@ -2,11 +2,13 @@
 //! (HTTP components with key-value, SQLite, Redis, MQTT, PostgreSQL, variables and WASI
 //! sockets) on a machine without Spin, as `spin up` would; the mp3edge application also gets
 //! its embedded defaults and conversion worker (`embedded_defaults`). `mp3edge worker` runs the
-//! worker alone, `mp3edge convert` converts one local file, `mp3edge users` administers accounts.
+//! worker alone, `mp3edge convert` converts one local file, `mp3edge users` administers accounts,
+//! `mp3edge precompile` compiles every component at build time.
 
 mod app_dir;
 mod convert;
 mod embedded_defaults;
+mod precompile;
 mod up;
 mod users;
 mod worker;
@@ -45,6 +47,9 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Manage accounts in a data directory (add, list, passwd, disable, enable).
     Users(users::UsersArgs),
+    /// Compile every component for this machine and write the native code beside each .wasm,
+    /// so that a first start loads it instead of compiling (the end of `make build`).
+    Precompile(precompile::PrecompileArgs),
 }
 
 /// Log lines are formatted where they happen and written by a thread of their own, through a
@@ -95,7 +100,7 @@ fn main() {
     }
     let cli = Cli::parse();
     // A one-shot command talks to a person: only warnings, unless asked.
-    let quiet = matches!(cli.command, Command::Convert(_) | Command::Users(_));
+    let quiet = matches!(cli.command, Command::Convert(_) | Command::Users(_) | Command::Precompile(_));
     let log_writer = init_logging(cli.log_format, if quiet { "warn" } else { "info" });
     let code = match run(cli.command) {
         Ok(()) => 0,
@@ -119,6 +124,7 @@ fn run(command: Command) -> Result<(), convert::ConvertError> {
         Command::Worker(args) => rt.block_on(worker::run(args, shutdown_signal_in(&rt)))?,
         Command::Convert(args) => rt.block_on(convert::run(args))?,
         Command::Users(args) => users::run(args)?,
+        Command::Precompile(args) => precompile::run(args)?,
     }
     Ok(())
 }

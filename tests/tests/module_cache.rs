@@ -1,7 +1,9 @@
 //! The compiled-module cache (issue 13): a second `mp3edge convert` loads the converter and every
 //! plugin from the cache instead of compiling them, and still makes a good mp3 (read back by
 //! FFmpeg); entries are owner-only; an entry others could have written, or a damaged one, is
-//! never loaded but recompiled, and the conversion still succeeds.
+//! never loaded but recompiled, and the conversion still succeeds. The build's precompiled
+//! artifacts are turned off here (`MP3EDGE_PRECOMPILED=off`), so the cache alone is measured;
+//! `precompiled.rs` tests them.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -16,6 +18,7 @@ fn convert(cache: &Path, dir: &Path, output: &str) -> Output {
         .args(["convert", "clip.mp4", output])
         .current_dir(dir)
         .env("MP3EDGE_MODULE_CACHE", cache)
+        .env("MP3EDGE_PRECOMPILED", "off")
         .env("MP3EDGE_LOG", "spin_host::engine=info,spin_host::module_cache=warn")
         .env("NO_COLOR", "1")
         .output()

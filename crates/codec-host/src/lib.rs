@@ -16,7 +16,7 @@ mod segment_lane;
 mod segment_queue;
 mod segmented;
 
-pub use registry::{CodecRegistry, PluginLimits, SegmentPolicy};
+pub use registry::{CodecRegistry, PluginLimits, SegmentPolicy, mapped_plugin_files};
 pub use sandbox::{PluginSession, StartError};
 pub use segment_queue::{SegmentQueue, forget as forget_segments};
 pub use segmented::SegmentedHandle;

@@ -30,6 +30,26 @@ struct FormatDecl {
     plugin: PathBuf,
 }
 
+/// The plugin files `codecs.toml` in `dir` maps formats to (each once, in format order), for
+/// `mp3edge precompile`; an absent mapping maps none.
+pub fn mapped_plugin_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mapping_path = dir.join(MAPPING_FILE);
+    let text = match std::fs::read_to_string(&mapping_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {}", mapping_path.display()))),
+    };
+    let mapping: Mapping = toml::from_str(&text).with_context(|| format!("in {}", mapping_path.display()))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for decl in mapping.formats.into_values() {
+        let path = dir.join(decl.plugin);
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
 /// Bounds of every plugin instance.
 #[derive(Debug, Clone, Copy)]
 pub struct PluginLimits {

@@ -4,7 +4,8 @@
 //! allocator), the linker with WASI 0.2, `wasi:http` and the Spin interfaces, and the creation
 //! of a fresh `Store` per request or job with its memory cap and deadline: a job's is wall-clock
 //! time, a request's the work its component does (`work_clock`).
-//! Components are compiled through the process's `ModuleCache` when it has one, and the
+//! Components are loaded from the build's precompiled artifacts when they match (`precompiled`),
+//! else compiled through the process's `ModuleCache` when it has one, and the
 //! `MP3EDGE_PROFILE=perfmap` environment variable makes Wasmtime write `/tmp/perf-PID.map` so
 //! `perf report` names the guest's functions.
 
@@ -18,6 +19,7 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::module_cache::{ModuleCache, Origin};
+use crate::precompiled;
 use crate::interfaces::outbound_http::OutboundHttpHooks;
 use crate::state::{ComponentState, Grants, MemoryLimiter, Services};
 use crate::work_clock::WorkClock;
@@ -75,34 +77,42 @@ fn profiling_strategy() -> Result<wasmtime::ProfilingStrategy> {
     }
 }
 
+/// The engine every runtime of this host runs on (`mp3edge up`'s HTTP components, the worker's
+/// and `mp3edge convert`'s converter and codec plugins), and that `mp3edge precompile` compiles
+/// for. The limits only size the instance pool, which Wasmtime leaves out of the engine's
+/// compatibility hash, so code compiled for one engine loads in the others.
+pub fn new_engine(limits: &Limits) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(limits.max_instances)
+        .total_core_instances(limits.max_instances * 8)
+        .total_memories(limits.max_instances * 2)
+        .total_tables(limits.max_instances * 4)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_core_instances_per_component(32)
+        .max_memory_size(limits.max_memory_bytes)
+        // A trivial request's time went to giving memory back: every instance's pages were
+        // `madvise`d away when it ended (TLB shootdowns across cores) and faulted in again by
+        // the next one. Keeping the low pages resident and resetting only the dirty ones
+        // (PAGEMAP_SCAN, Linux 6.7+; otherwise `memset`) reuses them. Bounded: at most this
+        // much per warm slot. Decommits are not batched: a batch keeps whole memories (an
+        // argon2id log-in's tens of MiB) resident until it fills.
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .max_unused_warm_slots(WARM_SLOTS)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .profiler(profiling_strategy()?)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(Engine::new(&config)?)
+}
+
 impl Runtime {
     pub fn new(limits: Limits) -> Result<Arc<Runtime>> {
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances * 8)
-            .total_memories(limits.max_instances * 2)
-            .total_tables(limits.max_instances * 4)
-            .max_memories_per_component(4)
-            .max_tables_per_component(16)
-            .max_core_instances_per_component(32)
-            .max_memory_size(limits.max_memory_bytes)
-            // A trivial request's time went to giving memory back: every instance's pages were
-            // `madvise`d away when it ended (TLB shootdowns across cores) and faulted in again by
-            // the next one. Keeping the low pages resident and resetting only the dirty ones
-            // (PAGEMAP_SCAN, Linux 6.7+; otherwise `memset`) reuses them. Bounded: at most this
-            // much per warm slot. Decommits are not batched: a batch keeps whole memories (an
-            // argon2id log-in's tens of MiB) resident until it fills.
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .max_unused_warm_slots(WARM_SLOTS)
-            .table_keep_resident(64 << 10)
-            .pagemap_scan(wasmtime::Enabled::Auto);
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .profiler(profiling_strategy()?)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config)?;
+        let engine = new_engine(&limits)?;
 
         let ticker = engine.weak();
         std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
@@ -121,19 +131,24 @@ impl Runtime {
         Ok(Arc::new(Runtime { engine, linker, limits, module_cache: ModuleCache::for_process() }))
     }
 
-    /// Compiles a component once (or loads its compiled code from the module cache);
-    /// instances are then made from its pre-instantiation.
+    /// Compiles a component once (or loads its compiled code: the build's precompiled artifact
+    /// beside it, else the module cache's entry); instances are then made from its
+    /// pre-instantiation.
     pub fn compile(&self, path: &std::path::Path) -> Result<Component> {
         let started = Instant::now();
-        let loaded = match &self.module_cache {
-            Some(cache) => std::fs::read(path)
-                .map_err(anyhow::Error::from)
-                .and_then(|wasm| cache.load_or_compile(&self.engine, path, &wasm)),
-            None => Component::from_file(&self.engine, path).map(|c| (c, Origin::Compiled)).map_err(anyhow::Error::from),
-        };
+        let loaded = std::fs::read(path).map_err(anyhow::Error::from).and_then(|wasm| {
+            if let Some(component) = precompiled::load(&self.engine, path, &wasm) {
+                return Ok((component, Origin::Precompiled));
+            }
+            match &self.module_cache {
+                Some(cache) => cache.load_or_compile(&self.engine, path, &wasm),
+                None => Component::new(&self.engine, &wasm).map(|c| (c, Origin::Compiled)).map_err(anyhow::Error::from),
+            }
+        });
         let (component, origin) = loaded.with_context(|| format!("loading component {} (run `make build` first?)", path.display()))?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match origin {
+            Origin::Precompiled => tracing::info!(path = %path.display(), elapsed_ms, "loaded precompiled build artifact"),
             Origin::Cached => tracing::info!(path = %path.display(), elapsed_ms, "loaded compiled component from cache"),
             Origin::Compiled => tracing::info!(path = %path.display(), elapsed_ms, "compiled component"),
         }
@@ -209,4 +224,24 @@ pub fn short_reason(e: &wasmtime::Error) -> String {
 pub fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
     e.chain().any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>())
         || format!("{e:#}").contains("maximum concurrent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `mp3edge precompile` writes one artifact per component for the engine of the default
+    /// limits; `up`'s HTTP engine (its pool sized from the admission limits, `--max-memory-mib`)
+    /// and the worker's load it only if their limits leave the compatibility hash alone.
+    #[test]
+    fn the_limits_do_not_change_what_compiled_code_an_engine_loads() {
+        let key = |limits: Limits| {
+            let engine = new_engine(&limits).unwrap();
+            crate::module_cache::entry_key(&engine, &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00])
+        };
+        let default = key(Limits::default());
+        let edge = key(Limits { max_memory_bytes: 512 << 20, deadline: Duration::from_secs_f64(0.5), max_instances: 300 });
+        let small = key(Limits { max_memory_bytes: 16 << 20, deadline: Duration::from_secs(24 * 3600), max_instances: 2 });
+        assert_eq!((&edge, &small), (&default, &default));
+    }
 }

@@ -7,8 +7,8 @@
 //! a component's linker, with its services in the store's `extensions`.
 //!
 //! - `manifest`, `runtime_config`: what the application and the operator ask for;
-//! - `engine`, `state`, `handles`, `module_cache`: Wasmtime, one store per request or job, and
-//!   compiled components kept across starts;
+//! - `engine`, `state`, `handles`, `module_cache`, `precompiled`: Wasmtime, one store per
+//!   request or job, compiled components kept across starts and those the build precompiled;
 //! - `app`: the application loaded, its components compiled and their grants;
 //! - `http_trigger`, `router`, `admission`, `transfer`, `work_clock`, `host_errors`,
 //!   `request_metrics`: serving HTTP;
@@ -25,6 +25,7 @@ pub mod interfaces;
 pub mod manifest;
 pub mod module_cache;
 pub mod outbound;
+pub mod precompiled;
 pub mod private_dir;
 pub mod request_metrics;
 pub mod router;

@@ -13,6 +13,8 @@
 //! half-written), and before loading, the entry must be a regular file owned by this user with
 //! no group or other permission bits. Anything else is ignored and recompiled. Wasmtime itself
 //! also refuses an artifact of another version or configuration, which then is recompiled too.
+//! The build's own artifacts beside each wasm are tried before the cache (`precompiled`), so a
+//! first start after `make build` leaves the cache empty.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -45,6 +47,8 @@ pub struct ModuleCache {
 /// How a component was obtained, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
+    /// The build's artifact beside the wasm (`precompiled`).
+    Precompiled,
     Cached,
     Compiled,
 }
@@ -116,7 +120,7 @@ impl ModuleCache {
 }
 
 /// SHA-256 of the wasm bytes, the engine's compatibility hash and this binary's version.
-fn entry_key(engine: &Engine, wasm: &[u8]) -> String {
+pub(crate) fn entry_key(engine: &Engine, wasm: &[u8]) -> String {
     struct Sha(Sha256);
     impl Hasher for Sha {
         fn write(&mut self, bytes: &[u8]) {

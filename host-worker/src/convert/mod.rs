@@ -223,7 +223,8 @@ pub async fn run(args: ConvertArgs) -> Result<(), ConvertError> {
     let runtime = Runtime::new(Limits { deadline: Duration::from_secs(24 * 3600), ..Limits::default() })?;
     let limits = PluginLimits { max_memory_bytes: 64 << 20, call_timeout: Duration::from_secs(60), segments: args.segments.policy() };
     let registry = CodecRegistry::new(runtime.clone(), plugins, limits)?;
-    // The first run compiles every component (seconds); later ones load them from the cache.
+    // Components come from the build's precompiled artifacts; without them the first run
+    // compiles every one (seconds) and later ones load them from the cache.
     let preparing = Preparing::start();
     let loaded = async {
         registry.refresh().await?;

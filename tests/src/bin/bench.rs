@@ -13,8 +13,13 @@
 //! for a static asset (`GET /` of the web component) and for `POST /validate`
 //! (`wrk -t2 -c8 -d10s`, median of three); and the upload throughput of the longest input on
 //! loopback, `POST /upload` against tus (`/uploads`).
-//! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only] [--up-only]`
-//! (`--up-only`: only the whole-`up` RSS and the request rates).
+//! First, a first start of `mp3edge up` (edge and worker, empty module cache): its time to the
+//! first served request and its peak RSS by then, with the build's precompiled components and
+//! without them (compiling every component, as before `mp3edge precompile`), against a warm start
+//! (module cache filled) in the same run, interleaved, medians.
+//! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only] [--up-only]
+//! [--first-start-only]` (`--up-only`: only the whole-`up` RSS and the request rates;
+//! `--first-start-only`: only the first start).
 
 use std::path::Path;
 use std::process::Command;
@@ -210,6 +215,47 @@ async fn run_worker(input: &Path, runs: usize) -> (Figures, f64, f64, Vec<f64>) 
     (Figures { wall: median(walls), cpu: median(cpus) }, rss, media_peak, ratios_check)
 }
 
+/// One start of `mp3edge up` as `make up` runs it (private Redis, worker inside) with `env`:
+/// seconds from its spawn to its first served request (`GET /`), and its peak RSS by then.
+async fn start_until_served(env: Vec<(String, String)>) -> (f64, f64) {
+    let started = Instant::now();
+    let mut p = Platform::start_with(PlatformOptions { private_redis: true, env, ..Default::default() }).unwrap();
+    let res = reqwest::get(format!("{}/", p.base_url)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let ready = started.elapsed().as_secs_f64();
+    let rss = peak_rss_mib(p.pid().unwrap());
+    assert!(p.log().contains("codec plugins loaded"), "the worker had loaded its plugins before serving");
+    p.stop();
+    (ready, rss)
+}
+
+/// The first start's figure (see the module doc): `runs` of each kind, interleaved; medians.
+async fn run_first_start(runs: usize) {
+    let root = e2e_tests::workspace_root().join("target");
+    let warm_cache = root.join(format!("bench-warm-module-cache-{}", std::process::id()));
+    let cache_env = |dir: &Path| ("MP3EDGE_MODULE_CACHE".to_string(), dir.display().to_string());
+    let off = || ("MP3EDGE_PRECOMPILED".to_string(), "off".to_string());
+    // The warm start's cache, filled by one start that compiles.
+    start_until_served(vec![cache_env(&warm_cache), off()]).await;
+    let (mut precompiled, mut compiling, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        let empty = root.join(format!("bench-empty-module-cache-{}-{run}", std::process::id()));
+        precompiled.push(start_until_served(vec![cache_env(&empty.join("a"))]).await);
+        compiling.push(start_until_served(vec![cache_env(&empty.join("b")), off()]).await);
+        warm.push(start_until_served(vec![cache_env(&warm_cache), off()]).await);
+        let _ = std::fs::remove_dir_all(&empty);
+    }
+    let _ = std::fs::remove_dir_all(&warm_cache);
+    let show = |figures: Vec<(f64, f64)>| {
+        let (times, rss): (Vec<f64>, Vec<f64>) = figures.into_iter().unzip();
+        format!("{:.2} s to the first served request, peak RSS {:.1} MiB", median(times), median(rss))
+    };
+    println!("first start of `mp3edge up` (edge + worker, empty module cache), medians of {runs}:");
+    println!("        with the build's precompiled components: {}   goal: < 2 s, < 100 MiB", show(precompiled));
+    println!("        compiling every component (MP3EDGE_PRECOMPILED=off): {}", show(compiling));
+    println!("        warm start (module cache filled, for reference): {}", show(warm));
+}
+
 /// Peak RSS of one `mp3edge up` with its worker inside while it takes the upload of `input` and
 /// converts it, started as a
 /// deployment restarts: with its compiled-module cache already filled (a first start fills it;
@@ -352,11 +398,18 @@ async fn main() {
     let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(3usize);
     let short_only = args.iter().any(|a| a == "--short-only");
     let up_only = args.iter().any(|a| a == "--up-only");
+    if args.iter().any(|a| a == "--first-start-only") {
+        run_first_start(runs).await;
+        return;
+    }
     let mut lengths = vec![("5 min", 300u32)];
     if !short_only {
         lengths.push(("60 min", 3600));
     }
     println!("mp3edge benchmark: {runs} runs each, medians; machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if !up_only {
+        run_first_start(runs).await;
+    }
     println!("{:<8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14}", "input", "ffmpeg wall", "worker wall", "ffmpeg cpu", "worker cpu", "wall b/a", "cpu b/a", "ffmpeg rss", "worker rss");
     let mut per_minute = Vec::new();
     let mut plugin_alone = None;
@@ -419,7 +472,7 @@ async fn main() {
         let (rss, cold_start_rss, media_peak) = run_up_whole(input).await;
         println!("{label}: peak RSS of the whole `mp3edge up` (edge + worker) converting it: {rss:.1} MiB   goal: < 100 MiB");
         println!("        (beside it, its largest media process peaked at {media_peak:.1} MiB, shared program pages included)");
-        println!("        (a first start, compiling every component into the module cache, peaks at {cold_start_rss:.1} MiB)");
+        println!("        (a first start with an empty module cache, from the build's precompiled components, peaks at {cold_start_rss:.1} MiB)");
     }
     if let Some((_, input)) = &longest {
         run_upload_throughput(input, runs).await;
