@@ -199,12 +199,12 @@ unsafe extern "C" fn decoded_callback(
     // channel of the stream.
     unsafe {
         let feed = &mut *client_data.cast::<Feed>();
-        let block = (*frame).header.blocksize as usize;
-        let channels: Vec<&[i32]> = (0..feed.channels).map(|c| std::slice::from_raw_parts(*buffer.add(c), block)).collect();
-        feed.bytes.clear();
-        for i in 0..block {
-            for ch in &channels {
-                feed.bytes.extend_from_slice(&(ch[i] as i16).to_le_bytes());
+        let (block, channels) = ((*frame).header.blocksize as usize, feed.channels);
+        feed.bytes.resize(block * channels * 2, 0);
+        for c in 0..channels {
+            let samples = std::slice::from_raw_parts(*buffer.add(c), block);
+            for (out, s) in feed.bytes[c * 2..].chunks_mut(channels * 2).zip(samples) {
+                out[..2].copy_from_slice(&(*s as i16).to_le_bytes());
             }
         }
         feed.md5.update(&feed.bytes);

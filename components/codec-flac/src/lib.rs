@@ -274,6 +274,14 @@ unsafe extern "C" fn metadata_callback(
     }
 }
 
+unsafe extern "C" {
+    /// Whether the encoder computes the MD5 of its input (on by default). Left out of
+    /// libFLAC's public headers (`include/share/private.h`) but exported, with the promise
+    /// that it will not change; `libflac-sys` has no binding for it. A segment's MD5 would be
+    /// of a part of the input, which the joiner cannot use: it hashes the decoded whole.
+    fn FLAC__stream_encoder_set_do_md5(encoder: *mut ffi::FLAC__StreamEncoder, value: ffi::FLAC__bool) -> ffi::FLAC__bool;
+}
+
 /// libFLAC's description of the state an encoder is in (why a call failed).
 fn encoder_state(encoder: *const ffi::FLAC__StreamEncoder) -> String {
     // SAFETY: a live encoder; libFLAC returns a static NUL-terminated string.
@@ -322,7 +330,8 @@ impl LibFlac {
                 & ffi::FLAC__stream_encoder_set_compression_level(encoder, u32::from(layout.level))
                 & ffi::FLAC__stream_encoder_set_blocksize(encoder, layout.block_size as u32)
                 & ffi::FLAC__stream_encoder_set_streamable_subset(encoder, i32::from(subset))
-                & ffi::FLAC__stream_encoder_set_verify(encoder, 0);
+                & ffi::FLAC__stream_encoder_set_verify(encoder, 0)
+                & FLAC__stream_encoder_set_do_md5(encoder, i32::from(!records));
             if set == 0 {
                 return Err(format!("flac: configuring the encoder: {}", encoder_state(encoder)));
             }
