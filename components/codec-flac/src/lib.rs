@@ -16,12 +16,6 @@
 //! output chunk. [`FlacSession`] is plain Rust, tested natively, and a [`Codec`]; the kit's
 //! `export_codec!` makes it the component's `encoder` on wasm.
 
-#[cfg(target_family = "wasm")]
-mod component;
-pub mod joiner;
-pub mod segment;
-#[cfg(test)]
-mod segment_tests;
 #[cfg(test)]
 mod tests;
 
@@ -89,30 +83,28 @@ struct SeekPoint {
     frames: u16,
 }
 
-/// The frames of a stream so far, as STREAMINFO and SEEKTABLE need them: counts, sizes, and
-/// the frame starts kept as seek point candidates. Kept by a session (frames from libFLAC) and
-/// by the joiner (frames from the segments).
-#[derive(Debug)]
-struct FrameLog {
-    /// Every `stride`-th frame start, thinned by doubling `stride` so memory stays bounded
-    /// for any length.
+/// What libFLAC's callbacks fill: the frames written since the last `encode`, the seek point
+/// candidates, and at the end its STREAMINFO. Boxed, so its address (libFLAC's client data)
+/// stays put while the session moves.
+#[derive(Default)]
+struct Sink {
+    out: Vec<u8>,
+    /// Frame starts kept as seek point candidates: every `stride`-th frame, thinned by
+    /// doubling `stride` so memory stays bounded for any length.
     candidates: Vec<SeekPoint>,
     stride: u64,
     frame_number: u64,
     samples_done: u64,
-    /// Bytes of frames so far.
+    /// Bytes of frames written so far.
     frame_bytes: u64,
     /// Smallest and largest frame, in bytes.
     frame_sizes: Option<(usize, usize)>,
+    /// The MD5 of the PCM, from libFLAC's final STREAMINFO.
+    md5: Option<[u8; 16]>,
 }
 
-impl FrameLog {
-    fn new() -> Self {
-        FrameLog { candidates: Vec::new(), stride: 1, frame_number: 0, samples_done: 0, frame_bytes: 0, frame_sizes: None }
-    }
-
-    /// Counts the next frame: `bytes` long, `samples` PCM frames.
-    fn add(&mut self, bytes: usize, samples: u64) {
+impl Sink {
+    fn frame(&mut self, bytes: &[u8], samples: u64) {
         if self.frame_number.is_multiple_of(self.stride) {
             self.candidates.push(SeekPoint { sample: self.samples_done, offset: self.frame_bytes, frames: samples as u16 });
             if self.candidates.len() >= 4 * MAX_SEEK_POINTS {
@@ -122,118 +114,12 @@ impl FrameLog {
             }
         }
         let (min, max) = self.frame_sizes.unwrap_or((usize::MAX, 0));
-        self.frame_sizes = Some((min.min(bytes), max.max(bytes)));
+        self.frame_sizes = Some((min.min(bytes.len()), max.max(bytes.len())));
         self.frame_number += 1;
         self.samples_done += samples;
-        self.frame_bytes += bytes as u64;
+        self.frame_bytes += bytes.len() as u64;
+        self.out.extend_from_slice(bytes);
     }
-}
-
-/// The placeholder seek points reserved in the header and their spacing.
-#[derive(Clone, Copy, Debug)]
-struct SeekPlan {
-    slots: usize,
-    /// Samples between the seek points we want.
-    spacing: u64,
-}
-
-impl SeekPlan {
-    /// Seek points every SEEK_POINT_SECS, or spread wider to fit MAX_SEEK_POINTS over the
-    /// announced length; without one, UNKNOWN_LENGTH_SEEK_POINTS slots are reserved and the
-    /// spacing is widened at the end if the stream outgrew them.
-    fn new(sample_rate: u32, total_frames: Option<u64>) -> Self {
-        let min_spacing = u64::from(sample_rate) * SEEK_POINT_SECS;
-        match total_frames {
-            Some(total) => {
-                let spacing = min_spacing.max(total.div_ceil(MAX_SEEK_POINTS as u64));
-                SeekPlan { slots: (total.div_ceil(spacing) as usize).clamp(1, MAX_SEEK_POINTS), spacing }
-            }
-            None => SeekPlan { slots: UNKNOWN_LENGTH_SEEK_POINTS, spacing: min_spacing },
-        }
-    }
-
-    /// The seek points to write: the first frame at or after each multiple of the spacing,
-    /// widened so that they fit the reserved slots, in increasing order without duplicates.
-    fn points(&self, log: &FrameLog) -> Vec<SeekPoint> {
-        let spacing = self.spacing.max(log.samples_done.div_ceil(self.slots as u64));
-        let mut points: Vec<SeekPoint> = Vec::new();
-        let mut next_target = 0u64;
-        for p in &log.candidates {
-            if p.sample >= next_target {
-                points.push(*p);
-                next_target = (p.sample / spacing + 1) * spacing;
-            }
-        }
-        points.truncate(self.slots);
-        points
-    }
-}
-
-/// The stream's layout, checked: what the header and the encoder are made from.
-#[derive(Clone, Copy, Debug)]
-struct Layout {
-    sample_rate: u32,
-    channels: u8,
-    bits_per_sample: u8,
-    level: u8,
-    block_size: usize,
-}
-
-impl Layout {
-    fn of(config: &EncoderConfig) -> Result<Self, String> {
-        let EncoderConfig { sample_rate, channels, bits_per_sample, level, .. } = *config;
-        if !(1..=MAX_SAMPLE_RATE).contains(&sample_rate) {
-            return Err(format!("flac: sample rate {sample_rate} Hz out of range (1 to {MAX_SAMPLE_RATE})"));
-        }
-        if !(1..=MAX_CHANNELS).contains(&channels) {
-            return Err(format!("flac: {channels} channels not supported (1 to {MAX_CHANNELS})"));
-        }
-        if !BIT_DEPTHS.contains(&bits_per_sample) {
-            return Err(format!("flac: {bits_per_sample}-bit samples not supported (16 or 24)"));
-        }
-        let level = level.unwrap_or(DEFAULT_LEVEL);
-        Ok(Layout { sample_rate, channels, bits_per_sample, level, block_size: block_size(level)? })
-    }
-
-    /// STREAMINFO's bytes; frame sizes, total and MD5 as far as they are known.
-    fn streaminfo(&self, frame_sizes: Option<(usize, usize)>, total: u64, md5: [u8; 16]) -> Vec<u8> {
-        streaminfo_bytes(self.sample_rate, self.channels, self.bits_per_sample, self.block_size, frame_sizes, total, md5)
-    }
-}
-
-/// The file's header (marker, placeholder STREAMINFO and SEEKTABLE, Vorbis comments, cover).
-fn header_bytes(layout: &Layout, seek: &SeekPlan, config: &EncoderConfig) -> Result<Vec<u8>, String> {
-    let mut header = b"fLaC".to_vec();
-    metadata_block(&mut header, STREAMINFO, false, &layout.streaminfo(None, 0, [0; 16]))?;
-    metadata_block(&mut header, SEEKTABLE, false, &seektable_bytes(&[], seek.slots))?;
-    let comments = vorbis_comment_bytes(&config.tags);
-    metadata_block(&mut header, VORBIS_COMMENT, config.cover.is_none(), &comments)?;
-    if let Some(cover) = &config.cover {
-        metadata_block(&mut header, PICTURE, true, &picture_bytes(cover)?)?;
-    }
-    Ok(header)
-}
-
-/// The `finish` patch at offset 0: marker, final STREAMINFO and the filled SEEKTABLE. With no
-/// frame at all, total and MD5 stay 0 ("unknown") and the block sizes the nominal ones.
-fn patch_bytes(layout: &Layout, seek: &SeekPlan, log: &FrameLog, md5: [u8; 16]) -> Result<HeaderPatch, String> {
-    let total = log.samples_done;
-    let md5 = if total == 0 { [0; 16] } else { md5 };
-    let mut patch = b"fLaC".to_vec();
-    metadata_block(&mut patch, STREAMINFO, false, &layout.streaminfo(log.frame_sizes, total, md5))?;
-    metadata_block(&mut patch, SEEKTABLE, false, &seektable_bytes(&seek.points(log), seek.slots))?;
-    Ok(HeaderPatch { offset: 0, bytes: patch })
-}
-
-/// What libFLAC's callbacks fill: the frames written since they were last taken, their log,
-/// and at the end the MD5 of libFLAC's final STREAMINFO. Boxed, so its address (libFLAC's
-/// client data) stays put while its owner moves.
-struct Sink {
-    out: Vec<u8>,
-    log: FrameLog,
-    /// Whether each frame is written as a segment's record ([`segment`]) rather than bare.
-    records: bool,
-    md5: Option<[u8; 16]>,
 }
 
 /// libFLAC's write callback: metadata (`samples` 0, before the first frame) is dropped, since
@@ -247,15 +133,10 @@ unsafe extern "C" fn write_callback(
     client_data: *mut c_void,
 ) -> ffi::FLAC__StreamEncoderWriteStatus {
     if samples > 0 {
-        // SAFETY: `client_data` is the encoder's boxed `Sink`, alive as long as the encoder;
+        // SAFETY: `client_data` is the session's boxed `Sink`, alive as long as the encoder;
         // libFLAC hands `bytes` readable bytes at `buffer`.
         let (sink, frame) = unsafe { (&mut *client_data.cast::<Sink>(), std::slice::from_raw_parts(buffer, bytes)) };
-        sink.log.add(frame.len(), u64::from(samples));
-        if sink.records {
-            segment::write_record(&mut sink.out, frame, samples);
-        } else {
-            sink.out.extend_from_slice(frame);
-        }
+        sink.frame(frame, u64::from(samples));
     }
     ffi::FLAC__STREAM_ENCODER_WRITE_STATUS_OK
 }
@@ -274,113 +155,37 @@ unsafe extern "C" fn metadata_callback(
     }
 }
 
-unsafe extern "C" {
-    /// Whether the encoder computes the MD5 of its input (on by default). Left out of
-    /// libFLAC's public headers (`include/share/private.h`) but exported, with the promise
-    /// that it will not change; `libflac-sys` has no binding for it. A segment's MD5 would be
-    /// of a part of the input, which the joiner cannot use: it hashes the decoded whole.
-    fn FLAC__stream_encoder_set_do_md5(encoder: *mut ffi::FLAC__StreamEncoder, value: ffi::FLAC__bool) -> ffi::FLAC__bool;
-}
-
 /// libFLAC's description of the state an encoder is in (why a call failed).
 fn encoder_state(encoder: *const ffi::FLAC__StreamEncoder) -> String {
     // SAFETY: a live encoder; libFLAC returns a static NUL-terminated string.
     unsafe { CStr::from_ptr(ffi::FLAC__stream_encoder_get_resolved_state_string(encoder)) }.to_string_lossy().into_owned()
 }
 
-/// One libFLAC stream encoder, initialized for a layout at its level's preset; its frames
-/// collect in `sink.out`. Deleted on drop.
-struct LibFlac {
+/// One FLAC encoding run.
+pub struct FlacSession {
+    /// libFLAC's encoder, initialized; deleted on drop.
     encoder: *mut ffi::FLAC__StreamEncoder,
     sink: Box<Sink>,
+    /// 16-bit input widened to libFLAC's 32-bit samples.
+    wide: Vec<i32>,
     channels: usize,
+    block_size: usize,
+    bits_per_sample: u8,
+    sample_rate: u32,
+    /// Header bytes (marker to the last metadata block); `None` once handed out.
+    header: Option<Vec<u8>>,
+    /// Placeholder points reserved in the header.
+    seek_slots: usize,
+    /// Samples between the seek points we want.
+    seek_spacing: u64,
 }
 
-impl Drop for LibFlac {
+impl Drop for FlacSession {
     fn drop(&mut self) {
         // SAFETY: the encoder is ours and deleted once; deleting an unfinished one finishes it
         // first, through the callbacks into `sink`, which is dropped only after this.
         unsafe { ffi::FLAC__stream_encoder_delete(self.encoder) };
     }
-}
-
-impl LibFlac {
-    /// `records`: frames are written as a segment's records instead of bare.
-    fn new(layout: &Layout, records: bool) -> Result<Self, String> {
-        // SAFETY: a new encoder, owned by the `LibFlac` from here on (deleted by `Drop`).
-        let encoder = unsafe { ffi::FLAC__stream_encoder_new() };
-        if encoder.is_null() {
-            return Err("flac: out of memory for the encoder".into());
-        }
-        let mut flac = LibFlac {
-            encoder,
-            sink: Box::new(Sink { out: Vec::new(), log: FrameLog::new(), records, md5: None }),
-            channels: usize::from(layout.channels),
-        };
-        // SAFETY: a fresh encoder, configured before its init; the client data is the boxed
-        // sink, which outlives it.
-        let status = unsafe {
-            // Rates a frame header cannot state (65537 Hz, 100001 Hz…) are outside FLAC's
-            // streamable subset, which libFLAC otherwise holds the stream to; its frames then
-            // say "rate in STREAMINFO".
-            let subset = ffi::FLAC__format_sample_rate_is_subset(layout.sample_rate) != 0;
-            let set = ffi::FLAC__stream_encoder_set_channels(encoder, u32::from(layout.channels))
-                & ffi::FLAC__stream_encoder_set_bits_per_sample(encoder, u32::from(layout.bits_per_sample))
-                & ffi::FLAC__stream_encoder_set_sample_rate(encoder, layout.sample_rate)
-                & ffi::FLAC__stream_encoder_set_compression_level(encoder, u32::from(layout.level))
-                & ffi::FLAC__stream_encoder_set_blocksize(encoder, layout.block_size as u32)
-                & ffi::FLAC__stream_encoder_set_streamable_subset(encoder, i32::from(subset))
-                & ffi::FLAC__stream_encoder_set_verify(encoder, 0)
-                & FLAC__stream_encoder_set_do_md5(encoder, i32::from(!records));
-            if set == 0 {
-                return Err(format!("flac: configuring the encoder: {}", encoder_state(encoder)));
-            }
-            let client: *mut Sink = &mut *flac.sink;
-            ffi::FLAC__stream_encoder_init_stream(encoder, Some(write_callback), None, None, Some(metadata_callback), client.cast())
-        };
-        if status != ffi::FLAC__STREAM_ENCODER_INIT_STATUS_OK {
-            return Err(format!("flac: starting the encoder (init status {status}): {}", encoder_state(encoder)));
-        }
-        Ok(flac)
-    }
-
-    /// Encodes `pcm` (interleaved, whole frames, in range); the frames it completed go to
-    /// `sink.out`.
-    fn process(&mut self, pcm: &[i32]) -> Result<(), String> {
-        let frames = (pcm.len() / self.channels) as u32;
-        // SAFETY: the initialized encoder; `pcm` holds `frames` × channels samples.
-        if frames > 0 && unsafe { ffi::FLAC__stream_encoder_process_interleaved(self.encoder, pcm.as_ptr(), frames) } == 0 {
-            return Err(format!("flac: encoding: {}", encoder_state(self.encoder)));
-        }
-        Ok(())
-    }
-
-    /// Encodes the last (short) block; libFLAC's MD5 of the PCM lands in `sink.md5`.
-    fn finish(&mut self) -> Result<(), String> {
-        // SAFETY: the initialized encoder; the callbacks write into `sink`.
-        if unsafe { ffi::FLAC__stream_encoder_finish(self.encoder) } == 0 {
-            return Err(format!("flac: finishing the stream: {}", encoder_state(self.encoder)));
-        }
-        Ok(())
-    }
-}
-
-/// 16-bit samples widened to libFLAC's 32-bit ones, in `buffer` (reused).
-fn widen<'a>(buffer: &'a mut Vec<i32>, pcm: &[i16]) -> &'a [i32] {
-    buffer.clear();
-    buffer.extend(pcm.iter().map(|&s| i32::from(s)));
-    buffer
-}
-
-/// One FLAC encoding run.
-pub struct FlacSession {
-    flac: LibFlac,
-    layout: Layout,
-    seek: SeekPlan,
-    /// 16-bit input widened to libFLAC's 32-bit samples.
-    wide: Vec<i32>,
-    /// Header bytes (marker to the last metadata block); `None` once handed out.
-    header: Option<Vec<u8>>,
 }
 
 impl FlacSession {
@@ -389,17 +194,80 @@ impl FlacSession {
     /// smallest; `None` is [`DEFAULT_LEVEL`]), the announced length (it spaces the seek points),
     /// the tags and the cover.
     pub fn new(config: EncoderConfig) -> Result<Self, String> {
-        let layout = Layout::of(&config)?;
-        let seek = SeekPlan::new(layout.sample_rate, config.total_frames);
-        let header = header_bytes(&layout, &seek, &config)?;
-        Ok(FlacSession { flac: LibFlac::new(&layout, false)?, layout, seek, wide: Vec::new(), header: Some(header) })
-    }
+        let EncoderConfig { sample_rate, channels, bits_per_sample, level, total_frames, ref tags, ref cover, .. } = config;
+        if !(1..=MAX_SAMPLE_RATE).contains(&sample_rate) {
+            return Err(format!("flac: sample rate {sample_rate} Hz out of range (1 to {MAX_SAMPLE_RATE})"));
+        }
+        if !(1..=MAX_CHANNELS).contains(&channels) {
+            return Err(format!("flac: {channels} channels not supported (1 to {MAX_CHANNELS})"));
+        }
+        if !BIT_DEPTHS.contains(&bits_per_sample) {
+            return Err(format!("flac: {bits_per_sample}-bit samples not supported (16 or 24)"));
+        }
+        let level = level.unwrap_or(DEFAULT_LEVEL);
+        let block_size = block_size(level)?;
 
-    /// The header (the first time) and the frames completed since the last call.
-    fn output(&mut self) -> Vec<u8> {
-        let mut out = self.header.take().unwrap_or_default();
-        out.append(&mut self.flac.sink.out);
-        out
+        // Seek points every SEEK_POINT_SECS, or spread wider to fit MAX_SEEK_POINTS over the
+        // announced length; without one, UNKNOWN_LENGTH_SEEK_POINTS slots are reserved and the
+        // spacing is widened at the end if the stream outgrew them.
+        let min_spacing = u64::from(sample_rate) * SEEK_POINT_SECS;
+        let (seek_slots, seek_spacing) = match total_frames {
+            Some(total) => {
+                let spacing = min_spacing.max(total.div_ceil(MAX_SEEK_POINTS as u64));
+                ((total.div_ceil(spacing) as usize).clamp(1, MAX_SEEK_POINTS), spacing)
+            }
+            None => (UNKNOWN_LENGTH_SEEK_POINTS, min_spacing),
+        };
+        let mut header = b"fLaC".to_vec();
+        metadata_block(&mut header, STREAMINFO, false, &streaminfo_bytes(sample_rate, channels, bits_per_sample, block_size, None, 0, [0; 16]))?;
+        metadata_block(&mut header, SEEKTABLE, false, &seektable_bytes(&[], seek_slots))?;
+        let comments = vorbis_comment_bytes(tags);
+        metadata_block(&mut header, VORBIS_COMMENT, cover.is_none(), &comments)?;
+        if let Some(cover) = cover {
+            metadata_block(&mut header, PICTURE, true, &picture_bytes(cover)?)?;
+        }
+
+        // SAFETY: a new encoder, owned by the session from here on (deleted by `Drop`).
+        let encoder = unsafe { ffi::FLAC__stream_encoder_new() };
+        if encoder.is_null() {
+            return Err("flac: out of memory for the encoder".into());
+        }
+        let mut session = Self {
+            encoder,
+            sink: Box::new(Sink { stride: 1, ..Sink::default() }),
+            wide: Vec::new(),
+            channels: usize::from(channels),
+            block_size,
+            bits_per_sample,
+            sample_rate,
+            header: Some(header),
+            seek_slots,
+            seek_spacing,
+        };
+        // SAFETY: a fresh encoder, configured before its init; the client data is the boxed
+        // sink, which outlives it.
+        let status = unsafe {
+            // Rates a frame header cannot state (65537 Hz, 100001 Hz…) are outside FLAC's
+            // streamable subset, which libFLAC otherwise holds the stream to; its frames then
+            // say "rate in STREAMINFO".
+            let subset = ffi::FLAC__format_sample_rate_is_subset(sample_rate) != 0;
+            let set = ffi::FLAC__stream_encoder_set_channels(encoder, u32::from(channels))
+                & ffi::FLAC__stream_encoder_set_bits_per_sample(encoder, u32::from(bits_per_sample))
+                & ffi::FLAC__stream_encoder_set_sample_rate(encoder, sample_rate)
+                & ffi::FLAC__stream_encoder_set_compression_level(encoder, u32::from(level))
+                & ffi::FLAC__stream_encoder_set_blocksize(encoder, block_size as u32)
+                & ffi::FLAC__stream_encoder_set_streamable_subset(encoder, i32::from(subset))
+                & ffi::FLAC__stream_encoder_set_verify(encoder, 0);
+            if set == 0 {
+                return Err(format!("flac: configuring the encoder: {}", encoder_state(encoder)));
+            }
+            let client: *mut Sink = &mut *session.sink;
+            ffi::FLAC__stream_encoder_init_stream(encoder, Some(write_callback), None, None, Some(metadata_callback), client.cast())
+        };
+        if status != ffi::FLAC__STREAM_ENCODER_INIT_STATUS_OK {
+            return Err(format!("flac: starting the encoder (init status {status}): {}", encoder_state(encoder)));
+        }
+        Ok(session)
     }
 }
 
@@ -421,40 +289,90 @@ impl Codec for FlacSession {
 
     /// Encodes interleaved 16-bit PCM (a session of 16 bits per sample).
     fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, String> {
-        if self.layout.bits_per_sample != 16 {
+        if self.bits_per_sample != 16 {
             return Err("flac: this session takes 24-bit samples (encode-wide)".into());
         }
-        codec_plugin_kit::frames("flac", pcm.len(), self.flac.channels)?;
+        codec_plugin_kit::frames("flac", pcm.len(), self.channels)?;
         let mut wide = std::mem::take(&mut self.wide);
-        let done = self.flac.process(widen(&mut wide, pcm));
+        wide.clear();
+        wide.extend(pcm.iter().map(|&s| i32::from(s)));
+        let out = self.process(&wide);
         self.wide = wide;
-        done.map(|()| self.output())
+        out
     }
 
     /// Encodes interleaved 24-bit PCM (−8388608 ..= 8388607; a session of 24 bits per sample).
     fn encode_wide(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
-        if self.layout.bits_per_sample != 24 {
+        if self.bits_per_sample != 24 {
             return Err("flac: this session takes 16-bit samples (encode)".into());
         }
-        codec_plugin_kit::frames("flac", pcm.len(), self.flac.channels)?;
+        codec_plugin_kit::frames("flac", pcm.len(), self.channels)?;
         if let Some(bad) = pcm.iter().find(|s| !(-(1 << 23)..(1 << 23)).contains(*s)) {
             return Err(format!("flac: sample {bad} outside the 24-bit range"));
         }
-        self.flac.process(pcm).map(|()| self.output())
+        self.process(pcm)
     }
 
     /// Encodes the last (short) block; the tail and the patch with the final STREAMINFO (exact
     /// total samples, MD5 of the PCM) and the filled seek table.
     fn finish(mut self) -> Result<Finished, String> {
-        self.flac.finish()?;
-        let tail = self.output();
-        let md5 = match self.flac.sink.md5 {
+        let mut tail = self.header.take().unwrap_or_default();
+        // SAFETY: the session's initialized encoder; the callbacks write into `sink`.
+        if unsafe { ffi::FLAC__stream_encoder_finish(self.encoder) } == 0 {
+            return Err(format!("flac: finishing the stream: {}", encoder_state(self.encoder)));
+        }
+        tail.append(&mut self.sink.out);
+        let total = self.sink.samples_done;
+        let md5 = match self.sink.md5 {
+            _ if total == 0 => [0; 16],
             Some(md5) => md5,
-            None if self.flac.sink.log.samples_done == 0 => [0; 16],
             None => return Err("flac: libFLAC gave no final STREAMINFO".into()),
         };
-        let patch = patch_bytes(&self.layout, &self.seek, &self.flac.sink.log, md5)?;
-        Ok(Finished { tail, patch: Some(patch) })
+        let streaminfo = streaminfo_bytes(
+            self.sample_rate,
+            self.channels as u8,
+            self.bits_per_sample,
+            self.block_size,
+            self.sink.frame_sizes,
+            total,
+            md5,
+        );
+        // No frame at all: STREAMINFO still needs valid (non-zero) block sizes.
+        let mut patch = b"fLaC".to_vec();
+        metadata_block(&mut patch, STREAMINFO, false, &streaminfo)?;
+        metadata_block(&mut patch, SEEKTABLE, false, &seektable_bytes(&self.seek_points(total), self.seek_slots))?;
+        Ok(Finished { tail, patch: Some(HeaderPatch { offset: 0, bytes: patch }) })
+    }
+}
+
+impl FlacSession {
+    /// Hands `pcm` (interleaved, whole frames) to libFLAC; the header (the first time) and the
+    /// frames it completed.
+    fn process(&mut self, pcm: &[i32]) -> Result<Vec<u8>, String> {
+        let frames = (pcm.len() / self.channels) as u32;
+        // SAFETY: the session's initialized encoder; `pcm` holds `frames` × channels samples.
+        if frames > 0 && unsafe { ffi::FLAC__stream_encoder_process_interleaved(self.encoder, pcm.as_ptr(), frames) } == 0 {
+            return Err(format!("flac: encoding: {}", encoder_state(self.encoder)));
+        }
+        let mut out = self.header.take().unwrap_or_default();
+        out.append(&mut self.sink.out);
+        Ok(out)
+    }
+
+    /// The seek points to write: the first frame at or after each multiple of the spacing,
+    /// widened so that they fit the reserved slots, in increasing order without duplicates.
+    fn seek_points(&self, total: u64) -> Vec<SeekPoint> {
+        let spacing = self.seek_spacing.max(total.div_ceil(self.seek_slots as u64));
+        let mut points: Vec<SeekPoint> = Vec::new();
+        let mut next_target = 0u64;
+        for p in &self.sink.candidates {
+            if p.sample >= next_target {
+                points.push(*p);
+                next_target = (p.sample / spacing + 1) * spacing;
+            }
+        }
+        points.truncate(self.seek_slots);
+        points
     }
 }
 

@@ -5,7 +5,7 @@ use super::*;
 use md5::{Digest, Md5};
 
 /// A sine per channel plus a little deterministic noise, so prediction has work to do.
-pub(super) fn signal(rate: u32, channels: u8, frames: usize, bits: u8) -> Vec<i32> {
+fn signal(rate: u32, channels: u8, frames: usize, bits: u8) -> Vec<i32> {
     let amplitude = if bits == 24 { 3_000_000.0 } else { 12_000.0 };
     let mut noise = 12345u32;
     (0..frames)
@@ -22,12 +22,12 @@ pub(super) fn signal(rate: u32, channels: u8, frames: usize, bits: u8) -> Vec<i3
         .collect()
 }
 
-pub(super) fn config(rate: u32, channels: u8, bits: u8) -> EncoderConfig {
+fn config(rate: u32, channels: u8, bits: u8) -> EncoderConfig {
     EncoderConfig { sample_rate: rate, channels, bits_per_sample: bits, ..EncoderConfig::default() }
 }
 
 /// Encodes in uneven chunks, as the converter does, and applies the patch; also the patch length.
-pub(super) fn encode(cfg: EncoderConfig, pcm: &[i32]) -> (Vec<u8>, usize) {
+fn encode(cfg: EncoderConfig, pcm: &[i32]) -> (Vec<u8>, usize) {
     let (channels, bits) = (usize::from(cfg.channels), cfg.bits_per_sample);
     let mut s = FlacSession::new(cfg).expect("valid config");
     let mut out = Vec::new();
@@ -48,14 +48,14 @@ pub(super) fn encode(cfg: EncoderConfig, pcm: &[i32]) -> (Vec<u8>, usize) {
 }
 
 /// Decodes with claxon: (rate, channels, bits, total samples from STREAMINFO, samples).
-pub(super) fn decode(flac: &[u8]) -> (u32, u32, u32, Option<u64>, Vec<i32>) {
+fn decode(flac: &[u8]) -> (u32, u32, u32, Option<u64>, Vec<i32>) {
     let mut r = claxon::FlacReader::new(std::io::Cursor::new(flac)).expect("claxon reads it");
     let info = r.streaminfo();
     let samples = r.samples().map(Result::unwrap).collect();
     (info.sample_rate, info.channels, info.bits_per_sample, info.samples, samples)
 }
 
-pub(super) fn md5_of(pcm: &[i32], bits: u8) -> [u8; 16] {
+fn md5_of(pcm: &[i32], bits: u8) -> [u8; 16] {
     let mut h = Md5::new();
     for s in pcm {
         h.update(&s.to_le_bytes()[..usize::from(bits / 8)]);
