@@ -23,8 +23,13 @@ setup:
 
 # MP3LAME_SYS_OVERRIDE_HOST makes LAME's configure cross-compile; it is not per-target, so it
 # is set for this wasm-only build and never for the native one.
+# libFLAC (codec-flac) is built by CMake with a toolchain file of its own (no C++ runtime, no
+# threads in WASI); the variable would reach libopus's CMake build too, so codec-flac is built
+# by a cargo run of its own.
+FLAC_TOOLCHAIN := CMAKE_TOOLCHAIN_FILE_wasm32_wasip2=$(CURDIR)/components/codec-flac/wasm32-wasip2.cmake
 components: setup
-	MP3LAME_SYS_OVERRIDE_HOST=i686-pc-linux-gnu $(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(WASM_CRATES))
+	MP3LAME_SYS_OVERRIDE_HOST=i686-pc-linux-gnu $(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(filter-out codec-flac,$(WASM_CRATES)))
+	$(FLAC_TOOLCHAIN) $(CARGO) build --release --target wasm32-wasip2 -p codec-flac
 	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir || exit 1; done
 
 host: setup

@@ -302,3 +302,12 @@ fn unusual_rates_are_carried() {
 fn info_offers_what_start_accepts() {
     codec_plugin_kit::testing::info_offers_what_start_accepts::<FlacSession>(44100);
 }
+
+#[test]
+fn the_linked_libflac_is_the_one_the_vendor_string_names() {
+    // SAFETY: a static NUL-terminated string of libFLAC's.
+    let version = unsafe { std::ffi::CStr::from_ptr(libflac_sys::FLAC__VERSION_STRING) }.to_str().unwrap();
+    assert_eq!(version, LIBFLAC_VERSION);
+    assert!(VENDOR.ends_with(&format!("(libFLAC {LIBFLAC_VERSION})")), "{VENDOR}");
+}
+
