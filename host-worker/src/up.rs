@@ -216,10 +216,19 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
         };
         tracing::info!(%local, app = %manifest_name, "serving");
         println!("mp3edge: serving on http://{local}");
-        let worker = worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        // Conversions run on threads of their own at a lower priority, so that requests are
+        // served first when both want the CPU (an idle edge leaves the encoder every cycle).
+        let conversions = match &worker {
+            Some(_) => Some(conversion_runtime()?),
+            None => None,
+        };
+        let worker = worker.zip(conversions.as_ref()).map(|(w, rt)| rt.spawn(w.run(shutdown.clone())));
         let served = trigger.serve(listener, shutdown).await;
         if let Some(worker) = worker {
             worker.await??;
+        }
+        if let Some(rt) = conversions {
+            rt.shutdown_background();
         }
         admin_stopped.cancel();
         if let Some(admin) = admin {
@@ -232,4 +241,28 @@ pub async fn run(mut args: UpArgs) -> Result<()> {
         redis.stop().await;
     }
     result
+}
+
+/// How much nicer than the process the threads that convert in `up` are (at most 19): under
+/// contention the kernel gives a request's thread about nine times the encoder's share.
+pub const CONVERSION_NICE_STEP: i32 = 10;
+
+/// The runtime the worker of `up` runs on: as many threads as cores, named `conversion`, each
+/// (and every process it starts, such as the confined FFmpeg, which inherits it)
+/// [`CONVERSION_NICE_STEP`] nicer than the threads that serve requests.
+fn conversion_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("conversion")
+        .on_thread_start(|| {
+            // SAFETY: plain system calls on this thread (Linux keeps a nice value per thread,
+            // which a new thread inherits from the one that made it).
+            let tid = unsafe { libc::gettid() } as libc::id_t;
+            let base = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, (base + CONVERSION_NICE_STEP).min(19)) } != 0 {
+                tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower a conversion thread's priority");
+            }
+        })
+        .build()
+        .context("starting the conversion runtime")
 }

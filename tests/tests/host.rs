@@ -143,3 +143,70 @@ async fn the_private_redis_dies_with_its_host_and_comes_back_when_it_dies_alone(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The threads of process `pid`: (name, nice value) from `/proc`.
+fn threads(pid: u32) -> Vec<(String, i64)> {
+    let mut all = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(stat)) = (std::fs::read_to_string(path.join("comm")), std::fs::read_to_string(path.join("stat"))) else { continue };
+        // Field 19 (nice) counts from after the parenthesised name, which may hold spaces.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let nice = after.split_whitespace().nth(16).and_then(|n| n.parse().ok()).unwrap_or(i64::MIN);
+        all.push((name.trim().to_string(), nice));
+    }
+    all
+}
+
+/// The processes whose parent is `pid`: (pid, nice).
+fn children(pid: u32) -> Vec<(u32, i64)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            all.push((child, fields.get(16).and_then(|n| n.parse().ok()).unwrap_or(i64::MIN)));
+        }
+    }
+    all
+}
+
+/// `up` converts on threads of its own, nicer than the threads that serve requests (by 10, or
+/// up to 19 when the test itself runs niced), and the confined FFmpeg processes they start
+/// inherit it: under contention the kernel serves a request first, and the edge does not
+/// starve behind the encoder.
+#[tokio::test]
+async fn conversions_run_below_the_requests_priority() {
+    let p = Platform::start();
+    let c = Client::new(&p);
+    let pid = p.pid().unwrap();
+    let token = c.new_user("nice@example.com").await;
+    let video = e2e_tests::fixtures::long_video("nice-60s.mp4", 60, "160x120");
+    let id = c.upload_file(&token, &video, "video/mp4", "format=mp3").await;
+    let (mut media, mut conversion_threads) = (Vec::new(), Vec::new());
+    let started = std::time::Instant::now();
+    loop {
+        for (child, nice) in children(pid) {
+            // The private Redis was started before any conversion, at the host's own priority.
+            if std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|comm| !comm.starts_with("redis")) {
+                media.push(nice);
+            }
+        }
+        conversion_threads.extend(threads(pid).into_iter().filter(|(name, _)| name.starts_with("conversion")).map(|(_, nice)| nice));
+        let job = c.job(&token, &id).await;
+        if job["status"] == "done" || job["status"] == "failed" {
+            assert_eq!(job["status"], "done", "{job}");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the job never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let serving: Vec<i64> = threads(pid).into_iter().filter(|(name, _)| name.starts_with("tokio-rt-worker")).map(|(_, nice)| nice).collect();
+    let base = *serving.first().unwrap_or_else(|| panic!("no request threads among {:?}", threads(pid)));
+    assert!(serving.iter().all(|&n| n == base), "request threads' nice values: {serving:?}");
+    let lowered = (base + 10).min(19);
+    assert!(lowered > base, "the tests run at nice {base}: nothing is lower");
+    assert!(!conversion_threads.is_empty() && conversion_threads.iter().all(|&n| n == lowered), "conversion threads' nice values: {conversion_threads:?}, requests' {base}");
+    assert!(!media.is_empty() && media.iter().all(|&n| n == lowered), "media processes' nice values: {media:?}, requests' {base}");
+}

@@ -9,17 +9,18 @@
 //! Then, each with its goal (issue 13): the CPU-seconds per minute of audio of both and their
 //! ratio; the mp3 plugin's own CPU against native LAME's (the 5-minute input's audio as WAV,
 //! `mp3edge convert --segment-threads 1` against `ffmpeg -threads 1`, minimum of the runs); the peak RSS of one whole `mp3edge up` (edge and worker in one process) converting the
-//! longest input; and, under `wrk` (`scripts/setup.sh` installs it), the edge's request rate
-//! for a static asset (`GET /` of the web component) and for `POST /validate`
-//! (`wrk -t2 -c8 -d10s`, median of three); and the upload throughput of the longest input on
-//! loopback, `POST /upload` against tus (`/uploads`).
+//! longest input; the upload throughput of the longest input on loopback, `POST /upload`
+//! against tus (`/uploads`); and the edge under `wrk` (`scripts/setup.sh` installs it), idle and
+//! while the longest input converts, against a native server in the same run (`edge`).
 //! First, a first start of `mp3edge up` (edge and worker, empty module cache): its time to the
 //! first served request and its peak RSS by then, with the build's precompiled components and
 //! without them (compiling every component, as before `mp3edge precompile`), against a warm start
 //! (module cache filled) in the same run, interleaved, medians.
 //! Usage: `cargo run --release -p e2e-tests --bin bench -- [--runs N] [--short-only] [--up-only]
-//! [--first-start-only]` (`--up-only`: only the whole-`up` RSS and the request rates;
-//! `--first-start-only`: only the first start).
+//! [--first-start-only] [--edge-only]` (`--up-only`: only the whole-`up` RSS, the uploads and
+//! the edge; `--first-start-only`: only the first start; `--edge-only`: only the edge).
+
+mod edge;
 
 use std::path::Path;
 use std::process::Command;
@@ -287,25 +288,6 @@ async fn run_up_whole(input: &Path) -> (f64, f64, f64) {
     (rss, cold_start_rss, media_peak)
 }
 
-/// Requests per second `wrk -t2 -c8 -d10s` reaches on `url` (median of three runs), with an
-/// optional Lua script; `None` without `wrk`.
-fn wrk_rate(url: &str, script: Option<&Path>) -> Option<f64> {
-    let mut rates = Vec::new();
-    for _ in 0..3 {
-        let mut command = Command::new("wrk");
-        command.args(["-t2", "-c8", "-d10s"]);
-        if let Some(script) = script {
-            command.arg("-s").arg(script);
-        }
-        let out = command.arg(url).output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(!text.contains("Non-2xx"), "wrk saw errors from {url}:\n{text}");
-        let rate = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
-        rates.push(rate);
-    }
-    Some(median(rates))
-}
-
 /// Seconds to send `bytes` as a tus upload: the creation, then appends of `part` bytes each.
 async fn tus_upload_secs(c: &Client, token: &str, bytes: &bytes::Bytes, part: usize) -> f64 {
     let started = std::time::Instant::now();
@@ -373,31 +355,16 @@ async fn run_upload_throughput(input: &Path, runs: usize) {
     );
 }
 
-/// The edge's request rates: a static asset and `POST /validate`.
-async fn run_request_rates() {
-    if Command::new("wrk").arg("--version").output().is_err() {
-        println!("request rates: skipped, `wrk` is not installed (`make setup` installs it)");
-        return;
-    }
-    let p = Platform::start_with(PlatformOptions { no_worker: true, ..Default::default() }).unwrap();
-    let c = Client::new(&p);
-    let token = c.new_user("bench-wrk@example.com").await;
-    let script = std::env::temp_dir().join(format!("mp3edge-bench-validate-{}.lua", std::process::id()));
-    std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.headers[\"authorization\"] = \"Bearer {token}\"\n")).unwrap();
-    let static_rate = wrk_rate(&c.url("/"), None);
-    let validate_rate = wrk_rate(&c.url("/validate"), Some(&script));
-    let _ = std::fs::remove_file(&script);
-    let show = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.0}/s"));
-    println!("edge GET / (static asset): {:>10}   goal: ~16,800/s (Spin 4.0.2 on the reference machine)", show(static_rate));
-    println!("edge POST /validate:       {:>10}   goal: as high as the static asset allows (a JWT check and one SQLite read)", show(validate_rate));
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(3usize);
     let short_only = args.iter().any(|a| a == "--short-only");
     let up_only = args.iter().any(|a| a == "--up-only");
+    if args.iter().any(|a| a == "--edge-only") {
+        edge::run(&long_video("bench-3600s-640x360.mp4", 3600, "640x360"), runs).await;
+        return;
+    }
     if args.iter().any(|a| a == "--first-start-only") {
         run_first_start(runs).await;
         return;
@@ -476,6 +443,6 @@ async fn main() {
     }
     if let Some((_, input)) = &longest {
         run_upload_throughput(input, runs).await;
+        edge::run(input, runs).await;
     }
-    run_request_rates().await;
 }
