@@ -47,7 +47,8 @@ up: build
 # Spin's conformance suite runs when ../shared/spin-conformance exists (tests/tests/spin_conformance.rs).
 # It ends by checking every status the suite's requests got against the API description (with
 # the suite's package selection, so nothing is rebuilt).
-# The host is built here with every test target; `crates/workspace-hack` makes `make build`
+# The tests run under cargo-nextest, side by side (`.config/nextest.toml`); doctests, which it
+# does not run, by cargo. The host is built here with every test target; `crates/workspace-hack` makes `make build`
 # resolve the same features, which `check-one-build.sh` holds it to (otherwise Wasmtime and the
 # rest compile twice: 8 minutes of CI on 2 cores).
 NATIVE_CRATES := --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS) $(API_DESCRIPTION))
@@ -58,8 +59,9 @@ test: components
 	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir test || exit 1; done
 	rm -rf target/observed-requests
 	$(CARGO) test --release -p $(API_DESCRIPTION)
-	$(CARGO) test --release $(NATIVE_CRATES)
-	$(CARGO) test --release $(NATIVE_CRATES) --test openapi -- --ignored
+	$(CARGO) nextest run --release $(NATIVE_CRATES)
+	$(CARGO) test --release $(NATIVE_CRATES) --doc
+	$(CARGO) nextest run --release $(NATIVE_CRATES) --test openapi --run-ignored only
 
 # Spin's conformance suite alone, every test with its verdict.
 conformance: host

@@ -53,6 +53,13 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+# cargo-nextest runs the test suite (`make test`); the machines' toolchain has it, a machine
+# without it gets it from crates.io once.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest (crates.io)"
+  cargo install --locked cargo-nextest@0.9.143
+fi
+
 # The browser test's Node packages (playwright-core only: it never downloads a browser), again
 # whenever the lock file changes.
 BROWSER_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
