@@ -251,15 +251,19 @@ pub const CONVERSION_NICE_STEP: i32 = 10;
 /// (and every process it starts, such as the confined FFmpeg, which inherits it)
 /// [`CONVERSION_NICE_STEP`] nicer than the threads that serve requests.
 fn conversion_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // The value is fixed here, from the thread that builds the runtime (a request thread's):
+    // the runtime's blocking threads are started by its own, already nicer, threads.
+    // SAFETY: plain system calls on this thread (Linux keeps a nice value per thread, which a
+    // new thread inherits from the one that made it).
+    let base = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+    let nice = (base + CONVERSION_NICE_STEP).min(19);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("conversion")
-        .on_thread_start(|| {
-            // SAFETY: plain system calls on this thread (Linux keeps a nice value per thread,
-            // which a new thread inherits from the one that made it).
+        .on_thread_start(move || {
+            // SAFETY: as above.
             let tid = unsafe { libc::gettid() } as libc::id_t;
-            let base = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, (base + CONVERSION_NICE_STEP).min(19)) } != 0 {
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
                 tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower a conversion thread's priority");
             }
         })
