@@ -225,11 +225,13 @@ async fn an_upload_that_stalls_after_outlasting_the_request_timeout_gets_408_at_
     // 64 KiB every 100 ms for five seconds (past twice the request timeout), then nothing.
     let started = Instant::now();
     let piece = sample_bytes(64 << 10);
+    // The silence starts with the last piece written, not with the pause after it.
+    let mut stalled = Instant::now();
     while started.elapsed() < Duration::from_secs(5) {
         stream.write_all(&piece).await.unwrap();
+        stalled = Instant::now();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let stalled = Instant::now();
     let mut answer = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut answer)).await.expect("an answer").unwrap();
     let waited = stalled.elapsed();
