@@ -128,10 +128,12 @@ fn with_resolv_conf(source: &std::ffi::CStr) -> std::io::Result<()> {
 /// Starts `mp3edge up` as `options` ask and waits until it serves: (the process, its port, its
 /// admin port). Its output goes to the end of `log_path`.
 fn launch(options: &PlatformOptions, data_dir: &Path, redis: Option<&RedisServer>, runtime_config: Option<&Path>, log_path: &Path) -> Result<(Child, u16, u16)> {
-    // What this start logs: the file may hold an earlier start's lines.
-    let since = std::fs::metadata(log_path).map_or(0, |m| m.len() as usize);
-    let log = || std::fs::read(log_path).map(|bytes| String::from_utf8_lossy(&bytes[since.min(bytes.len())..]).into_owned()).unwrap_or_default();
+    let log_since = |since: usize| std::fs::read(log_path).map(|bytes| String::from_utf8_lossy(&bytes[since.min(bytes.len())..]).into_owned()).unwrap_or_default();
     for _ in 0..START_ATTEMPTS {
+        // What this attempt logs: the file may hold an earlier start's or attempt's lines (an
+        // earlier attempt's "admin endpoints not served" must not fail this one).
+        let since = std::fs::metadata(log_path).map_or(0, |m| m.len() as usize);
+        let log = || log_since(since);
         let (port, admin_port) = (free_port(), free_port());
         let mut child = spawn_up(options, data_dir, redis, runtime_config, port, admin_port, log_path)?;
         // Ready when this child says it serves its port. A port that was free a moment ago can
@@ -166,7 +168,7 @@ fn launch(options: &PlatformOptions, data_dir: &Path, redis: Option<&RedisServer
         }
         return Ok((child, port, admin_port));
     }
-    bail!("mp3edge could not bind a free port in {START_ATTEMPTS} attempts; log:\n{}", log())
+    bail!("mp3edge could not bind a free port in {START_ATTEMPTS} attempts; log:\n{}", log_since(0))
 }
 
 impl Platform {
