@@ -48,13 +48,15 @@ up: build
 # It ends by checking every status the suite's requests got against the API description (with
 # the suite's package selection, so nothing is rebuilt).
 # The tests run under cargo-nextest, side by side (`.config/nextest.toml`); doctests, which it
-# does not run, by cargo. The host is built here with every test target; `crates/workspace-hack` makes `make build`
+# does not run, by cargo. The components are precompiled first, as `make build` does, so the
+# platforms the tests start load them instead of each compiling them at once. The host is built here with every test target; `crates/workspace-hack` makes `make build`
 # resolve the same features, which `check-one-build.sh` holds it to (otherwise Wasmtime and the
 # rest compile twice: 8 minutes of CI on 2 cores).
 NATIVE_CRATES := --workspace $(addprefix --exclude ,$(COMPONENTS) $(TEST_PLUGINS) $(WASM_LIBS) $(API_DESCRIPTION))
 test: components
 	$(CARGO) build --release $(NATIVE_CRATES) --all-targets
 	./scripts/check-one-build.sh
+	./target/release/mp3edge precompile
 	./scripts/conformance-components.sh
 	for dir in $(C_PLUGINS); do $(MAKE) -C $$dir test || exit 1; done
 	rm -rf target/observed-requests
