@@ -8,7 +8,8 @@
 //! * [`Client`] (`client`): the HTTP conversations with the platform; [`error_body`].
 //! * `process`: the binary under test, free ports, waiting and stopping; `observed`: the
 //!   requests the suite's platforms answered, for the API description's check.
-//! * [`api_spec`]: the served API description, and answers checked against it.
+//! * [`api_spec`]: the served API description, and answers checked against it; [`procfs`]:
+//!   processes' and threads' `/proc/.../stat` fields and children.
 //! * [`fixtures`], [`probe`], [`audio`], [`suite`], [`options_suite`]: media made and read back
 //!   by FFmpeg, and the suites every output format passes.
 //!
@@ -30,6 +31,7 @@ pub mod audio;
 pub mod fixtures;
 pub mod options_suite;
 pub mod probe;
+pub mod procfs;
 pub mod suite;
 
 pub use client::*;

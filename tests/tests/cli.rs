@@ -204,12 +204,11 @@ async fn up_serves_admin_endpoints_and_logs_one_line_per_request_with_user_and_j
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     // The worker counts a job done just after it records it so: the counter may lag the record.
-    let mut metrics = String::new();
-    let started = std::time::Instant::now();
-    while !metrics.lines().any(|line| line == "mp3edge_jobs_done_total 1") && started.elapsed() < Duration::from_secs(10) {
-        metrics = get("/metrics").await.unwrap().text().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("the worker counting the job done", Duration::from_secs(10), async || {
+        get("/metrics").await.unwrap().text().await.unwrap().lines().any(|line| line == "mp3edge_jobs_done_total 1")
+    })
+    .await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(metrics.contains("mp3edge_http_requests_total{component=\"gateway\",method=\"GET\",status=\"200\"}"), "{metrics}");
     assert!(metrics.contains("mp3edge_http_request_duration_seconds_count{component=\"auth\"}"), "{metrics}");
     assert!(metrics.lines().any(|line| line == "mp3edge_jobs_done_total 1"), "{metrics}");

@@ -32,18 +32,13 @@ async fn upload_bytes(c: &Client, token: &str, name: &str, body: Vec<u8>) -> Str
 
 /// The processes whose parent is `pid`, with their command lines.
 fn children(pid: u32) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        // The parent is the second field after the parenthesised command name.
-        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-        if parent == Some(pid) {
+    e2e_tests::procfs::children(pid)
+        .into_iter()
+        .map(|child| {
             let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-            found.push((child, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
-        }
-    }
-    found
+            (child, String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        })
+        .collect()
 }
 
 fn status_field(pid: u32, field: &str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! The host itself: embedded defaults (private Redis, generated secrets), Spin's storage
 //! layout, routing errors, memory caps and clean shutdown.
 
+use e2e_tests::procfs;
 use e2e_tests::*;
 
 #[tokio::test]
@@ -149,27 +150,15 @@ fn threads(pid: u32) -> Vec<(String, i64)> {
     let mut all = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
         let path = task.path();
-        let (Ok(name), Ok(stat)) = (std::fs::read_to_string(path.join("comm")), std::fs::read_to_string(path.join("stat"))) else { continue };
-        // Field 19 (nice) counts from after the parenthesised name, which may hold spaces.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let nice = after.split_whitespace().nth(16).and_then(|n| n.parse().ok()).unwrap_or(i64::MIN);
-        all.push((name.trim().to_string(), nice));
+        let (Ok(name), Some(fields)) = (std::fs::read_to_string(path.join("comm")), procfs::stat_fields(path.join("stat"))) else { continue };
+        all.push((name.trim().to_string(), nice(&fields)));
     }
     all
 }
 
-/// The processes whose parent is `pid`: (pid, nice).
-fn children(pid: u32) -> Vec<(u32, i64)> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
-            all.push((child, fields.get(16).and_then(|n| n.parse().ok()).unwrap_or(i64::MIN)));
-        }
-    }
-    all
+/// The nice value of a `stat` file's fields (`i64::MIN` if unreadable, which no check accepts).
+fn nice(fields: &[String]) -> i64 {
+    fields.get(16).and_then(|n| n.parse().ok()).unwrap_or(i64::MIN)
 }
 
 /// `up` converts on threads of its own, nicer than the threads that serve requests (by 10, or
@@ -187,10 +176,12 @@ async fn conversions_run_below_the_requests_priority() {
     let (mut media, mut conversion_threads) = (Vec::new(), Vec::new());
     let started = std::time::Instant::now();
     loop {
-        for (child, nice) in children(pid) {
+        for child in procfs::children(pid) {
             // The private Redis was started before any conversion, at the host's own priority.
-            if std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|comm| !comm.starts_with("redis")) {
-                media.push(nice);
+            if std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|comm| !comm.starts_with("redis"))
+                && let Some(fields) = procfs::stat_fields(format!("/proc/{child}/stat"))
+            {
+                media.push(nice(&fields));
             }
         }
         conversion_threads.extend(threads(pid).into_iter().filter(|(name, _)| name.starts_with("conversion")).map(|(_, nice)| nice));

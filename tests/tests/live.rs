@@ -237,8 +237,7 @@ async fn event_stream_needs_a_valid_token_and_the_jobs_owner() {
 
 /// CPU seconds the process has used (user + system), from `/proc`.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields = e2e_tests::procfs::stat_fields(format!("/proc/{pid}/stat")).unwrap();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }

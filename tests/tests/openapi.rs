@@ -213,17 +213,15 @@ async fn the_description_validates_and_every_operations_answers_match_it() {
     for request in &calls {
         send(&c, &spec, request, &mut called, &mut failures).await;
     }
-    let res = c.http.post(c.url("/login")).basic_auth("spec@example.com", Some("wrong-password-1")).send().await.unwrap();
+    // `POST /login` is HTTP Basic: a wrong password, then the right one.
     let login = spec.operation("POST", "/login").unwrap();
-    let (status, content_type) = (res.status().as_u16(), res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()));
-    if let Err(e) = spec.check_answer(&login, status, content_type.as_deref(), &res.bytes().await.unwrap()) {
-        failures.push(e);
-    }
-    let res = c.http.post(c.url("/login")).basic_auth("spec@example.com", Some("user-password-1")).send().await.unwrap();
-    let (status, content_type) = (res.status().as_u16(), res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()));
-    assert_eq!(status, 200);
-    if let Err(e) = spec.check_answer(&login, status, content_type.as_deref(), &res.bytes().await.unwrap()) {
-        failures.push(e);
+    for (password, expected) in [("wrong-password-1", 401), ("user-password-1", 200)] {
+        let res = c.http.post(c.url("/login")).basic_auth("spec@example.com", Some(password)).send().await.unwrap();
+        let (status, content_type) = (res.status().as_u16(), res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()));
+        assert_eq!(status, expected);
+        if let Err(e) = spec.check_answer(&login, status, content_type.as_deref(), &res.bytes().await.unwrap()) {
+            failures.push(e);
+        }
     }
     called.insert(("POST".into(), "/login".into()));
     assert!(failures.is_empty(), "answers the description does not document:\n{}", failures.join("\n"));
@@ -250,9 +248,10 @@ async fn the_routes_served_are_exactly_the_ones_described() {
             .replace("{name}", "preset")
     };
     let mut wrong = Vec::new();
-    let templates: BTreeSet<String> = spec.operations().into_iter().map(|(_, t)| t).collect();
+    let operations = spec.operations();
+    let templates: BTreeSet<&String> = operations.iter().map(|(_, t)| t).collect();
     for template in &templates {
-        let documented: BTreeSet<String> = spec.operations().into_iter().filter(|(_, t)| t == template).map(|(m, _)| m).filter(|m| m != "OPTIONS").collect();
+        let documented: BTreeSet<String> = operations.iter().filter(|(m, t)| t == *template && m != "OPTIONS").map(|(m, _)| m.clone()).collect();
         let path = fill(template);
         let mut served = BTreeSet::new();
         for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
@@ -292,7 +291,7 @@ async fn the_routes_served_are_exactly_the_ones_described() {
                     }
                 }
             }
-            None => assert!(templates.contains(route), "route {route} of spin.toml is not described"),
+            None => assert!(templates.iter().any(|t| t.as_str() == route), "route {route} of spin.toml is not described"),
         }
     }
     assert!(wrong.is_empty(), "served and described routes differ:\n{}", wrong.join("\n"));

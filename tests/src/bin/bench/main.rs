@@ -45,8 +45,7 @@ fn children_cpu_secs() -> f64 {
 /// CPU seconds (user + system) a process has used so far, with those of its children that
 /// ended: the worker's media processes, which run FFmpeg for it (`demux::sandbox`).
 fn process_cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("worker is running");
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields = e2e_tests::procfs::stat_fields(format!("/proc/{pid}/stat")).expect("worker is running");
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     fields[11..15].iter().map(|f| f.parse::<f64>().unwrap()).sum::<f64>() / ticks
 }
