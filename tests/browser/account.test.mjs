@@ -16,8 +16,10 @@ test('the account page edits the webhook, sends a test event and shows the last 
   const result = page.locator('[data-testid=webhook-result]');
   await navigate(page, 'Account');
   assert.equal(await page.inputValue('#webhook-url'), '');
-  assert.equal(await page.locator('[data-testid=account-usage]').textContent(),
-    `Signed in as ${ACCOUNT_EMAIL}. Storage: 0 B of ${mb(QUOTA_BYTES)} used.`);
+  // The summary is written when GET /users/me answers, which a busy machine may delay.
+  const usage = page.locator('[data-testid=account-usage]');
+  await until(async () => (await usage.textContent()) !== '', 'the account summary');
+  assert.equal(await usage.textContent(), `Signed in as ${ACCOUNT_EMAIL}. Storage: 0 B of ${mb(QUOTA_BYTES)} used.`);
 
   // No webhook yet: the test event says so (the server's 409).
   await page.click('[data-testid=webhook-test]');
