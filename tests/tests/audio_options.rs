@@ -89,7 +89,15 @@ impl Session {
     }
 
     /// Uploads with `query` and expects a 400 titled `error` whose detail mentions `detail`.
+    /// The user's jobs and stored bytes, to show that a refused upload left nothing.
+    async fn holdings(&self) -> (usize, u64) {
+        let jobs: serde_json::Value = self.client.http.get(self.client.url("/jobs?limit=200")).bearer_auth(&self.token).send().await.unwrap().json().await.unwrap();
+        let me: serde_json::Value = self.client.http.get(self.client.url("/users/me")).bearer_auth(&self.token).send().await.unwrap().json().await.unwrap();
+        (jobs.as_array().unwrap().len(), me["used_bytes"].as_u64().unwrap())
+    }
+
     async fn refused(&self, query: &str, error: &str, detail: &str) {
+        let before = self.holdings().await;
         let url = self.client.url(&format!("/upload?filename=tone.wav&{query}"));
         let res = self
             .client
@@ -105,6 +113,7 @@ impl Session {
         assert_eq!(body["error"], error, "{query}: {body}");
         let got = body["detail"].as_str().unwrap();
         assert!(got.contains(detail), "{query}: detail {got:?} should mention {detail:?}");
+        assert_eq!(self.holdings().await, before, "{query}: the refused upload left a job or bytes");
     }
 }
 
